@@ -4,13 +4,13 @@
 
 use std::net::Ipv4Addr;
 
-use portcullis_protocol::radius::{
-    self, Attribute, Builder, Code, MAX_PASSWORD_LEN, Packet, Signature, attr_type,
-    recover_password,
-};
 use ::radius::core::code::Code as TheirCode;
 use ::radius::core::packet::Packet as TheirPacket;
 use ::radius::core::{rfc2865, rfc2866, vsa::StringVSA};
+use portcullis_protocol::radius::{
+    self, Attribute, Builder, Code, MAX_PASSWORD_LEN, Packet, Secret, Signature, attr_type,
+    recover_password,
+};
 
 const SECRET: &[u8] = b"differential-secret";
 
@@ -48,13 +48,14 @@ fn our_access_request_parses_in_radius_rs() {
         let mut buf = [0u8; 4096];
         let mut b = Builder::access_request(&mut buf, round as u8, &auth).unwrap();
         b.attribute(attr_type::USER_NAME, user.as_bytes()).unwrap();
-        b.user_password(&password, SECRET).unwrap();
-        b.attribute(attr_type::NAS_IDENTIFIER, b"appliance-1").unwrap();
+        b.user_password(&password, &Secret::new(SECRET)).unwrap();
+        b.attribute(attr_type::NAS_IDENTIFIER, b"appliance-1")
+            .unwrap();
         b.attribute_ipv4(attr_type::NAS_IP_ADDRESS, Ipv4Addr::new(127, 0, 0, 1))
             .unwrap();
         b.attribute_u32(attr_type::NAS_PORT, round).unwrap();
         b.vendor_specific(17164, &[(1, b"2")]).unwrap();
-        let len = b.finish_request(SECRET).unwrap();
+        let len = b.finish_request(&Secret::new(SECRET)).unwrap();
 
         let theirs = TheirPacket::decode(&buf[..len], SECRET).unwrap();
         assert_eq!(theirs.get_code(), TheirCode::AccessRequest);
@@ -75,7 +76,10 @@ fn our_access_request_parses_in_radius_rs() {
             Ipv4Addr::LOCALHOST
         );
         assert_eq!(rfc2865::lookup_nas_port(&theirs).unwrap().unwrap(), round);
-        let vsa = theirs.lookup(attr_type::VENDOR_SPECIFIC).unwrap().encode_bytes();
+        let vsa = theirs
+            .lookup(attr_type::VENDOR_SPECIFIC)
+            .unwrap()
+            .encode_bytes();
         assert_eq!(vsa, [0, 0, 0x43, 0x0c, 1, 3, b'2']);
         // Their encoder reproduces our octets exactly (it keeps attribute order).
         assert_eq!(theirs.encode().unwrap(), buf[..len]);
@@ -103,7 +107,7 @@ fn radius_rs_access_request_parses_here() {
         let mut out = [0u8; MAX_PASSWORD_LEN];
         let recovered = recover_password(
             ours.user_password().unwrap(),
-            SECRET,
+            &Secret::new(SECRET),
             &ours.authenticator(),
             &mut out,
         )
@@ -131,11 +135,11 @@ fn radius_rs_access_accept_verifies_here() {
     let ours = Packet::new_checked(&bytes[..]).unwrap();
     assert_eq!(ours.code(), Code::AccessAccept);
     assert_eq!(
-        ours.verify_reply(&request_auth, SECRET),
+        ours.verify_reply(&request_auth, &Secret::new(SECRET)),
         Ok(Signature::Unsigned)
     );
     assert_eq!(
-        ours.verify_reply(&request_auth, b"another-secret"),
+        ours.verify_reply(&request_auth, &Secret::new(b"another-secret")),
         Err(radius::Error::AuthenticatorMismatch)
     );
     let classes: Vec<_> = ours.find_all(attr_type::CLASS).collect();
@@ -167,11 +171,17 @@ fn our_access_accept_verifies_in_radius_rs() {
     let request_bytes = request.encode().unwrap();
     let request_auth: [u8; 16] = request.get_authenticator()[..].try_into().unwrap();
     let mut buf = [0u8; 1024];
-    let mut b = Builder::new(&mut buf, Code::AccessAccept, request.get_identifier(), &[0; 16]).unwrap();
+    let mut b = Builder::new(
+        &mut buf,
+        Code::AccessAccept,
+        request.get_identifier(),
+        &[0; 16],
+    )
+    .unwrap();
     b.message_authenticator().unwrap();
     b.attribute(attr_type::CLASS, b"admins").unwrap();
     b.vendor_specific(17164, &[(1, b"2")]).unwrap();
-    let len = b.finish_reply(&request_auth, SECRET).unwrap();
+    let len = b.finish_reply(&request_auth, &Secret::new(SECRET)).unwrap();
     assert!(TheirPacket::is_authentic_response(
         &buf[..len],
         &request_bytes,
@@ -195,14 +205,17 @@ fn accounting_request_authenticators_agree() {
     let bytes = theirs.encode().unwrap();
     let ours = Packet::new_checked(&bytes[..]).unwrap();
     assert_eq!(ours.code(), Code::AccountingRequest);
-    assert_eq!(ours.verify_accounting_request(SECRET), Ok(Signature::Unsigned));
+    assert_eq!(
+        ours.verify_accounting_request(&Secret::new(SECRET)),
+        Ok(Signature::Unsigned)
+    );
 
     // Ours -> theirs.
     let mut buf = [0u8; 256];
     let mut b = Builder::new(&mut buf, Code::AccountingRequest, 7, &[0; 16]).unwrap();
     b.attribute_u32(40, 1).unwrap();
     b.attribute(attr_type::USER_NAME, b"carol").unwrap();
-    let len = b.finish_accounting_request(SECRET).unwrap();
+    let len = b.finish_accounting_request(&Secret::new(SECRET)).unwrap();
     assert!(TheirPacket::is_authentic_request(&buf[..len], SECRET));
     assert!(!TheirPacket::is_authentic_request(&buf[..len], b"nope"));
 }
@@ -251,6 +264,9 @@ fn malformed_packets_are_refused_by_both() {
     p[20..24].copy_from_slice(&[25, 0, 1, 2]);
     assert_eq!(
         Packet::new_checked(&p[..]).err(),
-        Some(radius::Error::AttributeLengthTooSmall { offset: 20, length: 0 })
+        Some(radius::Error::AttributeLengthTooSmall {
+            offset: 20,
+            length: 0
+        })
     );
 }

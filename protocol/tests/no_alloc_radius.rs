@@ -7,7 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use portcullis_protocol::radius::{
-    Attribute, Builder, MAX_PASSWORD_LEN, Packet, Signature, attr_type, recover_password,
+    Attribute, Builder, MAX_PASSWORD_LEN, Packet, Secret, Signature, attr_type, recover_password,
 };
 
 struct Counting;
@@ -59,7 +59,7 @@ const REQUEST_AUTH: [u8; 16] = [
 fn decode_and_verify(bytes: &[u8]) -> usize {
     let packet = Packet::new_checked(bytes).unwrap();
     assert_eq!(
-        packet.verify_reply(&REQUEST_AUTH, SECRET),
+        packet.verify_reply(&REQUEST_AUTH, &Secret::new(SECRET)),
         Ok(Signature::Signed)
     );
     let mut seen = 0;
@@ -97,13 +97,23 @@ fn encode_and_password_recovery_do_not_allocate() {
     for i in 0..1000u32 {
         let mut b = Builder::access_request(&mut buf, i as u8, &[7; 16]).unwrap();
         b.attribute(attr_type::USER_NAME, b"alice").unwrap();
-        b.user_password(b"correct horse battery staple", SECRET).unwrap();
-        b.attribute(attr_type::NAS_IDENTIFIER, b"appliance").unwrap();
-        let len = b.finish_request(SECRET).unwrap();
+        b.user_password(b"correct horse battery staple", &Secret::new(SECRET))
+            .unwrap();
+        b.attribute(attr_type::NAS_IDENTIFIER, b"appliance")
+            .unwrap();
+        let len = b.finish_request(&Secret::new(SECRET)).unwrap();
         let packet = Packet::new_checked(&buf[..len]).unwrap();
-        assert_eq!(packet.verify_request(SECRET), Ok(Signature::Signed));
-        let password =
-            recover_password(packet.user_password().unwrap(), SECRET, &[7; 16], &mut out).unwrap();
+        assert_eq!(
+            packet.verify_request(&Secret::new(SECRET)),
+            Ok(Signature::Signed)
+        );
+        let password = recover_password(
+            packet.user_password().unwrap(),
+            &Secret::new(SECRET),
+            &[7; 16],
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(password, b"correct horse battery staple");
     }
     let after = allocations();

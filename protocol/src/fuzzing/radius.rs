@@ -8,7 +8,7 @@
 use std::vec::Vec;
 
 use crate::radius::{
-    Builder, MAX_PACKET_LEN, MAX_PASSWORD_LEN, Packet, hide_password, recover_password,
+    Builder, MAX_PACKET_LEN, MAX_PASSWORD_LEN, Packet, Secret, hide_password, recover_password,
 };
 
 /// The RADIUS fuzz targets.
@@ -44,9 +44,9 @@ pub fn packet(data: &[u8]) {
     assert_eq!(covered, usize::from(packet.length()));
     assert!(usize::from(packet.length()) <= MAX_PACKET_LEN);
     let authenticator = packet.authenticator();
-    let _ = packet.verify_reply(&authenticator, SECRET);
-    let _ = packet.verify_request(SECRET);
-    let _ = packet.verify_accounting_request(SECRET);
+    let _ = packet.verify_reply(&authenticator, &Secret::new(SECRET));
+    let _ = packet.verify_request(&Secret::new(SECRET));
+    let _ = packet.verify_accounting_request(&Secret::new(SECRET));
     let _ = packet.chap_password();
     let _ = packet.nas_ip_address();
     let _ = packet.vendor_specific().count();
@@ -79,7 +79,7 @@ pub fn roundtrip(data: &[u8]) {
 /// padding cannot tell apart), and recovering arbitrary octets never panics.
 pub fn password(data: &[u8]) {
     let mut recovered = [0u8; MAX_PASSWORD_LEN];
-    let _ = recover_password(data, SECRET, &[0x5a; 16], &mut recovered);
+    let _ = recover_password(data, &Secret::new(SECRET), &[0x5a; 16], &mut recovered);
 
     let Some((&n, rest)) = data.split_first() else {
         return;
@@ -90,11 +90,17 @@ pub fn password(data: &[u8]) {
     };
     let authenticator = [0xa5; 16];
     let mut hidden = [0u8; MAX_PASSWORD_LEN];
-    let Ok(hidden) = hide_password(password, secret, &authenticator, &mut hidden) else {
+    let Ok(hidden) = hide_password(password, &Secret::new(secret), &authenticator, &mut hidden)
+    else {
         panic!("passwords up to 128 octets must hide");
     };
     let hidden: Vec<u8> = hidden.to_vec();
-    let Ok(back) = recover_password(&hidden, secret, &authenticator, &mut recovered) else {
+    let Ok(back) = recover_password(
+        &hidden,
+        &Secret::new(secret),
+        &authenticator,
+        &mut recovered,
+    ) else {
         panic!("a hidden password must recover");
     };
     let end = password.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);

@@ -53,22 +53,26 @@ pub struct Avp<'a> {
 
 impl<'a> Avp<'a> {
     /// An attribute of type `typ` with `value`.
+    #[inline]
     pub const fn new(typ: u8, value: &'a [u8]) -> Self {
         Avp { typ, value }
     }
 
     /// The Type octet.
+    #[inline]
     pub const fn typ(&self) -> u8 {
         self.typ
     }
 
     /// The Value octets (Length - 2 of them).
+    #[inline]
     pub const fn value(&self) -> &'a [u8] {
         self.value
     }
 
     /// Decodes the value by its type, checking the size and form RFC 2865 §5 gives it.
     /// Types this codec has no typed form for come back as [`Attribute::Other`].
+    #[inline]
     pub fn decode(&self) -> Result<Attribute<'a>, Error> {
         use attr_type::*;
         let value = self.value;
@@ -125,16 +129,19 @@ impl<'a> Avp<'a> {
 }
 
 /// RFC 2865 §5: `text` and `string` values are 1..=253 octets.
+#[inline]
 fn non_empty(value: &[u8]) -> Option<&[u8]> {
     (!value.is_empty()).then_some(value)
 }
 
 /// RFC 2865 §5: `integer` is a 32-bit big-endian value.
+#[inline]
 fn int(value: &[u8]) -> Option<u32> {
     value.try_into().ok().map(u32::from_be_bytes)
 }
 
 /// RFC 2865 §5: `address` is 32 bits, most significant octet first.
+#[inline]
 fn ipv4(value: &[u8]) -> Option<Ipv4Addr> {
     let octets: [u8; 4] = value.try_into().ok()?;
     Some(Ipv4Addr::from(octets))
@@ -194,6 +201,7 @@ pub struct Vsa<'a> {
 
 impl<'a> Vsa<'a> {
     /// Splits a Vendor-Specific value into Vendor-Id and data.
+    #[inline]
     pub fn parse(value: &'a [u8]) -> Result<Self, Error> {
         // RFC 2865 §5.26: Length >= 7, i.e. a 4-octet Vendor-Id and at least one octet of
         // String.
@@ -208,11 +216,13 @@ impl<'a> Vsa<'a> {
 
     /// Vendor-Id: the high octet is 0, the low three the vendor's SMI Network Management
     /// Private Enterprise Code.
+    #[inline]
     pub const fn vendor_id(&self) -> u32 {
         self.vendor_id
     }
 
     /// The String field: everything after the Vendor-Id, in the vendor's own format.
+    #[inline]
     pub const fn data(&self) -> &'a [u8] {
         self.data
     }
@@ -220,6 +230,7 @@ impl<'a> Vsa<'a> {
     /// The sub-attributes, when the data follows the format RFC 2865 §5.26 suggests (one-octet
     /// vendor type, one-octet vendor length counting both, the value) and fills the String
     /// exactly. `None` when it does not: the vendor uses a format of its own, see [`Vsa::data`].
+    #[inline]
     pub fn sub_attributes(&self) -> Option<SubAttributes<'a>> {
         let mut rest = self.data;
         while !rest.is_empty() {
@@ -253,6 +264,7 @@ pub struct SubAttributes<'a> {
 impl<'a> Iterator for SubAttributes<'a> {
     type Item = SubAttribute<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let (vendor_type, value, rest) = split_tlv(self.rest)?;
         self.rest = rest;
@@ -262,6 +274,7 @@ impl<'a> Iterator for SubAttributes<'a> {
 
 /// Splits one type-length-value triple (the length counting its two header octets) off the
 /// front of `buf`: `None` at the end or on a malformed triple.
+#[inline]
 fn split_tlv(buf: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     match buf {
         [typ, len, tail @ ..] if *len >= 2 => {
@@ -274,6 +287,7 @@ fn split_tlv(buf: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 
 /// Checks that `attrs`, the octets after the header, hold a whole number of attributes
 /// (RFC 2865 §5). `base` is the offset of `attrs` in the packet, for error messages.
+#[inline]
 pub(super) fn check_attributes(attrs: &[u8], base: usize) -> Result<(), Error> {
     let mut rest = attrs;
     while !rest.is_empty() {
@@ -314,6 +328,7 @@ pub struct Attributes<'a> {
 impl<'a> Attributes<'a> {
     /// Iterates the attributes in `attrs`. On octets that were not checked, iteration stops at
     /// the first malformed attribute.
+    #[inline]
     pub(super) const fn new(attrs: &'a [u8]) -> Self {
         Attributes { rest: attrs }
     }
@@ -322,6 +337,7 @@ impl<'a> Attributes<'a> {
 impl<'a> Iterator for Attributes<'a> {
     type Item = Avp<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         match split_tlv(self.rest) {
             Some((typ, value, rest)) => {

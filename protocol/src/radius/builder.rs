@@ -3,7 +3,7 @@
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 use super::attr::attr_type;
-use super::crypto::{hide_password, hmac_md5, md5};
+use super::crypto::{Secret, hide_password, hmac_md5, md5};
 use super::{
     AUTHENTICATOR_LEN, Code, Error, HEADER_LEN, MAX_ATTRIBUTE_VALUE_LEN, MAX_PACKET_LEN,
     MAX_PASSWORD_LEN,
@@ -100,7 +100,11 @@ impl<'b> Builder<'b> {
 
     /// Appends User-Password, hidden with `secret` and this packet's Request Authenticator
     /// (RFC 2865 §5.2). Call it on a packet whose authenticator is final: an Access-Request.
-    pub fn user_password(&mut self, password: &[u8], secret: &[u8]) -> Result<&mut Self, Error> {
+    pub fn user_password<S: AsRef<[u8]>>(
+        &mut self,
+        password: &[u8],
+        secret: &Secret<S>,
+    ) -> Result<&mut Self, Error> {
         let authenticator = self.authenticator();
         let mut hidden = [0u8; MAX_PASSWORD_LEN];
         let hidden = hide_password(password, secret, &authenticator, &mut hidden)?;
@@ -164,7 +168,7 @@ impl<'b> Builder<'b> {
     /// Finishes an Access-Request or Status-Server: patches Length and, if a placeholder was
     /// written, computes the Message-Authenticator over the packet with its Request
     /// Authenticator (RFC 3579 §3.2, RFC 5997 §3). Returns the packet length.
-    pub fn finish_request(mut self, secret: &[u8]) -> Result<usize, Error> {
+    pub fn finish_request<S: AsRef<[u8]>>(mut self, secret: &Secret<S>) -> Result<usize, Error> {
         self.patch_length();
         self.sign(secret);
         Ok(self.len)
@@ -175,10 +179,10 @@ impl<'b> Builder<'b> {
     /// the Request Authenticator in the Authenticator field (RFC 3579 §3.2), then writes the
     /// Response Authenticator MD5(Code+ID+Length+RequestAuth+Attributes+Secret) over the
     /// finished attributes (RFC 2865 §3, RFC 2866 §4). Returns the packet length.
-    pub fn finish_reply(
+    pub fn finish_reply<S: AsRef<[u8]>>(
         mut self,
         request_authenticator: &[u8; AUTHENTICATOR_LEN],
-        secret: &[u8],
+        secret: &Secret<S>,
     ) -> Result<usize, Error> {
         self.patch_length();
         self.set_authenticator(request_authenticator);
@@ -191,7 +195,10 @@ impl<'b> Builder<'b> {
     /// Finishes an Accounting-Request: the Request Authenticator becomes
     /// MD5(Code+Identifier+Length+16 zero octets+Attributes+Secret) (RFC 2866 §3), with any
     /// Message-Authenticator computed first over the zeroed authenticator. Returns the length.
-    pub fn finish_accounting_request(mut self, secret: &[u8]) -> Result<usize, Error> {
+    pub fn finish_accounting_request<S: AsRef<[u8]>>(
+        mut self,
+        secret: &Secret<S>,
+    ) -> Result<usize, Error> {
         self.patch_length();
         self.set_authenticator(&[0; AUTHENTICATOR_LEN]);
         self.sign(secret);
@@ -244,7 +251,7 @@ impl<'b> Builder<'b> {
 
     /// Fills in the Message-Authenticator, if there is a placeholder, over the packet as it
     /// stands (Authenticator field included, value zero).
-    fn sign(&mut self, secret: &[u8]) {
+    fn sign<S: AsRef<[u8]>>(&mut self, secret: &Secret<S>) {
         let Some(offset) = self.message_authenticator else {
             return;
         };
@@ -255,16 +262,16 @@ impl<'b> Builder<'b> {
     }
 
     /// MD5(Code+Identifier+Length+`authenticator`+Attributes+Secret).
-    fn authenticator_over(
+    fn authenticator_over<S: AsRef<[u8]>>(
         &self,
         authenticator: &[u8; AUTHENTICATOR_LEN],
-        secret: &[u8],
+        secret: &Secret<S>,
     ) -> [u8; 16] {
         md5(&[
             self.buf.get(..4).unwrap_or_default(),
             authenticator,
             self.buf.get(HEADER_LEN..self.len).unwrap_or_default(),
-            secret,
+            secret.expose(),
         ])
     }
 }
@@ -283,11 +290,12 @@ mod tests {
         let auth = hex16("0f403f9473978057bd83d5cb98f4227a");
         let mut b = Builder::new(&mut buf, Code::AccessRequest, 0, &auth).unwrap();
         b.attribute(attr_type::USER_NAME, b"nemo").unwrap();
-        b.user_password(b"arctangent", b"xyzzy5461").unwrap();
+        b.user_password(b"arctangent", &Secret::new(b"xyzzy5461"))
+            .unwrap();
         b.attribute_ipv4(attr_type::NAS_IP_ADDRESS, Ipv4Addr::new(192, 168, 1, 16))
             .unwrap();
         b.attribute_u32(attr_type::NAS_PORT, 3).unwrap();
-        let len = b.finish_request(b"xyzzy5461").unwrap();
+        let len = b.finish_request(&Secret::new(b"xyzzy5461")).unwrap();
         let expected = hex(
             "010000380f403f9473978057bd83d5cb98f4227a01066e656d6f02120dbe708d
             93d413ce3196e43f782a0aee0406c0a801100506000000 03",
@@ -304,7 +312,9 @@ mod tests {
         b.attribute_u32(6, 1).unwrap();
         b.attribute_u32(15, 0).unwrap();
         b.attribute_ipv4(14, Ipv4Addr::new(192, 168, 1, 3)).unwrap();
-        let len = b.finish_reply(&request_auth, b"xyzzy5461").unwrap();
+        let len = b
+            .finish_reply(&request_auth, &Secret::new(b"xyzzy5461"))
+            .unwrap();
         assert_eq!(len, 38);
         assert_eq!(buf[4..20], hex16("86fe220e7624ba2a1005f6bf9b55e0b2"));
     }
@@ -315,20 +325,29 @@ mod tests {
         let auth = [0x11; 16];
         let mut b = Builder::access_request(&mut buf, 9, &auth).unwrap();
         b.attribute(attr_type::USER_NAME, b"alice").unwrap();
-        b.user_password(b"correct horse", b"s3cret").unwrap();
-        let len = b.finish_request(b"s3cret").unwrap();
+        b.user_password(b"correct horse", &Secret::new(b"s3cret"))
+            .unwrap();
+        let len = b.finish_request(&Secret::new(b"s3cret")).unwrap();
         let packet = Packet::new_checked(&buf[..len]).unwrap();
         assert_eq!(
             packet.attributes().next().map(|a| a.typ()),
             Some(attr_type::MESSAGE_AUTHENTICATOR)
         );
-        assert_eq!(packet.verify_request(b"s3cret"), Ok(Signature::Signed));
         assert_eq!(
-            packet.verify_request(b"s3creT"),
+            packet.verify_request(&Secret::new(b"s3cret")),
+            Ok(Signature::Signed)
+        );
+        assert_eq!(
+            packet.verify_request(&Secret::new(b"s3creT")),
             Err(Error::MessageAuthenticatorMismatch)
         );
         let mut out = [0; MAX_PASSWORD_LEN];
-        let pw = recover_password(packet.user_password().unwrap(), b"s3cret", &auth, &mut out);
+        let pw = recover_password(
+            packet.user_password().unwrap(),
+            &Secret::new(b"s3cret"),
+            &auth,
+            &mut out,
+        );
         assert_eq!(pw, Ok(&b"correct horse"[..]));
         // Flipping any octet leaves no valid signature: the check fails, or (when the flip
         // renames the Message-Authenticator attribute) the packet is no longer signed.
@@ -337,7 +356,7 @@ mod tests {
             copy[i] ^= 0x01;
             if let Ok(p) = Packet::new_checked(&copy[..]) {
                 assert_ne!(
-                    p.verify_request(b"s3cret"),
+                    p.verify_request(&Secret::new(b"s3cret")),
                     Ok(Signature::Signed),
                     "octet {i}"
                 );
@@ -353,14 +372,16 @@ mod tests {
         b.message_authenticator().unwrap();
         b.attribute(attr_type::CLASS, b"admins").unwrap();
         b.vendor_specific(17164, &[(1, b"2"), (2, b"x")]).unwrap();
-        let len = b.finish_reply(&request_auth, b"secret").unwrap();
+        let len = b
+            .finish_reply(&request_auth, &Secret::new(b"secret"))
+            .unwrap();
         let packet = Packet::new_checked(&buf[..len]).unwrap();
         assert_eq!(
-            packet.verify_reply(&request_auth, b"secret"),
+            packet.verify_reply(&request_auth, &Secret::new(b"secret")),
             Ok(Signature::Signed)
         );
         assert_eq!(
-            packet.verify_reply(&[0x23; 16], b"secret"),
+            packet.verify_reply(&[0x23; 16], &Secret::new(b"secret")),
             Err(Error::AuthenticatorMismatch)
         );
         let vsa = packet.vendor_specific().next().unwrap();
@@ -389,7 +410,7 @@ mod tests {
         forged[4..20].copy_from_slice(&resp);
         let forged = Packet::new_checked(&forged[..]).unwrap();
         assert_eq!(
-            forged.verify_reply(&request_auth, b"secret"),
+            forged.verify_reply(&request_auth, &Secret::new(b"secret")),
             Err(Error::MessageAuthenticatorMismatch)
         );
     }
@@ -400,14 +421,14 @@ mod tests {
         let mut b = Builder::new(&mut buf, Code::AccountingRequest, 1, &[0xee; 16]).unwrap();
         b.attribute_u32(40, 1).unwrap();
         b.attribute(attr_type::USER_NAME, b"bob").unwrap();
-        let len = b.finish_accounting_request(b"acct").unwrap();
+        let len = b.finish_accounting_request(&Secret::new(b"acct")).unwrap();
         let packet = Packet::new_checked(&buf[..len]).unwrap();
         assert_eq!(
-            packet.verify_accounting_request(b"acct"),
+            packet.verify_accounting_request(&Secret::new(b"acct")),
             Ok(Signature::Unsigned)
         );
         assert_eq!(
-            packet.verify_accounting_request(b"acct2"),
+            packet.verify_accounting_request(&Secret::new(b"acct2")),
             Err(Error::AuthenticatorMismatch)
         );
     }

@@ -24,7 +24,7 @@ use core::fmt;
 
 pub use attr::{Attribute, Attributes, Avp, SubAttribute, SubAttributes, Vsa, attr_type};
 pub use builder::Builder;
-pub use crypto::{chap_response, hide_password, recover_password, verify_chap};
+pub use crypto::{Secret, chap_response, hide_password, recover_password, verify_chap};
 pub use packet::{Packet, Signature};
 
 /// Octets in the fixed header: Code, Identifier, Length, Authenticator (RFC 2865 §3).
@@ -63,6 +63,7 @@ pub enum Code {
 }
 
 impl From<u8> for Code {
+    #[inline]
     fn from(value: u8) -> Self {
         match value {
             0x01 => Code::AccessRequest,
@@ -79,6 +80,7 @@ impl From<u8> for Code {
 }
 
 impl From<Code> for u8 {
+    #[inline]
     fn from(code: Code) -> Self {
         match code {
             Code::AccessRequest => 0x01,

@@ -3,7 +3,7 @@
 use core::net::Ipv4Addr;
 
 use super::attr::{self, Attribute, Attributes, Avp, Vsa, attr_type};
-use super::crypto::{hmac_md5, md5};
+use super::crypto::{Secret, hmac_md5, md5};
 use super::{AUTHENTICATOR_LEN, Code, Error, HEADER_LEN, MAX_PACKET_LEN};
 use crate::ct;
 
@@ -193,14 +193,14 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// the Response Authenticator (RFC 2865 §3; RFC 2866 §4 for Accounting-Response) and, if
     /// present, the Message-Authenticator (RFC 3579 §3.2). Whether an unsigned reply is
     /// acceptable is the caller's policy.
-    pub fn verify_reply(
+    pub fn verify_reply<S: AsRef<[u8]>>(
         &self,
         request_authenticator: &[u8; AUTHENTICATOR_LEN],
-        secret: &[u8],
+        secret: &Secret<S>,
     ) -> Result<Signature, Error> {
         let (prefix, received, attrs) = self.split_header();
         // RFC 2865 §3: ResponseAuth = MD5(Code+ID+Length+RequestAuth+Attributes+Secret).
-        let expected = md5(&[prefix, request_authenticator, attrs, secret]);
+        let expected = md5(&[prefix, request_authenticator, attrs, secret.expose()]);
         if !ct::eq(&expected, received) {
             return Err(Error::AuthenticatorMismatch);
         }
@@ -210,7 +210,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Verifies the Message-Authenticator of an Access-Request or Status-Server, if present
     /// (RFC 3579 §3.2, RFC 5997 §3): the HMAC covers the packet as sent, Request
     /// Authenticator included.
-    pub fn verify_request(&self, secret: &[u8]) -> Result<Signature, Error> {
+    pub fn verify_request<S: AsRef<[u8]>>(&self, secret: &Secret<S>) -> Result<Signature, Error> {
         let authenticator = self.authenticator();
         self.verify_message_authenticator(&authenticator, secret)
     }
@@ -219,9 +219,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// MD5(Code+Identifier+Length+16 zero octets+Attributes+Secret) (RFC 2866 §3), and a
     /// Message-Authenticator, if present, is computed with those 16 zero octets in place of the
     /// authenticator.
-    pub fn verify_accounting_request(&self, secret: &[u8]) -> Result<Signature, Error> {
+    pub fn verify_accounting_request<S: AsRef<[u8]>>(
+        &self,
+        secret: &Secret<S>,
+    ) -> Result<Signature, Error> {
         let (prefix, received, attrs) = self.split_header();
-        let expected = md5(&[prefix, &[0; AUTHENTICATOR_LEN], attrs, secret]);
+        let expected = md5(&[prefix, &[0; AUTHENTICATOR_LEN], attrs, secret.expose()]);
         if !ct::eq(&expected, received) {
             return Err(Error::AuthenticatorMismatch);
         }
@@ -231,10 +234,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Verifies the Message-Authenticator, if present, with `authenticator` hashed in place of
     /// the packet's Authenticator field and the Message-Authenticator value as 16 zeros
     /// (RFC 3579 §3.2).
-    fn verify_message_authenticator(
+    fn verify_message_authenticator<S: AsRef<[u8]>>(
         &self,
         authenticator: &[u8; AUTHENTICATOR_LEN],
-        secret: &[u8],
+        secret: &Secret<S>,
     ) -> Result<Signature, Error> {
         let bytes = self.as_bytes();
         let mut found: Option<(usize, &[u8])> = None;
@@ -374,13 +377,16 @@ mod tests {
         let mut out = [0u8; MAX_PASSWORD_LEN];
         let password = recover_password(
             packet.user_password().unwrap(),
-            b"xyzzy5461",
+            &Secret::new(b"xyzzy5461"),
             &packet.authenticator(),
             &mut out,
         )
         .unwrap();
         assert_eq!(password, b"arctangent");
-        assert_eq!(packet.verify_request(b"xyzzy5461"), Ok(Signature::Unsigned));
+        assert_eq!(
+            packet.verify_request(&Secret::new(b"xyzzy5461")),
+            Ok(Signature::Unsigned)
+        );
     }
 
     #[test]
@@ -392,17 +398,17 @@ mod tests {
         assert_eq!(accept.code(), Code::AccessAccept);
         let auth = request.authenticator();
         assert_eq!(
-            accept.verify_reply(&auth, b"xyzzy5461"),
+            accept.verify_reply(&auth, &Secret::new(b"xyzzy5461")),
             Ok(Signature::Unsigned)
         );
         assert_eq!(
-            accept.verify_reply(&auth, b"xyzzy5462"),
+            accept.verify_reply(&auth, &Secret::new(b"xyzzy5462")),
             Err(Error::AuthenticatorMismatch)
         );
         let mut other = auth;
         other[15] ^= 1;
         assert_eq!(
-            accept.verify_reply(&other, b"xyzzy5461"),
+            accept.verify_reply(&other, &Secret::new(b"xyzzy5461")),
             Err(Error::AuthenticatorMismatch)
         );
     }

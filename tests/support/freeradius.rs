@@ -1,0 +1,508 @@
+//! A real FreeRADIUS 3.x server for integration tests.
+//!
+//! [`FreeRadius::start`] writes a minimal, self-contained configuration into a temporary
+//! directory (only Debian's dictionaries under `/usr/share/freeradius` are read from the
+//! system), picks free loopback ports, runs `freeradius -X -d <dir>` and waits until it is
+//! ready. Everything the server prints (`-X` shows every attribute it receives and sends) is
+//! captured and available through [`FreeRadius::log`]. Dropping the value kills the server and
+//! removes the directory. Every test gets its own instance, so tests can run in parallel.
+//!
+//! The configuration answers:
+//! - Access-Request with PAP or CHAP against the `users` file (`files` module), reply
+//!   attributes from that file on Access-Accept, a bare Access-Reject otherwise;
+//! - Status-Server on the auth port (Access-Accept);
+//! - Accounting-Request on the acct port (Accounting-Response).
+//!
+//! `radclient` and `radtest` helpers run the FreeRADIUS command-line clients against the
+//! instance with bounded timeouts.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Shared secret of the `127.0.0.1` client in the generated configuration.
+pub const DEFAULT_SECRET: &str = "testing123-portcullis";
+
+/// Vendor id of the test vendor defined in the generated dictionary.
+pub const TEST_VENDOR_ID: u32 = 17164;
+
+/// Dictionary written to `<confdir>/dictionary`; FreeRADIUS loads it after Debian's dictionaries.
+/// Pass `-d <confdir>` to `radclient` so it decodes the test vendor's attributes by name too.
+pub const TEST_DICTIONARY: &str = "\
+VENDOR\t\tPortcullis-Test\t\t\t17164
+BEGIN-VENDOR\tPortcullis-Test
+ATTRIBUTE\tPortcullis-Test-Role\t\t1\tstring
+END-VENDOR\tPortcullis-Test
+";
+
+/// Password of `alice` in [`DEFAULT_USERS`].
+pub const ALICE_PASSWORD: &str = "alice-password";
+
+/// Password of `bob` in [`DEFAULT_USERS`].
+pub const BOB_PASSWORD: &str = "bob-password";
+
+/// Password of `signed` in [`DEFAULT_USERS`].
+pub const SIGNED_PASSWORD: &str = "signed-password";
+
+/// The default `users` file.
+///
+/// - `alice` / `alice-password` (PAP or CHAP): Access-Accept with Class "admins",
+///   Filter-Id "web-ro", Reply-Message "Welcome alice", Session-Timeout 3600,
+///   Portcullis-Test-Role (vendor 17164, type 1) "2" and Cisco-AVPair (vendor 9, type 1)
+///   "shell:priv-lvl=15".
+/// - `bob` / `bob-password`: Access-Accept with Class "operators" only.
+/// - `signed` / `signed-password`: Access-Accept with Class "signed" and a Message-Authenticator.
+///   FreeRADIUS 3.2.1 does not sign replies on its own; a `Message-Authenticator` item in the
+///   reply list makes it compute one (HMAC-MD5, RFC 3579 §3.2).
+/// - anyone else, and any wrong password: Access-Reject (with no attributes).
+pub const DEFAULT_USERS: &str = r#"alice	Cleartext-Password := "alice-password"
+	Class = "admins",
+	Filter-Id = "web-ro",
+	Reply-Message = "Welcome alice",
+	Session-Timeout = 3600,
+	Portcullis-Test-Role = "2",
+	Cisco-AVPair = "shell:priv-lvl=15"
+
+bob	Cleartext-Password := "bob-password"
+	Class = "operators"
+
+signed	Cleartext-Password := "signed-password"
+	Class = "signed",
+	Message-Authenticator = 0x00
+
+DEFAULT	Auth-Type := Reject
+"#;
+
+/// What FreeRADIUS prints once its listeners are open.
+const READY_LINE: &str = "Ready to process requests";
+/// How long [`FreeRadius::start`] waits for [`READY_LINE`].
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many times [`FreeRadius::start`] retries when the picked ports were taken meanwhile.
+const START_ATTEMPTS: usize = 3;
+/// Upper bound on one `radclient` / `radtest` run.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Poll interval for every wait in this module.
+const POLL: Duration = Duration::from_millis(20);
+
+/// A running FreeRADIUS server with its own configuration directory.
+#[derive(Debug)]
+pub struct FreeRadius {
+    child: Child,
+    dir: tempfile::TempDir,
+    /// Authentication port (Access-Request, Status-Server).
+    pub auth_addr: SocketAddr,
+    /// Accounting port (Accounting-Request).
+    pub acct_addr: SocketAddr,
+    /// Shared secret of the client `127.0.0.1`.
+    pub secret: String,
+}
+
+/// Result of one `radclient` / `radtest` run.
+#[derive(Debug)]
+pub struct ClientOutput {
+    /// Exit status; `None` when the process had to be killed after the time limit.
+    pub status: Option<ExitStatus>,
+    /// Everything written to stdout (`-x` prints the sent and received attributes).
+    pub stdout: String,
+    /// Everything written to stderr.
+    pub stderr: String,
+}
+
+impl ClientOutput {
+    /// True when the client printed `Received <code>` (e.g. `Access-Accept`).
+    pub fn received(&self, code: &str) -> bool {
+        self.stdout.contains(&format!("Received {code} "))
+    }
+}
+
+impl FreeRadius {
+    /// Starts a server with the given `users` file contents and [`DEFAULT_SECRET`].
+    ///
+    /// Panics (with the server log) if FreeRADIUS is not ready within 10 s.
+    pub fn start(users: &str) -> FreeRadius {
+        Self::start_with_secret(users, DEFAULT_SECRET)
+    }
+
+    /// Starts a server with the given `users` file contents and client secret.
+    pub fn start_with_secret(users: &str, secret: &str) -> FreeRadius {
+        let mut last_log = String::new();
+        for _ in 0..START_ATTEMPTS {
+            match Self::try_start(users, secret) {
+                Ok(server) => return server,
+                Err(log) => {
+                    // A port picked below may have been taken by a parallel test between
+                    // dropping the probe socket and FreeRADIUS binding it: pick again.
+                    let retry = log.contains("Error binding to port");
+                    last_log = log;
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        panic!("FreeRADIUS did not start; its output:\n{last_log}");
+    }
+
+    /// The directory holding `radiusd.conf`, `users` and `dictionary`.
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("raddb")
+    }
+
+    /// Everything FreeRADIUS printed so far (stdout and stderr of `freeradius -X`).
+    pub fn log(&self) -> String {
+        read_lossy(&self.log_path())
+    }
+
+    /// Waits (at most `timeout`) until [`FreeRadius::log`] contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Runs `radclient -x -d <confdir> -t 2 -r 1 <addr> <command> <secret>` with `input` (one
+    /// `Attribute = value` per line) on stdin. `command` is `auth`, `acct`, `status`, ...
+    pub fn radclient(&self, addr: SocketAddr, command: &str, input: &str) -> ClientOutput {
+        let mut cmd = Command::new("radclient");
+        cmd.arg("-x")
+            .arg("-d")
+            .arg(self.config_dir())
+            .args(["-t", "2", "-r", "1"])
+            .arg(addr.to_string())
+            .arg(command)
+            .arg(&self.secret);
+        run_bounded(&mut cmd, input, CLIENT_TIMEOUT)
+    }
+
+    /// Runs `radtest -t <auth_type> <user> <password> <auth_addr> 0 <secret> 0 127.0.0.1`
+    /// (`auth_type` is `pap` or `chap`).
+    pub fn radtest(&self, auth_type: &str, user: &str, password: &str) -> ClientOutput {
+        self.radtest_via(self.auth_addr, auth_type, user, password)
+    }
+
+    /// [`FreeRadius::radtest`] against `addr` instead of the auth port (e.g. a capture relay).
+    pub fn radtest_via(
+        &self,
+        addr: SocketAddr,
+        auth_type: &str,
+        user: &str,
+        password: &str,
+    ) -> ClientOutput {
+        let mut cmd = Command::new("radtest");
+        cmd.arg("-d")
+            .arg(self.config_dir())
+            .args(["-t", auth_type, user, password])
+            .arg(addr.to_string())
+            .arg("0")
+            .arg(&self.secret)
+            .args(["0", "127.0.0.1"]);
+        run_bounded(&mut cmd, "", CLIENT_TIMEOUT)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("freeradius.log")
+    }
+
+    /// One start attempt; on failure returns the server output.
+    fn try_start(users: &str, secret: &str) -> Result<FreeRadius, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("portcullis-freeradius-")
+            .tempdir()
+            .map_err(|e| format!("creating the temporary directory: {e}"))?;
+        let auth_addr = free_udp_addr();
+        let acct_addr = free_udp_addr();
+        let raddb = dir.path().join("raddb");
+        write_config(&raddb, users, secret, auth_addr, acct_addr)
+            .map_err(|e| format!("writing the configuration: {e}"))?;
+
+        let log_path = dir.path().join("freeradius.log");
+        let log = fs::File::create(&log_path).map_err(|e| format!("creating the log: {e}"))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| format!("cloning the log handle: {e}"))?;
+        let child = Command::new(freeradius_binary())
+            .arg("-X")
+            .arg("-d")
+            .arg(&raddb)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| {
+                format!("spawning freeradius (is the freeradius package installed?): {e}")
+            })?;
+
+        let mut server = FreeRadius {
+            child,
+            dir,
+            auth_addr,
+            acct_addr,
+            secret: secret.to_owned(),
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if server.log().contains(READY_LINE) {
+                return Ok(server);
+            }
+            let exited = matches!(server.child.try_wait(), Ok(Some(_)) | Err(_));
+            if exited || Instant::now() >= deadline {
+                let mut log = server.log();
+                if !exited {
+                    let _ = writeln!(log, "[not ready after {START_TIMEOUT:?}]");
+                }
+                // Dropping kills and reaps the process and removes the directory.
+                drop(server);
+                return Err(log);
+            }
+            thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for FreeRadius {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!(
+                "---- FreeRADIUS output ({}) ----\n{}---- end of FreeRADIUS output ----",
+                self.auth_addr,
+                self.log()
+            );
+        }
+    }
+}
+
+/// `$FREERADIUS` if set, else Debian's `/usr/sbin/freeradius`, else `freeradius` from `PATH`.
+fn freeradius_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("FREERADIUS") {
+        return PathBuf::from(path);
+    }
+    let debian = Path::new("/usr/sbin/freeradius");
+    if debian.exists() {
+        debian.to_path_buf()
+    } else {
+        PathBuf::from("freeradius")
+    }
+}
+
+/// A loopback UDP address whose port was free a moment ago.
+fn free_udp_addr() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("binding a probe UDP socket on 127.0.0.1");
+    socket
+        .local_addr()
+        .expect("local address of the probe socket")
+}
+
+fn read_lossy(path: &Path) -> String {
+    fs::read(path)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default()
+}
+
+/// Writes `radiusd.conf`, `users`, `acct_users` and `dictionary` into `raddb`.
+fn write_config(
+    raddb: &Path,
+    users: &str,
+    secret: &str,
+    auth_addr: SocketAddr,
+    acct_addr: SocketAddr,
+) -> std::io::Result<()> {
+    fs::create_dir_all(raddb)?;
+    fs::write(
+        raddb.join("radiusd.conf"),
+        radiusd_conf(raddb, secret, auth_addr, acct_addr),
+    )?;
+    fs::write(raddb.join("users"), users)?;
+    fs::write(raddb.join("acct_users"), "")?;
+    fs::write(raddb.join("dictionary"), TEST_DICTIONARY)?;
+    Ok(())
+}
+
+/// The generated `radiusd.conf`.
+///
+/// No `user`/`group` (no privilege dropping), no TLS, no EAP; modules `pap`, `chap`, `files` and
+/// an `always` instance `ok`. Access-Reject replies are emptied in `Post-Auth-Type REJECT` so
+/// reply items of a user with a wrong password do not leak into the reject.
+pub fn radiusd_conf(
+    raddb: &Path,
+    secret: &str,
+    auth_addr: SocketAddr,
+    acct_addr: SocketAddr,
+) -> String {
+    let dir = raddb.display();
+    let (auth_ip, auth_port) = (auth_addr.ip(), auth_addr.port());
+    let (acct_ip, acct_port) = (acct_addr.ip(), acct_addr.port());
+    format!(
+        r#"# Generated by tests/support/freeradius.rs
+prefix = /usr
+exec_prefix = /usr
+sysconfdir = /etc
+sbindir = /usr/sbin
+libdir = /usr/lib/freeradius
+localstatedir = {dir}
+logdir = {dir}
+raddbdir = {dir}
+radacctdir = {dir}
+confdir = {dir}
+modconfdir = {dir}
+run_dir = {dir}
+db_dir = {dir}
+pidfile = {dir}/freeradius.pid
+name = freeradius
+
+max_request_time = 30
+cleanup_delay = 5
+max_requests = 1024
+hostname_lookups = no
+
+log {{
+	destination = stdout
+	colourise = no
+	stripped_names = no
+	auth = yes
+	auth_badpass = no
+	auth_goodpass = no
+}}
+
+security {{
+	allow_core_dumps = no
+	max_attributes = 200
+	reject_delay = 0
+	status_server = yes
+}}
+
+thread pool {{
+	start_servers = 1
+	max_servers = 1
+	min_spare_servers = 1
+	max_spare_servers = 1
+	max_requests_per_server = 0
+}}
+
+client localhost {{
+	ipaddr = 127.0.0.1
+	proto = udp
+	secret = "{secret}"
+	require_message_authenticator = no
+	nas_type = other
+}}
+
+modules {{
+	pap {{
+		normalise = yes
+	}}
+	chap {{
+	}}
+	files {{
+		filename = {dir}/users
+		acctusersfile = {dir}/acct_users
+	}}
+	always ok {{
+		rcode = ok
+	}}
+}}
+
+server default {{
+	listen {{
+		type = auth
+		ipaddr = {auth_ip}
+		port = {auth_port}
+	}}
+	listen {{
+		type = acct
+		ipaddr = {acct_ip}
+		port = {acct_port}
+	}}
+	authorize {{
+		chap
+		files
+		pap
+	}}
+	authenticate {{
+		Auth-Type PAP {{
+			pap
+		}}
+		Auth-Type CHAP {{
+			chap
+		}}
+	}}
+	preacct {{
+		ok
+	}}
+	accounting {{
+		ok
+	}}
+	post-auth {{
+		ok
+		Post-Auth-Type REJECT {{
+			update {{
+				&reply: !* ANY
+			}}
+			ok
+		}}
+	}}
+}}
+"#
+    )
+}
+
+/// Runs `cmd` with `input` on stdin; kills it if it has not exited after `limit`.
+pub fn run_bounded(cmd: &mut Command, input: &str, limit: Duration) -> ClientOutput {
+    let program = format!("{:?}", cmd.get_program());
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {program}: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        // The input is a few lines; it fits in the pipe buffer. Dropping closes stdin.
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let stdout = child.stdout.take().map(spawn_reader);
+    let stderr = child.stderr.take().map(spawn_reader);
+
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let join = |reader: Option<thread::JoinHandle<String>>| {
+        reader
+            .and_then(|handle| handle.join().ok())
+            .unwrap_or_default()
+    };
+    ClientOutput {
+        status,
+        stdout: join(stdout),
+        stderr: join(stderr),
+    }
+}
+
+fn spawn_reader<R: Read + Send + 'static>(mut pipe: R) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}

@@ -1,0 +1,8 @@
+//! Shared support for the integration tests in `tests/`.
+//!
+//! Each test binary declares `mod support;` and uses what it needs; items a given binary does not
+//! use are allowed to be dead there.
+
+#![allow(dead_code)]
+
+pub mod freeradius;
