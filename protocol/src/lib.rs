@@ -26,5 +26,10 @@ pub mod tacacs;
 // The fuzz checks exist to fail loudly: a panic there is a finding, not a bug in the check.
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
-#[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#[allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 pub mod fuzzing;

@@ -25,7 +25,9 @@ mod tests {
         for (name, check) in super::targets() {
             let dir = root.join(name);
             let mut count = 0usize;
-            for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            for entry in
+                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            {
                 let path = entry.unwrap().path();
                 let data = std::fs::read(&path).unwrap();
                 check(&data);
