@@ -1,0 +1,3 @@
+//! Clients for the remote servers a login is checked against.
+
+pub mod radius;

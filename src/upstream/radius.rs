@@ -1,0 +1,859 @@
+//! RADIUS client: Access-Requests to one upstream server over UDP (RFC 2865).
+//!
+//! Each [`RadiusClient`] talks to one server through a small pool of connected UDP sockets. A
+//! request leases a free Identifier on one of them (256 per socket, RFC 2865 §3; a new socket
+//! is opened when every Identifier of the others is in flight), so no login waits behind
+//! another. One receiver task per socket hands each datagram to the request that owns its
+//! Identifier; the request verifies it and keeps waiting if it does not verify. A reply that
+//! does not parse, fails the Response Authenticator or Message-Authenticator check, or lacks a
+//! Message-Authenticator the server is required to send, is dropped and counted: it is never
+//! an accept and never a reject.
+//!
+//! The request is sent again, byte for byte, every `timeout` until `tries` sends have gone
+//! unanswered.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use portcullis_protocol::radius::{
+    self, Builder, Code, MAX_PACKET_LEN, MAX_PASSWORD_LEN, Packet, Secret, Signature, attr_type,
+    chap_response,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// How a server proves who it is: which password scheme the Access-Request uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthProtocol {
+    /// User-Password hidden with the shared secret (RFC 2865 §5.2).
+    Pap,
+    /// CHAP-Password over a random CHAP-Challenge (RFC 2865 §5.3, RFC 1994).
+    Chap,
+}
+
+/// Whether replies from a server must carry a valid Message-Authenticator (RFC 3579 §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// Every reply must be signed.
+    Yes,
+    /// Replies may be unsigned (a signature that is present must still verify).
+    No,
+    /// Required once the server has sent one valid Message-Authenticator.
+    Auto,
+}
+
+/// One upstream RADIUS server.
+#[derive(Debug, Clone)]
+pub struct ServerSpec {
+    /// Where to send Access-Requests.
+    pub addr: SocketAddr,
+    /// The shared secret.
+    pub secret: Secret<Box<[u8]>>,
+    /// PAP or CHAP.
+    pub protocol: AuthProtocol,
+    /// Message-Authenticator policy for replies.
+    pub require_message_authenticator: Requirement,
+}
+
+/// Per-request settings that come from the RADIUS settings rather than the server.
+#[derive(Debug, Clone)]
+pub struct RequestOptions {
+    /// NAS-Identifier to send, if any.
+    pub nas_identifier: Option<String>,
+    /// Send NAS-IP-Address (or NAS-IPv6-Address).
+    pub use_nas_ip: bool,
+    /// The address to send; `None` means the socket's own source address.
+    pub nas_ip: Option<IpAddr>,
+    /// How long to wait for a reply to each send.
+    pub timeout: Duration,
+    /// How many times the request is sent before the server counts as silent.
+    pub tries: u32,
+}
+
+/// What a server answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Access-Accept.
+    Accept(Reply),
+    /// Access-Reject.
+    Reject(Reply),
+    /// Access-Challenge, which a password login cannot answer.
+    Challenge(Reply),
+}
+
+/// A verified reply, kept whole so role mapping can read its attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    bytes: Vec<u8>,
+}
+
+impl Reply {
+    /// The reply as a packet view. It was checked on arrival, so this cannot fail.
+    pub fn packet(&self) -> Packet<&[u8]> {
+        Packet::new_unchecked(&self.bytes)
+    }
+
+    /// The Reply-Message attributes, joined by a space, lossily decoded as UTF-8.
+    pub fn reply_message(&self) -> Option<String> {
+        let packet = self.packet();
+        let parts: Vec<String> = packet
+            .find_all(attr_type::REPLY_MESSAGE)
+            .map(|m| String::from_utf8_lossy(m).into_owned())
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+}
+
+/// Why no answer came back.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No valid reply to any of the sends.
+    #[error("no valid reply after {tries} tries of {timeout:?}")]
+    Timeout {
+        /// Sends made.
+        tries: u32,
+        /// Wait after each send.
+        timeout: Duration,
+    },
+    /// The request could not be built (a password over 128 octets, a name over 253).
+    #[error("request not representable: {0}")]
+    Encode(radius::Error),
+    /// A socket could not be opened.
+    #[error("socket: {0}")]
+    Io(#[from] io::Error),
+    /// The operating system's random number generator failed.
+    #[error("random number generator: {0}")]
+    Rng(getrandom::Error),
+    /// Every Identifier of every socket is in flight.
+    #[error("too many requests in flight to this server")]
+    Busy,
+}
+
+/// Counters for one server, read by the metrics exporter.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Access-Requests started.
+    pub requests: AtomicU64,
+    /// Sends after the first.
+    pub retransmits: AtomicU64,
+    /// Requests that got no valid reply.
+    pub timeouts: AtomicU64,
+    /// Datagrams dropped: unparsable, wrong code, or failed verification.
+    pub invalid_replies: AtomicU64,
+    /// Unsigned replies dropped because a Message-Authenticator was required.
+    pub unsigned_dropped: AtomicU64,
+    /// Unsigned replies accepted (the server does not sign).
+    pub unsigned_accepted: AtomicU64,
+    /// Datagrams for an Identifier nobody is waiting on (late or duplicate replies).
+    pub unmatched: AtomicU64,
+}
+
+/// Sockets per server at most: 64 x 256 requests in flight.
+const MAX_SOCKETS: usize = 64;
+
+/// A client for one upstream RADIUS server.
+#[derive(Debug)]
+pub struct RadiusClient {
+    spec: ServerSpec,
+    sockets: Mutex<Vec<Arc<Channel>>>,
+    /// The server has sent a valid Message-Authenticator (for [`Requirement::Auto`]).
+    signed_seen: AtomicBool,
+    /// An unsigned reply was accepted and reported once.
+    unsigned_warned: AtomicBool,
+    stats: Arc<Stats>,
+}
+
+impl RadiusClient {
+    /// A client for `spec`; sockets are opened on first use.
+    pub fn new(spec: ServerSpec) -> Self {
+        RadiusClient {
+            spec,
+            sockets: Mutex::new(Vec::new()),
+            signed_seen: AtomicBool::new(false),
+            unsigned_warned: AtomicBool::new(false),
+            stats: Arc::new(Stats::default()),
+        }
+    }
+
+    /// The server this client talks to.
+    pub fn spec(&self) -> &ServerSpec {
+        &self.spec
+    }
+
+    /// This server's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Sends an Access-Request for `user` and waits for a verified answer.
+    pub async fn authenticate(
+        &self,
+        user: &str,
+        password: &[u8],
+        options: &RequestOptions,
+    ) -> Result<Answer, ClientError> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let (lease, mut replies) = self.lease()?;
+        let mut authenticator = [0u8; 16];
+        getrandom::fill(&mut authenticator).map_err(ClientError::Rng)?;
+        let mut buf = [0u8; MAX_PACKET_LEN];
+        let len = self.encode(
+            &mut buf,
+            lease.id,
+            &authenticator,
+            user,
+            password,
+            options,
+            &lease,
+        )?;
+        let request = buf.get(..len).unwrap_or_default();
+
+        let tries = options.tries.max(1);
+        for attempt in 0..tries {
+            if attempt > 0 {
+                self.stats.retransmits.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Err(e) = lease.channel.socket.send(request).await {
+                // An ICMP error from an earlier send surfaces here on a connected socket;
+                // the server counts as silent for this try.
+                tracing::debug!(server = %self.spec.addr, error = %e, "send failed");
+            }
+            let deadline = Instant::now() + options.timeout;
+            loop {
+                match tokio::time::timeout_at(deadline, replies.recv()).await {
+                    Err(_elapsed) => break,
+                    Ok(None) => break,
+                    Ok(Some(datagram)) => {
+                        if let Some(answer) = self.accept_reply(datagram, lease.id, &authenticator)
+                        {
+                            return Ok(answer);
+                        }
+                    }
+                }
+            }
+        }
+        self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+        Err(ClientError::Timeout {
+            tries,
+            timeout: options.timeout,
+        })
+    }
+
+    /// Builds the Access-Request: Message-Authenticator first (RFC 3579 §3.2, BlastRADIUS),
+    /// User-Name, the password, NAS-Identifier and NAS-IP-Address as configured.
+    #[allow(clippy::too_many_arguments)]
+    fn encode(
+        &self,
+        buf: &mut [u8],
+        id: u8,
+        authenticator: &[u8; 16],
+        user: &str,
+        password: &[u8],
+        options: &RequestOptions,
+        lease: &Lease,
+    ) -> Result<usize, ClientError> {
+        let secret = &self.spec.secret;
+        let mut b = Builder::access_request(buf, id, authenticator).map_err(ClientError::Encode)?;
+        b.attribute(attr_type::USER_NAME, user.as_bytes())
+            .map_err(ClientError::Encode)?;
+        match self.spec.protocol {
+            AuthProtocol::Pap => {
+                if password.len() > MAX_PASSWORD_LEN {
+                    return Err(ClientError::Encode(radius::Error::PasswordTooLong));
+                }
+                b.user_password(password, secret)
+                    .map_err(ClientError::Encode)?;
+            }
+            AuthProtocol::Chap => {
+                let mut challenge = [0u8; 17];
+                getrandom::fill(&mut challenge).map_err(ClientError::Rng)?;
+                let [ident, rest @ ..] = challenge;
+                let response = chap_response(ident, password, &rest);
+                b.chap_password(ident, &response)
+                    .map_err(ClientError::Encode)?;
+                b.attribute(attr_type::CHAP_CHALLENGE, &rest)
+                    .map_err(ClientError::Encode)?;
+            }
+        }
+        if let Some(nas_id) = &options.nas_identifier {
+            b.attribute(attr_type::NAS_IDENTIFIER, nas_id.as_bytes())
+                .map_err(ClientError::Encode)?;
+        }
+        if options.use_nas_ip {
+            let ip = match options.nas_ip {
+                Some(ip) => Some(ip),
+                None => lease.channel.socket.local_addr().ok().map(|a| a.ip()),
+            };
+            match ip {
+                Some(IpAddr::V4(v4)) => {
+                    b.attribute_ipv4(attr_type::NAS_IP_ADDRESS, v4)
+                        .map_err(ClientError::Encode)?;
+                }
+                Some(IpAddr::V6(v6)) => {
+                    b.attribute_ipv6(attr_type::NAS_IPV6_ADDRESS, v6)
+                        .map_err(ClientError::Encode)?;
+                }
+                None => {}
+            }
+        }
+        b.finish_request(secret).map_err(ClientError::Encode)
+    }
+
+    /// Checks a datagram that arrived for our Identifier; `None` drops it (counted).
+    fn accept_reply(&self, datagram: Vec<u8>, id: u8, authenticator: &[u8; 16]) -> Option<Answer> {
+        let verdict = {
+            let Ok(packet) = Packet::new_checked(&datagram[..]) else {
+                return self.drop_invalid("unparsable reply");
+            };
+            if packet.identifier() != id || !packet.code().is_access_reply() {
+                return self.drop_invalid("unexpected identifier or code");
+            }
+            match packet.verify_reply(authenticator, &self.spec.secret) {
+                Ok(signature) => (packet.code(), signature),
+                Err(e) => {
+                    tracing::debug!(server = %self.spec.addr, error = %e, "reply failed verification");
+                    return self.drop_invalid("verification failed");
+                }
+            }
+        };
+        let (code, signature) = verdict;
+        match signature {
+            Signature::Signed => {
+                self.signed_seen.store(true, Ordering::Relaxed);
+            }
+            Signature::Unsigned => {
+                let required = match self.spec.require_message_authenticator {
+                    Requirement::Yes => true,
+                    Requirement::No => false,
+                    Requirement::Auto => self.signed_seen.load(Ordering::Relaxed),
+                };
+                if required {
+                    self.stats.unsigned_dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(server = %self.spec.addr, "dropped a reply without the required Message-Authenticator");
+                    return None;
+                }
+                self.stats.unsigned_accepted.fetch_add(1, Ordering::Relaxed);
+                if !self.unsigned_warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        server = %self.spec.addr,
+                        "server does not sign its replies with Message-Authenticator (RFC 3579); \
+                         its answers cannot be protected against forgery of this kind (CVE-2024-3596)"
+                    );
+                }
+            }
+        }
+        let reply = Reply { bytes: datagram };
+        Some(match code {
+            Code::AccessAccept => Answer::Accept(reply),
+            Code::AccessReject => Answer::Reject(reply),
+            _ => Answer::Challenge(reply),
+        })
+    }
+
+    fn drop_invalid(&self, why: &'static str) -> Option<Answer> {
+        self.stats.invalid_replies.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(server = %self.spec.addr, why, "dropped reply");
+        None
+    }
+
+    /// Leases a free Identifier on one of the sockets, opening a socket if all are full.
+    fn lease(&self) -> Result<(Lease, mpsc::Receiver<Vec<u8>>), ClientError> {
+        let (tx, rx) = mpsc::channel(4);
+        let mut sockets = lock(&self.sockets);
+        for channel in sockets.iter() {
+            if let Some(id) = channel.reserve(&tx) {
+                return Ok((
+                    Lease {
+                        channel: Arc::clone(channel),
+                        id,
+                    },
+                    rx,
+                ));
+            }
+        }
+        if sockets.len() >= MAX_SOCKETS {
+            return Err(ClientError::Busy);
+        }
+        let channel = Arc::new(Channel::open(self.spec.addr, Arc::clone(&self.stats))?);
+        let id = channel.reserve(&tx).ok_or(ClientError::Busy)?;
+        sockets.push(Arc::clone(&channel));
+        Ok((Lease { channel, id }, rx))
+    }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (every critical
+/// section here is a few assignments).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Who waits on each Identifier of one socket.
+#[derive(Debug)]
+struct Slots {
+    waiting: Vec<Option<mpsc::Sender<Vec<u8>>>>,
+    /// Where the next search for a free Identifier starts, so Identifiers rotate and a late
+    /// reply to a finished request is unlikely to meet a new one.
+    next: usize,
+}
+
+/// One connected UDP socket and the receiver task that dispatches its replies.
+#[derive(Debug)]
+struct Channel {
+    socket: Arc<UdpSocket>,
+    slots: Arc<Mutex<Slots>>,
+    receiver: JoinHandle<()>,
+}
+
+impl Channel {
+    fn open(server: SocketAddr, stats: Arc<Stats>) -> io::Result<Channel> {
+        let local: SocketAddr = match server {
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let std_socket = std::net::UdpSocket::bind(local)?;
+        // Connected: the kernel drops datagrams from any other address.
+        std_socket.connect(server)?;
+        std_socket.set_nonblocking(true)?;
+        let socket = Arc::new(UdpSocket::from_std(std_socket)?);
+        let slots = Arc::new(Mutex::new(Slots {
+            waiting: vec![None; 256],
+            next: 0,
+        }));
+        let receiver = tokio::spawn(receive(Arc::clone(&socket), Arc::clone(&slots), stats));
+        Ok(Channel {
+            socket,
+            slots,
+            receiver,
+        })
+    }
+
+    /// Reserves a free Identifier for `tx`.
+    fn reserve(&self, tx: &mpsc::Sender<Vec<u8>>) -> Option<u8> {
+        let mut slots = lock(&self.slots);
+        let start = slots.next;
+        for offset in 0..256 {
+            let id = (start + offset) % 256;
+            if let Some(slot @ None) = slots.waiting.get_mut(id) {
+                *slot = Some(tx.clone());
+                slots.next = (id + 1) % 256;
+                return u8::try_from(id).ok();
+            }
+        }
+        None
+    }
+
+    fn release(&self, id: u8) {
+        if let Some(slot) = lock(&self.slots).waiting.get_mut(usize::from(id)) {
+            *slot = None;
+        }
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        self.receiver.abort();
+    }
+}
+
+/// Reads replies and hands each to the request waiting on its Identifier.
+async fn receive(socket: Arc<UdpSocket>, slots: Arc<Mutex<Slots>>, stats: Arc<Stats>) {
+    let mut buf = vec![0u8; MAX_PACKET_LEN];
+    loop {
+        let len = match socket.recv(&mut buf).await {
+            Ok(len) => len,
+            // ICMP port unreachable and the like: the request times out on its own.
+            Err(e) => {
+                tracing::trace!(error = %e, "receive error");
+                tokio::task::yield_now().await;
+                continue;
+            }
+        };
+        let datagram = buf.get(..len).unwrap_or_default();
+        // RFC 2865 §3: the Identifier is the second octet; shorter datagrams are not RADIUS.
+        let Some(&id) = datagram.get(1) else {
+            stats.invalid_replies.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let waiter = lock(&slots)
+            .waiting
+            .get(usize::from(id))
+            .and_then(Clone::clone);
+        match waiter {
+            Some(tx) => {
+                // A full queue means the request is flooded with junk; dropping is right.
+                let _ = tx.try_send(datagram.to_vec());
+            }
+            None => {
+                stats.unmatched.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// An Identifier in flight; released when the request ends.
+#[derive(Debug)]
+struct Lease {
+    channel: Arc<Channel>,
+    id: u8,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.channel.release(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use portcullis_protocol::radius::recover_password;
+
+    use super::*;
+
+    const SECRET: &[u8] = b"upstream-test-secret";
+
+    /// What the responder does with the n-th request it receives (0-based): the datagrams to
+    /// send back.
+    type Behaviour = Box<dyn Fn(&[u8], usize) -> Vec<Vec<u8>> + Send + Sync>;
+
+    struct Responder {
+        addr: SocketAddr,
+        requests: Arc<Mutex<Vec<Vec<u8>>>>,
+        task: JoinHandle<()>,
+    }
+
+    impl Drop for Responder {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    async fn responder(behaviour: Behaviour) -> Responder {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        let task = tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            loop {
+                let (n, from) = socket.recv_from(&mut buf).await.unwrap();
+                let nth = {
+                    let mut seen = lock(&seen);
+                    seen.push(buf[..n].to_vec());
+                    seen.len() - 1
+                };
+                for reply in behaviour(&buf[..n], nth) {
+                    socket.send_to(&reply, from).await.unwrap();
+                }
+            }
+        });
+        Responder {
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    /// A reply to `request` with `code`, signed (Message-Authenticator) or not, carrying a
+    /// Class, keyed with `secret`.
+    fn reply(request: &[u8], code: Code, secret: &[u8], signed: bool) -> Vec<u8> {
+        let request = Packet::new_checked(request).unwrap();
+        let mut buf = [0u8; 4096];
+        let mut b = Builder::new(&mut buf, code, request.identifier(), &[0; 16]).unwrap();
+        if signed {
+            b.message_authenticator().unwrap();
+        }
+        b.attribute(attr_type::CLASS, b"admins").unwrap();
+        let len = b
+            .finish_reply(&request.authenticator(), &Secret::new(secret))
+            .unwrap();
+        buf[..len].to_vec()
+    }
+
+    fn client(addr: SocketAddr, protocol: AuthProtocol, requirement: Requirement) -> RadiusClient {
+        RadiusClient::new(ServerSpec {
+            addr,
+            secret: Secret::new(SECRET.to_vec().into_boxed_slice()),
+            protocol,
+            require_message_authenticator: requirement,
+        })
+    }
+
+    fn options(timeout_ms: u64, tries: u32) -> RequestOptions {
+        RequestOptions {
+            nas_identifier: Some("gateway-7".into()),
+            use_nas_ip: true,
+            nas_ip: None,
+            timeout: Duration::from_millis(timeout_ms),
+            tries,
+        }
+    }
+
+    #[tokio::test]
+    async fn pap_accept_carries_attributes_and_a_recoverable_password() {
+        let server = responder(Box::new(|req, _| {
+            vec![reply(req, Code::AccessAccept, SECRET, true)]
+        }))
+        .await;
+        let client = client(server.addr, AuthProtocol::Pap, Requirement::Yes);
+        let answer = client
+            .authenticate("alice", b"s3cret pass", &options(1000, 1))
+            .await
+            .unwrap();
+        let Answer::Accept(reply) = answer else {
+            panic!("expected accept, got {answer:?}");
+        };
+        assert_eq!(
+            reply.packet().find_all(attr_type::CLASS).next(),
+            Some(&b"admins"[..])
+        );
+
+        let sent = lock(&server.requests)[0].clone();
+        let request = Packet::new_checked(&sent[..]).unwrap();
+        // Message-Authenticator first, and valid.
+        assert_eq!(
+            request.attributes().next().unwrap().typ(),
+            attr_type::MESSAGE_AUTHENTICATOR
+        );
+        assert_eq!(
+            request.verify_request(&Secret::new(SECRET)),
+            Ok(Signature::Signed)
+        );
+        let mut out = [0u8; MAX_PASSWORD_LEN];
+        let password = recover_password(
+            request.user_password().unwrap(),
+            &Secret::new(SECRET),
+            &request.authenticator(),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(password, b"s3cret pass");
+        assert_eq!(request.user_name(), Some(&b"alice"[..]));
+        assert_eq!(request.nas_identifier(), Some(&b"gateway-7"[..]));
+        // No configured NAS-IP: the socket's source address.
+        assert_eq!(request.nas_ip_address(), Ok(Some(Ipv4Addr::LOCALHOST)));
+    }
+
+    #[tokio::test]
+    async fn chap_request_verifies_against_the_password() {
+        let server = responder(Box::new(|req, _| {
+            let packet = Packet::new_checked(req).unwrap();
+            let (ident, response) = packet.chap_password().unwrap().unwrap();
+            let challenge = packet.chap_challenge().unwrap();
+            let ok = radius::verify_chap(ident, response, b"chap-pass", challenge);
+            let code = if ok {
+                Code::AccessAccept
+            } else {
+                Code::AccessReject
+            };
+            vec![reply(req, code, SECRET, false)]
+        }))
+        .await;
+        let client = client(server.addr, AuthProtocol::Chap, Requirement::No);
+        let good = client
+            .authenticate("bob", b"chap-pass", &options(1000, 1))
+            .await
+            .unwrap();
+        assert!(matches!(good, Answer::Accept(_)));
+        let bad = client
+            .authenticate("bob", b"wrong", &options(1000, 1))
+            .await
+            .unwrap();
+        assert!(matches!(bad, Answer::Reject(_)));
+        // CHAP requests carry no User-Password.
+        let sent = lock(&server.requests)[0].clone();
+        assert!(
+            Packet::new_checked(&sent[..])
+                .unwrap()
+                .user_password()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn forged_unsigned_reply_is_dropped_and_the_real_one_wins() {
+        // First an unsigned Access-Accept with a correct Response Authenticator (what a
+        // BlastRADIUS forgery looks like), then the server's signed Access-Reject.
+        let server = responder(Box::new(|req, _| {
+            vec![
+                reply(req, Code::AccessAccept, SECRET, false),
+                reply(req, Code::AccessReject, SECRET, true),
+            ]
+        }))
+        .await;
+        let client = client(server.addr, AuthProtocol::Pap, Requirement::Yes);
+        let answer = client
+            .authenticate("alice", b"pw", &options(1000, 1))
+            .await
+            .unwrap();
+        assert!(matches!(answer, Answer::Reject(_)), "{answer:?}");
+        assert_eq!(client.stats().unsigned_dropped.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn auto_requires_signatures_once_the_server_signed() {
+        let server = responder(Box::new(|req, nth| {
+            // Signed the first time, unsigned (forged) afterwards.
+            vec![reply(req, Code::AccessAccept, SECRET, nth == 0)]
+        }))
+        .await;
+        let client = client(server.addr, AuthProtocol::Pap, Requirement::Auto);
+        let first = client.authenticate("alice", b"pw", &options(300, 1)).await;
+        assert!(matches!(first, Ok(Answer::Accept(_))));
+        let second = client.authenticate("alice", b"pw", &options(300, 1)).await;
+        assert!(
+            matches!(second, Err(ClientError::Timeout { .. })),
+            "{second:?}"
+        );
+        assert_eq!(client.stats().unsigned_dropped.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn auto_accepts_a_server_that_never_signs() {
+        let server = responder(Box::new(|req, _| {
+            vec![reply(req, Code::AccessAccept, SECRET, false)]
+        }))
+        .await;
+        let client = client(server.addr, AuthProtocol::Pap, Requirement::Auto);
+        for _ in 0..3 {
+            let answer = client.authenticate("alice", b"pw", &options(500, 1)).await;
+            assert!(matches!(answer, Ok(Answer::Accept(_))));
+        }
+        assert_eq!(client.stats().unsigned_accepted.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn wrong_secret_never_produces_an_answer() {
+        let server = responder(Box::new(|req, _| {
+            vec![
+                reply(req, Code::AccessAccept, b"not-the-secret", true),
+                reply(req, Code::AccessAccept, b"not-the-secret", false),
+                b"garbage".to_vec(),
+                vec![0u8; 3],
+            ]
+        }))
+        .await;
+        for requirement in [Requirement::Yes, Requirement::No, Requirement::Auto] {
+            let client = client(server.addr, AuthProtocol::Pap, requirement);
+            let answer = client.authenticate("alice", b"pw", &options(200, 2)).await;
+            assert!(
+                matches!(answer, Err(ClientError::Timeout { tries: 2, .. })),
+                "{answer:?}"
+            );
+            assert!(client.stats().invalid_replies.load(Ordering::Relaxed) >= 4);
+        }
+    }
+
+    #[tokio::test]
+    async fn retransmits_the_identical_request() {
+        let server = responder(Box::new(|req, nth| {
+            if nth < 2 {
+                vec![]
+            } else {
+                vec![reply(req, Code::AccessAccept, SECRET, true)]
+            }
+        }))
+        .await;
+        let client = client(server.addr, AuthProtocol::Pap, Requirement::Yes);
+        let answer = client.authenticate("alice", b"pw", &options(150, 3)).await;
+        assert!(matches!(answer, Ok(Answer::Accept(_))));
+        let sent = lock(&server.requests).clone();
+        assert_eq!(sent.len(), 3);
+        assert_eq!(sent[0], sent[1]);
+        assert_eq!(sent[1], sent[2]);
+        assert_eq!(client.stats().retransmits.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn silent_server_gets_exactly_tries_sends() {
+        let server = responder(Box::new(|_, _| vec![])).await;
+        let client = client(server.addr, AuthProtocol::Pap, Requirement::Auto);
+        let answer = client.authenticate("alice", b"pw", &options(100, 4)).await;
+        assert!(matches!(answer, Err(ClientError::Timeout { tries: 4, .. })));
+        assert_eq!(lock(&server.requests).len(), 4);
+        assert_eq!(client.stats().timeouts.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_logins_in_flight_use_more_sockets() {
+        // Hold every reply until 600 requests have arrived, so all are in flight at once.
+        let pending = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&pending);
+        let server = responder(Box::new(move |req, _| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            vec![reply(req, Code::AccessAccept, SECRET, true)]
+        }))
+        .await;
+        let client = Arc::new(client(server.addr, AuthProtocol::Pap, Requirement::Yes));
+        let mut tasks = Vec::new();
+        for i in 0..600 {
+            let client = Arc::clone(&client);
+            tasks.push(tokio::spawn(async move {
+                client
+                    .authenticate(&format!("user{i}"), b"pw", &options(500, 10))
+                    .await
+            }));
+        }
+        for task in tasks {
+            assert!(matches!(task.await.unwrap(), Ok(Answer::Accept(_))));
+        }
+        assert_eq!(pending.load(Ordering::SeqCst), 600);
+        // Identifiers are unique per socket, so 600 concurrent requests need at least three
+        // sockets only if they overlapped; at most 64 sockets in any case.
+        let sockets = lock(&client.sockets).len();
+        assert!((1..=MAX_SOCKETS).contains(&sockets));
+    }
+
+    #[tokio::test]
+    async fn identifiers_in_flight_are_unique_per_socket() {
+        // A server that never answers, so every lease stays taken.
+        let server = responder(Box::new(|_, _| vec![])).await;
+        let client = Arc::new(client(server.addr, AuthProtocol::Pap, Requirement::Yes));
+        let mut leases = Vec::new();
+        for _ in 0..300 {
+            leases.push(client.lease().unwrap());
+        }
+        assert_eq!(lock(&client.sockets).len(), 2);
+        let mut first: Vec<u8> = leases
+            .iter()
+            .filter(|(l, _)| Arc::ptr_eq(&l.channel, &lock(&client.sockets)[0]))
+            .map(|(l, _)| l.id)
+            .collect();
+        first.sort_unstable();
+        first.dedup();
+        assert_eq!(first.len(), 256);
+        drop(leases);
+        // Released: the first socket serves again.
+        let (lease, _) = client.lease().unwrap();
+        assert!(Arc::ptr_eq(&lease.channel, &lock(&client.sockets)[0]));
+    }
+
+    #[tokio::test]
+    async fn configured_nas_ip_and_oversized_password() {
+        let server = responder(Box::new(|req, _| {
+            vec![reply(req, Code::AccessReject, SECRET, true)]
+        }))
+        .await;
+        let client = client(server.addr, AuthProtocol::Pap, Requirement::Yes);
+        let mut opts = options(1000, 1);
+        opts.nas_ip = Some(IpAddr::V6(Ipv6Addr::LOCALHOST));
+        opts.nas_identifier = None;
+        let answer = client.authenticate("alice", b"pw", &opts).await.unwrap();
+        assert!(matches!(answer, Answer::Reject(_)));
+        let sent = lock(&server.requests)[0].clone();
+        let request = Packet::new_checked(&sent[..]).unwrap();
+        assert_eq!(request.nas_identifier(), None);
+        let v6 = request.find(attr_type::NAS_IPV6_ADDRESS).unwrap();
+        assert_eq!(v6.value(), Ipv6Addr::LOCALHOST.octets());
+        let too_long = client.authenticate("alice", &[b'x'; 129], &opts).await;
+        assert!(matches!(too_long, Err(ClientError::Encode(_))));
+    }
+}
