@@ -1,0 +1,188 @@
+//! The local method: users from the configuration, passwords as argon2id hashes.
+//!
+//! An unknown user costs the same as a known one: the password is checked against a dummy
+//! hash made with the same parameters, so response time does not tell who exists.
+
+use std::collections::HashMap;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+/// A local account as the engine needs it.
+#[derive(Debug, Clone)]
+pub struct LocalUser {
+    /// Login name.
+    pub name: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Roles granted on login.
+    pub roles: Vec<String>,
+    /// Disabled accounts never log in.
+    pub enabled: bool,
+}
+
+/// What the local method answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalOutcome {
+    /// Password verified; the user's roles.
+    Accept(Vec<String>),
+    /// Wrong password (or an unusable stored hash).
+    Reject(&'static str),
+    /// Not a local user, or a disabled one: the sequence moves on.
+    Unavailable(&'static str),
+}
+
+/// The local user table.
+#[derive(Debug)]
+pub struct LocalUsers {
+    users: HashMap<String, LocalUser>,
+    /// Verified against when the user does not exist, so both paths cost one argon2 run.
+    dummy_hash: String,
+}
+
+impl LocalUsers {
+    /// Builds the table; computes the dummy hash (one argon2 run).
+    pub fn new(users: impl IntoIterator<Item = LocalUser>) -> Result<Self, HashError> {
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random).map_err(|_| HashError::Rng)?;
+        let dummy_hash = hash_password(&random)?;
+        Ok(LocalUsers {
+            users: users.into_iter().map(|u| (u.name.clone(), u)).collect(),
+            dummy_hash,
+        })
+    }
+
+    /// Checks `password` for `user`. Runs argon2: call it off the async runtime
+    /// (`spawn_blocking`).
+    pub fn verify(&self, user: &str, password: &[u8]) -> LocalOutcome {
+        match self.users.get(user) {
+            None => {
+                // Same work as a real check; the result is irrelevant.
+                let _ = check(&self.dummy_hash, password);
+                LocalOutcome::Unavailable("not a local user")
+            }
+            Some(account) if !account.enabled => {
+                let _ = check(&self.dummy_hash, password);
+                LocalOutcome::Unavailable("local user disabled")
+            }
+            Some(account) => match check(&account.password_hash, password) {
+                Ok(true) => LocalOutcome::Accept(account.roles.clone()),
+                Ok(false) => LocalOutcome::Reject("wrong password"),
+                Err(()) => {
+                    tracing::error!(user, "stored password hash is not a valid argon2 hash");
+                    LocalOutcome::Reject("unusable password hash")
+                }
+            },
+        }
+    }
+
+    /// Whether `user` is a local account (enabled or not).
+    pub fn contains(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+}
+
+/// Why a password could not be hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The operating system's random number generator failed.
+    #[error("random number generator failed")]
+    Rng,
+    /// argon2 refused its input (a password longer than 4 GiB, say).
+    #[error("argon2: {0}")]
+    Argon2(String),
+}
+
+/// The argon2id parameters for new hashes: OWASP's recommended minimum (19 MiB, t=2, p=1).
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes `password` as an argon2id PHC string with a fresh random salt.
+pub fn hash_password(password: &[u8]) -> Result<String, HashError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|_| HashError::Rng)?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| HashError::Argon2(e.to_string()))?;
+    hasher()
+        .hash_password(password, &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError::Argon2(e.to_string()))
+}
+
+/// Verifies `password` against a PHC string, with the parameters the string carries. The
+/// final comparison inside argon2 is constant-time.
+fn check(phc: &str, password: &[u8]) -> Result<bool, ()> {
+    let hash = PasswordHash::new(phc).map_err(|_| ())?;
+    if hash.algorithm != argon2::ARGON2ID_IDENT {
+        return Err(());
+    }
+    Ok(Argon2::default().verify_password(password, &hash).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> LocalUsers {
+        LocalUsers::new([
+            LocalUser {
+                name: "admin".into(),
+                password_hash: hash_password(b"correct horse").unwrap(),
+                roles: vec!["Administrator".into()],
+                enabled: true,
+            },
+            LocalUser {
+                name: "former".into(),
+                password_hash: hash_password(b"old").unwrap(),
+                roles: vec!["Monitor".into()],
+                enabled: false,
+            },
+            LocalUser {
+                name: "broken".into(),
+                password_hash: "$2b$12$notargon".into(),
+                roles: vec![],
+                enabled: true,
+            },
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn verify_outcomes() {
+        let users = table();
+        assert_eq!(
+            users.verify("admin", b"correct horse"),
+            LocalOutcome::Accept(vec!["Administrator".into()])
+        );
+        assert_eq!(
+            users.verify("admin", b"correct horsE"),
+            LocalOutcome::Reject("wrong password")
+        );
+        assert_eq!(
+            users.verify("nobody", b"x"),
+            LocalOutcome::Unavailable("not a local user")
+        );
+        assert_eq!(
+            users.verify("former", b"old"),
+            LocalOutcome::Unavailable("local user disabled")
+        );
+        assert_eq!(
+            users.verify("broken", b"x"),
+            LocalOutcome::Reject("unusable password hash")
+        );
+    }
+
+    #[test]
+    fn hashes_are_salted_argon2id() {
+        let a = hash_password(b"same").unwrap();
+        let b = hash_password(b"same").unwrap();
+        assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
+        assert_ne!(a, b);
+        assert_eq!(check(&a, b"same"), Ok(true));
+        assert_eq!(check(&b, b"other"), Ok(false));
+        // argon2i strings are not accepted as stored hashes.
+        let argon2i = a.replacen("argon2id", "argon2i", 1);
+        assert_eq!(check(&argon2i, b"same"), Err(()));
+    }
+}

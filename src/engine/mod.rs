@@ -1,0 +1,4 @@
+//! The authentication engine: the sequence walk over local users and remote servers.
+
+pub mod local;
+pub mod roles;
