@@ -6,3 +6,4 @@
 #![allow(dead_code)]
 
 pub mod freeradius;
+pub mod tacacs_server;

@@ -1,0 +1,916 @@
+//! TACACS+ client: password logins against one upstream server over TCP (RFC 8907).
+//!
+//! A login is two TACACS+ sessions, each on its own TCP connection (the client never asks for
+//! Single Connection Mode, RFC 8907 §4.3, so every connection carries exactly one session and
+//! is closed when it ends):
+//!
+//! 1. Authentication (RFC 8907 §5.4.2). [`Protocol::Pap`]: one START with minor version 1,
+//!    authen_type PAP and the password as data, answered by PASS or FAIL (§5.4.2.2).
+//!    [`Protocol::Ascii`]: a START with minor version 0, authen_type ASCII, the user name
+//!    and no data, then a CONTINUE with the user name for every GETUSER and with the password
+//!    for every GETPASS, until PASS or FAIL, at most [`MAX_ASCII_ROUNDS`] replies (§5.4.2.1).
+//!    GETDATA asks for something a password login does not have: the client aborts the
+//!    session (CONTINUE with the ABORT flag, §5.4.3) and reports the server unavailable.
+//! 2. After PASS, authorization (RFC 8907 §6): one REQUEST for the same user with
+//!    `service=<auth_service>`, whose RESPONSE carries the AV pairs that role mapping reads.
+//!    PASS_ADD yields the request's pair followed by the returned ones, PASS_REPL the returned
+//!    ones alone (§6.2); FAIL turns the login into a reject.
+//!
+//! What counts as what, per DESIGN.md "Authentication semantics":
+//! - authentication FAIL and authorization FAIL are an [`Answer::Reject`], final for the method;
+//! - ERROR, FOLLOW (deprecated; redirection is never followed), RESTART, an unknown status, a
+//!   reply that is not the answer to our packet ([`Header::check_reply`]: session_id, seq_no,
+//!   type), that does not parse, is cleartext (the UNENCRYPTED flag, §4.5), announces a body
+//!   over [`MAX_REPLY_BODY_LEN`], or does not arrive: a connection refused, reset or closed,
+//!   or no complete reply within the timeout. All of these are a [`ClientError`]: the server
+//!   is unavailable and the next one is tried. None of them is ever an accept.
+//!
+//! Bodies are always obfuscated with the shared key (RFC 8907 §4.5); the session_id comes from
+//! the operating system's random number generator (§4.1). Connecting, every write and every
+//! reply (header and body together) are each bounded by the configured timeout. The password
+//! and the key never reach a log line.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use portcullis_protocol::tacacs::{
+    self, Arg, Args, AuthenMethod, AuthenService, AuthenType, Body, Cleartext, EmitError, Flags,
+    HEADER_LEN, Header, Packet, PacketType, SessionError, Version, authen, author,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The largest reply body accepted: 2^16 octets, RFC 8907 §4.1's recommendation. A header
+/// announcing more is refused before any of the body is read.
+pub const MAX_REPLY_BODY_LEN: u32 = tacacs::DEFAULT_MAX_BODY_LEN;
+
+/// The most authentication REPLYs an ASCII login reads before giving up on the server.
+pub const MAX_ASCII_ROUNDS: usize = 10;
+
+/// The privilege level of every request: a user login (RFC 8907 §9, TAC_PLUS_PRIV_LVL_USER).
+const PRIV_LVL: u8 = 1;
+
+/// The shared key that obfuscates packet bodies (RFC 8907 §4.5). `Debug` prints `Key(****)`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key(Box<[u8]>);
+
+impl Key {
+    /// Wraps the key octets.
+    pub fn new(key: impl Into<Box<[u8]>>) -> Self {
+        Key(key.into())
+    }
+
+    fn octets(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(****)")
+    }
+}
+
+/// How the password is presented to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// One START carrying the password (RFC 8907 §5.4.2.2).
+    Pap,
+    /// The GETUSER / GETPASS dialogue of an ASCII login (RFC 8907 §5.4.2.1).
+    Ascii,
+}
+
+impl Protocol {
+    /// authen_type of the START and of the authorization REQUEST (RFC 8907 §5.1, §6.1).
+    fn authen_type(self) -> AuthenType {
+        match self {
+            Protocol::Pap => AuthenType::Pap,
+            Protocol::Ascii => AuthenType::Ascii,
+        }
+    }
+
+    /// The START's version: minor version 1 for PAP, the default (0) for ASCII
+    /// (RFC 8907 §5.4.1).
+    fn version(self) -> Version {
+        match self {
+            Protocol::Pap => Version::ONE,
+            Protocol::Ascii => Version::DEFAULT,
+        }
+    }
+}
+
+/// One upstream TACACS+ server.
+#[derive(Debug, Clone)]
+pub struct ServerSpec {
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// The shared key.
+    pub key: Key,
+    /// PAP or ASCII.
+    pub protocol: Protocol,
+    /// The `port` field of every packet: the name of the client port the user is on, which
+    /// servers use in their policies (RFC 8907 §5.1).
+    pub client_port: String,
+    /// Bound on connecting, on each write and on each reply.
+    pub timeout: Duration,
+}
+
+/// What the server decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Authentication PASS and authorization PASS_ADD or PASS_REPL.
+    Accept {
+        /// The authorization's AV pairs as `(name, value)`, mandatory and optional alike,
+        /// lossily decoded as UTF-8.
+        av_pairs: Vec<(String, String)>,
+        /// The authentication PASS's server_msg, else the authorization's; `None` if both
+        /// are empty.
+        server_msg: Option<String>,
+    },
+    /// Authentication FAIL or authorization FAIL.
+    Reject {
+        /// Which of the two refused.
+        reason: RejectReason,
+        /// The server's server_msg, if not empty.
+        server_msg: Option<String>,
+    },
+}
+
+/// Which step refused the login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// Authentication REPLY with status FAIL: wrong user or password.
+    AuthenticationFailed,
+    /// Authorization RESPONSE with status FAIL.
+    AuthorizationRefused,
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RejectReason::AuthenticationFailed => "authentication failed",
+            RejectReason::AuthorizationRefused => "authorization refused",
+        })
+    }
+}
+
+/// The session an error happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The authentication session (RFC 8907 §5).
+    Authentication,
+    /// The authorization session (RFC 8907 §6).
+    Authorization,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Authentication => "authentication",
+            Stage::Authorization => "authorization",
+        })
+    }
+}
+
+/// Why the server gave no usable answer: it counts as unavailable.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The TCP connection could not be opened (refused, unreachable).
+    #[error("connect: {0}")]
+    Connect(io::Error),
+    /// Connecting, a write or a reply took longer than the timeout.
+    #[error("{stage}: no complete {step} within {timeout:?}")]
+    Timeout {
+        /// The session.
+        stage: Stage,
+        /// What was waited for: "connection", "write" or "reply".
+        step: &'static str,
+        /// The configured timeout.
+        timeout: Duration,
+    },
+    /// The server reset or closed the connection before its reply was complete.
+    #[error("{stage}: connection lost: {source}")]
+    ConnectionLost {
+        /// The session.
+        stage: Stage,
+        /// The error reading or writing.
+        source: io::Error,
+    },
+    /// A reply that does not parse: bad version, over-long or inconsistent lengths, cleartext,
+    /// or obfuscated with another key (RFC 8907 §4.1, §4.5).
+    #[error("{stage}: malformed reply: {source}")]
+    Malformed {
+        /// The session.
+        stage: Stage,
+        /// What is wrong with it.
+        source: tacacs::Error,
+    },
+    /// A reply that does not answer our packet: wrong session_id, seq_no or type
+    /// (RFC 8907 §4.1).
+    #[error("{stage}: reply out of session: {source}")]
+    Session {
+        /// The session.
+        stage: Stage,
+        /// Which check failed.
+        source: SessionError,
+    },
+    /// The server answered ERROR, FOLLOW or RESTART, or an authorization ERROR or FOLLOW.
+    #[error("{stage}: server answered {status}{}", display_msg(.server_msg))]
+    ServerStatus {
+        /// The session.
+        stage: Stage,
+        /// The status, as RFC 8907 names it.
+        status: &'static str,
+        /// The server's server_msg, if not empty.
+        server_msg: Option<String>,
+    },
+    /// A status RFC 8907 does not define, or one that does not fit the exchange (GETUSER in
+    /// answer to PAP, GETDATA to a password login).
+    #[error("{stage}: unexpected status {status:#04x}")]
+    UnexpectedStatus {
+        /// The session.
+        stage: Stage,
+        /// The status octet.
+        status: u8,
+    },
+    /// The ASCII dialogue went on for more than [`MAX_ASCII_ROUNDS`] replies.
+    #[error("ASCII login still prompting after {MAX_ASCII_ROUNDS} replies")]
+    TooManyRounds,
+    /// The request cannot be encoded: user, port, rem_addr, PAP password or an argument over
+    /// 255 octets (RFC 8907 §5.1, §6.1).
+    #[error("request not representable: {0}")]
+    Encode(EmitError),
+    /// The operating system's random number generator failed.
+    #[error("random number generator: {0}")]
+    Rng(getrandom::Error),
+}
+
+fn display_msg(server_msg: &Option<String>) -> String {
+    server_msg
+        .as_deref()
+        .map(|m| format!(" ({m:?})"))
+        .unwrap_or_default()
+}
+
+impl ClientError {
+    /// Whether the server was silent (connect, write or reply timed out), as opposed to
+    /// refusing, dropping or garbling the exchange.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ClientError::Timeout { .. })
+    }
+}
+
+/// Counters for one server, read by the metrics exporter.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Logins started.
+    pub requests: AtomicU64,
+    /// Logins accepted (authentication PASS and authorization PASS_*).
+    pub accepts: AtomicU64,
+    /// Logins rejected (authentication or authorization FAIL).
+    pub rejects: AtomicU64,
+    /// Connections refused or otherwise not opened.
+    pub connect_failures: AtomicU64,
+    /// Connects, writes or replies that timed out.
+    pub timeouts: AtomicU64,
+    /// Connections reset or closed before the reply was complete.
+    pub connection_lost: AtomicU64,
+    /// Replies that did not parse, belonged to another session, or carried a status that
+    /// does not fit; ASCII dialogues that went on too long.
+    pub protocol_errors: AtomicU64,
+    /// ERROR, FOLLOW and RESTART answers.
+    pub server_errors: AtomicU64,
+}
+
+/// A client for one upstream TACACS+ server.
+#[derive(Debug)]
+pub struct TacacsClient {
+    spec: ServerSpec,
+    stats: Stats,
+}
+
+impl TacacsClient {
+    /// A client for `spec`; connections are opened per login.
+    pub fn new(spec: ServerSpec) -> Self {
+        TacacsClient {
+            spec,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The server this client talks to.
+    pub fn spec(&self) -> &ServerSpec {
+        &self.spec
+    }
+
+    /// This server's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Authenticates `user` with `password`, then fetches the AV pairs of
+    /// `service=<auth_service>`. `rem_addr` is where the user connects from (RFC 8907 §5.1).
+    pub async fn authenticate(
+        &self,
+        user: &str,
+        password: &[u8],
+        rem_addr: &str,
+        auth_service: &str,
+    ) -> Result<Answer, ClientError> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let result = self.login(user, password, rem_addr, auth_service).await;
+        let counter = match &result {
+            Ok(Answer::Accept { .. }) => Some(&self.stats.accepts),
+            Ok(Answer::Reject { .. }) => Some(&self.stats.rejects),
+            Err(ClientError::Connect(_)) => Some(&self.stats.connect_failures),
+            Err(ClientError::Timeout { .. }) => Some(&self.stats.timeouts),
+            Err(ClientError::ConnectionLost { .. }) => Some(&self.stats.connection_lost),
+            Err(ClientError::ServerStatus { .. }) => Some(&self.stats.server_errors),
+            Err(
+                ClientError::Malformed { .. }
+                | ClientError::Session { .. }
+                | ClientError::UnexpectedStatus { .. }
+                | ClientError::TooManyRounds,
+            ) => Some(&self.stats.protocol_errors),
+            // Nothing was asked of the server.
+            Err(ClientError::Encode(_) | ClientError::Rng(_)) => None,
+        };
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        match &result {
+            Ok(Answer::Accept { av_pairs, .. }) => tracing::debug!(
+                server = %self.spec.addr, user, av_pairs = av_pairs.len(), "TACACS+ accept"
+            ),
+            Ok(Answer::Reject { reason, .. }) => tracing::debug!(
+                server = %self.spec.addr, user, %reason, "TACACS+ reject"
+            ),
+            Err(e) => tracing::debug!(
+                server = %self.spec.addr, user, error = %e, "TACACS+ server unavailable"
+            ),
+        }
+        result
+    }
+
+    async fn login(
+        &self,
+        user: &str,
+        password: &[u8],
+        rem_addr: &str,
+        auth_service: &str,
+    ) -> Result<Answer, ClientError> {
+        let authen_msg = match self.authentication(user, password, rem_addr).await? {
+            Verdict::Pass(msg) => msg,
+            Verdict::Fail(msg) => {
+                return Ok(Answer::Reject {
+                    reason: RejectReason::AuthenticationFailed,
+                    server_msg: msg,
+                });
+            }
+        };
+        let (status, av_pairs, author_msg) =
+            self.authorization(user, rem_addr, auth_service).await?;
+        match status {
+            author::Status::PassAdd | author::Status::PassRepl => Ok(Answer::Accept {
+                av_pairs,
+                server_msg: authen_msg.or(author_msg),
+            }),
+            author::Status::Fail => Ok(Answer::Reject {
+                reason: RejectReason::AuthorizationRefused,
+                server_msg: author_msg,
+            }),
+            author::Status::Error => Err(ClientError::ServerStatus {
+                stage: Stage::Authorization,
+                status: "ERROR",
+                server_msg: author_msg,
+            }),
+            author::Status::Follow => Err(ClientError::ServerStatus {
+                stage: Stage::Authorization,
+                status: "FOLLOW",
+                server_msg: author_msg,
+            }),
+            author::Status::Unknown(status) => Err(ClientError::UnexpectedStatus {
+                stage: Stage::Authorization,
+                status,
+            }),
+        }
+    }
+
+    /// The authentication session: START, then CONTINUEs while the server prompts.
+    async fn authentication(
+        &self,
+        user: &str,
+        password: &[u8],
+        rem_addr: &str,
+    ) -> Result<Verdict, ClientError> {
+        let stage = Stage::Authentication;
+        let protocol = self.spec.protocol;
+        let mut header = Header::request(
+            PacketType::Authentication,
+            protocol.version(),
+            // RFC 8907 §4.5: never TAC_PLUS_UNENCRYPTED_FLAG; no Single Connection Mode.
+            Flags::empty(),
+            session_id()?,
+        );
+        let start = authen::Start {
+            action: authen::Action::Login,
+            priv_lvl: PRIV_LVL,
+            authen_type: protocol.authen_type(),
+            authen_service: AuthenService::Login,
+            // RFC 8907 §5.4.2.1: the user MAY be in an ASCII START; the server asks with
+            // GETUSER otherwise, or if it wants to.
+            user: user.as_bytes(),
+            port: self.spec.client_port.as_bytes(),
+            rem_addr: rem_addr.as_bytes(),
+            data: match protocol {
+                // RFC 8907 §5.4.2.2: PAP carries the password in data.
+                Protocol::Pap => password,
+                // RFC 8907 §5.4.2.1: an ASCII START has no data.
+                Protocol::Ascii => b"",
+            },
+        };
+        // Encoded before connecting: an unrepresentable request never reaches the server.
+        let start = encode(&header, &start, &self.spec.key)?;
+        tracing::debug!(server = %self.spec.addr, user, ?protocol, "TACACS+ authentication START");
+        let mut conn = Connection::open(&self.spec, stage).await?;
+        conn.write(&start).await?;
+
+        for _ in 0..MAX_ASCII_ROUNDS {
+            let packet = conn.receive(&header).await?;
+            let reply = authen::Reply::parse(packet.body())
+                .map_err(|source| ClientError::Malformed { stage, source })?;
+            let server_msg = text(reply.server_msg);
+            let answer: &[u8] = match (reply.status, protocol) {
+                (authen::Status::Pass, _) => return Ok(Verdict::Pass(server_msg)),
+                (authen::Status::Fail, _) => return Ok(Verdict::Fail(server_msg)),
+                (authen::Status::Error, _) => {
+                    return Err(server_status(stage, "ERROR", server_msg));
+                }
+                // RFC 8907 §5.2: FOLLOW (deprecated) names other servers; they are not
+                // contacted, the configured order alone decides.
+                (authen::Status::Follow, _) => {
+                    return Err(server_status(stage, "FOLLOW", server_msg));
+                }
+                // RFC 8907 §5.2: RESTART asks for another authen_type; only the configured
+                // one is used.
+                (authen::Status::Restart, _) => {
+                    return Err(server_status(stage, "RESTART", server_msg));
+                }
+                // RFC 8907 §5.4.2.1: GETUSER and GETPASS are answered with a CONTINUE.
+                (authen::Status::GetUser, Protocol::Ascii) => user.as_bytes(),
+                (authen::Status::GetPass, Protocol::Ascii) => password,
+                (authen::Status::GetData, Protocol::Ascii) => {
+                    // RFC 8907 §5.4.3: the client ends the session with the ABORT flag.
+                    let next = following(&header, stage)?;
+                    conn.abort(&next, b"GETDATA not supported").await;
+                    return Err(unexpected(stage, reply.status));
+                }
+                // RFC 8907 §5.4.2.2: PAP is a single START/REPLY exchange.
+                (status, _) => return Err(unexpected(stage, status)),
+            };
+            tracing::debug!(
+                server = %self.spec.addr,
+                user,
+                prompt = ?reply.status,
+                "TACACS+ authentication CONTINUE"
+            );
+            header = following(&header, stage)?;
+            let cont = authen::Continue {
+                flags: authen::ContinueFlags::empty(),
+                user_msg: answer,
+                data: b"",
+            };
+            conn.write(&encode(&header, &cont, &self.spec.key)?).await?;
+        }
+        Err(ClientError::TooManyRounds)
+    }
+
+    /// The authorization session: one REQUEST, one RESPONSE (RFC 8907 §6). Returns the status,
+    /// the AV pairs that hold with it, and the server_msg.
+    async fn authorization(
+        &self,
+        user: &str,
+        rem_addr: &str,
+        auth_service: &str,
+    ) -> Result<(author::Status, Vec<(String, String)>, Option<String>), ClientError> {
+        let stage = Stage::Authorization;
+        let header = Header::request(
+            PacketType::Authorization,
+            Version::DEFAULT,
+            Flags::empty(),
+            session_id()?,
+        );
+        let requested = [Arg::mandatory(b"service", auth_service.as_bytes())];
+        let request = author::Request {
+            authen_method: AuthenMethod::TacacsPlus,
+            priv_lvl: PRIV_LVL,
+            authen_type: self.spec.protocol.authen_type(),
+            authen_service: AuthenService::Login,
+            user: user.as_bytes(),
+            port: self.spec.client_port.as_bytes(),
+            rem_addr: rem_addr.as_bytes(),
+            args: Args::new(&requested),
+        };
+        let request = encode(&header, &request, &self.spec.key)?;
+        tracing::debug!(server = %self.spec.addr, user, auth_service, "TACACS+ authorization REQUEST");
+        let mut conn = Connection::open(&self.spec, stage).await?;
+        conn.write(&request).await?;
+        let packet = conn.receive(&header).await?;
+        let response = author::Response::parse(packet.body())
+            .map_err(|source| ClientError::Malformed { stage, source })?;
+        let returned = response.args.iter().map(pair);
+        let av_pairs = match response.status {
+            // RFC 8907 §6.2: PASS_ADD authorizes the request's arguments and adds the
+            // response's.
+            author::Status::PassAdd => requested
+                .iter()
+                .copied()
+                .map(pair)
+                .chain(returned)
+                .collect(),
+            // RFC 8907 §6.2: PASS_REPL's arguments are used instead of the request's.
+            author::Status::PassRepl => returned.collect(),
+            _ => Vec::new(),
+        };
+        Ok((response.status, av_pairs, text(response.server_msg)))
+    }
+}
+
+/// How an authentication session ended, short of an error.
+enum Verdict {
+    /// PASS, with its server_msg.
+    Pass(Option<String>),
+    /// FAIL, with its server_msg.
+    Fail(Option<String>),
+}
+
+/// One TCP connection carrying one session.
+struct Connection<'a> {
+    stream: TcpStream,
+    spec: &'a ServerSpec,
+    stage: Stage,
+}
+
+impl<'a> Connection<'a> {
+    async fn open(spec: &'a ServerSpec, stage: Stage) -> Result<Connection<'a>, ClientError> {
+        let stream = tokio::time::timeout(spec.timeout, TcpStream::connect(spec.addr))
+            .await
+            .map_err(|_elapsed| ClientError::Timeout {
+                stage,
+                step: "connection",
+                timeout: spec.timeout,
+            })?
+            .map_err(ClientError::Connect)?;
+        // Small request/reply packets: do not wait to coalesce them.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::trace!(error = %e, "TCP_NODELAY not set");
+        }
+        Ok(Connection {
+            stream,
+            spec,
+            stage,
+        })
+    }
+
+    fn timeout(&self, step: &'static str) -> ClientError {
+        ClientError::Timeout {
+            stage: self.stage,
+            step,
+            timeout: self.spec.timeout,
+        }
+    }
+
+    fn lost(&self, source: io::Error) -> ClientError {
+        ClientError::ConnectionLost {
+            stage: self.stage,
+            source,
+        }
+    }
+
+    /// Writes one packet.
+    async fn write(&mut self, packet: &[u8]) -> Result<(), ClientError> {
+        tokio::time::timeout(self.spec.timeout, self.stream.write_all(packet))
+            .await
+            .map_err(|_elapsed| self.timeout("write"))?
+            .map_err(|e| self.lost(e))
+    }
+
+    /// Reads the reply to the packet sent with `sent`, checks it belongs to the session and
+    /// deobfuscates it. The whole reply must arrive within the timeout.
+    async fn receive(&mut self, sent: &Header) -> Result<Packet<Vec<u8>>, ClientError> {
+        let (stage, timeout) = (self.stage, self.spec.timeout);
+        let read = async {
+            let mut head = [0u8; HEADER_LEN];
+            self.stream
+                .read_exact(&mut head)
+                .await
+                .map_err(|e| self.lost(e))?;
+            // RFC 8907 §4.1: version, and a length under the maximum, before reading the body.
+            let header = Header::parse_with_max(&head, MAX_REPLY_BODY_LEN)
+                .map_err(|source| ClientError::Malformed { stage, source })?;
+            // RFC 8907 §4.1: same session_id and type, seq_no one above ours.
+            sent.check_reply(&header)
+                .map_err(|source| ClientError::Session { stage, source })?;
+            // At most MAX_REPLY_BODY_LEN (64 KiB), checked above.
+            let body_len = usize::try_from(header.length).map_err(|_| ClientError::Malformed {
+                stage,
+                source: tacacs::Error::BodyTooLong {
+                    length: header.length,
+                    max: MAX_REPLY_BODY_LEN,
+                },
+            })?;
+            let mut buf = vec![0u8; HEADER_LEN + body_len];
+            let (buf_head, buf_body) = buf.split_at_mut(HEADER_LEN);
+            buf_head.copy_from_slice(&head);
+            self.stream
+                .read_exact(buf_body)
+                .await
+                .map_err(|e| self.lost(e))?;
+            Ok::<_, ClientError>(buf)
+        };
+        let buf = tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_elapsed| self.timeout("reply"))??;
+        let mut packet = Packet::new_checked_with_max(buf, MAX_REPLY_BODY_LEN)
+            .map_err(|source| ClientError::Malformed { stage, source })?;
+        // RFC 8907 §4.5: cleartext replies are refused; a wrong key shows as a body that does
+        // not parse.
+        packet
+            .deobfuscate(self.spec.key.octets(), Cleartext::Refuse)
+            .map_err(|source| ClientError::Malformed { stage, source })?;
+        Ok(packet)
+    }
+
+    /// Ends the session with a CONTINUE carrying the ABORT flag and `reason` (RFC 8907 §5.4.3).
+    /// Best effort: the session is over whether or not the write succeeds.
+    async fn abort(&mut self, header: &Header, reason: &[u8]) {
+        let cont = authen::Continue {
+            flags: authen::ContinueFlags::ABORT,
+            user_msg: b"",
+            data: reason,
+        };
+        let sent = match encode(header, &cont, &self.spec.key) {
+            Ok(packet) => self.write(&packet).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::debug!(server = %self.spec.addr, error = %e, "TACACS+ abort not sent");
+        }
+    }
+}
+
+/// Emits and obfuscates one packet (RFC 8907 §4.5).
+fn encode<'a, B: Body<'a>>(header: &Header, body: &B, key: &Key) -> Result<Vec<u8>, ClientError> {
+    let len = body.body_len().map_err(ClientError::Encode)?;
+    let mut buf = vec![0u8; HEADER_LEN + len];
+    let written =
+        tacacs::emit_packet(&mut buf, header, body, key.octets()).map_err(ClientError::Encode)?;
+    buf.truncate(written);
+    Ok(buf)
+}
+
+/// A session_id from the operating system's CSPRNG (RFC 8907 §4.1).
+fn session_id() -> Result<u32, ClientError> {
+    let mut octets = [0u8; 4];
+    getrandom::fill(&mut octets).map_err(ClientError::Rng)?;
+    Ok(u32::from_be_bytes(octets))
+}
+
+/// The header of our packet after the server's reply to `sent`: seq_no two above, everything
+/// else ours (RFC 8907 §4.1; [`Connection::receive`] checked the reply's seq_no is one above).
+fn following(sent: &Header, stage: Stage) -> Result<Header, ClientError> {
+    sent.next()
+        .and_then(|reply| reply.next())
+        .map_err(|source| ClientError::Session { stage, source })
+}
+
+fn server_status(stage: Stage, status: &'static str, server_msg: Option<String>) -> ClientError {
+    ClientError::ServerStatus {
+        stage,
+        status,
+        server_msg,
+    }
+}
+
+fn unexpected(stage: Stage, status: authen::Status) -> ClientError {
+    ClientError::UnexpectedStatus {
+        stage,
+        status: status.into(),
+    }
+}
+
+/// A text field, lossily decoded; `None` when empty.
+fn text(octets: &[u8]) -> Option<String> {
+    (!octets.is_empty()).then(|| String::from_utf8_lossy(octets).into_owned())
+}
+
+fn pair(arg: Arg<'_>) -> (String, String) {
+    (
+        String::from_utf8_lossy(arg.name()).into_owned(),
+        String::from_utf8_lossy(arg.value()).into_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    const KEY: &[u8] = b"unit-test-key";
+
+    fn spec(addr: SocketAddr, protocol: Protocol) -> ServerSpec {
+        ServerSpec {
+            addr,
+            key: Key::new(KEY),
+            protocol,
+            client_port: "tty0".into(),
+            timeout: Duration::from_millis(300),
+        }
+    }
+
+    /// A server that reads one request and answers with whatever `reply` makes of its header.
+    async fn one_shot(reply: fn(&Header) -> Vec<u8>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut head = [0u8; HEADER_LEN];
+            if stream.read_exact(&mut head).await.is_err() {
+                return;
+            }
+            let header = Header::parse(&head).unwrap();
+            let mut body = vec![0u8; header.length as usize];
+            if stream.read_exact(&mut body).await.is_err() {
+                return;
+            }
+            let _ = stream.write_all(&reply(&header)).await;
+            // Hold the connection until the client is done with it.
+            let _ = stream.read(&mut [0u8; 64]).await;
+        });
+        (addr, task)
+    }
+
+    fn pass_reply(header: &Header) -> Vec<u8> {
+        let reply = authen::Reply {
+            status: authen::Status::Pass,
+            flags: authen::ReplyFlags::empty(),
+            server_msg: b"",
+            data: b"",
+        };
+        let mut buf = vec![0u8; 64];
+        let len = tacacs::emit_packet(&mut buf, &header.next().unwrap(), &reply, KEY).unwrap();
+        buf.truncate(len);
+        buf
+    }
+
+    #[test]
+    fn key_is_redacted_in_debug() {
+        let spec = spec(SocketAddr::from(([127, 0, 0, 1], 49)), Protocol::Pap);
+        assert_eq!(format!("{:?}", spec.key), "Key(****)");
+        let printed = format!("{spec:?}");
+        assert!(printed.contains("Key(****)"), "{printed}");
+        assert!(!printed.contains("unit-test-key"), "{printed}");
+    }
+
+    #[test]
+    fn protocol_picks_version_and_authen_type() {
+        // RFC 8907 §5.4.1: PAP needs minor version 1, ASCII uses the default.
+        assert_eq!(Protocol::Pap.version(), Version::ONE);
+        assert_eq!(Protocol::Pap.authen_type(), AuthenType::Pap);
+        assert_eq!(Protocol::Ascii.version(), Version::DEFAULT);
+        assert_eq!(Protocol::Ascii.authen_type(), AuthenType::Ascii);
+    }
+
+    #[test]
+    fn following_header_skips_the_reply_and_keeps_our_fields() {
+        let sent = Header::request(
+            PacketType::Authentication,
+            Version::DEFAULT,
+            Flags::empty(),
+            0xdead_beef,
+        );
+        let next = following(&sent, Stage::Authentication).unwrap();
+        assert_eq!(next.seq_no, 3);
+        assert_eq!(next.session_id, 0xdead_beef);
+        assert_eq!(next.version, Version::DEFAULT);
+        assert_eq!(next.flags, Flags::empty());
+        // RFC 8907 §4.1: the sequence number never wraps.
+        let late = Header {
+            seq_no: 253,
+            ..sent
+        };
+        assert!(matches!(
+            following(&late, Stage::Authentication),
+            Err(ClientError::Session {
+                source: SessionError::SeqNoExhausted,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn text_fields_decode_lossily_and_empty_is_none() {
+        assert_eq!(text(b""), None);
+        assert_eq!(text(b"hi"), Some("hi".into()));
+        assert_eq!(text(b"\xffok"), Some("\u{fffd}ok".into()));
+        let arg = Arg::optional(b"role", b"a=b");
+        assert_eq!(pair(arg), ("role".into(), "a=b".into()));
+    }
+
+    #[test]
+    fn errors_read_well() {
+        let error = server_status(Stage::Authentication, "ERROR", Some("db down".into()));
+        assert_eq!(
+            error.to_string(),
+            "authentication: server answered ERROR (\"db down\")"
+        );
+        assert!(!error.is_timeout());
+        let timeout = ClientError::Timeout {
+            stage: Stage::Authorization,
+            step: "reply",
+            timeout: Duration::from_millis(300),
+        };
+        assert_eq!(
+            timeout.to_string(),
+            "authorization: no complete reply within 300ms"
+        );
+        assert!(timeout.is_timeout());
+        assert_eq!(
+            unexpected(Stage::Authentication, authen::Status::GetData).to_string(),
+            "authentication: unexpected status 0x03"
+        );
+    }
+
+    #[tokio::test]
+    async fn reply_of_another_type_is_out_of_session() {
+        let (addr, _server) = one_shot(|header| {
+            // A well-formed authentication PASS, but under the authorization type.
+            let mut bytes = pass_reply(header);
+            bytes[1] = u8::from(PacketType::Authorization);
+            bytes
+        })
+        .await;
+        let client = TacacsClient::new(spec(addr, Protocol::Pap));
+        let answer = client.authenticate("alice", b"pw", "", "svc").await;
+        assert!(
+            matches!(
+                answer,
+                Err(ClientError::Session {
+                    stage: Stage::Authentication,
+                    source: SessionError::PacketType { .. },
+                })
+            ),
+            "{answer:?}"
+        );
+        assert_eq!(client.stats().protocol_errors.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn reply_with_a_foreign_major_version_is_malformed() {
+        let (addr, _server) = one_shot(|header| {
+            let mut bytes = pass_reply(header);
+            bytes[0] = 0xd1;
+            bytes
+        })
+        .await;
+        let client = TacacsClient::new(spec(addr, Protocol::Pap));
+        let answer = client.authenticate("alice", b"pw", "", "svc").await;
+        assert!(
+            matches!(
+                answer,
+                Err(ClientError::Malformed {
+                    source: tacacs::Error::MajorVersion(0xd),
+                    ..
+                })
+            ),
+            "{answer:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unrepresentable_requests_fail_before_connecting() {
+        // Nothing listens on a port that was just free; the request must not get that far.
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let client = TacacsClient::new(spec(addr, Protocol::Pap));
+        // RFC 8907 §5.1: a PAP password travels in data, at most 255 octets.
+        let answer = client.authenticate("alice", &[b'x'; 256], "", "svc").await;
+        assert!(matches!(answer, Err(ClientError::Encode(_))), "{answer:?}");
+        let long_user = "u".repeat(256);
+        let answer = client.authenticate(&long_user, b"pw", "", "svc").await;
+        assert!(matches!(answer, Err(ClientError::Encode(_))), "{answer:?}");
+        let stats = client.stats();
+        assert_eq!(stats.requests.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.connect_failures.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.protocol_errors.load(Ordering::Relaxed), 0);
+    }
+}
