@@ -1,34 +1,259 @@
-//! `portcullis`: the authentication gateway daemon.
-//!
-//! The daemon itself (sequence walk, upstream clients, REST API, RADIUS front-end) is being
-//! built on top of the wire codecs in `portcullis-protocol`; until then the binary reports its
-//! version and what it can do.
+//! `portcullis`: the authentication gateway daemon and its command-line tools.
 
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-usage: portcullis <command>
+use clap::{Parser, Subcommand};
+use portcullis::engine::{Decision, Engine, Outcome};
+use portcullis_config::{Config, ConfigError, DEFAULT_PATH, Loaded};
 
-commands:
-  version    print the version and exit
-  help       print this text
+/// Exit status for a rejected login.
+const EXIT_REJECT: u8 = 1;
+/// Exit status for bad usage or an unusable configuration.
+const EXIT_CONFIG: u8 = 2;
+/// Exit status for a login no method could answer.
+const EXIT_UNAVAILABLE: u8 = 3;
 
-The daemon (`serve`), `check-config`, `hash-password` and `login` are not built yet; see README.md.";
+/// Authentication gateway: may this user log in, and with which roles?
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon: load the configuration (the embedded default when the file does not
+    /// exist), build the engine, and run until SIGTERM or SIGINT.
+    Serve {
+        /// Configuration file.
+        #[arg(long, default_value = DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and list every problem with the key it concerns.
+    CheckConfig {
+        /// Configuration file.
+        #[arg(default_value = DEFAULT_PATH)]
+        path: PathBuf,
+    },
+    /// Read a password (from the terminal without echo, or one line of standard input) and
+    /// print its argon2id hash for a local user's `password_hash`.
+    HashPassword,
+    /// Run the configured authentication sequence once for USER and print the method, server,
+    /// result, roles, reason and latency.
+    Login {
+        /// The user to log in.
+        user: String,
+        /// Read the password from the first line of standard input instead of the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Configuration file.
+        #[arg(long, default_value = DEFAULT_PATH)]
+        config: PathBuf,
+    },
+}
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("version" | "--version" | "-V") => {
-            println!("portcullis {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    init_logging(default_level);
+    match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::CheckConfig { path } => check_config(&path),
+        Command::HashPassword => hash_password(),
+        Command::Login {
+            user,
+            password_stdin,
+            config,
+        } => login(&user, password_stdin, &config),
+    }
+}
+
+/// Logs to standard error; the level comes from `RUST_LOG` when set.
+fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Loads `path`, printing errors and warnings; `None` when it is unusable.
+fn load_config(path: &Path, allow_missing: bool) -> Option<Config> {
+    match portcullis_config::load(path) {
+        Ok(Loaded { config, warnings }) => {
+            for warning in warnings {
+                eprintln!("warning: {warning}");
+            }
+            Some(config)
         }
-        Some("help" | "--help" | "-h") | None => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
+        Err(ConfigError::Io { source, .. })
+            if allow_missing && source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            tracing::warn!(path = %path.display(), "no configuration file; using the embedded default");
+            Some(Config::default())
         }
-        Some(other) => {
-            eprintln!("portcullis: unknown command {other:?}\n\n{USAGE}");
-            ExitCode::from(2)
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            None
         }
     }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("portcullis: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
+fn serve(path: &Path) -> ExitCode {
+    let Some(config) = load_config(path, true) else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let Some(rt) = runtime() else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    rt.block_on(async {
+        let engine = match Engine::new(&config) {
+            Ok(engine) => engine,
+            Err(e) => {
+                eprintln!("portcullis: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        tracing::info!(
+            sequence = portcullis_config::sequence_name(config.authentication.current_sequence),
+            "engine ready; waiting for SIGTERM or SIGINT"
+        );
+        wait_for_shutdown().await;
+        drop(engine);
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn wait_for_shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; waiting for SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match load_config(path, false) {
+        Some(_) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        None => ExitCode::from(EXIT_CONFIG),
+    }
+}
+
+/// Reads a password: without echo from a terminal, else the first line of standard input.
+fn read_password(prompt: &str, from_stdin: bool) -> Option<String> {
+    let result = if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map(|_| line.trim_end_matches(['\n', '\r']).to_string())
+    } else {
+        rpassword::prompt_password(prompt)
+    };
+    match result {
+        Ok(password) => Some(password),
+        Err(e) => {
+            eprintln!("portcullis: cannot read the password: {e}");
+            None
+        }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let Some(password) = read_password("Password: ", false) else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    if password.is_empty() {
+        eprintln!("portcullis: refusing to hash an empty password");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    match portcullis::engine::local::hash_password(password.as_bytes()) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn login(user: &str, password_stdin: bool, path: &Path) -> ExitCode {
+    let Some(config) = load_config(path, false) else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let Some(password) = read_password(&format!("Password for {user}: "), password_stdin) else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let Some(rt) = runtime() else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let decision = rt.block_on(async {
+        let engine = Engine::new(&config)?;
+        Ok::<Decision, portcullis::engine::EngineError>(
+            engine.authenticate(user, password.as_bytes()).await,
+        )
+    });
+    let decision = match decision {
+        Ok(decision) => decision,
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    print!("{}", report(&decision));
+    match decision.outcome {
+        Outcome::Accept(_) => ExitCode::SUCCESS,
+        Outcome::Reject(_) => ExitCode::from(EXIT_REJECT),
+        Outcome::Unavailable(_) => ExitCode::from(EXIT_UNAVAILABLE),
+    }
+}
+
+/// The `login` report: one `key: value` line per field.
+fn report(decision: &Decision) -> String {
+    let (result, roles, reason) = match &decision.outcome {
+        Outcome::Accept(roles) => ("accept", roles.join(", "), "-".to_string()),
+        Outcome::Reject(reason) => ("reject", "-".to_string(), reason.clone()),
+        Outcome::Unavailable(reason) => ("unavailable", "-".to_string(), reason.clone()),
+    };
+    format!(
+        "method:  {}\nserver:  {}\nresult:  {result}\nroles:   {roles}\nreason:  {reason}\nlatency: {:.1} ms\n",
+        decision.method.map_or("-", |m| m.name()),
+        decision.server.as_deref().unwrap_or("-"),
+        decision.latency.as_secs_f64() * 1000.0,
+    )
 }

@@ -1,4 +1,474 @@
 //! The authentication engine: the sequence walk over local users and remote servers.
+//!
+//! [`Engine::authenticate`] walks the configured sequence. Each method answers Accept(roles),
+//! Reject(reason) or Unavailable(reason):
+//! - Local: unknown or disabled user -> Unavailable; wrong password -> Reject.
+//! - RADIUS / TACACS+: enabled servers in `order`; a server that stays silent (or, for
+//!   TACACS+, refuses or drops the connection) is skipped and marked dead for `dead_time`; a
+//!   definitive reject from a server is final for the method; all servers silent ->
+//!   Unavailable.
+//!
+//! The walk moves on only on Unavailable, or also on Reject when `fallback_on_reject` is set.
+//! After a remote Accept, role mappings decide the roles; with none matching, the default role
+//! applies, and without one the login is rejected with "no role mapped".
 
 pub mod local;
 pub mod roles;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use portcullis_config::{
+    Config, Method, NasIdType, RadiusProtocol, RequireMessageAuthenticator, TacacsProtocol,
+};
+use portcullis_protocol::radius::Secret;
+use tokio::time::Instant;
+
+use crate::upstream::radius::{
+    self as radius_client, Answer, AuthProtocol, RadiusClient, RequestOptions, Requirement,
+    ServerSpec,
+};
+use crate::upstream::tacacs::{self as tacacs_client, TacacsClient};
+use local::{LocalOutcome, LocalUser, LocalUsers};
+use roles::{RadiusMapping, TacacsMapping};
+
+/// The answer of one method, or of the whole walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The user may log in with these roles.
+    Accept(Vec<String>),
+    /// The user may not log in.
+    Reject(String),
+    /// Nobody could answer.
+    Unavailable(String),
+}
+
+/// The result of a login: the outcome, which method and server decided it, and how long the
+/// walk took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// What was decided.
+    pub outcome: Outcome,
+    /// The method that decided, if any did.
+    pub method: Option<Method>,
+    /// The server that decided (`address:port`), for remote methods.
+    pub server: Option<String>,
+    /// Time from the start of the walk to the decision.
+    pub latency: Duration,
+}
+
+/// Why the engine could not be built from a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The configuration names a sequence id that does not exist.
+    #[error("authentication sequence {0} does not exist")]
+    UnknownSequence(u8),
+    /// The dummy password hash could not be made.
+    #[error("local users: {0}")]
+    Hash(#[from] local::HashError),
+}
+
+/// A remote server with its dead mark.
+#[derive(Debug)]
+struct Remote<C> {
+    /// `address:port` as configured, for logs and decisions.
+    name: String,
+    client: C,
+    /// Until when the server is skipped, after it stayed silent.
+    dead_until: Mutex<Option<Instant>>,
+}
+
+impl<C> Remote<C> {
+    fn is_dead(&self, now: Instant) -> bool {
+        lock(&self.dead_until).is_some_and(|until| until > now)
+    }
+
+    fn mark_dead(&self, dead_time: Duration) {
+        if !dead_time.is_zero() {
+            *lock(&self.dead_until) = Some(Instant::now() + dead_time);
+        }
+    }
+
+    fn mark_alive(&self) {
+        *lock(&self.dead_until) = None;
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Servers in the order to try them: those not marked dead first (in `order`), then the dead
+/// ones, so a dead primary costs nothing while another server is alive but is still tried
+/// when all are dead.
+fn try_order<C>(servers: &[Remote<C>]) -> Vec<&Remote<C>> {
+    let now = Instant::now();
+    let (alive, dead): (Vec<_>, Vec<_>) = servers.iter().partition(|s| !s.is_dead(now));
+    alive.into_iter().chain(dead).collect()
+}
+
+/// The engine for one configuration. Rebuilt (cheaply) when the configuration changes.
+#[derive(Debug)]
+pub struct Engine {
+    sequence: &'static [Method],
+    fallback_on_reject: bool,
+    dead_time: Duration,
+    default_role: Option<String>,
+    local: Arc<LocalUsers>,
+    radius: Vec<Remote<RadiusClient>>,
+    radius_options: RequestOptions,
+    radius_mappings: Vec<RadiusMapping>,
+    tacacs: Vec<Remote<TacacsClient>>,
+    tacacs_service: String,
+    tacacs_mappings: Vec<TacacsMapping>,
+}
+
+impl Engine {
+    /// Builds the engine for `config`. Server host names are resolved here, once; a name that
+    /// does not resolve leaves its server out, with a warning.
+    pub fn new(config: &Config) -> Result<Engine, EngineError> {
+        let auth = &config.authentication;
+        let sequence = portcullis_config::sequence(auth.current_sequence)
+            .ok_or(EngineError::UnknownSequence(auth.current_sequence))?;
+        let local = LocalUsers::new(config.local_users.iter().map(|u| LocalUser {
+            name: u.name.clone(),
+            password_hash: u.password_hash.expose().to_string(),
+            roles: u.roles.clone(),
+            enabled: u.enabled,
+        }))?;
+
+        let settings = &config.radius.settings;
+        let nas_identifier = match (settings.use_nas_id, settings.nas_id_type) {
+            (false, _) => None,
+            (true, NasIdType::Custom) => settings.nas_id_value.clone(),
+            (true, NasIdType::Dynamic) => Some(hostname()),
+        };
+        let radius_options = RequestOptions {
+            nas_identifier,
+            use_nas_ip: settings.use_nas_ip,
+            nas_ip: settings.nas_ip_value,
+            timeout: Duration::from_secs(u64::from(settings.connection_timeout)),
+            tries: settings.max_number_of_tries,
+        };
+        let radius = config
+            .radius
+            .enabled_servers()
+            .into_iter()
+            .filter_map(|server| {
+                let addr = resolve(&server.address, server.port)?;
+                Some(Remote {
+                    name: format!("{}:{}", server.address, server.port),
+                    client: RadiusClient::new(ServerSpec {
+                        addr,
+                        secret: Secret::new(server.secret.expose().as_bytes().into()),
+                        protocol: match server.protocol {
+                            RadiusProtocol::Pap => AuthProtocol::Pap,
+                            RadiusProtocol::Chap => AuthProtocol::Chap,
+                        },
+                        require_message_authenticator: match server.require_message_authenticator {
+                            RequireMessageAuthenticator::Yes => Requirement::Yes,
+                            RequireMessageAuthenticator::No => Requirement::No,
+                            RequireMessageAuthenticator::Auto => Requirement::Auto,
+                        },
+                    }),
+                    dead_until: Mutex::new(None),
+                })
+            })
+            .collect();
+        let radius_mappings = config
+            .radius
+            .role_mappings
+            .iter()
+            .map(|m| RadiusMapping {
+                role: m.role.clone(),
+                attribute: m.attribute,
+                value: m.attribute_value.clone(),
+                vendor_type: m.vendor_type,
+            })
+            .collect();
+
+        let tacacs_timeout =
+            Duration::from_secs(u64::from(config.tacacs.settings.connection_timeout));
+        let tacacs = config
+            .tacacs
+            .enabled_servers()
+            .into_iter()
+            .filter_map(|server| {
+                let addr = resolve(&server.address, server.port)?;
+                Some(Remote {
+                    name: format!("{}:{}", server.address, server.port),
+                    client: TacacsClient::new(tacacs_client::ServerSpec {
+                        addr,
+                        key: tacacs_client::Key::new(server.secret.expose().as_bytes()),
+                        protocol: match server.protocol {
+                            TacacsProtocol::Pap => tacacs_client::Protocol::Pap,
+                            TacacsProtocol::Ascii => tacacs_client::Protocol::Ascii,
+                        },
+                        client_port: server.client_port.clone(),
+                        timeout: tacacs_timeout,
+                    }),
+                    dead_until: Mutex::new(None),
+                })
+            })
+            .collect();
+        let tacacs_mappings = config
+            .tacacs
+            .role_mappings
+            .iter()
+            .map(|m| TacacsMapping {
+                role: m.role.clone(),
+                attribute: m.attribute.clone(),
+                value: m.attribute_value.clone(),
+            })
+            .collect();
+
+        Ok(Engine {
+            sequence,
+            fallback_on_reject: auth.fallback_on_reject,
+            dead_time: Duration::from_secs(u64::from(auth.dead_time)),
+            default_role: auth.default_role.clone(),
+            local: Arc::new(local),
+            radius,
+            radius_options,
+            radius_mappings,
+            tacacs,
+            tacacs_service: config.tacacs.settings.auth_service.clone(),
+            tacacs_mappings,
+        })
+    }
+
+    /// Walks the sequence for `user` and `password`.
+    pub async fn authenticate(&self, user: &str, password: &[u8]) -> Decision {
+        let started = Instant::now();
+        let mut unavailable = Vec::new();
+        let mut rejected: Option<(Method, Option<String>, String)> = None;
+        for &method in self.sequence {
+            let (outcome, server) = match method {
+                Method::Local => (self.local(user, password).await, None),
+                Method::Radius => self.radius(user, password).await,
+                Method::Tacacs => self.tacacs(user, password).await,
+            };
+            tracing::debug!(user, %method, server = server.as_deref(), ?outcome, "method answered");
+            match outcome {
+                Outcome::Accept(roles) => {
+                    return self.decide(
+                        user,
+                        Outcome::Accept(roles),
+                        Some(method),
+                        server,
+                        started,
+                    );
+                }
+                Outcome::Reject(reason) if self.fallback_on_reject => {
+                    unavailable.push(format!("{method}: {reason}"));
+                    rejected.get_or_insert((method, server, reason));
+                }
+                Outcome::Reject(reason) => {
+                    return self.decide(
+                        user,
+                        Outcome::Reject(reason),
+                        Some(method),
+                        server,
+                        started,
+                    );
+                }
+                Outcome::Unavailable(reason) => unavailable.push(format!("{method}: {reason}")),
+            }
+        }
+        match rejected {
+            Some((method, server, reason)) => {
+                self.decide(user, Outcome::Reject(reason), Some(method), server, started)
+            }
+            None => {
+                let reason = if unavailable.is_empty() {
+                    "empty authentication sequence".to_string()
+                } else {
+                    unavailable.join("; ")
+                };
+                self.decide(user, Outcome::Unavailable(reason), None, None, started)
+            }
+        }
+    }
+
+    fn decide(
+        &self,
+        user: &str,
+        outcome: Outcome,
+        method: Option<Method>,
+        server: Option<String>,
+        started: Instant,
+    ) -> Decision {
+        let latency = started.elapsed();
+        let method_name = method.map(Method::name);
+        match &outcome {
+            Outcome::Accept(roles) => tracing::info!(
+                user,
+                method = method_name,
+                server = server.as_deref(),
+                ?roles,
+                latency_ms = latency.as_millis() as u64,
+                "login accepted"
+            ),
+            Outcome::Reject(reason) => tracing::info!(
+                user,
+                method = method_name,
+                server = server.as_deref(),
+                reason,
+                latency_ms = latency.as_millis() as u64,
+                "login rejected"
+            ),
+            Outcome::Unavailable(reason) => tracing::warn!(
+                user,
+                reason,
+                latency_ms = latency.as_millis() as u64,
+                "login failed: no method could answer"
+            ),
+        }
+        Decision {
+            outcome,
+            method,
+            server,
+            latency,
+        }
+    }
+
+    /// Roles after mapping: the mapped ones, else the default role, else a reject.
+    fn with_default_role(&self, roles: Vec<String>) -> Outcome {
+        if !roles.is_empty() {
+            return Outcome::Accept(roles);
+        }
+        match &self.default_role {
+            Some(role) => Outcome::Accept(vec![role.clone()]),
+            None => Outcome::Reject("no role mapped".into()),
+        }
+    }
+
+    async fn local(&self, user: &str, password: &[u8]) -> Outcome {
+        let users = Arc::clone(&self.local);
+        let (user, password) = (user.to_owned(), password.to_vec());
+        // argon2 takes tens of milliseconds of CPU: off the async workers.
+        let verdict = tokio::task::spawn_blocking(move || users.verify(&user, &password)).await;
+        match verdict {
+            Ok(LocalOutcome::Accept(roles)) => self.with_default_role(roles),
+            Ok(LocalOutcome::Reject(reason)) => Outcome::Reject(reason.into()),
+            Ok(LocalOutcome::Unavailable(reason)) => Outcome::Unavailable(reason.into()),
+            Err(e) => Outcome::Unavailable(format!("local check failed: {e}")),
+        }
+    }
+
+    async fn radius(&self, user: &str, password: &[u8]) -> (Outcome, Option<String>) {
+        if self.radius.is_empty() {
+            return (
+                Outcome::Unavailable("no RADIUS servers configured".into()),
+                None,
+            );
+        }
+        for server in try_order(&self.radius) {
+            let answer = server
+                .client
+                .authenticate(user, password, &self.radius_options)
+                .await;
+            let name = Some(server.name.clone());
+            match answer {
+                Ok(Answer::Accept(reply)) => {
+                    server.mark_alive();
+                    let roles = roles::radius_roles(&self.radius_mappings, &reply.packet());
+                    return (self.with_default_role(roles), name);
+                }
+                Ok(Answer::Reject(reply)) => {
+                    server.mark_alive();
+                    let reason = reply
+                        .reply_message()
+                        .unwrap_or_else(|| "rejected by RADIUS server".into());
+                    return (Outcome::Reject(reason), name);
+                }
+                Ok(Answer::Challenge(_)) => {
+                    server.mark_alive();
+                    return (
+                        Outcome::Reject("RADIUS server sent an Access-Challenge".into()),
+                        name,
+                    );
+                }
+                Err(radius_client::ClientError::Timeout { .. }) => {
+                    tracing::warn!(server = %server.name, "RADIUS server did not answer; marked dead");
+                    server.mark_dead(self.dead_time);
+                }
+                Err(e) => {
+                    tracing::warn!(server = %server.name, error = %e, "RADIUS request failed");
+                }
+            }
+        }
+        (
+            Outcome::Unavailable("no RADIUS server answered".into()),
+            None,
+        )
+    }
+
+    async fn tacacs(&self, user: &str, password: &[u8]) -> (Outcome, Option<String>) {
+        if self.tacacs.is_empty() {
+            return (
+                Outcome::Unavailable("no TACACS+ servers configured".into()),
+                None,
+            );
+        }
+        for server in try_order(&self.tacacs) {
+            let answer = server
+                .client
+                .authenticate(user, password, "", &self.tacacs_service)
+                .await;
+            let name = Some(server.name.clone());
+            match answer {
+                Ok(tacacs_client::Answer::Accept { av_pairs, .. }) => {
+                    server.mark_alive();
+                    let roles = roles::tacacs_roles(&self.tacacs_mappings, &av_pairs);
+                    return (self.with_default_role(roles), name);
+                }
+                Ok(tacacs_client::Answer::Reject { reason, server_msg }) => {
+                    server.mark_alive();
+                    let reason = match server_msg {
+                        Some(message) => format!("{reason}: {message}"),
+                        None => reason.to_string(),
+                    };
+                    return (Outcome::Reject(reason), name);
+                }
+                Err(e) => {
+                    tracing::warn!(server = %server.name, error = %e, "TACACS+ server unavailable; marked dead");
+                    server.mark_dead(self.dead_time);
+                }
+            }
+        }
+        (
+            Outcome::Unavailable("no TACACS+ server answered".into()),
+            None,
+        )
+    }
+}
+
+/// Resolves `host:port` once; `None` (with a warning) when it does not resolve.
+fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
+    // IPv6 literals need brackets in the `host:port` form ToSocketAddrs parses.
+    let target = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    match target.to_socket_addrs().map(|mut addrs| addrs.next()) {
+        Ok(Some(addr)) => Some(addr),
+        Ok(None) | Err(_) => {
+            tracing::warn!(server = %target, "server address does not resolve; left out");
+            None
+        }
+    }
+}
+
+/// The host name, for NAS-Identifier "dynamic".
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "portcullis".to_string())
+}
