@@ -428,7 +428,9 @@ mod tests {
             ]
         );
         // A vendor type makes a small attribute number a vendor id (Cisco is 9).
-        assert!(errors(|r| mapping(9, "shell:priv-lvl=15", Some(1)).check(r, "m", &roles)).is_empty());
+        assert!(
+            errors(|r| mapping(9, "shell:priv-lvl=15", Some(1)).check(r, "m", &roles)).is_empty()
+        );
         assert!(mapping(9, "x", Some(1)).is_vendor());
         assert!(!mapping(9, "x", None).is_vendor());
         assert_eq!(
