@@ -544,14 +544,14 @@ fn check_acct_request(case: &RequestCase, flags: accounting::Flags, session_id: 
     };
     assert_eq!(parsed.flags.record(), Some(record));
     assert_eq!(parsed.flags, acct::Flags::from(record));
-    assert_eq!(parsed.authen_method, case.method);
-    assert_eq!(parsed.priv_lvl, case.priv_lvl);
-    assert_eq!(parsed.authen_type, case.authen_type);
-    assert_eq!(parsed.authen_service, case.service);
-    assert_eq!(parsed.user, case.user.as_bytes());
-    assert_eq!(parsed.port, case.port.as_bytes());
-    assert_eq!(parsed.rem_addr, case.rem_addr.as_bytes());
-    case.assert_args(&parsed.args);
+    assert_eq!(parsed.fields.authen_method, case.method);
+    assert_eq!(parsed.fields.priv_lvl, case.priv_lvl);
+    assert_eq!(parsed.fields.authen_type, case.authen_type);
+    assert_eq!(parsed.fields.authen_service, case.service);
+    assert_eq!(parsed.fields.user, case.user.as_bytes());
+    assert_eq!(parsed.fields.port, case.port.as_bytes());
+    assert_eq!(parsed.fields.rem_addr, case.rem_addr.as_bytes());
+    case.assert_args(&parsed.fields.args);
 
     let mut out = [0u8; 8192];
     let n = emit_packet(&mut out, &header, &parsed, KEY).unwrap();

@@ -120,7 +120,7 @@ fn every_body(body: &[u8]) {
     body_round_trip::<author::Response>(body, |response| check_args(&response.args));
     body_round_trip::<acct::Request>(body, |request| {
         let _ = request.flags.record();
-        check_args(&request.args);
+        check_args(&request.fields.args);
     });
     body_round_trip::<acct::Reply>(body, |_| ());
 }

@@ -4,8 +4,8 @@
 //! server (seq_no 2) (RFC 8907 §3.5).
 
 use super::{
-    Args, AuthenMethod, AuthenService, AuthenType, Body, EmitError, Error, Field, PacketType,
-    codec::{Reader, Writer, ensure_room, len_u8, len_u16},
+    Body, EmitError, Error, Field, PacketType, author,
+    codec::{Reader, Writer, ensure_room, len_u16},
 };
 
 wire_flags! {
@@ -71,114 +71,49 @@ wire_enum! {
     }
 }
 
-/// The accounting REQUEST body (RFC 8907 §7.1).
+/// The accounting REQUEST body (RFC 8907 §7.1): a flags octet, then exactly the fields of an
+/// authorization REQUEST (§6.1), which §7.1 repeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request<'a> {
     /// flags.
     pub flags: Flags,
-    /// authen_method.
-    pub authen_method: AuthenMethod,
-    /// priv_lvl (RFC 8907 §9).
-    pub priv_lvl: u8,
-    /// authen_type.
-    pub authen_type: AuthenType,
-    /// authen_service.
-    pub authen_service: AuthenService,
-    /// user (user_len octets).
-    pub user: &'a [u8],
-    /// port (port_len octets).
-    pub port: &'a [u8],
-    /// rem_addr (rem_addr_len octets).
-    pub rem_addr: &'a [u8],
-    /// arg_1 .. arg_N (arg_cnt arguments).
-    pub args: Args<'a>,
+    /// authen_method, priv_lvl, authen_type, authen_service, user, port, rem_addr and the
+    /// arguments, laid out as in an authorization REQUEST.
+    pub fields: author::Request<'a>,
 }
-
-/// Octets of the REQUEST fixed fields: flags, authen_method, priv_lvl, authen_type,
-/// authen_service, user_len, port_len, rem_addr_len, arg_cnt (RFC 8907 §7.1).
-const REQUEST_FIXED_LEN: usize = 9;
 
 impl<'a> Request<'a> {
     /// Parses a deobfuscated REQUEST body.
     pub fn parse(body: &'a [u8]) -> Result<Request<'a>, Error> {
-        let mut reader = Reader::new(body);
-        // RFC 8907 §7.1: nine one-octet fields, arg_cnt argument lengths, then user, port,
-        // rem_addr and the arguments.
-        let &[
-            flags,
-            authen_method,
-            priv_lvl,
-            authen_type,
-            authen_service,
-            user_len,
-            port_len,
-            rem_addr_len,
-            arg_cnt,
-        ] = reader.array::<REQUEST_FIXED_LEN>(Field::Fixed)?;
-        let lens = reader.take(arg_cnt.into(), Field::ArgLengths)?;
-        let user = reader.take(user_len.into(), Field::User)?;
-        let port = reader.take(port_len.into(), Field::Port)?;
-        let rem_addr = reader.take(rem_addr_len.into(), Field::RemAddr)?;
-        let args = Args::parse(lens, &mut reader)?;
-        // RFC 8907 §4.5: the field lengths must add up to the body length.
-        reader.finish()?;
+        // RFC 8907 §7.1: flags, then the authorization REQUEST layout of §6.1.
+        let Some((&flags, rest)) = body.split_first() else {
+            return Err(Error::Overrun(Field::Fixed));
+        };
+        let fields = author::Request::parse(rest)?;
         Ok(Request {
             flags: Flags::from_bits(flags),
-            authen_method: AuthenMethod::from(authen_method),
-            priv_lvl,
-            authen_type: AuthenType::from(authen_type),
-            authen_service: AuthenService::from(authen_service),
-            user,
-            port,
-            rem_addr,
-            args,
+            fields,
         })
     }
 
     /// The octets [`Request::emit`] writes; fails if a field or an argument is longer than 255
     /// octets, there are more than 255 arguments or a name holds a separator.
     pub fn body_len(&self) -> Result<usize, EmitError> {
-        self.lens()?;
-        let (count, values_len) = self.args.check()?;
-        Ok(REQUEST_FIXED_LEN
-            + usize::from(count)
-            + self.user.len()
-            + self.port.len()
-            + self.rem_addr.len()
-            + values_len)
-    }
-
-    fn lens(&self) -> Result<[u8; 3], EmitError> {
-        Ok([
-            len_u8(self.user, Field::User)?,
-            len_u8(self.port, Field::Port)?,
-            len_u8(self.rem_addr, Field::RemAddr)?,
-        ])
+        Ok(1 + self.fields.body_len()?)
     }
 
     /// Writes the body at the start of `buffer` and returns its length.
     pub fn emit(&self, buffer: &mut [u8]) -> Result<usize, EmitError> {
-        let [user_len, port_len, rem_addr_len] = self.lens()?;
-        let (arg_cnt, _) = self.args.check()?;
-        ensure_room(buffer, self.body_len()?)?;
-        let mut writer = Writer::new(buffer);
-        writer.put(&[
-            self.flags.bits(),
-            self.authen_method.into(),
-            self.priv_lvl,
-            self.authen_type.into(),
-            self.authen_service.into(),
-            user_len,
-            port_len,
-            rem_addr_len,
-            arg_cnt,
-        ])?;
-        self.args.emit_lens(&mut writer)?;
-        writer.put(self.user)?;
-        writer.put(self.port)?;
-        writer.put(self.rem_addr)?;
-        self.args.emit_values(&mut writer)?;
-        Ok(writer.written())
+        let needed = self.body_len()?;
+        ensure_room(buffer, needed)?;
+        let Some((flags, rest)) = buffer.split_first_mut() else {
+            return Err(EmitError::BufferTooSmall {
+                needed,
+                available: 0,
+            });
+        };
+        *flags = self.flags.bits();
+        Ok(1 + self.fields.emit(rest)?)
     }
 }
 
@@ -267,7 +202,7 @@ impl<'a> Body<'a> for Reply<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tacacs::Arg;
+    use crate::tacacs::{Arg, Args, AuthenMethod, AuthenService, AuthenType};
 
     /// A STOP record for "carol" on "vty0" from "198.51.100.9", method TACACSPLUS, priv_lvl
     /// 15, type ASCII, service LOGIN, args "task_id=7" and "elapsed_time=42".
@@ -290,14 +225,16 @@ mod tests {
     fn request() -> Request<'static> {
         Request {
             flags: Flags::STOP,
-            authen_method: AuthenMethod::TacacsPlus,
-            priv_lvl: 15,
-            authen_type: AuthenType::Ascii,
-            authen_service: AuthenService::Login,
-            user: b"carol",
-            port: b"vty0",
-            rem_addr: b"198.51.100.9",
-            args: Args::new(&REQUEST_ARGS),
+            fields: author::Request {
+                authen_method: AuthenMethod::TacacsPlus,
+                priv_lvl: 15,
+                authen_type: AuthenType::Ascii,
+                authen_service: AuthenService::Login,
+                user: b"carol",
+                port: b"vty0",
+                rem_addr: b"198.51.100.9",
+                args: Args::new(&REQUEST_ARGS),
+            },
         }
     }
 
@@ -321,7 +258,7 @@ mod tests {
         assert_eq!(parsed, request());
         assert_eq!(parsed.flags.record(), Some(Record::Stop));
         assert_eq!(
-            parsed.args.find(b"elapsed_time").map(|a| a.value()),
+            parsed.fields.args.find(b"elapsed_time").map(|a| a.value()),
             Some(&b"42"[..])
         );
     }
@@ -436,7 +373,10 @@ mod tests {
     fn emit_refuses_what_cannot_be_encoded() {
         let long = [b'p'; 256];
         let long_port = Request {
-            port: &long,
+            fields: author::Request {
+                port: &long,
+                ..request().fields
+            },
             ..request()
         };
         assert_eq!(
