@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use portcullis::engine::{Decision, Engine, Outcome};
-use portcullis_config::{Config, ConfigError, DEFAULT_PATH, Loaded};
+use portcullis_config::{Config, DEFAULT_PATH, Loaded};
 
 /// Exit status for a rejected login.
 const EXIT_REJECT: u8 = 1;
@@ -26,11 +26,18 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the daemon: load the configuration (the embedded default when the file does not
-    /// exist), build the engine, and run until SIGTERM or SIGINT.
+    /// exist; the first API write creates it), serve the HTTPS API, run until SIGTERM or
+    /// SIGINT.
     Serve {
         /// Configuration file.
         #[arg(long, default_value = DEFAULT_PATH)]
         config: PathBuf,
+        /// State directory: the TLS certificate and key.
+        #[arg(long, default_value = "/var/lib/portcullis")]
+        state_dir: PathBuf,
+        /// Address of the HTTPS API; defaults to the configuration's `listeners.api`.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Validate a configuration file and list every problem with the key it concerns.
     CheckConfig {
@@ -63,7 +70,11 @@ fn main() -> ExitCode {
     };
     init_logging(default_level);
     match cli.command {
-        Command::Serve { config } => serve(&config),
+        Command::Serve {
+            config,
+            state_dir,
+            listen,
+        } => serve(&config, &state_dir, listen),
         Command::CheckConfig { path } => check_config(&path),
         Command::HashPassword => hash_password(),
         Command::Login {
@@ -81,23 +92,18 @@ fn init_logging(default_level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
 /// Loads `path`, printing errors and warnings; `None` when it is unusable.
-fn load_config(path: &Path, allow_missing: bool) -> Option<Config> {
+fn load_config(path: &Path) -> Option<Config> {
     match portcullis_config::load(path) {
         Ok(Loaded { config, warnings }) => {
             for warning in warnings {
                 eprintln!("warning: {warning}");
             }
             Some(config)
-        }
-        Err(ConfigError::Io { source, .. })
-            if allow_missing && source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            tracing::warn!(path = %path.display(), "no configuration file; using the embedded default");
-            Some(Config::default())
         }
         Err(e) => {
             eprintln!("{}: {e}", path.display());
@@ -119,30 +125,113 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
-fn serve(path: &Path) -> ExitCode {
-    let Some(config) = load_config(path, true) else {
+/// Session tokens live this long.
+const TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(8 * 3600);
+
+fn serve(path: &Path, state_dir: &Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
+    let config = if path.exists() {
+        load_config(path)
+    } else {
+        bootstrap_config(path)
+    };
+    let Some(config) = config else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let Some(addr) = listen.or_else(|| config.listeners.api.first().copied()) else {
+        eprintln!("portcullis: no API listener: pass --listen or set listeners.api");
         return ExitCode::from(EXIT_CONFIG);
     };
     let Some(rt) = runtime() else {
         return ExitCode::from(EXIT_CONFIG);
     };
     rt.block_on(async {
-        let engine = match Engine::new(&config) {
-            Ok(engine) => engine,
+        let store = match portcullis::api::store::ConfigStore::new(path.to_path_buf(), config) {
+            Ok(store) => store,
             Err(e) => {
                 eprintln!("portcullis: {e}");
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
-        tracing::info!(
-            sequence = portcullis_config::sequence_name(config.authentication.current_sequence),
-            "engine ready; waiting for SIGTERM or SIGINT"
-        );
-        wait_for_shutdown().await;
-        drop(engine);
-        tracing::info!("stopped");
-        ExitCode::SUCCESS
+        let tls = match portcullis::api::tls_config(state_dir).await {
+            Ok(tls) => tls,
+            Err(e) => {
+                eprintln!("portcullis: TLS under {}: {e}", state_dir.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        let listener = match std::net::TcpListener::bind(addr) {
+            Ok(listener) => listener,
+            Err(e) => {
+                eprintln!("portcullis: cannot listen on {addr}: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        let bound = listener.local_addr().map_or(addr, |a| a);
+        let state = std::sync::Arc::new(portcullis::api::AppState {
+            store,
+            sessions: portcullis::api::sessions::Sessions::new(TOKEN_LIFETIME),
+        });
+        tracing::info!("listening on https://{bound}");
+        match portcullis::api::serve(listener, tls, state, wait_for_shutdown()).await {
+            Ok(()) => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("portcullis: API server: {e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        }
     })
+}
+
+/// The embedded default for a missing configuration file: loopback listener, "Local only",
+/// and a bootstrap `admin` whose password comes from `PORTCULLIS_ADMIN_PASSWORD` or is
+/// generated and printed once to the log.
+fn bootstrap_config(path: &Path) -> Option<Config> {
+    let mut config = Config::default();
+    let (password, generated) = match std::env::var("PORTCULLIS_ADMIN_PASSWORD") {
+        Ok(password) if !password.is_empty() => (password, false),
+        _ => {
+            let mut random = [0u8; 18];
+            if let Err(e) = getrandom::fill(&mut random) {
+                eprintln!("portcullis: random number generator: {e}");
+                return None;
+            }
+            use base64::Engine as _;
+            (
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random),
+                true,
+            )
+        }
+    };
+    let hash = match portcullis::engine::local::hash_password(password.as_bytes()) {
+        Ok(hash) => hash,
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            return None;
+        }
+    };
+    config.local_users.push(portcullis_config::LocalUser {
+        name: "admin".into(),
+        password_hash: portcullis_config::Secret::new(hash),
+        roles: vec![portcullis_config::ADMINISTRATOR.to_string()],
+        enabled: true,
+    });
+    tracing::warn!(
+        path = %path.display(),
+        "no configuration file: starting on the embedded default (loopback, Local only)"
+    );
+    if generated {
+        // Printed once, on purpose: the only way to learn the bootstrap password.
+        tracing::warn!(user = "admin", password = %password, "bootstrap administrator created");
+    } else {
+        tracing::warn!(
+            user = "admin",
+            "bootstrap administrator created from PORTCULLIS_ADMIN_PASSWORD"
+        );
+    }
+    Some(config)
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -163,7 +252,7 @@ async fn wait_for_shutdown() {
 }
 
 fn check_config(path: &Path) -> ExitCode {
-    match load_config(path, false) {
+    match load_config(path) {
         Some(_) => {
             println!("{}: ok", path.display());
             ExitCode::SUCCESS
@@ -213,7 +302,7 @@ fn hash_password() -> ExitCode {
 }
 
 fn login(user: &str, password_stdin: bool, path: &Path) -> ExitCode {
-    let Some(config) = load_config(path, false) else {
+    let Some(config) = load_config(path) else {
         return ExitCode::from(EXIT_CONFIG);
     };
     let Some(password) = read_password(&format!("Password for {user}: "), password_stdin) else {

@@ -240,6 +240,22 @@ impl Engine {
         })
     }
 
+    /// Checks `user` and `password` against the local users only, whatever the sequence: the
+    /// management API's HTTP Basic authentication.
+    pub async fn authenticate_local(&self, user: &str, password: &[u8]) -> Outcome {
+        self.local(user, password).await
+    }
+
+    /// Whether the sequence has a remote method with at least one server, i.e. whether a
+    /// login can fail because servers are unavailable.
+    pub fn has_remote_servers(&self) -> bool {
+        self.sequence.iter().any(|method| match method {
+            Method::Local => false,
+            Method::Radius => !self.radius.is_empty(),
+            Method::Tacacs => !self.tacacs.is_empty(),
+        })
+    }
+
     /// Walks the sequence for `user` and `password`.
     pub async fn authenticate(&self, user: &str, password: &[u8]) -> Decision {
         let started = Instant::now();

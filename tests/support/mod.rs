@@ -5,5 +5,6 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod freeradius;
 pub mod tacacs_server;

@@ -1,0 +1,149 @@
+//! The one error type of the REST API, rendered as the documented body
+//! `{error_id, error_text, error_info}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// An error answer: status, machine-readable id, human-readable text, optional details.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// `error_id`: BAD_REQUEST, AUTH_REQUIRED, AUTH_INVALID_CREDENTIALS, FORBIDDEN, NOT_FOUND,
+    /// ...
+    pub error_id: &'static str,
+    /// `error_text`.
+    pub error_text: String,
+    /// `error_info`, when there is more to say (the fields that failed validation).
+    pub error_info: Option<Value>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error_id: &'static str, text: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            error_id,
+            error_text: text.into(),
+            error_info: None,
+        }
+    }
+
+    /// 400 BAD_REQUEST.
+    pub fn bad_request(text: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", text)
+    }
+
+    /// 400 BAD_REQUEST naming the fields that failed, as `error_info.fields`.
+    pub fn invalid_fields(text: impl Into<String>, fields: Vec<(String, String)>) -> ApiError {
+        let fields: Vec<Value> = fields
+            .into_iter()
+            .map(|(field, reason)| json!({"field": field, "reason": reason}))
+            .collect();
+        ApiError {
+            error_info: Some(json!({ "fields": fields })),
+            ..ApiError::bad_request(text)
+        }
+    }
+
+    /// 401 AUTH_REQUIRED: no credentials.
+    pub fn auth_required() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "AUTH_REQUIRED",
+            "Authentication required.",
+        )
+    }
+
+    /// 401 AUTH_INVALID_CREDENTIALS: credentials that do not verify.
+    pub fn invalid_credentials() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "AUTH_INVALID_CREDENTIALS",
+            "Make sure the user name is correct and type your password again. Be sure to use \
+             the correct case for the user name and password.",
+        )
+    }
+
+    /// 403 FORBIDDEN: authenticated, but without the role the route needs.
+    pub fn forbidden(needed: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            format!("This operation needs the {needed} role."),
+        )
+    }
+
+    /// 404 NOT_FOUND.
+    pub fn not_found(text: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", text)
+    }
+
+    /// 500 INTERNAL_ERROR. The details go to the log, not to the caller.
+    pub fn internal(context: &str, detail: impl std::fmt::Display) -> ApiError {
+        tracing::error!(context, %detail, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "Internal error.",
+        )
+    }
+
+    /// Adds `error_info`.
+    pub fn with_info(mut self, info: Value) -> ApiError {
+        self.error_info = Some(info);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "error_id": self.error_id,
+            "error_text": self.error_text,
+        });
+        if let (Some(info), Some(map)) = (self.error_info, body.as_object_mut()) {
+            map.insert("error_info".into(), info);
+        }
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"portcullis\", Bearer"),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(error: ApiError) -> (StatusCode, Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn documented_body() {
+        let (status, value) = body(ApiError::auth_required()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(value["error_id"], "AUTH_REQUIRED");
+        assert!(value.get("error_info").is_none());
+
+        let (status, value) = body(ApiError::invalid_fields(
+            "Invalid argument.",
+            vec![("port".into(), "0 is outside 1..=65535".into())],
+        ))
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(value["error_id"], "BAD_REQUEST");
+        assert_eq!(value["error_info"]["fields"][0]["field"], "port");
+    }
+}

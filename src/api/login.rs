@@ -1,0 +1,205 @@
+//! `POST /api/auth/1.0/login`, `GET /api/auth/1.0/session`, `POST /api/auth/1.0/logout`.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::bearer_token;
+use super::error::ApiError;
+use super::sessions::Session;
+use crate::engine::Outcome;
+
+/// Why a login failed, as the 401 body's `error_info.reason` says it. None of them tells
+/// whether the user exists.
+fn failure(reason: &'static str) -> ApiError {
+    ApiError::invalid_credentials().with_info(json!({ "reason": reason }))
+}
+
+/// Reads `{username, password, deviceId?}`: 400 for a body that is not a JSON object, 422
+/// naming each missing or mistyped field.
+fn credentials(body: &[u8]) -> Result<(String, String), ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("JSON error: {e}")))?;
+    let Some(object) = value.as_object() else {
+        return Err(ApiError::bad_request(
+            "JSON error: the body must be an object",
+        ));
+    };
+    let mut errors = Vec::new();
+    let mut field = |name: &str| match object.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::String(_)) => {
+            errors.push((name.to_string(), "must not be empty".to_string()));
+            None
+        }
+        Some(_) => {
+            errors.push((name.to_string(), "must be a string".to_string()));
+            None
+        }
+        None => {
+            errors.push((name.to_string(), "is required".to_string()));
+            None
+        }
+    };
+    let username = field("username");
+    let password = field("password");
+    if let Some(device) = object.get("deviceId") {
+        if !device.is_string() {
+            errors.push(("deviceId".into(), "must be a string".into()));
+        }
+    }
+    match (username, password) {
+        (Some(u), Some(p)) if errors.is_empty() => Ok((u, p)),
+        _ => {
+            let mut error = ApiError::invalid_fields("Request validation error.", errors);
+            error.status = StatusCode::UNPROCESSABLE_ENTITY;
+            error.error_id = "VALIDATION_ERROR";
+            Err(error)
+        }
+    }
+}
+
+/// `POST /api/auth/1.0/login`.
+pub async fn login(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
+    let (username, password) = credentials(&body)?;
+    let live = state.store.current();
+    let decision = live
+        .engine
+        .authenticate(&username, password.as_bytes())
+        .await;
+    match decision.outcome {
+        Outcome::Accept(roles) => {
+            let method = decision.method.map_or("", |m| m.name());
+            let (token, expires) = state
+                .sessions
+                .create(&username, roles.clone(), method)
+                .map_err(|e| ApiError::internal("token", e))?;
+            Ok(Json(json!({
+                "user": { "username": username },
+                "roles": roles,
+                "method": method,
+                "server": decision.server,
+                "token": token,
+                "expires": rfc3339(expires),
+                "needTwoFactorAuth": false,
+            }))
+            .into_response())
+        }
+        Outcome::Reject(reason) if reason == "no role mapped" => Err(failure("NO_ROLE_MAPPED")),
+        Outcome::Reject(_) => Err(failure("INVALID_CREDENTIALS")),
+        // With remote servers in the sequence, "unavailable" means they did not answer; with
+        // only local users it means an unknown user, which must look like a wrong password.
+        Outcome::Unavailable(_) if live.engine.has_remote_servers() => {
+            Err(failure("SERVERS_UNAVAILABLE"))
+        }
+        Outcome::Unavailable(_) => Err(failure("INVALID_CREDENTIALS")),
+    }
+}
+
+fn session_of(state: &AppState, parts: &Parts) -> Result<(String, Session), ApiError> {
+    let token = bearer_token(parts).ok_or_else(ApiError::auth_required)?;
+    let session = state
+        .sessions
+        .lookup(token)
+        .ok_or_else(ApiError::invalid_credentials)?;
+    Ok((token.to_string(), session))
+}
+
+/// `GET /api/auth/1.0/session`: what a bearer token stands for, for other services.
+pub async fn session(
+    State(state): State<Arc<AppState>>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let (_, session) = session_of(&state, &parts)?;
+    Ok(Json(json!({
+        "user": { "username": session.user },
+        "roles": session.roles,
+        "method": session.method,
+        "expires": rfc3339(session.expires),
+    }))
+    .into_response())
+}
+
+/// `POST /api/auth/1.0/logout`: revokes the bearer token.
+pub async fn logout(
+    State(state): State<Arc<AppState>>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let (token, _) = session_of(&state, &parts)?;
+    state.sessions.revoke(&token);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `2026-11-23T22:28:20Z` for `time` (whole seconds, UTC).
+pub fn rfc3339(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_559_300)),
+            "2026-11-24T22:28:20Z"
+        );
+    }
+
+    #[test]
+    fn credential_errors_name_fields() {
+        assert_eq!(
+            credentials(br#"{"username":"a","password":"b"}"#).unwrap(),
+            ("a".into(), "b".into())
+        );
+        let malformed = credentials(b"{not json").unwrap_err();
+        assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+        let missing = credentials(br#"{"username":"a","deviceId":7}"#).unwrap_err();
+        assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let info = missing.error_info.unwrap();
+        let fields: Vec<&str> = info["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["password", "deviceId"]);
+    }
+}

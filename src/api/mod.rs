@@ -1,0 +1,193 @@
+//! The REST API over HTTPS: login and sessions, and (as it grows) the management API that edits
+//! the configuration.
+
+pub mod auth;
+pub mod error;
+pub mod login;
+pub mod sessions;
+pub mod store;
+
+use std::io;
+use std::net::TcpListener;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::http::header::{ACCEPT, CONTENT_LENGTH};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum_server::tls_rustls::RustlsConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+
+use error::ApiError;
+use sessions::Sessions;
+use store::ConfigStore;
+
+/// Request bodies larger than this are refused with 413.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// The live configuration and engine.
+    pub store: ConfigStore,
+    /// Login sessions.
+    pub sessions: Sessions,
+}
+
+/// Every route of the API.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/auth/1.0/login", post(login::login))
+        .route("/api/auth/1.0/session", get(login::session))
+        .route("/api/auth/1.0/logout", post(login::logout))
+        .fallback(|| async { ApiError::not_found("No such resource.") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(accept_json))
+        .layer(middleware::from_fn(declared_length))
+        .with_state(state)
+}
+
+/// 413 before any of the body is read when Content-Length already says it is too large, so
+/// a client waiting on `Expect: 100-continue` never sends it. Bodies without a length are
+/// cut at the same limit while they are read (`DefaultBodyLimit`).
+async fn declared_length(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > MAX_BODY as u64 => {
+            let mut error = ApiError::bad_request(format!(
+                "Request body of {length} bytes is over the {MAX_BODY}-byte limit."
+            ));
+            error.status = StatusCode::PAYLOAD_TOO_LARGE;
+            error.error_id = "PAYLOAD_TOO_LARGE";
+            error.into_response()
+        }
+        _ => next.run(request).await,
+    }
+}
+
+/// 406 for a request whose Accept header rules out JSON (login-api: "Invalid 'Accept'
+/// header").
+async fn accept_json(request: Request, next: Next) -> Response {
+    let acceptable = match request.headers().get(ACCEPT).map(|v| v.to_str()) {
+        None => true,
+        Some(Err(_)) => false,
+        Some(Ok(accept)) => accept.split(',').any(|item| {
+            let media = item.split(';').next().unwrap_or("").trim();
+            media.is_empty()
+                || media.eq_ignore_ascii_case("application/json")
+                || media == "application/*"
+                || media == "*/*"
+        }),
+    };
+    if acceptable {
+        next.run(request).await
+    } else {
+        let mut error = ApiError::bad_request("Invalid 'Accept' header: this API answers JSON.");
+        error.status = StatusCode::NOT_ACCEPTABLE;
+        error.error_id = "NOT_ACCEPTABLE";
+        error.into_response()
+    }
+}
+
+/// The TLS certificate and key under `state_dir/tls/`, made self-signed on first start. Logs
+/// the certificate's SHA-256 fingerprint so clients can pin it.
+pub async fn tls_config(state_dir: &Path) -> io::Result<RustlsConfig> {
+    // ring is the one crypto provider compiled in; installing it twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = state_dir.join("tls");
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    if !cert_path.exists() || !key_path.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        let names = vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+        ];
+        let certified = rcgen::generate_simple_self_signed(names)
+            .map_err(|e| io::Error::other(format!("certificate generation: {e}")))?;
+        write_private(&key_path, certified.key_pair.serialize_pem().as_bytes())?;
+        write_private(&cert_path, certified.cert.pem().as_bytes())?;
+        tracing::info!(path = %cert_path.display(), "generated a self-signed TLS certificate");
+    }
+    let pem = std::fs::read(&cert_path)?;
+    if let Some(der) = pem_body(&pem) {
+        let fingerprint: Vec<String> = Sha256::digest(&der)
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        tracing::info!(sha256 = %fingerprint.join(":"), "TLS certificate fingerprint");
+    }
+    let certs = CertificateDer::pem_file_iter(&cert_path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| io::Error::other(format!("{}: {e}", cert_path.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .map_err(|e| io::Error::other(format!("{}: {e}", key_path.display())))?;
+    let mut server = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(io::Error::other)?;
+    // HTTP/1.1 only: an HTTP/2 answer sent before the request body was read (401, 406, 413)
+    // is lost by common clients when the server resets the upload stream.
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(RustlsConfig::from_config(Arc::new(server)))
+}
+
+/// The DER octets of the first PEM block.
+fn pem_body(pem: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let text = std::str::from_utf8(pem).ok()?;
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// Serves the API over HTTPS on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    tls: RustlsConfig,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+    });
+    listener.set_nonblocking(true)?;
+    axum_server::from_tcp_rustls(listener, tls)
+        .handle(handle)
+        .serve(router(state).into_make_service())
+        .await
+}

@@ -1,0 +1,130 @@
+//! Login sessions: bearer tokens of 256 random bits, kept only as SHA-256 hashes.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+/// Sessions kept at most; past it, the one closest to expiry makes room.
+const MAX_SESSIONS: usize = 100_000;
+
+/// What a token stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The user who logged in.
+    pub user: String,
+    /// Their roles at login.
+    pub roles: Vec<String>,
+    /// The method that accepted them (`Local`, `RADIUS`, `TACACS+`).
+    pub method: String,
+    /// When the token stops working.
+    pub expires: SystemTime,
+}
+
+/// The session table.
+#[derive(Debug)]
+pub struct Sessions {
+    by_hash: Mutex<HashMap<[u8; 32], Session>>,
+    lifetime: Duration,
+}
+
+fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl Sessions {
+    /// An empty table whose tokens live `lifetime`.
+    pub fn new(lifetime: Duration) -> Sessions {
+        Sessions {
+            by_hash: Mutex::new(HashMap::new()),
+            lifetime,
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
+        self.by_hash.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens a session and returns its token (43 URL-safe characters) and expiry.
+    pub fn create(
+        &self,
+        user: &str,
+        roles: Vec<String>,
+        method: &str,
+    ) -> Result<(String, SystemTime), getrandom::Error> {
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random)?;
+        let token = URL_SAFE_NO_PAD.encode(random);
+        let expires = SystemTime::now() + self.lifetime;
+        let mut table = self.table();
+        let now = SystemTime::now();
+        table.retain(|_, s| s.expires > now);
+        if table.len() >= MAX_SESSIONS {
+            if let Some(oldest) = table.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| *k) {
+                table.remove(&oldest);
+            }
+        }
+        table.insert(
+            hash(&token),
+            Session {
+                user: user.to_string(),
+                roles,
+                method: method.to_string(),
+                expires,
+            },
+        );
+        Ok((token, expires))
+    }
+
+    /// The live session of `token`. Lookup is by hash, so timing says nothing about the token.
+    pub fn lookup(&self, token: &str) -> Option<Session> {
+        let key = hash(token);
+        let mut table = self.table();
+        match table.get(&key) {
+            Some(session) if session.expires > SystemTime::now() => Some(session.clone()),
+            Some(_) => {
+                table.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Ends the session of `token`; whether there was one.
+    pub fn revoke(&self, token: &str) -> bool {
+        self.table().remove(&hash(token)).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_lookup_revoke() {
+        let sessions = Sessions::new(Duration::from_secs(60));
+        let (token, expires) = sessions
+            .create("alice", vec!["Monitor".into()], "RADIUS")
+            .unwrap();
+        assert_eq!(token.len(), 43);
+        let session = sessions.lookup(&token).unwrap();
+        assert_eq!(session.user, "alice");
+        assert_eq!(session.expires, expires);
+        assert!(sessions.lookup("not-a-token").is_none());
+        assert!(sessions.revoke(&token));
+        assert!(sessions.lookup(&token).is_none());
+        assert!(!sessions.revoke(&token));
+        // Only hashes are stored.
+        assert!(!format!("{:?}", sessions.table()).contains(&token));
+    }
+
+    #[test]
+    fn expired_tokens_do_not_work() {
+        let sessions = Sessions::new(Duration::ZERO);
+        let (token, _) = sessions.create("bob", vec![], "Local").unwrap();
+        assert!(sessions.lookup(&token).is_none());
+    }
+}
