@@ -204,3 +204,27 @@ secret = "a-secret-of-sufficient-length"
     assert_eq!(answer.status, 401);
     assert_eq!(answer.json()["error_info"]["reason"], "SERVERS_UNAVAILABLE");
 }
+
+#[test]
+fn openapi_document_describes_the_routes() {
+    let daemon = Daemon::start(None);
+    let answer = daemon.request("GET", "/api/openapi.json", Auth::None, None);
+    assert_eq!(answer.status, 200);
+    let doc = answer.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/auth/1.0/login",
+        "/api/auth/1.0/session",
+        "/api/auth/1.0/logout",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    let login = &doc["paths"]["/api/auth/1.0/login"]["post"];
+    assert!(login["responses"]["401"].is_object());
+    assert_eq!(
+        doc["components"]["schemas"]["LoginResponse"]["properties"]["needTwoFactorAuth"]["type"],
+        "boolean"
+    );
+    assert!(doc["components"]["securitySchemes"]["basic"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}

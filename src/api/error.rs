@@ -6,6 +6,20 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+/// The documented error body, for the OpenAPI document.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable error id: BAD_REQUEST, AUTH_REQUIRED, AUTH_INVALID_CREDENTIALS,
+    /// FORBIDDEN, NOT_FOUND, NOT_ACCEPTABLE, PAYLOAD_TOO_LARGE, VALIDATION_ERROR,
+    /// INTERNAL_ERROR.
+    pub error_id: String,
+    /// Human-readable text.
+    pub error_text: String,
+    /// Error-specific details, e.g. `{"fields": [{"field", "reason"}]}`.
+    #[schema(value_type = Option<Object>)]
+    pub error_info: Option<Value>,
+}
+
 /// An error answer: status, machine-readable id, human-readable text, optional details.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {

@@ -9,13 +9,77 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::bearer_token;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::sessions::Session;
 use crate::engine::Outcome;
+
+/// The login, session and logout routes.
+pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(session))
+        .routes(routes!(logout))
+}
+
+/// `POST /api/auth/1.0/login` request body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Identifies the client device; accepted and not used yet.
+    #[serde(rename = "deviceId")]
+    pub device_id: Option<String>,
+}
+
+/// The logged-in user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserInfo {
+    /// User name.
+    pub username: String,
+}
+
+/// `POST /api/auth/1.0/login` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// Who logged in.
+    pub user: UserInfo,
+    /// Their roles.
+    pub roles: Vec<String>,
+    /// The method that accepted them: `Local`, `RADIUS` or `TACACS+`.
+    pub method: String,
+    /// The server that accepted them (`address:port`), for remote methods.
+    pub server: Option<String>,
+    /// Bearer token for later calls.
+    pub token: String,
+    /// When the token expires (RFC 3339, UTC).
+    pub expires: String,
+    /// Whether a second factor is still owed (always false until MFA exists).
+    #[serde(rename = "needTwoFactorAuth")]
+    pub need_two_factor_auth: bool,
+}
+
+/// `GET /api/auth/1.0/session` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionResponse {
+    /// Whose token it is.
+    pub user: UserInfo,
+    /// Their roles.
+    pub roles: Vec<String>,
+    /// The method that accepted them.
+    pub method: String,
+    /// When the token expires (RFC 3339, UTC).
+    pub expires: String,
+}
 
 /// Why a login failed, as the 401 body's `error_info.reason` says it. None of them tells
 /// whether the user exists.
@@ -67,7 +131,21 @@ fn credentials(body: &[u8]) -> Result<(String, String), ApiError> {
     }
 }
 
-/// `POST /api/auth/1.0/login`.
+/// Log in: runs the authentication sequence and opens a session.
+#[utoipa::path(
+    post,
+    path = "/api/auth/1.0/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = LoginResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Login failed; error_info.reason is INVALID_CREDENTIALS, NO_ROLE_MAPPED or SERVERS_UNAVAILABLE", body = ErrorBody),
+        (status = 406, description = "Accept header excludes JSON", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 422, description = "Missing or mistyped fields", body = ErrorBody),
+    )
+)]
 pub async fn login(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
     let (username, password) = credentials(&body)?;
     let live = state.store.current();
@@ -82,15 +160,15 @@ pub async fn login(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Re
                 .sessions
                 .create(&username, roles.clone(), method)
                 .map_err(|e| ApiError::internal("token", e))?;
-            Ok(Json(json!({
-                "user": { "username": username },
-                "roles": roles,
-                "method": method,
-                "server": decision.server,
-                "token": token,
-                "expires": rfc3339(expires),
-                "needTwoFactorAuth": false,
-            }))
+            Ok(Json(LoginResponse {
+                user: UserInfo { username },
+                roles,
+                method: method.to_string(),
+                server: decision.server,
+                token,
+                expires: rfc3339(expires),
+                need_two_factor_auth: false,
+            })
             .into_response())
         }
         Outcome::Reject(reason) if reason == "no role mapped" => Err(failure("NO_ROLE_MAPPED")),
@@ -113,22 +191,44 @@ fn session_of(state: &AppState, parts: &Parts) -> Result<(String, Session), ApiE
     Ok((token.to_string(), session))
 }
 
-/// `GET /api/auth/1.0/session`: what a bearer token stands for, for other services.
+/// What a bearer token stands for, so other services can check it.
+#[utoipa::path(
+    get,
+    path = "/api/auth/1.0/session",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The token's session", body = SessionResponse),
+        (status = 401, description = "No token, or not a live one", body = ErrorBody),
+    )
+)]
 pub async fn session(
     State(state): State<Arc<AppState>>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
     let (_, session) = session_of(&state, &parts)?;
-    Ok(Json(json!({
-        "user": { "username": session.user },
-        "roles": session.roles,
-        "method": session.method,
-        "expires": rfc3339(session.expires),
-    }))
+    Ok(Json(SessionResponse {
+        user: UserInfo {
+            username: session.user,
+        },
+        roles: session.roles,
+        method: session.method,
+        expires: rfc3339(session.expires),
+    })
     .into_response())
 }
 
-/// `POST /api/auth/1.0/logout`: revokes the bearer token.
+/// Revokes the bearer token.
+#[utoipa::path(
+    post,
+    path = "/api/auth/1.0/logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Token revoked"),
+        (status = 401, description = "No token, or not a live one", body = ErrorBody),
+    )
+)]
 pub async fn logout(
     State(state): State<Arc<AppState>>,
     parts: Parts,

@@ -13,17 +13,21 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::http::header::{ACCEPT, CONTENT_LENGTH};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum_server::tls_rustls::RustlsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 
 use error::ApiError;
 use sessions::Sessions;
@@ -41,12 +45,54 @@ pub struct AppState {
     pub sessions: Sessions,
 }
 
-/// Every route of the API.
+/// The OpenAPI document's frame; the paths come from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "portcullis",
+        description = "Authentication gateway: login, sessions and configuration management."
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(error::ErrorBody))
+)]
+struct ApiDoc;
+
+/// HTTP Basic (local users) and bearer tokens (from login).
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The routes and the OpenAPI document generated from their annotations.
+pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(login::routes())
+        .split_for_parts()
+}
+
+/// Every route of the API, `/api/openapi.json` included.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/api/auth/1.0/login", post(login::login))
-        .route("/api/auth/1.0/session", get(login::session))
-        .route("/api/auth/1.0/logout", post(login::logout))
+    let (routes, openapi) = routes();
+    let openapi = Arc::new(openapi);
+    routes
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let openapi = Arc::clone(&openapi);
+                async move { Json(openapi.as_ref().clone()) }
+            }),
+        )
         .fallback(|| async { ApiError::not_found("No such resource.") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(accept_json))
