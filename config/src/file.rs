@@ -93,6 +93,34 @@ fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
     sync_dir(dir).map_err(io_error("sync", dir))
 }
 
+/// Removes the temp files an interrupted [`save`] of `target` left beside it (a crash or
+/// SIGKILL between creating the temp file and renaming it). They hold the configuration,
+/// secrets included. Call it at start-up, before anything saves. Returns how many it removed.
+pub fn remove_leftovers(target: &Path) -> io::Result<usize> {
+    let Some(name) = target.file_name() else {
+        return Ok(0);
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let dir = match target.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Creates a new file readable by its owner only. `create_new` refuses to follow a symlink
 /// planted at the temp name.
 fn create_private(path: &Path) -> io::Result<File> {
@@ -316,6 +344,23 @@ mod tests {
                 .config
                 .authentication
                 .fallback_on_reject
+        );
+    }
+
+    #[test]
+    fn leftovers_of_an_interrupted_save_are_removed() {
+        let dir = TempDir::new("leftovers");
+        let target = dir.0.join("portcullis.toml");
+        fs::write(&target, "").expect("target");
+        fs::write(dir.0.join(".portcullis.toml.tmp-1-2"), "secret").expect("leftover");
+        fs::write(dir.0.join("other.toml"), "").expect("other");
+        assert_eq!(remove_leftovers(&target).expect("remove"), 1);
+        assert!(leftovers(&dir.0, "portcullis.toml").is_empty());
+        assert!(dir.0.join("other.toml").exists());
+        assert!(target.exists());
+        assert_eq!(
+            remove_leftovers(&dir.0.join("missing/x.toml")).expect("none"),
+            0
         );
     }
 }

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 pub use authentication::{Authentication, DEFAULT_DEAD_TIME, MAX_DEAD_TIME};
 pub use error::{ConfigError, FieldError, Warning};
-pub use file::{DEFAULT_PATH, load, save};
+pub use file::{DEFAULT_PATH, load, remove_leftovers, save};
 pub use host::Host;
 pub use listeners::{DEFAULT_API_LISTENER, Listeners};
 pub use radius::{

@@ -23,19 +23,27 @@ pub struct Live {
 #[derive(Debug)]
 pub struct ConfigStore {
     path: PathBuf,
-    live: ArcSwap<Live>,
-    /// Held across validate + save + swap, so concurrent writers never lose a change.
-    writer: tokio::sync::Mutex<()>,
+    live: Arc<ArcSwap<Live>>,
+    /// Held from reading the configuration to the swap, so concurrent writers never lose a
+    /// change. The blocking task that saves owns it: a request dropped while its save runs
+    /// still finishes save and swap before the next writer starts.
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl ConfigStore {
-    /// Starts from `config`, saved at `path` on the first change.
+    /// Starts from `config`, saved at `path` on the first change. Temp files an interrupted
+    /// save left beside `path` are removed (they hold secrets).
     pub fn new(path: PathBuf, config: Config) -> Result<ConfigStore, EngineError> {
+        match portcullis_config::remove_leftovers(&path) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(removed = n, "removed temp files of an interrupted save"),
+            Err(e) => tracing::warn!(error = %e, "cannot remove temp files of an interrupted save"),
+        }
         let engine = Engine::new(&config)?;
         Ok(ConfigStore {
             path,
-            live: ArcSwap::from_pointee(Live { config, engine }),
-            writer: tokio::sync::Mutex::new(()),
+            live: Arc::new(ArcSwap::from_pointee(Live { config, engine })),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -50,7 +58,7 @@ impl ConfigStore {
         &self,
         change: impl FnOnce(&mut Config) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let _writer = self.writer.lock().await;
+        let writer = Arc::clone(&self.writer).lock_owned().await;
         let mut config = self.live.load().config.clone();
         let value = change(&mut config)?;
         match config.validate() {
@@ -66,16 +74,20 @@ impl ConfigStore {
             Err(e) => return Err(ApiError::internal("validate", e)),
         }
         let path = self.path.clone();
-        // Saving fsyncs and building the engine runs argon2: both off the async workers.
-        let live = tokio::task::spawn_blocking(move || {
+        let live = Arc::clone(&self.live);
+        // Saving fsyncs and building the engine runs argon2: off the async workers. Engine,
+        // save and swap run to completion under the writer lock even if this request is
+        // dropped meanwhile, so the next writer always starts from what was saved last.
+        tokio::task::spawn_blocking(move || {
+            let engine = Engine::new(&config).map_err(|e| ApiError::internal("build engine", e))?;
             portcullis_config::save(&config, &path)
                 .map_err(|e| ApiError::internal("save configuration", e))?;
-            let engine = Engine::new(&config).map_err(|e| ApiError::internal("build engine", e))?;
-            Ok::<Live, ApiError>(Live { config, engine })
+            live.store(Arc::new(Live { config, engine }));
+            drop(writer);
+            Ok::<(), ApiError>(())
         })
         .await
         .map_err(|e| ApiError::internal("configuration writer", e))??;
-        self.live.store(Arc::new(live));
         Ok(value)
     }
 }

@@ -4,6 +4,7 @@
 //! hash made with the same parameters, so response time does not tell who exists.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -41,11 +42,20 @@ pub struct LocalUsers {
 }
 
 impl LocalUsers {
-    /// Builds the table; computes the dummy hash (one argon2 run).
+    /// Builds the table. The dummy hash is made once per process (one argon2 run) and shared
+    /// by every table, so rebuilding the engine on a configuration change costs no hashing.
     pub fn new(users: impl IntoIterator<Item = LocalUser>) -> Result<Self, HashError> {
-        let mut random = [0u8; 32];
-        getrandom::fill(&mut random).map_err(|_| HashError::Rng)?;
-        let dummy_hash = hash_password(&random)?;
+        static DUMMY: OnceLock<String> = OnceLock::new();
+        let dummy_hash = match DUMMY.get() {
+            Some(hash) => hash.clone(),
+            None => {
+                let mut random = [0u8; 32];
+                getrandom::fill(&mut random).map_err(|_| HashError::Rng)?;
+                let hash = hash_password(&random)?;
+                // A concurrent first call may have won; either hash serves.
+                DUMMY.get_or_init(|| hash).clone()
+            }
+        };
         Ok(LocalUsers {
             users: users.into_iter().map(|u| (u.name.clone(), u)).collect(),
             dummy_hash,

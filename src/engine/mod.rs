@@ -33,6 +33,9 @@ use crate::upstream::tacacs::{self as tacacs_client, TacacsClient};
 use local::{LocalOutcome, LocalUser, LocalUsers};
 use roles::{RadiusMapping, TacacsMapping};
 
+/// argon2 verifications running at once, at most (4 x 19 MiB).
+const ARGON2_CONCURRENCY: usize = 4;
+
 /// The answer of one method, or of the whole walk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -363,6 +366,13 @@ impl Engine {
     }
 
     async fn local(&self, user: &str, password: &[u8]) -> Outcome {
+        // Each check takes argon2's 19 MiB and tens of milliseconds of CPU: a burst of logins
+        // waits here instead of piling up threads and memory.
+        static ARGON2_PERMITS: tokio::sync::Semaphore =
+            tokio::sync::Semaphore::const_new(ARGON2_CONCURRENCY);
+        let Ok(_permit) = ARGON2_PERMITS.acquire().await else {
+            return Outcome::Unavailable("local check unavailable".into());
+        };
         let users = Arc::clone(&self.local);
         let (user, password) = (user.to_owned(), password.to_vec());
         // argon2 takes tens of milliseconds of CPU: off the async workers.
