@@ -228,3 +228,11 @@ fn openapi_document_describes_the_routes() {
     assert!(doc["components"]["securitySchemes"]["basic"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+#[test]
+fn wrong_method_answers_405_with_the_error_body() {
+    let daemon = Daemon::start(None);
+    let answer = daemon.request("DELETE", "/api/auth/1.0/login", Auth::None, None);
+    assert_eq!(answer.status, 405);
+    assert_eq!(answer.json()["error_id"], "METHOD_NOT_ALLOWED");
+}

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Machine-readable error id: BAD_REQUEST, AUTH_REQUIRED, AUTH_INVALID_CREDENTIALS,
-    /// FORBIDDEN, NOT_FOUND, NOT_ACCEPTABLE, PAYLOAD_TOO_LARGE, VALIDATION_ERROR,
-    /// INTERNAL_ERROR.
+    /// FORBIDDEN, NOT_FOUND, CONFLICT, METHOD_NOT_ALLOWED, NOT_ACCEPTABLE, PAYLOAD_TOO_LARGE,
+    /// VALIDATION_ERROR, INTERNAL_ERROR.
     pub error_id: String,
     /// Human-readable text.
     pub error_text: String,
@@ -92,6 +92,11 @@ impl ApiError {
     /// 404 NOT_FOUND.
     pub fn not_found(text: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", text)
+    }
+
+    /// 409 CONFLICT: the object exists already.
+    pub fn conflict(text: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "CONFLICT", text)
     }
 
     /// 500 INTERNAL_ERROR. The details go to the log, not to the caller.

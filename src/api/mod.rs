@@ -3,7 +3,9 @@
 
 pub mod auth;
 pub mod error;
+pub mod local_users;
 pub mod login;
+pub mod remote_auth;
 pub mod sessions;
 pub mod store;
 
@@ -78,6 +80,8 @@ impl Modify for SecuritySchemes {
 pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(login::routes())
+        .merge(remote_auth::routes())
+        .merge(local_users::routes())
         .split_for_parts()
 }
 
@@ -94,6 +98,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             }),
         )
         .fallback(|| async { ApiError::not_found("No such resource.") })
+        .method_not_allowed_fallback(|| async {
+            let mut error = ApiError::bad_request("This resource does not take that method.");
+            error.status = StatusCode::METHOD_NOT_ALLOWED;
+            error.error_id = "METHOD_NOT_ALLOWED";
+            error
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(accept_json))
         .layer(middleware::from_fn(declared_length))

@@ -8,6 +8,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
+/// The method name of sessions opened by the local method.
+const LOCAL_METHOD: &str = "Local";
+
 /// Sessions kept at most; past it, the one closest to expiry makes room.
 const MAX_SESSIONS: usize = 100_000;
 
@@ -93,6 +96,16 @@ impl Sessions {
         }
     }
 
+    /// Ends every session a local login of `user` opened, so a deleted or disabled local
+    /// user, or one whose roles or password changed, keeps no token with the old rights.
+    /// Sessions of remote users who happen to share the name are not theirs and stay.
+    pub fn revoke_local_user(&self, user: &str) -> usize {
+        let mut table = self.table();
+        let before = table.len();
+        table.retain(|_, s| !(s.user == user && s.method == LOCAL_METHOD));
+        before - table.len()
+    }
+
     /// Ends the session of `token`; whether there was one.
     pub fn revoke(&self, token: &str) -> bool {
         self.table().remove(&hash(token)).is_some()
@@ -119,6 +132,20 @@ mod tests {
         assert!(!sessions.revoke(&token));
         // Only hashes are stored.
         assert!(!format!("{:?}", sessions.table()).contains(&token));
+    }
+
+    #[test]
+    fn revoking_a_local_user_leaves_remote_namesakes() {
+        let sessions = Sessions::new(Duration::from_secs(60));
+        let (local, _) = sessions.create("carol", vec![], "Local").unwrap();
+        let (local2, _) = sessions.create("carol", vec![], "Local").unwrap();
+        let (remote, _) = sessions.create("carol", vec![], "RADIUS").unwrap();
+        let (other, _) = sessions.create("dave", vec![], "Local").unwrap();
+        assert_eq!(sessions.revoke_local_user("carol"), 2);
+        assert!(sessions.lookup(&local).is_none());
+        assert!(sessions.lookup(&local2).is_none());
+        assert!(sessions.lookup(&remote).is_some());
+        assert!(sessions.lookup(&other).is_some());
     }
 
     #[test]
