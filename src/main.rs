@@ -125,9 +125,6 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
-/// Session tokens live this long.
-const TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(8 * 3600);
-
 fn serve(path: &Path, state_dir: &Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
     let config = if path.exists() {
         load_config(path)
@@ -169,7 +166,7 @@ fn serve(path: &Path, state_dir: &Path, listen: Option<std::net::SocketAddr>) ->
         let bound = listener.local_addr().map_or(addr, |a| a);
         let state = std::sync::Arc::new(portcullis::api::AppState {
             store,
-            sessions: portcullis::api::sessions::Sessions::new(TOKEN_LIFETIME),
+            sessions: portcullis::api::sessions::Sessions::new(),
         });
         tracing::info!("listening on https://{bound}");
         match portcullis::api::serve(listener, tls, state, wait_for_shutdown()).await {

@@ -236,3 +236,37 @@ fn wrong_method_answers_405_with_the_error_body() {
     assert_eq!(answer.status, 405);
     assert_eq!(answer.json()["error_id"], "METHOD_NOT_ALLOWED");
 }
+
+#[test]
+fn token_lifetime_comes_from_the_configuration() {
+    let hash = portcullis::engine::local::hash_password(b"short-lived").unwrap();
+    let daemon = Daemon::start(Some(&format!(
+        "[authentication]\ntoken_lifetime = 90\n\n[[local_users]]\nname = \"tick\"\n\
+         password_hash = \"{hash}\"\nroles = [\"Monitor\"]\n"
+    )));
+    let login = daemon.request(
+        "POST",
+        "/api/auth/1.0/login",
+        Auth::None,
+        Some(&json!({"username": "tick", "password": "short-lived"}).to_string()),
+    );
+    assert_eq!(login.status, 200, "{}", login.body);
+    let expires = login.json()["expires"].as_str().unwrap().to_string();
+    let epoch = std::process::Command::new("date")
+        .args(["-u", "-d", &expires, "+%s"])
+        .output()
+        .unwrap();
+    let expires: u64 = String::from_utf8(epoch.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        (now + 80..=now + 91).contains(&expires),
+        "{expires} vs {now}"
+    );
+}

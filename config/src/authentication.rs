@@ -10,6 +10,12 @@ use crate::sequence::{DEFAULT_SEQUENCE, FIRST_SEQUENCE, LAST_SEQUENCE, Method, s
 pub const DEFAULT_DEAD_TIME: u32 = 60;
 /// The longest `dead_time`: an hour.
 pub const MAX_DEAD_TIME: u32 = 3600;
+/// Seconds a login token stays valid by default: a working day.
+pub const DEFAULT_TOKEN_LIFETIME: u32 = 8 * 3600;
+/// The shortest `token_lifetime`: a minute.
+pub const MIN_TOKEN_LIFETIME: u32 = 60;
+/// The longest `token_lifetime`: a week.
+pub const MAX_TOKEN_LIFETIME: u32 = 7 * 24 * 3600;
 
 /// `[authentication]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +37,9 @@ pub struct Authentication {
     /// fails with "no role mapped". Must be one of `roles`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_role: Option<String>,
+    /// Seconds a token from `POST /api/auth/1.0/login` stays valid, 60..=604800. Tokens keep
+    /// the lifetime they were issued with.
+    pub token_lifetime: u32,
 }
 
 impl Default for Authentication {
@@ -40,6 +49,7 @@ impl Default for Authentication {
             fallback_on_reject: false,
             dead_time: DEFAULT_DEAD_TIME,
             default_role: None,
+            token_lifetime: DEFAULT_TOKEN_LIFETIME,
         }
     }
 }
@@ -63,6 +73,12 @@ impl Authentication {
             );
         }
         report.range("authentication.dead_time", self.dead_time, 0, MAX_DEAD_TIME);
+        report.range(
+            "authentication.token_lifetime",
+            self.token_lifetime,
+            MIN_TOKEN_LIFETIME,
+            MAX_TOKEN_LIFETIME,
+        );
         if let Some(role) = &self.default_role {
             check_role(report, "authentication.default_role", role, roles);
         }
@@ -81,6 +97,7 @@ mod tests {
         assert_eq!(auth.methods(), [Method::Local]);
         assert!(!auth.fallback_on_reject);
         assert_eq!(auth.dead_time, 60);
+        assert_eq!(auth.token_lifetime, 28_800);
     }
 
     #[test]
@@ -88,6 +105,7 @@ mod tests {
         let auth = Authentication {
             current_sequence: 6,
             dead_time: 3601,
+            token_lifetime: 59,
             default_role: Some("Guest".into()),
             ..Authentication::default()
         };
@@ -100,6 +118,7 @@ mod tests {
                 "authentication.current_sequence: 6 is outside 1..=5 (the ids of the fixed \
                  sequences)",
                 "authentication.dead_time: 3601 is outside 0..=3600",
+                "authentication.token_lifetime: 59 is outside 60..=604800",
                 "authentication.default_role: \"Guest\" is not a defined role (add it to \
                  `roles` first)",
             ]

@@ -156,9 +156,12 @@ pub async fn login(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Re
     match decision.outcome {
         Outcome::Accept(roles) => {
             let method = decision.method.map_or("", |m| m.name());
+            let lifetime = std::time::Duration::from_secs(u64::from(
+                live.config.authentication.token_lifetime,
+            ));
             let (token, expires) = state
                 .sessions
-                .create(&username, roles.clone(), method)
+                .create(&username, roles.clone(), method, lifetime)
                 .map_err(|e| ApiError::internal("token", e))?;
             Ok(Json(LoginResponse {
                 user: UserInfo { username },

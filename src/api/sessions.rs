@@ -28,10 +28,9 @@ pub struct Session {
 }
 
 /// The session table.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Sessions {
     by_hash: Mutex<HashMap<[u8; 32], Session>>,
-    lifetime: Duration,
 }
 
 fn hash(token: &str) -> [u8; 32] {
@@ -39,29 +38,28 @@ fn hash(token: &str) -> [u8; 32] {
 }
 
 impl Sessions {
-    /// An empty table whose tokens live `lifetime`.
-    pub fn new(lifetime: Duration) -> Sessions {
-        Sessions {
-            by_hash: Mutex::new(HashMap::new()),
-            lifetime,
-        }
+    /// An empty table.
+    pub fn new() -> Sessions {
+        Sessions::default()
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
         self.by_hash.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Opens a session and returns its token (43 URL-safe characters) and expiry.
+    /// Opens a session valid for `lifetime` and returns its token (43 URL-safe characters)
+    /// and expiry.
     pub fn create(
         &self,
         user: &str,
         roles: Vec<String>,
         method: &str,
+        lifetime: Duration,
     ) -> Result<(String, SystemTime), getrandom::Error> {
         let mut random = [0u8; 32];
         getrandom::fill(&mut random)?;
         let token = URL_SAFE_NO_PAD.encode(random);
-        let expires = SystemTime::now() + self.lifetime;
+        let expires = SystemTime::now() + lifetime;
         let mut table = self.table();
         let now = SystemTime::now();
         table.retain(|_, s| s.expires > now);
@@ -118,9 +116,10 @@ mod tests {
 
     #[test]
     fn create_lookup_revoke() {
-        let sessions = Sessions::new(Duration::from_secs(60));
+        let sessions = Sessions::new();
+        let minute = Duration::from_secs(60);
         let (token, expires) = sessions
-            .create("alice", vec!["Monitor".into()], "RADIUS")
+            .create("alice", vec!["Monitor".into()], "RADIUS", minute)
             .unwrap();
         assert_eq!(token.len(), 43);
         let session = sessions.lookup(&token).unwrap();
@@ -136,11 +135,12 @@ mod tests {
 
     #[test]
     fn revoking_a_local_user_leaves_remote_namesakes() {
-        let sessions = Sessions::new(Duration::from_secs(60));
-        let (local, _) = sessions.create("carol", vec![], "Local").unwrap();
-        let (local2, _) = sessions.create("carol", vec![], "Local").unwrap();
-        let (remote, _) = sessions.create("carol", vec![], "RADIUS").unwrap();
-        let (other, _) = sessions.create("dave", vec![], "Local").unwrap();
+        let sessions = Sessions::new();
+        let minute = Duration::from_secs(60);
+        let (local, _) = sessions.create("carol", vec![], "Local", minute).unwrap();
+        let (local2, _) = sessions.create("carol", vec![], "Local", minute).unwrap();
+        let (remote, _) = sessions.create("carol", vec![], "RADIUS", minute).unwrap();
+        let (other, _) = sessions.create("dave", vec![], "Local", minute).unwrap();
         assert_eq!(sessions.revoke_local_user("carol"), 2);
         assert!(sessions.lookup(&local).is_none());
         assert!(sessions.lookup(&local2).is_none());
@@ -150,8 +150,10 @@ mod tests {
 
     #[test]
     fn expired_tokens_do_not_work() {
-        let sessions = Sessions::new(Duration::ZERO);
-        let (token, _) = sessions.create("bob", vec![], "Local").unwrap();
+        let sessions = Sessions::new();
+        let (token, _) = sessions
+            .create("bob", vec![], "Local", Duration::ZERO)
+            .unwrap();
         assert!(sessions.lookup(&token).is_none());
     }
 }
