@@ -1,6 +1,7 @@
-//! The portcullis daemon: the authentication engine, its upstream clients and (to come) its
-//! front doors. The binary in `main.rs` is a thin command-line layer over this library.
+//! The portcullis daemon: the authentication engine, its upstream clients and its front doors
+//! (the REST API, the RADIUS front-end). The binary in `main.rs` is a thin command-line layer over this library.
 
 pub mod api;
 pub mod engine;
+pub mod frontend;
 pub mod upstream;

@@ -38,6 +38,10 @@ enum Command {
         /// Address of the HTTPS API; defaults to the configuration's `listeners.api`.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// UDP address of the RADIUS front-end (repeatable); replaces the configuration's
+        /// `listeners.radius_frontend`.
+        #[arg(long = "radius-listen", value_name = "ADDR")]
+        radius_listen: Vec<std::net::SocketAddr>,
     },
     /// Validate a configuration file and list every problem with the key it concerns.
     CheckConfig {
@@ -74,7 +78,8 @@ fn main() -> ExitCode {
             config,
             state_dir,
             listen,
-        } => serve(&config, &state_dir, listen),
+            radius_listen,
+        } => serve(&config, &state_dir, listen, &radius_listen),
         Command::CheckConfig { path } => check_config(&path),
         Command::HashPassword => hash_password(),
         Command::Login {
@@ -125,7 +130,12 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
-fn serve(path: &Path, state_dir: &Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
+fn serve(
+    path: &Path,
+    state_dir: &Path,
+    listen: Option<std::net::SocketAddr>,
+    radius_listen: &[std::net::SocketAddr],
+) -> ExitCode {
     let config = if path.exists() {
         load_config(path)
     } else {
@@ -137,6 +147,11 @@ fn serve(path: &Path, state_dir: &Path, listen: Option<std::net::SocketAddr>) ->
     let Some(addr) = listen.or_else(|| config.listeners.api.first().copied()) else {
         eprintln!("portcullis: no API listener: pass --listen or set listeners.api");
         return ExitCode::from(EXIT_CONFIG);
+    };
+    let radius_addrs = if radius_listen.is_empty() {
+        config.listeners.radius_frontend.clone()
+    } else {
+        radius_listen.to_vec()
     };
     let Some(rt) = runtime() else {
         return ExitCode::from(EXIT_CONFIG);
@@ -168,6 +183,26 @@ fn serve(path: &Path, state_dir: &Path, listen: Option<std::net::SocketAddr>) ->
             store,
             sessions: portcullis::api::sessions::Sessions::new(),
         });
+        if !radius_addrs.is_empty() {
+            let frontend = {
+                let state = std::sync::Arc::clone(&state);
+                portcullis::frontend::Frontend::new(std::sync::Arc::new(move || {
+                    state.store.current()
+                }))
+            };
+            for addr in &radius_addrs {
+                let socket = match tokio::net::UdpSocket::bind(addr).await {
+                    Ok(socket) => socket,
+                    Err(e) => {
+                        eprintln!("portcullis: cannot listen on UDP {addr} (RADIUS): {e}");
+                        return ExitCode::from(EXIT_CONFIG);
+                    }
+                };
+                let bound = socket.local_addr().map_or(*addr, |a| a);
+                tracing::info!("RADIUS front-end listening on {bound}");
+                tokio::spawn(std::sync::Arc::clone(&frontend).serve(socket));
+            }
+        }
         tracing::info!("listening on https://{bound}");
         match portcullis::api::serve(listener, tls, state, wait_for_shutdown()).await {
             Ok(()) => {
@@ -187,6 +222,12 @@ fn serve(path: &Path, state_dir: &Path, listen: Option<std::net::SocketAddr>) ->
 /// generated and printed once to the log.
 fn bootstrap_config(path: &Path) -> Option<Config> {
     let mut config = Config::default();
+    // The RADIUS front-end answers on loopback only; it drops every request until a client
+    // is configured.
+    config.listeners.radius_frontend = vec![std::net::SocketAddr::from((
+        std::net::Ipv4Addr::LOCALHOST,
+        1812,
+    ))];
     let (password, generated) = match std::env::var("PORTCULLIS_ADMIN_PASSWORD") {
         Ok(password) if !password.is_empty() => (password, false),
         _ => {

@@ -20,6 +20,7 @@
 mod authentication;
 mod error;
 mod file;
+mod frontend;
 mod host;
 mod listeners;
 mod radius;
@@ -35,6 +36,10 @@ use serde::{Deserialize, Serialize};
 pub use authentication::{Authentication, DEFAULT_DEAD_TIME, MAX_DEAD_TIME};
 pub use error::{ConfigError, FieldError, Warning};
 pub use file::{DEFAULT_PATH, load, remove_leftovers, save};
+pub use frontend::{
+    DEFAULT_DEDUP_CACHE, DEFAULT_MAX_IN_FLIGHT, FrontendClient, IpNet, RadiusFrontend,
+    RoleAttribute,
+};
 pub use host::Host;
 pub use listeners::{DEFAULT_API_LISTENER, Listeners};
 pub use radius::{
@@ -72,6 +77,9 @@ pub struct Config {
     pub radius: Radius,
     /// TACACS+ servers, settings and role mappings.
     pub tacacs: Tacacs,
+    /// The clients of the RADIUS front-end and the reply attributes it sends.
+    #[serde(skip_serializing_if = "RadiusFrontend::is_default")]
+    pub radius_frontend: RadiusFrontend,
     /// Local users, checked by the `Local` method of every sequence.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub local_users: Vec<LocalUser>,
@@ -87,6 +95,7 @@ impl Default for Config {
             authentication: Authentication::default(),
             radius: Radius::default(),
             tacacs: Tacacs::default(),
+            radius_frontend: RadiusFrontend::default(),
             local_users: Vec::new(),
         }
     }
@@ -128,8 +137,16 @@ impl Config {
         self.listeners.check(&mut report);
         self.radius.check(&mut report, &self.roles);
         self.tacacs.check(&mut report, &self.roles);
+        self.radius_frontend.check(&mut report);
         users::check_users(&mut report, &self.local_users, &self.roles);
         self.check_sequence_has_servers(&mut report);
+        if !self.listeners.radius_frontend.is_empty() && self.radius_frontend.clients.is_empty() {
+            report.warn(
+                "radius_frontend.clients",
+                "is empty while listeners.radius_frontend is set: the RADIUS front-end drops \
+                 every request until a client is added",
+            );
+        }
         report.finish()
     }
 

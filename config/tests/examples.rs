@@ -8,7 +8,8 @@ use std::fs;
 use std::path::PathBuf;
 
 use portcullis_config::{
-    Config, Method, NasIdType, RadiusProtocol, RequireMessageAuthenticator, TacacsProtocol, load,
+    Config, Method, NasIdType, RadiusProtocol, RequireMessageAuthenticator, RoleAttribute,
+    TacacsProtocol, load,
 };
 
 fn examples() -> Vec<PathBuf> {
@@ -100,6 +101,29 @@ fn the_annotated_example_has_the_documented_values() {
     assert_eq!(enabled, [1]);
     assert_eq!(tacacs.settings.auth_service, "portcullis");
 
+    let frontend = &config.radius_frontend;
+    assert_eq!(
+        frontend.role_attribute,
+        RoleAttribute::Vendor {
+            vendor: 17164,
+            vendor_type: 3
+        }
+    );
+    assert_eq!(frontend.clients.len(), 2);
+    assert_eq!(
+        frontend.clients[0].require_message_authenticator,
+        RequireMessageAuthenticator::Auto
+    );
+    let vpn = frontend.clients[1].network().expect("a network");
+    assert_eq!(vpn.prefix(), 48);
+    assert!(vpn.contains("2001:db8:10::7".parse().expect("ip")));
+    assert_eq!(
+        config.listeners.radius_frontend,
+        ["127.0.0.1:1812"
+            .parse::<std::net::SocketAddr>()
+            .expect("addr")]
+    );
+
     assert_eq!(config.local_users[0].name, "admin");
     assert!(
         config.local_users[0]
@@ -118,14 +142,21 @@ fn debug_of_a_config_never_shows_a_secret() {
     let mut secrets: Vec<&str> = Vec::new();
     secrets.extend(config.radius.servers.iter().map(|s| s.secret.expose()));
     secrets.extend(config.tacacs.servers.iter().map(|s| s.secret.expose()));
+    secrets.extend(
+        config
+            .radius_frontend
+            .clients
+            .iter()
+            .map(|c| c.secret.expose()),
+    );
     secrets.extend(config.local_users.iter().map(|u| u.password_hash.expose()));
-    assert_eq!(secrets.len(), 5);
+    assert_eq!(secrets.len(), 7);
     for secret in secrets {
         assert!(!debug.contains(secret), "Debug shows {secret}");
         assert!(!pretty.contains(secret), "pretty Debug shows {secret}");
     }
     assert!(!debug.contains("argon2id"));
-    assert_eq!(debug.matches("****************").count(), 5);
+    assert_eq!(debug.matches("****************").count(), 7);
     // The serialized file, on the other hand, must hold them.
     let text = config.to_toml().expect("serializes");
     assert!(text.contains("replace-with-a-long-random-secret-1"));

@@ -453,3 +453,59 @@ fn validate_reports_the_same_as_from_toml() {
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
+
+#[test]
+fn radius_frontend_clients_are_validated() {
+    let errors = errors_after(|config| {
+        config.listeners.radius_frontend = vec!["127.0.0.1:1812".parse().expect("addr")];
+        for (id, address) in [(1, "127.0.0.0/8"), (1, "not-an-ip"), (2, "::1/129")] {
+            config
+                .radius_frontend
+                .clients
+                .push(portcullis_config::FrontendClient {
+                    id,
+                    name: "pam".into(),
+                    address: address.into(),
+                    secret: Secret::new("0123456789abcdef"),
+                    require_message_authenticator: Default::default(),
+                });
+        }
+    });
+    assert_eq!(
+        errors,
+        [
+            "radius_frontend.clients[1].id: 1 is already used by radius_frontend.clients[0]",
+            "radius_frontend.clients[1].address: \"not-an-ip\" is not an IP address or network \
+             (10.0.0.1, 10.0.0.0/8, 2001:db8::/32)",
+            "radius_frontend.clients[2].address: \"::1/129\": the prefix length must be \
+             0..=128 for an IPv6 network",
+        ]
+    );
+    let text = format!(
+        "{}\n[radius_frontend]\nrole_attribute = \"vsa\"\n",
+        base_text()
+    );
+    assert!(parse_error(&text).contains("expected \"class\""));
+    let text = format!("{}\n[radius_frontend]\nmax_in_flight = 0\n", base_text());
+    let Err(ConfigError::Invalid(errors)) = Config::from_toml(&text) else {
+        panic!("expected Invalid");
+    };
+    assert_eq!(
+        errors[0].to_string(),
+        "radius_frontend.max_in_flight: 0 is outside 1..=65536"
+    );
+}
+
+#[test]
+fn a_radius_frontend_listener_without_clients_is_a_warning() {
+    let warnings = warnings_after(|config| {
+        config.listeners.radius_frontend = vec!["127.0.0.1:1812".parse().expect("addr")];
+    });
+    assert_eq!(
+        warnings,
+        [
+            "radius_frontend.clients: is empty while listeners.radius_frontend is set: the \
+          RADIUS front-end drops every request until a client is added"
+        ]
+    );
+}

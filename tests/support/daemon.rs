@@ -51,6 +51,9 @@ pub struct Daemon {
     child: Child,
     /// Where the API listens.
     pub addr: SocketAddr,
+    /// Where the RADIUS front-end listens (the harness always passes
+    /// `--radius-listen 127.0.0.1:0`).
+    pub radius_addr: Option<SocketAddr>,
     dir: TempDir,
     log: Arc<Mutex<String>>,
 }
@@ -79,6 +82,8 @@ impl Daemon {
             .arg(dir.path().join("state"))
             .arg("--listen")
             .arg("127.0.0.1:0")
+            .arg("--radius-listen")
+            .arg("127.0.0.1:0")
             .env("PORTCULLIS_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -92,8 +97,10 @@ impl Daemon {
         let sink = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on https://").nth(1) {
-                    let _ = tx.send(rest.trim().to_string());
+                if let Some(rest) = line.split("RADIUS front-end listening on ").nth(1) {
+                    let _ = tx.send((true, rest.trim().to_string()));
+                } else if let Some(rest) = line.split("listening on https://").nth(1) {
+                    let _ = tx.send((false, rest.trim().to_string()));
                 }
                 let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
                 log.push_str(&line);
@@ -101,9 +108,14 @@ impl Daemon {
             }
         });
         let deadline = Instant::now() + START_TIMEOUT;
+        // The daemon logs its RADIUS sockets before the HTTPS one.
+        let mut radius_addr = None;
         let addr = loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(addr) => break addr.parse().expect("listen address"),
+                Ok((true, addr)) => {
+                    radius_addr = Some(addr.parse().expect("RADIUS listen address"));
+                }
+                Ok((false, addr)) => break addr.parse().expect("listen address"),
                 Err(_) if Instant::now() > deadline => {
                     let _ = child.kill();
                     panic!(
@@ -124,6 +136,7 @@ impl Daemon {
         Daemon {
             child,
             addr,
+            radius_addr,
             dir,
             log,
         }

@@ -1,0 +1,638 @@
+//! The RADIUS front-end: a RADIUS server (RFC 2865) whose answers come from the
+//! authentication sequence, so that RADIUS clients (pam_radius_auth, VPNs, radclient) log
+//! users in through portcullis.
+//!
+//! Per datagram, on the socket's receive loop:
+//! 1. the client is the configured one whose address or network contains the source address,
+//!    longest prefix first; an unknown source is dropped;
+//! 2. the packet is parsed with [`Packet::new_checked`]; a malformed one is dropped;
+//! 3. Status-Server (RFC 5997) is answered with a signed Access-Accept, no walk;
+//! 4. Access-Request: the Message-Authenticator is verified when present and required as the
+//!    client's `require_message_authenticator` says; Proxy-State without one is dropped
+//!    (BlastRADIUS, CVE-2024-3596);
+//! 5. duplicates (RFC 5080 §2.2.2) are answered from the cache, or dropped while the walk of
+//!    the original is still running;
+//! 6. PAP: the User-Password is recovered and the sequence walked in a task of its own, at
+//!    most `max_in_flight` at once (above that the request is dropped; the client
+//!    retransmits). CHAP cannot be checked: the gateway never holds passwords in clear, so it
+//!    is rejected with a Reply-Message saying so.
+//!
+//! Every reply starts with a Message-Authenticator and echoes the Proxy-State attributes in
+//! order. Every drop is counted by reason in [`Counters`]. The live configuration is read per
+//! request, so clients and settings changed through the management API apply at once.
+
+pub mod dedup;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use portcullis_config::{IpNet, RequireMessageAuthenticator, RoleAttribute};
+use portcullis_protocol::radius::{
+    AUTHENTICATOR_LEN, Builder, Code, MAX_ATTRIBUTE_VALUE_LEN, MAX_PACKET_LEN, MAX_PASSWORD_LEN,
+    Packet, Secret, Signature, attr_type, recover_password,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::api::store::Live;
+use crate::engine::Outcome;
+use dedup::{Begin, Cache, Key};
+
+/// The Reply-Message of a CHAP Access-Request.
+pub const CHAP_UNSUPPORTED: &str = "CHAP is not supported by this gateway";
+/// The Reply-Message of a wrong password or an unknown user; the two look the same.
+pub const INVALID_CREDENTIALS: &str = "Invalid user name or password";
+/// The Reply-Message when the user was accepted but no role applies.
+pub const NO_ROLE_MAPPED: &str = "No role mapped";
+/// The Reply-Message when no remote server answered.
+pub const SERVERS_UNAVAILABLE: &str = "Authentication servers unavailable";
+/// What the log line of every sequence walk starts with.
+pub const WALK_LOG: &str = "RADIUS front-end walk";
+/// The longest value of a vendor sub-attribute: 253 minus Vendor-Id (4), type and length.
+const MAX_VENDOR_VALUE_LEN: usize = MAX_ATTRIBUTE_VALUE_LEN - 6;
+
+/// Reads the live configuration and engine.
+pub type CurrentFn = Arc<dyn Fn() -> Arc<Live> + Send + Sync>;
+
+/// Why a datagram got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// The source address matches no configured client.
+    UnknownClient,
+    /// The datagram is not a well-formed RADIUS packet (RFC 2865 §3).
+    Malformed,
+    /// A code the front-end does not serve (accounting, replies, ...).
+    UnsupportedCode,
+    /// A Message-Authenticator that does not verify: wrong secret or forged (RFC 3579 §3.2).
+    BadMessageAuthenticator,
+    /// No Message-Authenticator from a client that must send one (RFC 3579 §3.2, RFC 5997 §3).
+    MissingMessageAuthenticator,
+    /// Proxy-State without Message-Authenticator (BlastRADIUS, CVE-2024-3596).
+    UnsignedProxyState,
+    /// A User-Password that is not 16..=128 octets in blocks of 16 (RFC 2865 §5.2).
+    BadPassword,
+    /// A retransmission of a request whose walk is still running (RFC 5080 §2.2.2).
+    DuplicateInFlight,
+    /// `max_in_flight` walks were already running.
+    Overloaded,
+    /// The reply could not be built or sent.
+    ReplyFailed,
+}
+
+impl DropReason {
+    /// Every reason, in [`Counters::dropped`] order.
+    pub const ALL: [DropReason; 10] = [
+        DropReason::UnknownClient,
+        DropReason::Malformed,
+        DropReason::UnsupportedCode,
+        DropReason::BadMessageAuthenticator,
+        DropReason::MissingMessageAuthenticator,
+        DropReason::UnsignedProxyState,
+        DropReason::BadPassword,
+        DropReason::DuplicateInFlight,
+        DropReason::Overloaded,
+        DropReason::ReplyFailed,
+    ];
+
+    /// A short name for logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::UnknownClient => "unknown_client",
+            DropReason::Malformed => "malformed",
+            DropReason::UnsupportedCode => "unsupported_code",
+            DropReason::BadMessageAuthenticator => "bad_message_authenticator",
+            DropReason::MissingMessageAuthenticator => "missing_message_authenticator",
+            DropReason::UnsignedProxyState => "unsigned_proxy_state",
+            DropReason::BadPassword => "bad_password",
+            DropReason::DuplicateInFlight => "duplicate_in_flight",
+            DropReason::Overloaded => "overloaded",
+            DropReason::ReplyFailed => "reply_failed",
+        }
+    }
+
+    fn index(self) -> usize {
+        DropReason::ALL
+            .iter()
+            .position(|r| *r == self)
+            .unwrap_or_default()
+    }
+}
+
+/// What the front-end has done since it started.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Datagrams received.
+    pub requests: AtomicU64,
+    /// Access-Accepts sent after a walk (not counting Status-Server or resent replies).
+    pub accepts: AtomicU64,
+    /// Access-Rejects sent (not counting resent replies).
+    pub rejects: AtomicU64,
+    /// Sequence walks started.
+    pub walks: AtomicU64,
+    /// Status-Server requests answered.
+    pub status_server: AtomicU64,
+    /// Retransmissions recognised, answered from the cache or dropped while walking.
+    pub duplicates: AtomicU64,
+    /// Datagrams dropped, by [`DropReason`] in [`DropReason::ALL`] order.
+    pub dropped: [AtomicU64; DropReason::ALL.len()],
+}
+
+impl Counters {
+    /// Datagrams dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped
+            .get(reason.index())
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    fn drop(&self, reason: DropReason) {
+        if let Some(counter) = self.dropped.get(reason.index()) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One configured client, with its HMAC key precomputed.
+#[derive(Debug)]
+struct Client {
+    id: u32,
+    name: String,
+    network: IpNet,
+    secret: Secret<Vec<u8>>,
+    require: RequireMessageAuthenticator,
+    /// For `auto`: set once the client has sent a valid Message-Authenticator. Shared with
+    /// the previous table when the configuration changes and the client did not.
+    signed: Arc<AtomicBool>,
+}
+
+impl Client {
+    fn must_sign(&self) -> bool {
+        match self.require {
+            RequireMessageAuthenticator::Yes => true,
+            RequireMessageAuthenticator::No => false,
+            RequireMessageAuthenticator::Auto => self.signed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The clients and settings of one live configuration.
+#[derive(Debug)]
+struct Table {
+    /// The configuration the table was built from.
+    live: Arc<Live>,
+    clients: Vec<Arc<Client>>,
+    role_attribute: RoleAttribute,
+}
+
+impl Table {
+    fn build(live: Arc<Live>, previous: Option<&Table>) -> Table {
+        let frontend = &live.config.radius_frontend;
+        let clients = frontend
+            .clients
+            .iter()
+            .filter_map(|client| {
+                let network = client.network()?;
+                let secret = client.secret.expose().as_bytes().to_vec();
+                let signed = previous
+                    .and_then(|table| {
+                        table.clients.iter().find(|old| {
+                            old.id == client.id
+                                && old.network == network
+                                && old.secret.expose() == secret.as_slice()
+                        })
+                    })
+                    .map_or_else(
+                        || Arc::new(AtomicBool::new(false)),
+                        |old| Arc::clone(&old.signed),
+                    );
+                Some(Arc::new(Client {
+                    id: client.id,
+                    name: client.name.clone(),
+                    network,
+                    secret: Secret::new(secret),
+                    require: client.require_message_authenticator,
+                    signed,
+                }))
+            })
+            .collect();
+        Table {
+            role_attribute: frontend.role_attribute,
+            clients,
+            live,
+        }
+    }
+
+    /// The client whose network contains `ip`, the longest prefix winning.
+    fn find(&self, ip: IpAddr) -> Option<&Arc<Client>> {
+        self.clients
+            .iter()
+            .filter(|client| client.network.contains(ip))
+            .max_by_key(|client| client.network.prefix())
+    }
+}
+
+/// The RADIUS front-end: shared by the receive loops of every socket and the walks they
+/// start.
+pub struct Frontend {
+    current: CurrentFn,
+    table: Mutex<Arc<Table>>,
+    dedup: Mutex<Cache>,
+    in_flight: Arc<Semaphore>,
+    /// The `max_in_flight` the semaphore was sized for.
+    permits: Mutex<usize>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Frontend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frontend")
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to do with a request after its synchronous checks.
+enum Action {
+    /// Nothing: the datagram is dropped.
+    Drop(DropReason),
+    /// Send these octets (a cached reply, or one built without a walk).
+    Send(Arc<[u8]>),
+    /// Walk the sequence, then reply.
+    Walk(Box<Walk>),
+}
+
+/// A request that needs a sequence walk.
+struct Walk {
+    key: Key,
+    live: Arc<Live>,
+    client: Arc<Client>,
+    role_attribute: RoleAttribute,
+    user: String,
+    password: Vec<u8>,
+    request: RequestInfo,
+    permit: OwnedSemaphorePermit,
+}
+
+/// What a reply needs from its request, copied out of the receive buffer.
+#[derive(Debug, Clone)]
+struct RequestInfo {
+    identifier: u8,
+    authenticator: [u8; AUTHENTICATOR_LEN],
+    proxy_states: Vec<Vec<u8>>,
+}
+
+/// The body of a reply.
+enum Answer<'a> {
+    /// Access-Accept with these roles.
+    Accept(&'a [String], RoleAttribute),
+    /// Access-Accept to a Status-Server.
+    Alive,
+    /// Access-Reject with this Reply-Message.
+    Reject(&'a str),
+}
+
+impl Frontend {
+    /// A front-end reading its configuration through `current`.
+    pub fn new(current: CurrentFn) -> Arc<Frontend> {
+        let live = current();
+        let frontend = &live.config.radius_frontend;
+        let max_in_flight = usize::try_from(frontend.max_in_flight).unwrap_or(1).max(1);
+        let dedup = usize::try_from(frontend.dedup_cache).unwrap_or(1);
+        Arc::new(Frontend {
+            table: Mutex::new(Arc::new(Table::build(Arc::clone(&live), None))),
+            dedup: Mutex::new(Cache::new(dedup)),
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            permits: Mutex::new(max_in_flight),
+            counters: Counters::default(),
+            current,
+        })
+    }
+
+    /// What the front-end has done so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Serves `socket` until the task is dropped.
+    pub async fn serve(self: Arc<Self>, socket: UdpSocket) {
+        let socket = Arc::new(socket);
+        // One octet more than RADIUS allows, so an oversized datagram is seen as such.
+        let mut buf = vec![0u8; MAX_PACKET_LEN + 1];
+        loop {
+            let (len, source) = match socket.recv_from(&mut buf).await {
+                Ok(received) => received,
+                Err(e) => {
+                    tracing::warn!(error = %e, "RADIUS front-end: receive failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let datagram = buf.get(..len).unwrap_or_default();
+            match self.handle(datagram, source) {
+                Action::Drop(reason) => {
+                    tracing::debug!(%source, reason = reason.name(), "RADIUS front-end: dropped");
+                }
+                Action::Send(reply) => {
+                    if let Err(e) = socket.send_to(&reply, source).await {
+                        self.counters.drop(DropReason::ReplyFailed);
+                        tracing::warn!(%source, error = %e, "RADIUS front-end: send failed");
+                    }
+                }
+                Action::Walk(walk) => {
+                    let frontend = Arc::clone(&self);
+                    let socket = Arc::clone(&socket);
+                    tokio::spawn(async move { frontend.walk(*walk, socket, source).await });
+                }
+            }
+        }
+    }
+
+    /// The table for the live configuration, rebuilt when it changed.
+    fn table(&self) -> Arc<Table> {
+        let live = (self.current)();
+        let mut table = lock(&self.table);
+        if !Arc::ptr_eq(&table.live, &live) {
+            let frontend = &live.config.radius_frontend;
+            lock(&self.dedup).set_capacity(usize::try_from(frontend.dedup_cache).unwrap_or(1));
+            self.resize_in_flight(usize::try_from(frontend.max_in_flight).unwrap_or(1));
+            *table = Arc::new(Table::build(live, Some(&table)));
+        }
+        Arc::clone(&table)
+    }
+
+    /// Follows a changed `max_in_flight`. Permits held by running walks cannot be taken back;
+    /// a decrease takes effect as they come back.
+    fn resize_in_flight(&self, wanted: usize) {
+        let wanted = wanted.max(1);
+        let mut permits = lock(&self.permits);
+        if wanted > *permits {
+            self.in_flight.add_permits(wanted - *permits);
+        } else if wanted < *permits {
+            let forgotten = self.in_flight.forget_permits(*permits - wanted);
+            *permits -= forgotten;
+            return;
+        }
+        *permits = wanted;
+    }
+
+    /// The synchronous part of serving one datagram, drops counted. Never panics, whatever
+    /// the octets.
+    fn handle(&self, datagram: &[u8], source: SocketAddr) -> Action {
+        bump(&self.counters.requests);
+        let action = self.classify(datagram, source);
+        if let Action::Drop(reason) = &action {
+            self.counters.drop(*reason);
+        }
+        action
+    }
+
+    /// Decides what to do with one datagram.
+    fn classify(&self, datagram: &[u8], source: SocketAddr) -> Action {
+        let table = self.table();
+        let Some(client) = table.find(source.ip()) else {
+            return Action::Drop(DropReason::UnknownClient);
+        };
+        let Ok(packet) = Packet::new_checked(datagram) else {
+            return Action::Drop(DropReason::Malformed);
+        };
+        let code = packet.code();
+        if !matches!(code, Code::AccessRequest | Code::StatusServer) {
+            return Action::Drop(DropReason::UnsupportedCode);
+        }
+        // RFC 3579 §3.2: an invalid Message-Authenticator means the packet is silently
+        // discarded.
+        let signature = match packet.verify_request(&client.secret) {
+            Ok(signature) => signature,
+            Err(_) => return Action::Drop(DropReason::BadMessageAuthenticator),
+        };
+        let proxied = packet.find(attr_type::PROXY_STATE).is_some();
+        match signature {
+            Signature::Signed => client.signed.store(true, Ordering::Relaxed),
+            // RFC 5997 §3: Status-Server packets MUST contain a Message-Authenticator.
+            Signature::Unsigned if code == Code::StatusServer => {
+                return Action::Drop(DropReason::MissingMessageAuthenticator);
+            }
+            // BlastRADIUS (CVE-2024-3596): an attacker grows a Proxy-State to forge the MD5
+            // collision; a proxied request must be signed.
+            Signature::Unsigned if proxied => {
+                return Action::Drop(DropReason::UnsignedProxyState);
+            }
+            Signature::Unsigned if client.must_sign() => {
+                return Action::Drop(DropReason::MissingMessageAuthenticator);
+            }
+            Signature::Unsigned => {}
+        }
+        let request = RequestInfo {
+            identifier: packet.identifier(),
+            authenticator: packet.authenticator(),
+            proxy_states: packet
+                .find_all(attr_type::PROXY_STATE)
+                .map(<[u8]>::to_vec)
+                .collect(),
+        };
+        if code == Code::StatusServer {
+            // RFC 5997 §3: no duplicate detection is needed, the answer is always the same.
+            bump(&self.counters.status_server);
+            return match build_reply(&request, &client.secret, &Answer::Alive) {
+                Ok(reply) => Action::Send(reply),
+                Err(_) => Action::Drop(DropReason::ReplyFailed),
+            };
+        }
+
+        let key = Key {
+            source,
+            identifier: request.identifier,
+            authenticator: request.authenticator,
+        };
+        match lock(&self.dedup).begin(key) {
+            Begin::New => {}
+            Begin::InFlight => {
+                bump(&self.counters.duplicates);
+                return Action::Drop(DropReason::DuplicateInFlight);
+            }
+            Begin::Done(reply) => {
+                bump(&self.counters.duplicates);
+                return Action::Send(reply);
+            }
+        }
+        let action = self.access_request(&packet, client, &table, key, request);
+        match &action {
+            Action::Drop(_) => lock(&self.dedup).abandon(&key),
+            Action::Send(reply) => lock(&self.dedup).finish(key, Arc::clone(reply)),
+            Action::Walk(_) => {}
+        }
+        action
+    }
+
+    /// Checks an Access-Request whose signature and duplicate status are settled: replies
+    /// at once when no walk can help, else prepares the walk.
+    fn access_request(
+        &self,
+        packet: &Packet<&[u8]>,
+        client: &Arc<Client>,
+        table: &Table,
+        key: Key,
+        request: RequestInfo,
+    ) -> Action {
+        let reject = |message: &str| {
+            bump(&self.counters.rejects);
+            match build_reply(&request, &client.secret, &Answer::Reject(message)) {
+                Ok(reply) => Action::Send(reply),
+                Err(_) => Action::Drop(DropReason::ReplyFailed),
+            }
+        };
+        let user = match packet.user_name().map(std::str::from_utf8) {
+            Some(Ok(user)) if !user.is_empty() => user.to_string(),
+            _ => return reject("User-Name is missing or not UTF-8"),
+        };
+        let password = match packet.user_password() {
+            Some(hidden) => {
+                let mut out = [0u8; MAX_PASSWORD_LEN];
+                match recover_password(hidden, &client.secret, &request.authenticator, &mut out) {
+                    Ok(password) => password.to_vec(),
+                    Err(_) => return Action::Drop(DropReason::BadPassword),
+                }
+            }
+            // The gateway holds argon2 hashes, and remote servers want the password itself:
+            // nothing can check a CHAP response (RFC 2865 §5.3).
+            None if packet.find(attr_type::CHAP_PASSWORD).is_some() => {
+                tracing::info!(client = %client.name, user, "RADIUS front-end: CHAP rejected");
+                return reject(CHAP_UNSUPPORTED);
+            }
+            None => return reject("User-Password is missing"),
+        };
+        let Ok(permit) = Arc::clone(&self.in_flight).try_acquire_owned() else {
+            return Action::Drop(DropReason::Overloaded);
+        };
+        Action::Walk(Box::new(Walk {
+            key,
+            live: Arc::clone(&table.live),
+            client: Arc::clone(client),
+            role_attribute: table.role_attribute,
+            user,
+            password,
+            request,
+            permit,
+        }))
+    }
+
+    /// Walks the sequence for one request, replies and remembers the reply.
+    async fn walk(&self, walk: Walk, socket: Arc<UdpSocket>, source: SocketAddr) {
+        let Walk {
+            key,
+            live,
+            client,
+            role_attribute,
+            user,
+            password,
+            request,
+            permit,
+        } = walk;
+        bump(&self.counters.walks);
+        let decision = live.engine.authenticate(&user, &password).await;
+        drop(permit);
+        let (result, answer) = match &decision.outcome {
+            Outcome::Accept(roles) => ("accept", Answer::Accept(roles, role_attribute)),
+            Outcome::Reject(reason) if reason == "no role mapped" => {
+                ("reject", Answer::Reject(NO_ROLE_MAPPED))
+            }
+            Outcome::Reject(_) => ("reject", Answer::Reject(INVALID_CREDENTIALS)),
+            // With remote servers, "unavailable" means they did not answer; with only local
+            // users it means an unknown user, which must look like a wrong password.
+            Outcome::Unavailable(_) if live.engine.has_remote_servers() => {
+                ("unavailable", Answer::Reject(SERVERS_UNAVAILABLE))
+            }
+            Outcome::Unavailable(_) => ("reject", Answer::Reject(INVALID_CREDENTIALS)),
+        };
+        tracing::info!(
+            client = %client.name,
+            %source,
+            user,
+            result,
+            method = decision.method.map_or("-", |m| m.name()),
+            server = decision.server.as_deref().unwrap_or("-"),
+            latency_ms = u64::try_from(decision.latency.as_millis()).unwrap_or(u64::MAX),
+            "{WALK_LOG}"
+        );
+        let reply = match build_reply(&request, &client.secret, &answer) {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::warn!(client = %client.name, error = %e, "RADIUS front-end: reply");
+                self.counters.drop(DropReason::ReplyFailed);
+                lock(&self.dedup).abandon(&key);
+                return;
+            }
+        };
+        match answer {
+            Answer::Accept(..) => bump(&self.counters.accepts),
+            Answer::Reject(_) | Answer::Alive => bump(&self.counters.rejects),
+        }
+        lock(&self.dedup).finish(key, Arc::clone(&reply));
+        if let Err(e) = socket.send_to(&reply, source).await {
+            self.counters.drop(DropReason::ReplyFailed);
+            tracing::warn!(%source, error = %e, "RADIUS front-end: send failed");
+        }
+    }
+}
+
+/// Builds a reply: Message-Authenticator first (RFC 3579 §3.2), then the answer's attributes,
+/// then the request's Proxy-States in order (RFC 2865 §5.33), signed with the client's
+/// secret.
+fn build_reply(
+    request: &RequestInfo,
+    secret: &Secret<Vec<u8>>,
+    answer: &Answer<'_>,
+) -> Result<Arc<[u8]>, portcullis_protocol::radius::Error> {
+    let mut buf = [0u8; MAX_PACKET_LEN];
+    let code = match answer {
+        Answer::Accept(..) | Answer::Alive => Code::AccessAccept,
+        Answer::Reject(_) => Code::AccessReject,
+    };
+    let mut builder = Builder::new(&mut buf, code, request.identifier, &[0; AUTHENTICATOR_LEN])?;
+    builder.message_authenticator()?;
+    match answer {
+        Answer::Accept(roles, attribute) => {
+            for role in roles.iter() {
+                let value = role.as_bytes();
+                match *attribute {
+                    RoleAttribute::Class if value.len() <= MAX_ATTRIBUTE_VALUE_LEN => {
+                        builder.attribute(attr_type::CLASS, value)?;
+                    }
+                    RoleAttribute::Vendor {
+                        vendor,
+                        vendor_type,
+                    } if value.len() <= MAX_VENDOR_VALUE_LEN => {
+                        builder.vendor_specific(vendor, &[(vendor_type, value)])?;
+                    }
+                    _ => tracing::warn!(role, "RADIUS front-end: role name too long to send"),
+                }
+            }
+        }
+        Answer::Alive => {}
+        Answer::Reject(message) => {
+            builder.attribute(attr_type::REPLY_MESSAGE, message.as_bytes())?;
+        }
+    }
+    for state in &request.proxy_states {
+        builder.attribute(attr_type::PROXY_STATE, state)?;
+    }
+    let len = builder.finish_reply(&request.authenticator, secret)?;
+    Ok(Arc::from(buf.get(..len).unwrap_or_default()))
+}
+
+/// Locks `mutex`, ignoring poisoning: every critical section here leaves consistent state.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests;
