@@ -112,3 +112,48 @@ fn every_secured_route_requires_credentials_and_writes_require_administrator() {
     assert!(secured >= 2, "only {secured} secured operations found");
     println!("{secured} secured operations, {writes} writes checked");
 }
+
+/// Sends the same unauthenticated 200 kB POST ten times over one kept-alive HTTPS connection
+/// (Python's `http.client`, as most clients reuse connections) and prints each status, or the
+/// exception that replaced it.
+const REUSED_CONNECTION: &str = r#"
+import http.client, ssl, sys
+host, port = sys.argv[1].rsplit(":", 1)
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+body = ('[{"role": "' + "x" * 200_000 + '"}]').encode()
+connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=20)
+statuses = []
+for _ in range(10):
+    try:
+        connection.request("POST", sys.argv[2], body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        statuses.append(str(response.status))
+    except Exception as e:
+        statuses.append(type(e).__name__)
+        connection.close()
+print(" ".join(statuses))
+"#;
+
+/// A refusal given before the handler reads the body (401 here) reaches the client, and the
+/// connection stays usable: the body is read first, so the server never closes a connection
+/// with unread data on it (which resets it under the client before the answer is read).
+#[test]
+fn refusals_before_the_body_is_read_reach_the_client() {
+    let daemon = Daemon::start(Some(&config()));
+    let output = std::process::Command::new("python3")
+        .args(["-c", REUSED_CONNECTION])
+        .arg(daemon.addr.to_string())
+        .arg("/api/mgmt.remote_authentication/1.0/radius/role_mapping")
+        .output()
+        .expect("python3");
+    let statuses = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(statuses.trim(), ["401"; 10].join(" "));
+}

@@ -109,6 +109,18 @@ fn malformed_requests() {
     let too_big = daemon.request("POST", "/api/auth/1.0/login", Auth::None, Some(&huge));
     assert_eq!(too_big.status, 413);
     assert_eq!(too_big.json()["error_id"], "PAYLOAD_TOO_LARGE");
+    // Without a Content-Length the body is cut at the same limit while it is read, with the
+    // same JSON answer.
+    let chunked = daemon.request_with(
+        "POST",
+        "/api/auth/1.0/login",
+        Auth::None,
+        Some(&huge),
+        &["Transfer-Encoding: chunked"],
+        &[],
+    );
+    assert_eq!(chunked.status, 413, "{}", chunked.body);
+    assert_eq!(chunked.json()["error_id"], "PAYLOAD_TOO_LARGE");
 
     let unknown = daemon.request("GET", "/api/nothing/here", Auth::None, None);
     assert_eq!(unknown.status, 404);

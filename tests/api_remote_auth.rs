@@ -775,6 +775,9 @@ fn invalid_requests_name_the_field_and_change_nothing() {
         ("PUT", "radius/server/99", r#"{"port": 1813}"#.into(), 404, None),
         ("PUT", "radius/server/abc", r#"{"port": 1813}"#.into(), 404, None),
         ("DELETE", "radius/server/99", String::new(), 404, None),
+        // A path segment that is not even UTF-8 is no id either, answered with the error body.
+        ("DELETE", "radius/server/%FF", String::new(), 404, None),
+        ("PUT", "tacacs/server/%C0", r#"{"port": 50}"#.into(), 404, None),
         ("POST", "tacacs/server", format!(r#"{{"address": "10.0.0.9", {s}, "client_port": -1}}"#), 400, Some("client_port")),
         ("POST", "tacacs/server", format!(r#"{{"address": "10.0.0.9", {s}, "client_port": 1.5}}"#), 400, Some("client_port")),
         ("POST", "tacacs/server", format!(r#"{{"address": "10.0.0.9", {s}, "protocol": "CHAP"}}"#), 400, Some("protocol")),

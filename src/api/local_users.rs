@@ -64,41 +64,52 @@ impl From<&LocalUser> for LocalUserView {
 
 /// `POST /api/mgmt.local_users/1.0/users` request body.
 #[derive(Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewLocalUser {
     /// Login name: unique, 1 to 256 bytes, without whitespace, control characters, `/` or `:`.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f/:]+$"
+    )]
     pub name: String,
     /// The password (not empty). Stored as an argon2id hash.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 1)]
     pub password: Secret,
     /// Roles granted on login, each one of the configured roles. Default: none, and a user
     /// without roles logs in only when `authentication.default_role` is set.
-    #[schema(default = json!([]))]
+    #[schema(default = json!([]), required = false, example = json!(["Monitor"]))]
     pub roles: Vec<String>,
     /// Whether the user may log in. Default: true.
-    #[schema(default = true)]
+    #[schema(default = true, required = false)]
     pub enabled: bool,
 }
 
 /// `PUT /api/mgmt.local_users/1.0/users/{name}` request body. Absent fields keep their value.
 #[derive(Debug, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LocalUserUpdate {
     /// The user's name, if given; must equal the name in the path (users cannot be renamed).
     /// Lets a GET answer be sent back as it is.
+    #[schema(nullable = false)]
     pub name: Option<String>,
     /// A new password (not empty).
-    #[schema(value_type = Option<String>, format = Password)]
+    #[schema(value_type = Option<String>, format = Password, min_length = 1, nullable = false)]
     pub password: Option<Secret>,
     /// The new roles, replacing the old ones.
+    #[schema(nullable = false, example = json!(["Monitor"]))]
     pub roles: Option<Vec<String>>,
     /// Whether the user may log in.
+    #[schema(nullable = false)]
     pub enabled: Option<bool>,
 }
 
 /// `PUT /api/mgmt.local_users/1.0/users/{name}/password` request body.
 #[derive(Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     /// The new password (not empty).
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 1)]
     pub password: Secret,
 }
 

@@ -33,11 +33,14 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
     /// User name.
+    #[schema(min_length = 1)]
     pub username: String,
     /// Password.
+    #[schema(min_length = 1)]
     pub password: String,
     /// Identifies the client device; accepted and not used yet.
     #[serde(rename = "deviceId")]
+    #[schema(nullable = false)]
     pub device_id: Option<String>,
 }
 

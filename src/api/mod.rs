@@ -78,11 +78,55 @@ impl Modify for SecuritySchemes {
 
 /// The routes and the OpenAPI document generated from their annotations.
 pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(login::routes())
         .merge(remote_auth::routes())
         .merge(local_users::routes())
-        .split_for_parts()
+        .split_for_parts();
+    add_common_responses(&mut openapi);
+    (routes, openapi)
+}
+
+/// Documents the answers the layers of [`router`] give on every route: 406 from
+/// [`accept_json`] on all of them, and 413 from [`declared_length`] and `DefaultBodyLimit` on
+/// those that read a body. A response an annotation already lists is kept as it is.
+fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            responses
+                .entry("406".into())
+                .or_insert_with(|| error("Accept header excludes JSON").into());
+            if operation.request_body.is_some() {
+                responses
+                    .entry("413".into())
+                    .or_insert_with(|| error("Body over 1 MiB").into());
+            }
+        }
+    }
 }
 
 /// Every route of the API, `/api/openapi.json` included.
@@ -106,13 +150,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(accept_json))
+        .layer(middleware::from_fn(read_body))
         .layer(middleware::from_fn(declared_length))
         .with_state(state)
 }
 
 /// 413 before any of the body is read when Content-Length already says it is too large, so
 /// a client waiting on `Expect: 100-continue` never sends it. Bodies without a length are
-/// cut at the same limit while they are read (`DefaultBodyLimit`).
+/// cut at the same limit while they are read ([`read_body`]).
 async fn declared_length(request: Request, next: Next) -> Response {
     let declared = request
         .headers()
@@ -120,16 +165,58 @@ async fn declared_length(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(length) if length > MAX_BODY as u64 => {
-            let mut error = ApiError::bad_request(format!(
-                "Request body of {length} bytes is over the {MAX_BODY}-byte limit."
-            ));
-            error.status = StatusCode::PAYLOAD_TOO_LARGE;
-            error.error_id = "PAYLOAD_TOO_LARGE";
-            error.into_response()
-        }
+        Some(length) if length > MAX_BODY as u64 => too_large(format!(
+            "Request body of {length} bytes is over the {MAX_BODY}-byte limit."
+        )),
         _ => next.run(request).await,
     }
+}
+
+/// Reads the whole request body (at most [`MAX_BODY`] bytes) before any handler or check
+/// runs. An answer given before the body was read (401 and 403 from the caller check, 406,
+/// 404) would otherwise make the server close the connection with the rest of the body
+/// unread: the TCP reset that follows can destroy the answer before the client reads it, and
+/// a client that reuses the connection sees it closed without an answer.
+async fn read_body(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(error) => {
+            let over_limit = std::error::Error::source(&error)
+                .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+            if over_limit {
+                too_large(format!("Request body is over the {MAX_BODY}-byte limit."))
+            } else {
+                let mut response =
+                    ApiError::bad_request(format!("Could not read the request body: {error}"))
+                        .into_response();
+                close_connection(&mut response);
+                response
+            }
+        }
+    }
+}
+
+/// 413 PAYLOAD_TOO_LARGE. The rest of the body stays unread, so the connection is closed
+/// after the answer and the client is told so.
+fn too_large(text: String) -> Response {
+    let mut error = ApiError::bad_request(text);
+    error.status = StatusCode::PAYLOAD_TOO_LARGE;
+    error.error_id = "PAYLOAD_TOO_LARGE";
+    let mut response = error.into_response();
+    close_connection(&mut response);
+    response
+}
+
+/// Marks `response` as the last one on its connection.
+fn close_connection(response: &mut Response) {
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
 }
 
 /// 406 for a request whose Accept header rules out JSON (login-api: "Invalid 'Accept'

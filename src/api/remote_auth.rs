@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use portcullis_config::{
@@ -196,6 +197,55 @@ impl PartialSchema for StringOrNumber {
 
 impl ToSchema for StringOrNumber {}
 
+/// A string schema that allows exactly `values`.
+fn string_enum(values: &[&str]) -> RefOr<Schema> {
+    Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values.iter().copied()))
+            .build(),
+    )
+    .into()
+}
+
+/// Declares a schema-only type for the OpenAPI document: a string that is one of `values`.
+macro_rules! string_enum_schema {
+    ($(#[$doc:meta])* $name:ident, [$($value:literal),+]) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name;
+
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                string_enum(&[$($value),+])
+            }
+        }
+
+        impl ToSchema for $name {}
+    };
+}
+
+string_enum_schema!(
+    /// A RADIUS server's authentication protocol.
+    RadiusProtocolName,
+    ["PAP", "CHAP"]
+);
+string_enum_schema!(
+    /// A TACACS+ server's authentication protocol.
+    TacacsProtocolName,
+    ["PAP", "ASCII"]
+);
+string_enum_schema!(
+    /// `nas_id_type` as a request may spell it (`dyanmic` as the reference does once).
+    NasIdTypeInput,
+    ["custom", "dynamic", "dyanmic"]
+);
+string_enum_schema!(
+    /// `nas_id_type` as `GET radius/settings` shows it.
+    NasIdTypeName,
+    ["custom", "dynamic"]
+);
+
 // ---------------------------------------------------------------------------------------------
 // Reading request bodies: every failing field is named as the request spells it.
 
@@ -364,8 +414,15 @@ fn keeps_secret(secret: Option<&str>) -> bool {
     secret.is_none_or(|secret| secret == CLOAK)
 }
 
-/// The `{id}` of a server URL; anything that is not a configured id is 404.
-fn server_id(id: &str, method: &str) -> Result<u32, ApiError> {
+/// The `{id}` of a server URL; anything that is not a configured id is 404, a segment that
+/// does not even decode to UTF-8 included.
+fn server_id(id: Result<Path<String>, PathRejection>, method: &str) -> Result<u32, ApiError> {
+    let Path(id) = id.map_err(|e| {
+        ApiError::not_found(format!(
+            "No {method} server with that server_id ({}).",
+            e.body_text()
+        ))
+    })?;
     id.parse()
         .map_err(|_| ApiError::not_found(format!("No {method} server with server_id {id:?}.")))
 }
@@ -555,6 +612,29 @@ pub async fn set_current_auth_sequence(
 // ---------------------------------------------------------------------------------------------
 // RADIUS servers.
 
+/// `POST radius/server` body: a new server. `port` defaults to 1812, `protocol` to `PAP`,
+/// `enabled` to true.
+// For the OpenAPI document only: the handler reads a `RadiusServerRequest` so that it can
+// name every missing field at once.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRadiusServer {
+    /// Server IP address or host name.
+    #[schema(min_length = 1, example = "10.70.45.14")]
+    pub address: String,
+    /// Server UDP port, 1..=65535.
+    #[schema(minimum = 1, maximum = 65535)]
+    pub port: Option<u16>,
+    /// Shared secret.
+    #[schema(min_length = 1, example = "s3cr3t-shared-with-the-server")]
+    pub secret: String,
+    /// `PAP` or `CHAP`.
+    #[schema(value_type = Option<RadiusProtocolName>)]
+    pub protocol: Option<RadiusProtocol>,
+    /// Whether the server is tried.
+    pub enabled: Option<Flag>,
+}
+
 /// `POST radius/server` and `PUT radius/server/{id}` body. Adding needs `address` and
 /// `secret`; `port` defaults to 1812, `protocol` to `PAP`, `enabled` to true. Updating
 /// changes the fields given and keeps the others; the cloaked secret keeps the secret.
@@ -562,13 +642,16 @@ pub async fn set_current_auth_sequence(
 #[serde(deny_unknown_fields)]
 pub struct RadiusServerRequest {
     /// Server IP address or host name.
+    #[schema(min_length = 1, example = "10.70.45.15")]
     pub address: Option<String>,
     /// Server UDP port, 1..=65535.
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: Option<u16>,
-    /// Shared secret.
+    /// Shared secret; the cloak `****************` keeps the configured one.
+    #[schema(min_length = 1)]
     pub secret: Option<String>,
     /// `PAP` or `CHAP`.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<RadiusProtocolName>)]
     pub protocol: Option<RadiusProtocol>,
     /// Whether the server is tried.
     pub enabled: Option<Flag>,
@@ -581,15 +664,18 @@ pub struct RadiusServerRequest {
 #[serde(deny_unknown_fields)]
 pub struct RadiusReorderEntry {
     /// The configured server this entry is.
+    #[schema(format = Int64, maximum = 4_294_967_295_u64)]
     pub server_id: Option<u32>,
     /// Accepted and ignored: the position in the array is the new order.
+    #[schema(format = Int64, maximum = 4_294_967_295_u64)]
     pub order: Option<u32>,
     /// Server UDP port, 1..=65535.
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: Option<u16>,
     /// Server IP address or host name.
     pub address: Option<String>,
     /// `PAP` or `CHAP`.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<RadiusProtocolName>)]
     pub protocol: Option<RadiusProtocol>,
     /// Shared secret; `****************` keeps the secret of server `server_id`.
     pub secret: Option<String>,
@@ -601,19 +687,23 @@ pub struct RadiusReorderEntry {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RadiusServerView {
     /// Unique id of the server, used in its URL.
+    #[schema(format = Int64, maximum = 4_294_967_295_u64)]
     pub server_id: u32,
     /// Server UDP port.
+    #[schema(minimum = 1)]
     pub port: u16,
     /// Index in the try order, from 0.
+    #[schema(format = Int64, maximum = 4_294_967_295_u64)]
     pub order: u32,
     /// Server IP address or host name.
     pub address: String,
     /// `PAP` or `CHAP`.
-    #[schema(value_type = String)]
+    #[schema(value_type = RadiusProtocolName)]
     pub protocol: RadiusProtocol,
     /// Shared secret, `****************` unless the URL carries `uncloak`.
     pub secret: String,
     /// 1 if the server is tried, 0 if not.
+    #[schema(maximum = 1)]
     pub enabled: u8,
 }
 
@@ -667,7 +757,7 @@ pub async fn list_radius_servers(
     path = "/api/mgmt.remote_authentication/1.0/radius/server",
     tag = "remote_authentication",
     security(("basic" = []), ("bearer" = [])),
-    request_body = RadiusServerRequest,
+    request_body = NewRadiusServer,
     responses(
         (status = 204, description = "Added"),
         (status = 400, description = "Malformed body or invalid fields (error_info.fields)", body = ErrorBody),
@@ -737,11 +827,11 @@ pub async fn add_radius_server(
 pub async fn update_radius_server(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let id = server_id(&id, "RADIUS")?;
+    let id = server_id(id, "RADIUS")?;
     let request: RadiusServerRequest = parse_object(&body)?;
     state
         .store
@@ -790,10 +880,10 @@ pub async fn update_radius_server(
 pub async fn delete_radius_server(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let id = server_id(&id, "RADIUS")?;
+    let id = server_id(id, "RADIUS")?;
     state
         .store
         .update(move |config| {
@@ -1027,7 +1117,7 @@ pub struct NasSettingsView {
     /// Send NAS-Identifier in Access-Requests.
     pub use_nas_id: bool,
     /// `custom` (`nas_id_value`) or `dynamic` (this host's name).
-    #[schema(value_type = String)]
+    #[schema(value_type = NasIdTypeName)]
     pub nas_id_type: NasIdType,
     /// The custom NAS-Identifier; empty when none is set.
     pub nas_id_value: String,
@@ -1041,8 +1131,10 @@ pub struct RadiusSettingsView {
     /// NAS-Identifier and/or NAS-IP-Address sent to the servers.
     pub authentication: NasSettingsView,
     /// Seconds to wait for a reply before resending.
+    #[schema(minimum = 1, maximum = 60)]
     pub connection_timeout: u32,
     /// Sends per server before the next server is tried.
+    #[schema(minimum = 1, maximum = 10)]
     pub max_number_of_tries: u32,
 }
 
@@ -1054,7 +1146,7 @@ pub struct NasSettingsRequest {
     /// Send NAS-Identifier in Access-Requests.
     pub use_nas_id: Option<bool>,
     /// `custom` or `dynamic` (also spelled `dyanmic`).
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NasIdTypeInput>)]
     pub nas_id_type: Option<NasIdType>,
     /// The NAS-Identifier; required when `nas_id_type` is `custom`.
     pub nas_id_value: Option<String>,
@@ -1069,8 +1161,10 @@ pub struct RadiusSettingsRequest {
     /// NAS-Identifier and/or NAS-IP-Address sent to the servers.
     pub authentication: Option<NasSettingsRequest>,
     /// Seconds to wait for a reply before resending, 1..=60.
+    #[schema(minimum = 1, maximum = 60)]
     pub connection_timeout: Option<u32>,
     /// Sends per server before the next server is tried, 1..=10.
+    #[schema(minimum = 1, maximum = 10)]
     pub max_number_of_tries: Option<u32>,
 }
 
@@ -1205,9 +1299,10 @@ pub struct RadiusRoleMappingView {
 #[serde(deny_unknown_fields)]
 pub struct RadiusRoleMappingRequest {
     /// Name of the role or permission; one of the roles `GET radius/role_mapping` lists.
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, example = "Monitor")]
     pub role: Option<String>,
     /// Attribute type (1..=255) or vendor id (256 and above, e.g. 17164).
+    #[schema(minimum = 1, maximum = 16_777_215)]
     pub attribute: Option<u32>,
     /// The value the attribute must carry.
     pub attribute_value: Option<String>,
@@ -1409,7 +1504,7 @@ pub struct TacacsRoleMappingView {
 #[serde(deny_unknown_fields)]
 pub struct TacacsRoleMappingRequest {
     /// Name of the role or permission; one of the roles `GET tacacs/role_mapping` lists.
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, example = "Monitor")]
     pub role: Option<String>,
     /// AV pair name, e.g. `priv-lvl`.
     pub attribute: Option<StringOrNumber>,
@@ -1528,6 +1623,31 @@ pub async fn set_tacacs_role_mapping(
 // ---------------------------------------------------------------------------------------------
 // TACACS+ servers.
 
+/// `POST tacacs/server` body: a new server. `port` defaults to 49, `protocol` to `PAP`,
+/// `client_port` to empty, `enabled` to true.
+// For the OpenAPI document only: the handler reads a `TacacsServerRequest` so that it can
+// name every missing field at once.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTacacsServer {
+    /// Server IP address or host name.
+    #[schema(min_length = 1, example = "10.70.45.14")]
+    pub address: String,
+    /// Server TCP port, 1..=65535.
+    #[schema(minimum = 1, maximum = 65535)]
+    pub port: Option<u16>,
+    /// Shared secret.
+    #[schema(min_length = 1, example = "s3cr3t-shared-with-the-server")]
+    pub secret: String,
+    /// `PAP` or `ASCII`.
+    #[schema(value_type = Option<TacacsProtocolName>)]
+    pub protocol: Option<TacacsProtocol>,
+    /// Sent as the `port` field of TACACS+ packets; a number or a string.
+    pub client_port: Option<StringOrNumber>,
+    /// Whether the server is tried.
+    pub enabled: Option<Flag>,
+}
+
 /// `POST tacacs/server` and `PUT tacacs/server/{id}` body. Adding needs `address` and
 /// `secret`; `port` defaults to 49, `protocol` to `PAP`, `client_port` to empty, `enabled` to
 /// true. Updating changes the fields given and keeps the others; the cloaked secret keeps the
@@ -1536,13 +1656,16 @@ pub async fn set_tacacs_role_mapping(
 #[serde(deny_unknown_fields)]
 pub struct TacacsServerRequest {
     /// Server IP address or host name.
+    #[schema(min_length = 1, example = "10.70.45.15")]
     pub address: Option<String>,
     /// Server TCP port, 1..=65535.
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: Option<u16>,
-    /// Shared secret.
+    /// Shared secret; the cloak `****************` keeps the configured one.
+    #[schema(min_length = 1)]
     pub secret: Option<String>,
     /// `PAP` or `ASCII`.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<TacacsProtocolName>)]
     pub protocol: Option<TacacsProtocol>,
     /// Sent as the `port` field of TACACS+ packets; a number or a string.
     pub client_port: Option<StringOrNumber>,
@@ -1557,15 +1680,18 @@ pub struct TacacsServerRequest {
 #[serde(deny_unknown_fields)]
 pub struct TacacsReorderEntry {
     /// The configured server this entry is.
+    #[schema(format = Int64, maximum = 4_294_967_295_u64)]
     pub server_id: Option<u32>,
     /// Accepted and ignored: the position in the array is the new order.
+    #[schema(format = Int64, maximum = 4_294_967_295_u64)]
     pub order: Option<u32>,
     /// Server TCP port, 1..=65535.
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: Option<u16>,
     /// Server IP address or host name.
     pub address: Option<String>,
     /// `PAP` or `ASCII`.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<TacacsProtocolName>)]
     pub protocol: Option<TacacsProtocol>,
     /// Sent as the `port` field of TACACS+ packets; a number or a string.
     pub client_port: Option<StringOrNumber>,
@@ -1579,21 +1705,25 @@ pub struct TacacsReorderEntry {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TacacsServerView {
     /// Unique id of the server, used in its URL.
+    #[schema(format = Int64, maximum = 4_294_967_295_u64)]
     pub server_id: u32,
     /// Server TCP port.
+    #[schema(minimum = 1)]
     pub port: u16,
     /// Index in the try order, from 0.
+    #[schema(format = Int64, maximum = 4_294_967_295_u64)]
     pub order: u32,
     /// Server IP address or host name.
     pub address: String,
     /// `PAP` or `ASCII`.
-    #[schema(value_type = String)]
+    #[schema(value_type = TacacsProtocolName)]
     pub protocol: TacacsProtocol,
     /// Sent as the `port` field of TACACS+ packets.
     pub client_port: String,
     /// Shared secret, `****************` unless the URL carries `uncloak`.
     pub secret: String,
     /// 1 if the server is tried, 0 if not.
+    #[schema(maximum = 1)]
     pub enabled: u8,
 }
 
@@ -1648,7 +1778,7 @@ pub async fn list_tacacs_servers(
     path = "/api/mgmt.remote_authentication/1.0/tacacs/server",
     tag = "remote_authentication",
     security(("basic" = []), ("bearer" = [])),
-    request_body = TacacsServerRequest,
+    request_body = NewTacacsServer,
     responses(
         (status = 204, description = "Added"),
         (status = 400, description = "Malformed body or invalid fields (error_info.fields)", body = ErrorBody),
@@ -1718,11 +1848,11 @@ pub async fn add_tacacs_server(
 pub async fn update_tacacs_server(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let id = server_id(&id, "TACACS+")?;
+    let id = server_id(id, "TACACS+")?;
     let request: TacacsServerRequest = parse_object(&body)?;
     state
         .store
@@ -1774,10 +1904,10 @@ pub async fn update_tacacs_server(
 pub async fn delete_tacacs_server(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let id = server_id(&id, "TACACS+")?;
+    let id = server_id(id, "TACACS+")?;
     state
         .store
         .update(move |config| {
@@ -1917,6 +2047,7 @@ pub async fn reorder_tacacs_servers(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TacacsSettingsView {
     /// Seconds to wait for the connection and for each reply.
+    #[schema(minimum = 1, maximum = 60)]
     pub connection_timeout: u32,
     /// The service asked for in the authorization request after a login.
     pub auth_service: String,
@@ -1927,8 +2058,10 @@ pub struct TacacsSettingsView {
 #[serde(deny_unknown_fields)]
 pub struct TacacsSettingsRequest {
     /// Seconds to wait for the connection and for each reply, 1..=60.
+    #[schema(minimum = 1, maximum = 60)]
     pub connection_timeout: Option<u32>,
     /// The service asked for in the authorization request after a login; not empty.
+    #[schema(min_length = 1)]
     pub auth_service: Option<String>,
 }
 
