@@ -42,6 +42,10 @@ enum Command {
         /// `listeners.radius_frontend`.
         #[arg(long = "radius-listen", value_name = "ADDR")]
         radius_listen: Vec<std::net::SocketAddr>,
+        /// Also serve the API over plain HTTP on this Unix socket (mode 0660), for services on
+        /// the same machine.
+        #[arg(long = "unix-socket", value_name = "PATH")]
+        unix_socket: Option<PathBuf>,
     },
     /// Validate a configuration file and list every problem with the key it concerns.
     CheckConfig {
@@ -79,7 +83,14 @@ fn main() -> ExitCode {
             state_dir,
             listen,
             radius_listen,
-        } => serve(&config, &state_dir, listen, &radius_listen),
+            unix_socket,
+        } => serve(
+            &config,
+            &state_dir,
+            listen,
+            &radius_listen,
+            unix_socket.as_deref(),
+        ),
         Command::CheckConfig { path } => check_config(&path),
         Command::HashPassword => hash_password(),
         Command::Login {
@@ -135,6 +146,7 @@ fn serve(
     state_dir: &Path,
     listen: Option<std::net::SocketAddr>,
     radius_listen: &[std::net::SocketAddr],
+    unix_socket: Option<&Path>,
 ) -> ExitCode {
     let config = if path.exists() {
         load_config(path)
@@ -203,8 +215,28 @@ fn serve(
                 tokio::spawn(std::sync::Arc::clone(&frontend).serve(socket));
             }
         }
+        // One signal stops every server.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_shutdown().await;
+            let _ = stop.send(true);
+        });
+        let on_stop = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
+        if let Some(path) = unix_socket {
+            let (path, state, stop) = (path.to_path_buf(), std::sync::Arc::clone(&state), on_stop());
+            tokio::spawn(async move {
+                if let Err(e) = portcullis::api::unix::serve_unix(&path, state, stop).await {
+                    tracing::error!(path = %path.display(), error = %e, "Unix socket listener failed");
+                }
+            });
+        }
         tracing::info!("listening on https://{bound}");
-        match portcullis::api::serve(listener, tls, state, wait_for_shutdown()).await {
+        match portcullis::api::serve(listener, tls, state, on_stop()).await {
             Ok(()) => {
                 tracing::info!("stopped");
                 ExitCode::SUCCESS

@@ -282,3 +282,49 @@ fn token_lifetime_comes_from_the_configuration() {
         "{expires} vs {now}"
     );
 }
+
+#[test]
+fn the_api_also_answers_on_a_unix_socket() {
+    let daemon = Daemon::start_with(None, &["--unix-socket", "{dir}/api.sock"]);
+    let socket = daemon.dir().join("api.sock");
+    // The HTTPS listener logs last, so the socket exists once start returns; allow a moment.
+    for _ in 0..100 {
+        if socket.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let output = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "10", "--unix-socket"])
+        .arg(&socket)
+        .args([
+            "-u",
+            &format!("admin:{ADMIN_PASSWORD}"),
+            "-w",
+            "\n%{http_code}",
+            "http://localhost/api/mgmt.local_users/1.0/users",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    assert_eq!(status, "200", "{text}");
+    assert!(body.contains("\"admin\""), "{body}");
+    // Same authentication rules as over HTTPS.
+    let anonymous = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "10", "--unix-socket"])
+        .arg(&socket)
+        .args([
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://localhost/api/mgmt.local_users/1.0/users",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(anonymous.stdout).unwrap(), "401");
+}

@@ -5,9 +5,11 @@ pub mod auth;
 pub mod error;
 pub mod local_users;
 pub mod login;
+pub mod radius_clients;
 pub mod remote_auth;
 pub mod sessions;
 pub mod store;
+pub mod unix;
 
 use std::io;
 use std::net::TcpListener;
@@ -82,6 +84,7 @@ pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .merge(login::routes())
         .merge(remote_auth::routes())
         .merge(local_users::routes())
+        .merge(radius_clients::routes())
         .split_for_parts();
     add_common_responses(&mut openapi);
     (routes, openapi)

@@ -62,6 +62,17 @@ impl Daemon {
     /// Starts a daemon whose configuration file holds `config` (none: the file does not exist
     /// and the embedded default with the bootstrap administrator applies).
     pub fn start(config: Option<&str>) -> Daemon {
+        Daemon::start_with(config, &[])
+    }
+
+    /// Starts a daemon on the configuration and state already in `dir`.
+    pub fn start_in(dir: TempDir) -> Daemon {
+        Daemon::start_in_with(dir, &[])
+    }
+
+    /// Like [`Daemon::start`], with `extra` arguments for `serve`; `{dir}` in them stands for
+    /// the daemon's temp directory.
+    pub fn start_with(config: Option<&str>, extra: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         if let Some(config) = config {
             let path = dir.path().join("portcullis.toml");
@@ -69,11 +80,19 @@ impl Daemon {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
                 .expect("chmod config");
         }
-        Daemon::start_in(dir)
+        Daemon::start_in_with(dir, extra)
     }
 
-    /// Starts a daemon on the configuration and state already in `dir`.
-    pub fn start_in(dir: TempDir) -> Daemon {
+    /// The daemon's temp directory (configuration, state, sockets).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    fn start_in_with(dir: TempDir, extra: &[&str]) -> Daemon {
+        let extra: Vec<String> = extra
+            .iter()
+            .map(|a| a.replace("{dir}", &dir.path().to_string_lossy()))
+            .collect();
         let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .arg("serve")
             .arg("--config")
@@ -84,6 +103,7 @@ impl Daemon {
             .arg("127.0.0.1:0")
             .arg("--radius-listen")
             .arg("127.0.0.1:0")
+            .args(&extra)
             .env("PORTCULLIS_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -1,0 +1,32 @@
+//! The API over plain HTTP on a Unix socket, for services on the same machine: no TLS to set
+//! up, and access is governed by the socket file's permissions (mode 0660) on top of the
+//! API's own authentication.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{AppState, router};
+
+/// Serves the API on a Unix socket at `path` until `shutdown` resolves. A stale socket file
+/// left by an earlier run is replaced; the file is removed on a clean stop.
+pub async fn serve_unix(
+    path: &Path,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    tracing::info!(path = %path.display(), "listening on unix:{}", path.display());
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = std::fs::remove_file(path);
+    served
+}
