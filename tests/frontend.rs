@@ -146,6 +146,20 @@ fn walks(daemon: &Daemon) -> usize {
     daemon.log().matches(WALK_LOG).count()
 }
 
+/// Walks logged, once the log has caught up with `expected` (it arrives through a reader
+/// thread, possibly after the reply) or half a second has passed; then a short settle so an
+/// extra walk would show too.
+fn walks_settled(daemon: &Daemon, expected: usize) -> usize {
+    for _ in 0..25 {
+        if walks(daemon) >= expected {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    walks(daemon)
+}
+
 #[test]
 fn radclient_accept_reject_chap_and_status_server() {
     let daemon = Daemon::start(Some(&config("")));
@@ -218,7 +232,7 @@ fn radclient_accept_reject_chap_and_status_server() {
     assert!(status.received("Access-Accept"), "{status:?}");
 
     // Three walks: accept, wrong password, unknown user. CHAP and Status-Server walk nothing.
-    assert_eq!(walks(&daemon), 3, "{}", daemon.log());
+    assert_eq!(walks_settled(&daemon, 3), 3, "{}", daemon.log());
 }
 
 /// The pyrad script: logs in as argv[3] with argv[4], prints a JSON line with the reply code,
@@ -340,7 +354,7 @@ fn retransmissions_get_the_same_reply_and_one_walk() {
     client.send_to(&request, addr).unwrap();
     let second = receive(&client).expect("the cached reply");
     assert_eq!(first, second);
-    assert_eq!(walks(&daemon), 1, "{}", daemon.log());
+    assert_eq!(walks_settled(&daemon, 1), 1, "{}", daemon.log());
 
     // Retransmitted back to back, likely while the walk runs: still one walk, and every reply
     // sent is the same octets.
@@ -365,7 +379,7 @@ fn retransmissions_get_the_same_reply_and_one_walk() {
     }
     client.send_to(&request, addr).unwrap();
     assert_eq!(receive(&client).expect("the cached reply"), reply);
-    assert_eq!(walks(&daemon), 2, "{}", daemon.log());
+    assert_eq!(walks_settled(&daemon, 2), 2, "{}", daemon.log());
 
     // Same Identifier, new Request Authenticator: a new request.
     let request = access_request(
@@ -380,7 +394,7 @@ fn retransmissions_get_the_same_reply_and_one_walk() {
     client.send_to(&request, addr).unwrap();
     let reply = receive(&client).expect("a reply");
     assert_eq!(verified(&reply, &request).code(), Code::AccessAccept);
-    assert_eq!(walks(&daemon), 3, "{}", daemon.log());
+    assert_eq!(walks_settled(&daemon, 3), 3, "{}", daemon.log());
 }
 
 #[test]
@@ -429,7 +443,7 @@ fn unknown_clients_wrong_secrets_and_unsigned_proxy_state_are_dropped() {
     );
     client.send_to(&unsigned, addr).unwrap();
     assert_eq!(receive(&client), None);
-    assert_eq!(walks(&daemon), 0, "{}", daemon.log());
+    assert_eq!(walks_settled(&daemon, 0), 0, "{}", daemon.log());
 
     // Signed, the same Proxy-States come back in order.
     let signed = access_request(
@@ -465,7 +479,7 @@ fn unknown_clients_wrong_secrets_and_unsigned_proxy_state_are_dropped() {
     client.set_read_timeout(Some(quiet)).unwrap();
     client.send_to(&later, addr).unwrap();
     assert_eq!(receive(&client), None);
-    assert_eq!(walks(&daemon), 1, "{}", daemon.log());
+    assert_eq!(walks_settled(&daemon, 1), 1, "{}", daemon.log());
 }
 
 #[test]
@@ -529,6 +543,32 @@ attribute_value = "2"
             .contains(&format!("Reply-Message = \"{INVALID_CREDENTIALS}\"")),
         "{reject:?}"
     );
+
+    // CHAP is passed through: FreeRADIUS, which knows alice's password, checks the response
+    // radtest made, and the roles come back mapped.
+    for (password, expected) in [
+        (ALICE_PASSWORD, "Access-Accept"),
+        ("wrong", "Access-Reject"),
+    ] {
+        let mut radtest = Command::new("radtest");
+        radtest
+            .arg("-d")
+            .arg(dir.path())
+            .args(["-t", "chap", "alice", password])
+            .arg(radius_addr(&daemon).to_string())
+            .arg("0")
+            .arg(SECRET);
+        let chap = support::freeradius::run_bounded(&mut radtest, "", CLIENT_TIMEOUT);
+        assert!(chap.received(expected), "{password}: {chap:?}");
+        if expected == "Access-Accept" {
+            assert!(
+                chap.stdout
+                    .contains(&format!("Class = {}", octets("Administrator"))),
+                "{chap:?}"
+            );
+        }
+    }
+    assert!(radius.log().contains("CHAP-Password"), "{}", radius.log());
 }
 
 /// A PAM service file in /etc/pam.d (where pamtester looks), removed on drop.
@@ -594,5 +634,5 @@ fn pam_radius_auth_logs_in_through_the_front_end() {
     );
     let bad = service.authenticate("alice", "wrong-password");
     assert!(bad.status.is_some_and(|s| !s.success()), "{bad:?}");
-    assert_eq!(walks(&daemon), 2, "{}", daemon.log());
+    assert_eq!(walks_settled(&daemon, 2), 2, "{}", daemon.log());
 }

@@ -25,6 +25,7 @@ use portcullis_config::{
 use portcullis_protocol::radius::Secret;
 use tokio::time::Instant;
 
+pub use crate::upstream::radius::ChapProof;
 use crate::upstream::radius::{
     self as radius_client, Answer, AuthProtocol, RadiusClient, RequestOptions, Requirement,
     ServerSpec,
@@ -35,6 +36,15 @@ use roles::{RadiusMapping, TacacsMapping};
 
 /// argon2 verifications running at once, at most (4 x 19 MiB).
 const ARGON2_CONCURRENCY: usize = 4;
+
+/// What a login proves the user knows.
+#[derive(Debug, Clone, Copy)]
+enum Proof<'a> {
+    /// The password.
+    Password(&'a [u8]),
+    /// A RADIUS client's CHAP response.
+    Chap(&'a ChapProof<'a>),
+}
 
 /// The answer of one method, or of the whole walk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,16 +269,44 @@ impl Engine {
         })
     }
 
+    /// Whether a CHAP login can be checked: only by RADIUS servers, so the sequence must have
+    /// the RADIUS method and at least one server.
+    pub fn checks_chap(&self) -> bool {
+        self.sequence.contains(&Method::Radius) && !self.radius.is_empty()
+    }
+
     /// Walks the sequence for `user` and `password`.
     pub async fn authenticate(&self, user: &str, password: &[u8]) -> Decision {
+        self.walk(user, Proof::Password(password)).await
+    }
+
+    /// Walks the sequence for a CHAP response from a RADIUS client (RFC 2865 §5.3). Only a
+    /// server that knows the password can check it: the local method (argon2 hashes) and
+    /// TACACS+ answer unavailable, and RADIUS servers get the CHAP-Password and challenge as
+    /// they came.
+    pub async fn authenticate_chap(&self, user: &str, chap: &ChapProof<'_>) -> Decision {
+        self.walk(user, Proof::Chap(chap)).await
+    }
+
+    async fn walk(&self, user: &str, proof: Proof<'_>) -> Decision {
         let started = Instant::now();
         let mut unavailable = Vec::new();
         let mut rejected: Option<(Method, Option<String>, String)> = None;
         for &method in self.sequence {
-            let (outcome, server) = match method {
-                Method::Local => (self.local(user, password).await, None),
-                Method::Radius => self.radius(user, password).await,
-                Method::Tacacs => self.tacacs(user, password).await,
+            let (outcome, server) = match (method, proof) {
+                (Method::Local, Proof::Password(password)) => {
+                    (self.local(user, password).await, None)
+                }
+                (Method::Local, Proof::Chap(_)) => (
+                    Outcome::Unavailable("CHAP cannot be checked against a password hash".into()),
+                    None,
+                ),
+                (Method::Radius, proof) => self.radius(user, proof).await,
+                (Method::Tacacs, Proof::Password(password)) => self.tacacs(user, password).await,
+                (Method::Tacacs, Proof::Chap(_)) => (
+                    Outcome::Unavailable("CHAP is not passed to TACACS+ servers".into()),
+                    None,
+                ),
             };
             tracing::debug!(user, %method, server = server.as_deref(), ?outcome, "method answered");
             match outcome {
@@ -385,7 +423,7 @@ impl Engine {
         }
     }
 
-    async fn radius(&self, user: &str, password: &[u8]) -> (Outcome, Option<String>) {
+    async fn radius(&self, user: &str, proof: Proof<'_>) -> (Outcome, Option<String>) {
         if self.radius.is_empty() {
             return (
                 Outcome::Unavailable("no RADIUS servers configured".into()),
@@ -393,10 +431,20 @@ impl Engine {
             );
         }
         for server in try_order(&self.radius) {
-            let answer = server
-                .client
-                .authenticate(user, password, &self.radius_options)
-                .await;
+            let answer = match proof {
+                Proof::Password(password) => {
+                    server
+                        .client
+                        .authenticate(user, password, &self.radius_options)
+                        .await
+                }
+                Proof::Chap(chap) => {
+                    server
+                        .client
+                        .authenticate_chap(user, chap, &self.radius_options)
+                        .await
+                }
+            };
             let name = Some(server.name.clone());
             match answer {
                 Ok(Answer::Accept(reply)) => {

@@ -14,8 +14,10 @@
 //!    the original is still running;
 //! 6. PAP: the User-Password is recovered and the sequence walked in a task of its own, at
 //!    most `max_in_flight` at once (above that the request is dropped; the client
-//!    retransmits). CHAP cannot be checked: the gateway never holds passwords in clear, so it
-//!    is rejected with a Reply-Message saying so.
+//!    retransmits). CHAP: the CHAP-Password and challenge are passed unchanged to the
+//!    upstream RADIUS servers, the only ones that can check them (the gateway keeps password
+//!    hashes; TACACS+ is not asked); without a RADIUS server in the sequence the request is
+//!    rejected with a Reply-Message saying so.
 //!
 //! Every reply starts with a Message-Authenticator and echoes the Proxy-State attributes in
 //! order. Every drop is counted by reason in [`Counters`]. The live configuration is read per
@@ -37,11 +39,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::store::Live;
-use crate::engine::Outcome;
+use crate::engine::{ChapProof, Outcome};
 use dedup::{Begin, Cache, Key};
 
-/// The Reply-Message of a CHAP Access-Request.
-pub const CHAP_UNSUPPORTED: &str = "CHAP is not supported by this gateway";
+/// The Reply-Message of a CHAP Access-Request when no RADIUS server could check it.
+pub const CHAP_UNSUPPORTED: &str =
+    "CHAP is checked only by upstream RADIUS servers, and none is configured";
 /// The Reply-Message of a wrong password or an unknown user; the two look the same.
 pub const INVALID_CREDENTIALS: &str = "Invalid user name or password";
 /// The Reply-Message when the user was accepted but no role applies.
@@ -275,9 +278,22 @@ struct Walk {
     client: Arc<Client>,
     role_attribute: RoleAttribute,
     user: String,
-    password: Vec<u8>,
+    proof: WalkProof,
     request: RequestInfo,
     permit: OwnedSemaphorePermit,
+}
+
+/// What the request proves, copied out of the receive buffer.
+#[derive(Debug)]
+enum WalkProof {
+    /// The recovered User-Password.
+    Password(Vec<u8>),
+    /// CHAP-Password and its challenge (CHAP-Challenge, or the Request Authenticator).
+    Chap {
+        ident: u8,
+        response: [u8; 16],
+        challenge: Vec<u8>,
+    },
 }
 
 /// What a reply needs from its request, copied out of the receive buffer.
@@ -492,21 +508,30 @@ impl Frontend {
             Some(Ok(user)) if !user.is_empty() => user.to_string(),
             _ => return reject("User-Name is missing or not UTF-8"),
         };
-        let password = match packet.user_password() {
-            Some(hidden) => {
+        let proof = match (packet.user_password(), packet.chap_password()) {
+            (Some(hidden), _) => {
                 let mut out = [0u8; MAX_PASSWORD_LEN];
                 match recover_password(hidden, &client.secret, &request.authenticator, &mut out) {
-                    Ok(password) => password.to_vec(),
+                    Ok(password) => WalkProof::Password(password.to_vec()),
                     Err(_) => return Action::Drop(DropReason::BadPassword),
                 }
             }
-            // The gateway holds argon2 hashes, and remote servers want the password itself:
-            // nothing can check a CHAP response (RFC 2865 §5.3).
-            None if packet.find(attr_type::CHAP_PASSWORD).is_some() => {
+            // RFC 2865 §5.3: only a holder of the password can check a CHAP response; the
+            // gateway keeps argon2 hashes, so only upstream RADIUS servers can.
+            (None, Ok(Some(_))) if !table.live.engine.checks_chap() => {
                 tracing::info!(client = %client.name, user, "RADIUS front-end: CHAP rejected");
                 return reject(CHAP_UNSUPPORTED);
             }
-            None => return reject("User-Password is missing"),
+            (None, Ok(Some((ident, response)))) => WalkProof::Chap {
+                ident,
+                response: *response,
+                // Without a CHAP-Challenge the Request Authenticator is the challenge.
+                challenge: packet
+                    .chap_challenge()
+                    .map_or(request.authenticator.to_vec(), <[u8]>::to_vec),
+            },
+            (None, Err(_)) => return Action::Drop(DropReason::BadPassword),
+            (None, Ok(None)) => return reject("User-Password is missing"),
         };
         let Ok(permit) = Arc::clone(&self.in_flight).try_acquire_owned() else {
             return Action::Drop(DropReason::Overloaded);
@@ -517,7 +542,7 @@ impl Frontend {
             client: Arc::clone(client),
             role_attribute: table.role_attribute,
             user,
-            password,
+            proof,
             request,
             permit,
         }))
@@ -531,12 +556,26 @@ impl Frontend {
             client,
             role_attribute,
             user,
-            password,
+            proof,
             request,
             permit,
         } = walk;
         bump(&self.counters.walks);
-        let decision = live.engine.authenticate(&user, &password).await;
+        let decision = match &proof {
+            WalkProof::Password(password) => live.engine.authenticate(&user, password).await,
+            WalkProof::Chap {
+                ident,
+                response,
+                challenge,
+            } => {
+                let chap = ChapProof {
+                    ident: *ident,
+                    response,
+                    challenge,
+                };
+                live.engine.authenticate_chap(&user, &chap).await
+            }
+        };
         drop(permit);
         let (result, answer) = match &decision.outcome {
             Outcome::Accept(roles) => ("accept", Answer::Accept(roles, role_attribute)),

@@ -75,6 +75,27 @@ pub struct RequestOptions {
     pub tries: u32,
 }
 
+/// A CHAP response made by a RADIUS client, to pass through unchanged (RFC 2865 §5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChapProof<'a> {
+    /// The CHAP Identifier.
+    pub ident: u8,
+    /// MD5(ident + password + challenge).
+    pub response: &'a [u8; 16],
+    /// The challenge: the client's CHAP-Challenge, or its Request Authenticator when it sent
+    /// none.
+    pub challenge: &'a [u8],
+}
+
+/// What an Access-Request proves the user knows.
+#[derive(Debug, Clone, Copy)]
+enum Proof<'a> {
+    /// The password itself, hidden or hashed as the server is configured.
+    Password(&'a [u8]),
+    /// Someone else's CHAP response.
+    Chap(&'a ChapProof<'a>),
+}
+
 /// What a server answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -190,11 +211,34 @@ impl RadiusClient {
         &self.stats
     }
 
-    /// Sends an Access-Request for `user` and waits for a verified answer.
+    /// Sends an Access-Request for `user` with `password` (PAP or CHAP, as the server is
+    /// configured) and waits for a verified answer.
     pub async fn authenticate(
         &self,
         user: &str,
         password: &[u8],
+        options: &RequestOptions,
+    ) -> Result<Answer, ClientError> {
+        self.exchange(user, Proof::Password(password), options)
+            .await
+    }
+
+    /// Sends an Access-Request for `user` carrying a CHAP response made by someone else (a
+    /// RADIUS client of the front-end) as it is, whatever protocol the server is configured
+    /// with: only a server that knows the password can check it (RFC 2865 §5.3).
+    pub async fn authenticate_chap(
+        &self,
+        user: &str,
+        chap: &ChapProof<'_>,
+        options: &RequestOptions,
+    ) -> Result<Answer, ClientError> {
+        self.exchange(user, Proof::Chap(chap), options).await
+    }
+
+    async fn exchange(
+        &self,
+        user: &str,
+        password: Proof<'_>,
         options: &RequestOptions,
     ) -> Result<Answer, ClientError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -253,7 +297,7 @@ impl RadiusClient {
         id: u8,
         authenticator: &[u8; 16],
         user: &str,
-        password: &[u8],
+        password: Proof<'_>,
         options: &RequestOptions,
         lease: &Lease,
     ) -> Result<usize, ClientError> {
@@ -261,6 +305,16 @@ impl RadiusClient {
         let mut b = Builder::access_request(buf, id, authenticator).map_err(ClientError::Encode)?;
         b.attribute(attr_type::USER_NAME, user.as_bytes())
             .map_err(ClientError::Encode)?;
+        let password = match password {
+            Proof::Password(password) => password,
+            Proof::Chap(chap) => {
+                b.chap_password(chap.ident, chap.response)
+                    .map_err(ClientError::Encode)?;
+                b.attribute(attr_type::CHAP_CHALLENGE, chap.challenge)
+                    .map_err(ClientError::Encode)?;
+                return self.finish_request(b, options, lease);
+            }
+        };
         match self.spec.protocol {
             AuthProtocol::Pap => {
                 if password.len() > MAX_PASSWORD_LEN {
@@ -280,6 +334,16 @@ impl RadiusClient {
                     .map_err(ClientError::Encode)?;
             }
         }
+        self.finish_request(b, options, lease)
+    }
+
+    /// Adds NAS-Identifier and NAS-IP-Address as configured and signs the request.
+    fn finish_request(
+        &self,
+        mut b: Builder<'_>,
+        options: &RequestOptions,
+        lease: &Lease,
+    ) -> Result<usize, ClientError> {
         if let Some(nas_id) = &options.nas_identifier {
             b.attribute(attr_type::NAS_IDENTIFIER, nas_id.as_bytes())
                 .map_err(ClientError::Encode)?;
@@ -301,7 +365,8 @@ impl RadiusClient {
                 None => {}
             }
         }
-        b.finish_request(secret).map_err(ClientError::Encode)
+        b.finish_request(&self.spec.secret)
+            .map_err(ClientError::Encode)
     }
 
     /// Checks a datagram that arrived for our Identifier; `None` drops it (counted).
@@ -676,6 +741,50 @@ mod tests {
                 .user_password()
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn chap_responses_pass_through_unchanged() {
+        let server = responder(Box::new(|req, _| {
+            let packet = Packet::new_checked(req).unwrap();
+            let (ident, response) = packet.chap_password().unwrap().unwrap();
+            let challenge = packet.chap_challenge().unwrap();
+            let ok = radius::verify_chap(ident, response, b"their-pass", challenge);
+            let code = if ok {
+                Code::AccessAccept
+            } else {
+                Code::AccessReject
+            };
+            vec![reply(req, code, SECRET, true)]
+        }))
+        .await;
+        // Configured for PAP: a pass-through CHAP response goes out as CHAP all the same.
+        let client = client(server.addr, AuthProtocol::Pap, Requirement::Yes);
+        let challenge = [0x5a; 16];
+        let response = chap_response(7, b"their-pass", &challenge);
+        let chap = ChapProof {
+            ident: 7,
+            response: &response,
+            challenge: &challenge,
+        };
+        let good = client
+            .authenticate_chap("carol", &chap, &options(1000, 1))
+            .await;
+        assert!(matches!(good, Ok(Answer::Accept(_))), "{good:?}");
+        let wrong = chap_response(7, b"not-it", &challenge);
+        let bad = ChapProof {
+            response: &wrong,
+            ..chap
+        };
+        let rejected = client
+            .authenticate_chap("carol", &bad, &options(1000, 1))
+            .await;
+        assert!(matches!(rejected, Ok(Answer::Reject(_))), "{rejected:?}");
+        let sent = lock(&server.requests)[0].clone();
+        let request = Packet::new_checked(&sent[..]).unwrap();
+        assert_eq!(request.chap_password(), Ok(Some((7, &response))));
+        assert_eq!(request.chap_challenge(), Some(&challenge[..]));
+        assert!(request.user_password().is_none());
     }
 
     #[tokio::test]
