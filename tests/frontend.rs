@@ -636,3 +636,37 @@ fn pam_radius_auth_logs_in_through_the_front_end() {
     assert!(bad.status.is_some_and(|s| !s.success()), "{bad:?}");
     assert_eq!(walks_settled(&daemon, 2), 2, "{}", daemon.log());
 }
+
+#[test]
+fn ipv6_listener_and_ipv6_client_network() {
+    let v6_client = format!(
+        r#"
+[[radius_frontend.clients]]
+id = 2
+name = "loopback-v6"
+address = "::1/128"
+secret = "{SECRET}"
+"#
+    );
+    let daemon = Daemon::start_with(Some(&config(&v6_client)), &["--radius-listen", "[::1]:0"]);
+    let addr: SocketAddr = daemon
+        .log()
+        .lines()
+        .filter_map(|line| line.split("RADIUS front-end listening on ").nth(1))
+        .map(|a| a.trim().parse().unwrap())
+        .find(SocketAddr::is_ipv6)
+        .expect("an IPv6 listener");
+    let client = socket("::1", Duration::from_secs(2));
+    let request = access_request(
+        3,
+        random_authenticator(),
+        "alice",
+        PASSWORD,
+        SECRET,
+        true,
+        &[],
+    );
+    client.send_to(&request, addr).unwrap();
+    let reply = receive(&client).expect("a reply over IPv6");
+    assert_eq!(verified(&reply, &request).code(), Code::AccessAccept);
+}
