@@ -2,6 +2,7 @@
 //! the configuration.
 
 pub mod auth;
+pub mod cloak;
 pub mod error;
 pub mod local_users;
 pub mod login;

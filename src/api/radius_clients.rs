@@ -33,6 +33,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Caller;
+use super::cloak::{keeps_secret, shown, wants_uncloak};
 use super::error::{ApiError, ErrorBody};
 
 /// The configuration list the clients live in, as validation paths name it.
@@ -88,11 +89,7 @@ impl RadiusClientView {
             id: client.id,
             name: client.name.clone(),
             address: client.address.clone(),
-            secret: if uncloak {
-                client.secret.expose().to_owned()
-            } else {
-                CLOAK.to_owned()
-            },
+            secret: shown(&client.secret, uncloak),
             require_message_authenticator: client.require_message_authenticator,
         }
     }
@@ -299,7 +296,7 @@ pub async fn update_client(
             if let Some(address) = update.address {
                 client.address = address;
             }
-            if let Some(secret) = update.secret.filter(|secret| secret != CLOAK) {
+            if let Some(secret) = update.secret.filter(|secret| !keeps_secret(Some(secret))) {
                 client.secret = Secret::new(secret);
             }
             if let Some(policy) = update.require_message_authenticator {
@@ -360,20 +357,6 @@ pub async fn delete_client(
         "RADIUS front-end client deleted"
     );
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// Whether the URL asks for secrets in clear (`?uncloak`, with any value or none). Only
-/// administrators may see them.
-fn wants_uncloak(caller: &Caller, query: Option<&str>) -> Result<bool, ApiError> {
-    let asked = query.is_some_and(|query| {
-        query
-            .split('&')
-            .any(|pair| pair.split('=').next() == Some("uncloak"))
-    });
-    if asked {
-        caller.require_admin()?;
-    }
-    Ok(asked)
 }
 
 /// The `{id}` of a client URL; anything that is not a configured id is 404, a segment that

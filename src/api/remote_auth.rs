@@ -40,6 +40,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Caller;
+use super::cloak::{keeps_secret, shown, wants_uncloak};
 use super::error::{ApiError, ErrorBody};
 
 /// The remote-authentication management routes.
@@ -384,34 +385,6 @@ fn server_field(field: &str, list: &str, index: usize) -> Option<String> {
 /// `radius.servers[i].port`.
 fn entry_field(field: &str, list: &str) -> Option<String> {
     list_entry(field, list).map(|(index, rest)| format!("[{index}]{rest}"))
-}
-
-/// Whether the URL asks for secrets in clear (`?uncloak`, with any value or none). Only
-/// administrators may see them.
-fn wants_uncloak(caller: &Caller, query: Option<&str>) -> Result<bool, ApiError> {
-    let asked = query.is_some_and(|query| {
-        query
-            .split('&')
-            .any(|pair| pair.split('=').next() == Some("uncloak"))
-    });
-    if asked {
-        caller.require_admin()?;
-    }
-    Ok(asked)
-}
-
-/// A secret as lists show it.
-fn shown(secret: &Secret, uncloak: bool) -> String {
-    if uncloak {
-        secret.expose().to_owned()
-    } else {
-        CLOAK.to_owned()
-    }
-}
-
-/// A secret the request wants to keep: absent, or the cloak a list showed.
-fn keeps_secret(secret: Option<&str>) -> bool {
-    secret.is_none_or(|secret| secret == CLOAK)
 }
 
 /// The `{id}` of a server URL; anything that is not a configured id is 404, a segment that
@@ -2261,26 +2234,5 @@ mod tests {
         assert_eq!(listed, [(7, 0), (1, 1), (3, 2)]);
         assert_eq!(next_id(&servers).unwrap(), 8);
         assert_eq!(next_id::<TacacsServer>(&[]).unwrap(), 1);
-    }
-
-    #[test]
-    fn uncloak_is_any_value_or_none_and_for_administrators() {
-        let admin = Caller {
-            user: "a".into(),
-            roles: vec!["Administrator".into()],
-        };
-        let monitor = Caller {
-            user: "m".into(),
-            roles: vec!["Monitor".into()],
-        };
-        assert!(!wants_uncloak(&admin, None).unwrap());
-        assert!(!wants_uncloak(&admin, Some("uncloaked=1")).unwrap());
-        assert!(wants_uncloak(&admin, Some("uncloak")).unwrap());
-        assert!(wants_uncloak(&admin, Some("a=b&uncloak=false")).unwrap());
-        assert!(!wants_uncloak(&monitor, None).unwrap());
-        assert_eq!(
-            wants_uncloak(&monitor, Some("uncloak")).unwrap_err().status,
-            StatusCode::FORBIDDEN
-        );
     }
 }
