@@ -4,4 +4,5 @@
 pub mod api;
 pub mod engine;
 pub mod frontend;
+pub mod state;
 pub mod upstream;

@@ -32,7 +32,7 @@ enum Command {
         /// Configuration file.
         #[arg(long, default_value = DEFAULT_PATH)]
         config: PathBuf,
-        /// State directory: the TLS certificate and key.
+        /// State directory: the TLS certificate and key, and the state database.
         #[arg(long, default_value = "/var/lib/portcullis")]
         state_dir: PathBuf,
         /// Address of the HTTPS API; defaults to the configuration's `listeners.api`.
@@ -191,9 +191,17 @@ fn serve(
             }
         };
         let bound = listener.local_addr().map_or(addr, |a| a);
+        let db = match portcullis::state::StateDb::open(state_dir) {
+            Ok(db) => db,
+            Err(e) => {
+                eprintln!("portcullis: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
         let state = std::sync::Arc::new(portcullis::api::AppState {
             store,
             sessions: portcullis::api::sessions::Sessions::new(),
+            db,
         });
         if !radius_addrs.is_empty() {
             let frontend = {

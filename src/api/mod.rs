@@ -48,6 +48,8 @@ pub struct AppState {
     pub store: ConfigStore,
     /// Login sessions.
     pub sessions: Sessions,
+    /// Runtime state (MFA, failure counters, audit log).
+    pub db: crate::state::StateDb,
 }
 
 /// The OpenAPI document's frame; the paths come from the handlers' annotations.

@@ -1,0 +1,1 @@
+-- audit: schema added with its feature.

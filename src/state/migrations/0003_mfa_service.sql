@@ -1,0 +1,1 @@
+-- mfa_service: schema added with its feature.

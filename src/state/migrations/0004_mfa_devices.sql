@@ -1,0 +1,1 @@
+-- mfa_devices: schema added with its feature.

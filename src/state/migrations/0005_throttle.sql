@@ -1,0 +1,1 @@
+-- throttle: schema added with its feature.

@@ -1,0 +1,267 @@
+//! Runtime state that changes per login: one SQLite database (WAL) under the state directory.
+//!
+//! The configuration file holds what an administrator decides; this database holds what the
+//! daemon learns while it runs (MFA enrolments, pending codes, failure counters, the audit log).
+//! Its schema is a list of migrations applied in order at open; `PRAGMA user_version` records
+//! how many have run, so each one runs exactly once, inside a transaction.
+//!
+//! SQLite calls block: call [`StateDb::with`] from `tokio::task::spawn_blocking` (or
+//! [`StateDb::run`], which does that).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+/// The file name of the database under the state directory.
+pub const FILE_NAME: &str = "portcullis.db";
+
+/// The schema, in order. Never edit or reorder an entry that has shipped: append a new one.
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_meta", include_str!("migrations/0001_meta.sql")),
+    ("0002_audit", include_str!("migrations/0002_audit.sql")),
+    (
+        "0003_mfa_service",
+        include_str!("migrations/0003_mfa_service.sql"),
+    ),
+    (
+        "0004_mfa_devices",
+        include_str!("migrations/0004_mfa_devices.sql"),
+    ),
+    (
+        "0005_throttle",
+        include_str!("migrations/0005_throttle.sql"),
+    ),
+];
+
+/// Why the state database cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// SQLite refused an operation.
+    #[error("state database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was written by a newer portcullis.
+    #[error(
+        "state database {path} has schema version {found}, newer than this build knows ({known}); refusing to downgrade it"
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// `PRAGMA user_version` in the file.
+        found: usize,
+        /// The number of migrations this build has.
+        known: usize,
+    },
+    /// The blocking task that ran the query panicked or was cancelled.
+    #[error("state database task failed: {0}")]
+    Task(String),
+    /// The state directory could not be created.
+    #[error("state directory {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// The open state database, shared by every part of the daemon.
+#[derive(Debug, Clone)]
+pub struct StateDb {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// One connection: SQLite serialises writers anyway, and the queries are short.
+    connection: Mutex<Connection>,
+    /// Where it lives (`:memory:` for [`StateDb::in_memory`]).
+    path: PathBuf,
+}
+
+impl StateDb {
+    /// Opens (creating when missing) `state_dir/portcullis.db`, mode 0600 in a 0700
+    /// directory, in WAL mode, and applies the migrations it lacks.
+    pub fn open(state_dir: &Path) -> Result<Self, StateError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)
+            .map_err(|source| StateError::Directory {
+                path: state_dir.to_path_buf(),
+                source,
+            })?;
+        let path = state_dir.join(FILE_NAME);
+        if !path.exists() {
+            // Create it private before SQLite opens it, so it is never readable by others.
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|source| StateError::Directory {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
+        let connection = Connection::open(&path)?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        Self::from_connection(connection, path)
+    }
+
+    /// A private database in memory, for tests and for tools that keep no state.
+    pub fn in_memory() -> Result<Self, StateError> {
+        Self::from_connection(Connection::open_in_memory()?, PathBuf::from(":memory:"))
+    }
+
+    fn from_connection(mut connection: Connection, path: PathBuf) -> Result<Self, StateError> {
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut connection, &path)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                connection: Mutex::new(connection),
+                path,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` with the connection, on this thread. It blocks: call it from blocking code.
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        f(&mut self.lock())
+    }
+
+    /// Runs `f` with the connection on tokio's blocking pool.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StateError> + Send + 'static,
+    ) -> Result<T, StateError> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.with(f))
+            .await
+            .map_err(|e| StateError::Task(e.to_string()))?
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves a connection that is still consistent
+        // (every write is a transaction SQLite rolls back), so a poisoned lock is taken over.
+        self.inner
+            .connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Applies the migrations `connection` has not run yet, each in its own transaction.
+fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StateError> {
+    let applied: usize =
+        connection.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))? as usize;
+    if applied > MIGRATIONS.len() {
+        return Err(StateError::TooNew {
+            path: path.to_path_buf(),
+            found: applied,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = connection.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+        tx.commit()?;
+        tracing::debug!(migration = name, "state database migrated");
+    }
+    Ok(())
+}
+
+/// Seconds since the Unix epoch, the time unit of every timestamp column.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(db: &StateDb) -> i64 {
+        db.with(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+            .unwrap()
+    }
+
+    #[test]
+    fn opens_migrates_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        assert_eq!(version(&db), MIGRATIONS.len() as i64);
+        let mode: String = db
+            .with(|c| Ok(c.pragma_query_value(None, "journal_mode", |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        db.with(|c| {
+            c.execute("INSERT INTO meta (key, value) VALUES ('probe', 'kept')", [])?;
+            Ok(())
+        })
+        .unwrap();
+        drop(db);
+        let db = StateDb::open(dir.path()).unwrap();
+        assert_eq!(version(&db), MIGRATIONS.len() as i64);
+        let value: String = db
+            .with(|c| {
+                Ok(
+                    c.query_row("SELECT value FROM meta WHERE key = 'probe'", [], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .unwrap();
+        assert_eq!(value, "kept");
+    }
+
+    #[test]
+    fn file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let db = StateDb::open(&state).unwrap();
+        let mode = std::fs::metadata(db.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(StateDb::open(dir.path()).unwrap());
+        let connection = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        connection
+            .pragma_update(None, "user_version", (MIGRATIONS.len() + 1) as i64)
+            .unwrap();
+        drop(connection);
+        let error = StateDb::open(dir.path()).unwrap_err();
+        assert!(matches!(error, StateError::TooNew { .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn runs_on_the_blocking_pool() {
+        let db = StateDb::in_memory().unwrap();
+        let n: i64 = db
+            .run(|c| Ok(c.query_row("SELECT count(*) FROM meta", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+}
