@@ -8,6 +8,7 @@
 
 pub mod devices;
 pub mod lockout;
+pub mod qr;
 pub mod seal;
 pub mod totp;
 
