@@ -336,7 +336,7 @@ pub struct PairResponse {
 #[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
     /// The code the authenticator app shows now.
-    #[schema(min_length = 1, example = "123456")]
+    #[schema(min_length = 1, max_length = 16, example = "123456")]
     pub code: String,
 }
 

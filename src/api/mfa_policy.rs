@@ -205,7 +205,22 @@ pub async fn set_policy(
     body: Bytes,
 ) -> Result<Json<PolicyView>, ApiError> {
     caller.require_admin()?;
-    let update: PolicyUpdate = serde_json::from_slice(&body)
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("JSON error: {e}")))?;
+    let Some(members) = value.as_object() else {
+        return Err(ApiError::bad_request(
+            "JSON error: the body must be a JSON object",
+        ));
+    };
+    let nulls: Vec<(String, String)> = members
+        .iter()
+        .filter(|(_, v)| v.is_null())
+        .map(|(k, _)| (k.clone(), "must not be null".to_string()))
+        .collect();
+    if !nulls.is_empty() {
+        return Err(ApiError::invalid_fields("Invalid argument.", nulls));
+    }
+    let update = PolicyUpdate::deserialize(&value)
         .map_err(|e| ApiError::bad_request(format!("JSON error: {e}")))?;
     let mfa = state
         .store
