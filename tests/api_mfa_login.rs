@@ -177,7 +177,11 @@ fn two_step_login_enrolment_and_what_a_partial_token_opens() {
     );
     assert_eq!(pair.status, 403, "{}", pair.body);
     assert_eq!(pair.json()["error_code"], "UNSUPPORTED_SESSION_TYPE");
-    // ... but a full token does, and the new device's codes log in too.
+    // (It still lists them.)
+    let list = daemon.request("GET", CURRENT, Auth::Bearer(&partial), None);
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert_eq!(list.json()["count"], 1);
+    // A full token does pair another, and the new device's codes log in too.
     let mut second = enrol(&daemon, Auth::Bearer(&token), "second");
     let code = second.next_code();
     finish_login(&daemon, &partial, &code);
