@@ -198,10 +198,18 @@ fn serve(
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
+        let mfa = match portcullis::mfa::MfaStore::open(db.clone(), state_dir) {
+            Ok(mfa) => mfa,
+            Err(e) => {
+                eprintln!("portcullis: MFA key under {}: {e}", state_dir.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
         let state = std::sync::Arc::new(portcullis::api::AppState {
             store,
             sessions: portcullis::api::sessions::Sessions::new(),
             db,
+            mfa: mfa.clone(),
         });
         if !radius_addrs.is_empty() {
             let frontend = {
@@ -209,6 +217,7 @@ fn serve(
                 portcullis::frontend::Frontend::new(std::sync::Arc::new(move || {
                     state.store.current()
                 }))
+                .with_mfa(mfa)
             };
             for addr in &radius_addrs {
                 let socket = match tokio::net::UdpSocket::bind(addr).await {

@@ -1,7 +1,10 @@
 //! Access control on every route, table-driven from the daemon's own OpenAPI document: each
 //! route that declares a security requirement answers 401 without credentials and with bad
 //! ones, and each write (POST, PUT, PATCH, DELETE) answers 403 to a caller with only the
-//! Monitor role. Routes added later are covered without touching this file.
+//! Monitor role. Routes added later are covered without touching this file. The paired MFA
+//! device routes answer the reference's own error body (`error_code` PERMISSION_DENIED for
+//! every refusal), and a user's own devices (`users/current`) are theirs to manage whatever
+//! their role.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -27,6 +30,16 @@ password_hash = "{monitor}"
 roles = ["Monitor"]
 "#
     )
+}
+
+/// The machine-readable error of a refusal on `path`: `error_id`, or on the paired-device
+/// routes the reference body's `error_code`, with the common id mapped onto it.
+fn refusal(path: &str, body: &serde_json::Value, common: &str) -> (serde_json::Value, String) {
+    if path.starts_with("/api/mfa/1.0/users/") {
+        (body["error_code"].clone(), "PERMISSION_DENIED".into())
+    } else {
+        (body["error_id"].clone(), common.into())
+    }
 }
 
 /// Fills `{param}` segments with a plausible value.
@@ -68,11 +81,8 @@ fn every_secured_route_requires_credentials_and_writes_require_administrator() {
 
             let anonymous = daemon.request(&method, &url, Auth::None, body);
             assert_eq!(anonymous.status, 401, "{method} {url}: {}", anonymous.body);
-            assert_eq!(
-                anonymous.json()["error_id"],
-                "AUTH_REQUIRED",
-                "{method} {url}"
-            );
+            let (got, expected) = refusal(path, &anonymous.json(), "AUTH_REQUIRED");
+            assert_eq!(got, expected, "{method} {url}");
 
             // A wrong Basic password is invalid credentials where Basic is accepted; on
             // bearer-only routes it is no credentials at all.
@@ -88,13 +98,15 @@ fn every_secured_route_requires_credentials_and_writes_require_administrator() {
             } else {
                 "AUTH_REQUIRED"
             };
-            assert_eq!(wrong.json()["error_id"], expected, "{method} {url}");
+            let (got, expected) = refusal(path, &wrong.json(), expected);
+            assert_eq!(got, expected, "{method} {url}");
 
             let forged = daemon.request(&method, &url, Auth::Bearer("forged-token"), body);
             assert_eq!(forged.status, 401, "{method} {url}: {}", forged.body);
 
             if matches!(method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE")
                 && !url.starts_with("/api/auth/")
+                && !url.starts_with("/api/mfa/1.0/users/current/")
             {
                 writes += 1;
                 let monitor = daemon.request(
@@ -104,7 +116,8 @@ fn every_secured_route_requires_credentials_and_writes_require_administrator() {
                     body,
                 );
                 assert_eq!(monitor.status, 403, "{method} {url}: {}", monitor.body);
-                assert_eq!(monitor.json()["error_id"], "FORBIDDEN", "{method} {url}");
+                let (got, expected) = refusal(path, &monitor.json(), "FORBIDDEN");
+                assert_eq!(got, expected, "{method} {url}");
             }
         }
     }

@@ -23,6 +23,7 @@ mod file;
 mod frontend;
 mod host;
 mod listeners;
+mod mfa;
 mod radius;
 mod roles;
 mod secret;
@@ -42,6 +43,10 @@ pub use frontend::{
 };
 pub use host::Host;
 pub use listeners::{DEFAULT_API_LISTENER, Listeners};
+pub use mfa::{
+    ApplicationPolicy, DEFAULT_LOCKOUT_BASE, DEFAULT_LOCKOUT_MAX, DEFAULT_LOCKOUT_THRESHOLD,
+    FailMode, Mfa, MfaPolicy, MfaRequired,
+};
 pub use radius::{
     DEFAULT_RADIUS_PORT, DEFAULT_RADIUS_TIMEOUT, DEFAULT_RADIUS_TRIES, MAX_VENDOR_ID, NasIdType,
     Radius, RadiusProtocol, RadiusRoleMapping, RadiusServer, RadiusSettings,
@@ -83,6 +88,9 @@ pub struct Config {
     /// Local users, checked by the `Local` method of every sequence.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub local_users: Vec<LocalUser>,
+    /// Second-factor policy and lockout.
+    #[serde(skip_serializing_if = "Mfa::is_default")]
+    pub mfa: Mfa,
 }
 
 impl Default for Config {
@@ -97,6 +105,7 @@ impl Default for Config {
             tacacs: Tacacs::default(),
             radius_frontend: RadiusFrontend::default(),
             local_users: Vec::new(),
+            mfa: Mfa::default(),
         }
     }
 }
@@ -139,6 +148,7 @@ impl Config {
         self.tacacs.check(&mut report, &self.roles);
         self.radius_frontend.check(&mut report);
         users::check_users(&mut report, &self.local_users, &self.roles);
+        self.mfa.check(&mut report, &self.roles);
         self.check_sequence_has_servers(&mut report);
         if !self.listeners.radius_frontend.is_empty() && self.radius_frontend.clients.is_empty() {
             report.warn(

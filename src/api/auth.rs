@@ -77,7 +77,8 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             return Err(ApiError::invalid_credentials());
         };
         if scheme.eq_ignore_ascii_case("bearer") {
-            return match state.sessions.lookup(credentials.trim()) {
+            return match state.sessions.lookup_any(credentials.trim()) {
+                Some(session) if session.partial => Err(super::mfa_login::partial_token_refused()),
                 Some(session) => Ok(Caller {
                     user: session.user,
                     roles: session.roles,
@@ -101,6 +102,10 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .authenticate_local(user, password.as_bytes())
             .await
         {
+            // Once MFA applies to the user, the password alone is not enough.
+            Outcome::Accept(roles) if super::mfa_login::owes_second_factor(&live, user, &roles) => {
+                Err(super::mfa_login::basic_refused())
+            }
             Outcome::Accept(roles) => Ok(Caller {
                 user: user.to_string(),
                 roles,

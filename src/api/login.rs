@@ -62,11 +62,13 @@ pub struct LoginResponse {
     pub method: String,
     /// The server that accepted them (`address:port`), for remote methods.
     pub server: Option<String>,
-    /// Bearer token for later calls.
+    /// Bearer token for later calls; a partial token (MFA calls only, five minutes) when
+    /// `needTwoFactorAuth` is true.
     pub token: String,
     /// When the token expires (RFC 3339, UTC).
     pub expires: String,
-    /// Whether a second factor is still owed (always false until MFA exists).
+    /// Whether a second factor is still owed: then `token` is partial and
+    /// `POST /api/auth/1.0/login/mfa` `{code}` turns it into a full one.
     #[serde(rename = "needTwoFactorAuth")]
     pub need_two_factor_auth: bool,
 }
@@ -147,6 +149,8 @@ fn credentials(body: &[u8]) -> Result<(String, String), ApiError> {
         (status = 406, description = "Accept header excludes JSON", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 422, description = "Missing or mistyped fields", body = ErrorBody),
+        (status = 429, description = "The user owes a second factor and is locked out (error_info.reason LOCKOUT)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the lockout ends"))),
     )
 )]
 pub async fn login(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
@@ -159,6 +163,11 @@ pub async fn login(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Re
     match decision.outcome {
         Outcome::Accept(roles) => {
             let method = decision.method.map_or("", |m| m.name());
+            if let Some(partial) =
+                super::mfa_login::second_step(&state, &live, &username, &roles, method).await?
+            {
+                return Ok(partial);
+            }
             let lifetime = std::time::Duration::from_secs(u64::from(
                 live.config.authentication.token_lifetime,
             ));

@@ -6,6 +6,9 @@ pub mod cloak;
 pub mod error;
 pub mod local_users;
 pub mod login;
+pub mod mfa_devices;
+pub mod mfa_login;
+pub mod mfa_policy;
 pub mod radius_clients;
 pub mod remote_auth;
 pub mod sessions;
@@ -50,6 +53,8 @@ pub struct AppState {
     pub sessions: Sessions,
     /// Runtime state (MFA, failure counters, audit log).
     pub db: crate::state::StateDb,
+    /// Paired MFA devices and second-factor checks (on `db`, with the sealing key).
+    pub mfa: crate::mfa::MfaStore,
 }
 
 /// The OpenAPI document's frame; the paths come from the handlers' annotations.
@@ -88,6 +93,9 @@ pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .merge(remote_auth::routes())
         .merge(local_users::routes())
         .merge(radius_clients::routes())
+        .merge(mfa_login::routes())
+        .merge(mfa_devices::routes())
+        .merge(mfa_policy::routes())
         .split_for_parts();
     add_common_responses(&mut openapi);
     (routes, openapi)

@@ -25,7 +25,14 @@ pub struct Session {
     pub method: String,
     /// When the token stops working.
     pub expires: SystemTime,
+    /// A partial token of a two-step login: the first factor passed, the second is owed. It
+    /// opens only the MFA calls ([`Sessions::lookup_partial`]); [`Sessions::lookup`] does not
+    /// see it.
+    pub partial: bool,
 }
+
+/// How long a partial token lives: five minutes to give the second factor.
+pub const PARTIAL_LIFETIME: Duration = Duration::from_secs(300);
 
 /// The session table.
 #[derive(Debug, Default)]
@@ -56,6 +63,28 @@ impl Sessions {
         method: &str,
         lifetime: Duration,
     ) -> Result<(String, SystemTime), getrandom::Error> {
+        self.insert(user, roles, method, lifetime, false)
+    }
+
+    /// Opens a partial session for the second step of a login, valid [`PARTIAL_LIFETIME`];
+    /// `roles` are what the full token will carry.
+    pub fn create_partial(
+        &self,
+        user: &str,
+        roles: Vec<String>,
+        method: &str,
+    ) -> Result<(String, SystemTime), getrandom::Error> {
+        self.insert(user, roles, method, PARTIAL_LIFETIME, true)
+    }
+
+    fn insert(
+        &self,
+        user: &str,
+        roles: Vec<String>,
+        method: &str,
+        lifetime: Duration,
+        partial: bool,
+    ) -> Result<(String, SystemTime), getrandom::Error> {
         let mut random = [0u8; 32];
         getrandom::fill(&mut random)?;
         let token = URL_SAFE_NO_PAD.encode(random);
@@ -75,13 +104,25 @@ impl Sessions {
                 roles,
                 method: method.to_string(),
                 expires,
+                partial,
             },
         );
         Ok((token, expires))
     }
 
-    /// The live session of `token`. Lookup is by hash, so timing says nothing about the token.
+    /// The live full session of `token` (never a partial one). Lookup is by hash, so timing
+    /// says nothing about the token.
     pub fn lookup(&self, token: &str) -> Option<Session> {
+        self.lookup_any(token).filter(|s| !s.partial)
+    }
+
+    /// The live partial session of `token`.
+    pub fn lookup_partial(&self, token: &str) -> Option<Session> {
+        self.lookup_any(token).filter(|s| s.partial)
+    }
+
+    /// The live session of `token`, full or partial: only for the MFA calls.
+    pub fn lookup_any(&self, token: &str) -> Option<Session> {
         let key = hash(token);
         let mut table = self.table();
         match table.get(&key) {
@@ -146,6 +187,27 @@ mod tests {
         assert!(sessions.lookup(&local2).is_none());
         assert!(sessions.lookup(&remote).is_some());
         assert!(sessions.lookup(&other).is_some());
+    }
+
+    #[test]
+    fn partial_tokens_are_seen_only_by_the_mfa_lookups() {
+        let sessions = Sessions::new();
+        let (token, expires) = sessions
+            .create_partial("erin", vec!["Monitor".into()], "Local")
+            .unwrap();
+        assert!(sessions.lookup(&token).is_none());
+        let partial = sessions.lookup_partial(&token).unwrap();
+        assert!(partial.partial);
+        assert_eq!(partial.roles, ["Monitor"]);
+        assert!(sessions.lookup_any(&token).is_some());
+        let lifetime = expires.duration_since(SystemTime::now()).unwrap();
+        assert!(lifetime <= PARTIAL_LIFETIME && lifetime > Duration::from_secs(290));
+        let (full, _) = sessions
+            .create("erin", vec![], "Local", Duration::from_secs(60))
+            .unwrap();
+        assert!(sessions.lookup_partial(&full).is_none());
+        assert!(sessions.revoke(&token));
+        assert!(sessions.lookup_any(&token).is_none());
     }
 
     #[test]

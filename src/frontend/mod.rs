@@ -19,15 +19,19 @@
 //!    hashes; TACACS+ is not asked); without a RADIUS server in the sequence the request is
 //!    rejected with a Reply-Message saying so.
 //!
+//! With MFA, a user the policy makes owe a second factor gets an Access-Challenge instead of
+//! an Access-Accept ([`challenge`]).
+//!
 //! Every reply starts with a Message-Authenticator and echoes the Proxy-State attributes in
 //! order. Every drop is counted by reason in [`Counters`]. The live configuration is read per
 //! request, so clients and settings changed through the management API apply at once.
 
+pub mod challenge;
 pub mod dedup;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use portcullis_config::{IpNet, RequireMessageAuthenticator, RoleAttribute};
@@ -135,6 +139,8 @@ pub struct Counters {
     pub rejects: AtomicU64,
     /// Sequence walks started.
     pub walks: AtomicU64,
+    /// Access-Challenges sent for a second factor.
+    pub challenges: AtomicU64,
     /// Status-Server requests answered.
     pub status_server: AtomicU64,
     /// Retransmissions recognised, answered from the cache or dropped while walking.
@@ -251,6 +257,8 @@ pub struct Frontend {
     /// The `max_in_flight` the semaphore was sized for.
     permits: Mutex<usize>,
     counters: Counters,
+    /// Second factors, when the daemon has a state database.
+    mfa: OnceLock<crate::mfa::MfaStore>,
 }
 
 impl std::fmt::Debug for Frontend {
@@ -279,6 +287,8 @@ struct Walk {
     role_attribute: RoleAttribute,
     user: String,
     proof: WalkProof,
+    /// The State attribute: the answer to an Access-Challenge.
+    state: Option<Vec<u8>>,
     request: RequestInfo,
     permit: OwnedSemaphorePermit,
 }
@@ -312,6 +322,8 @@ enum Answer<'a> {
     Alive,
     /// Access-Reject with this Reply-Message.
     Reject(&'a str),
+    /// Access-Challenge with this State and a prompt (RFC 2865 §4.4).
+    Challenge(&'a [u8]),
 }
 
 impl Frontend {
@@ -328,7 +340,14 @@ impl Frontend {
             permits: Mutex::new(max_in_flight),
             counters: Counters::default(),
             current,
+            mfa: OnceLock::new(),
         })
+    }
+
+    /// Asks users whom the MFA policy applies to for a second factor (Access-Challenge).
+    pub fn with_mfa(self: Arc<Self>, mfa: crate::mfa::MfaStore) -> Arc<Self> {
+        let _ = self.mfa.set(mfa);
+        self
     }
 
     /// What the front-end has done so far.
@@ -543,6 +562,7 @@ impl Frontend {
             role_attribute: table.role_attribute,
             user,
             proof,
+            state: packet.state().map(<[u8]>::to_vec),
             request,
             permit,
         }))
@@ -557,38 +577,73 @@ impl Frontend {
             role_attribute,
             user,
             proof,
+            state,
             request,
             permit,
         } = walk;
         bump(&self.counters.walks);
-        let decision = match &proof {
-            WalkProof::Password(password) => live.engine.authenticate(&user, password).await,
-            WalkProof::Chap {
-                ident,
-                response,
-                challenge,
-            } => {
-                let chap = ChapProof {
-                    ident: *ident,
-                    response,
-                    challenge,
+        let origin = challenge::Origin {
+            client_id: client.id,
+            client_name: client.name.clone(),
+            source,
+        };
+        let mfa = self.mfa.get();
+        let walked = match (&proof, &state, mfa) {
+            (WalkProof::Password(code), Some(state), Some(mfa)) => {
+                challenge::answer(mfa, &live, &origin, &user, state, code).await
+            }
+            (WalkProof::Password(password), None, Some(mfa)) => {
+                challenge::password(mfa, &live, &origin, &user, password).await
+            }
+            _ => {
+                let decision = match &proof {
+                    WalkProof::Password(password) => {
+                        live.engine.authenticate(&user, password).await
+                    }
+                    WalkProof::Chap {
+                        ident,
+                        response,
+                        challenge,
+                    } => {
+                        let chap = ChapProof {
+                            ident: *ident,
+                            response,
+                            challenge,
+                        };
+                        live.engine.authenticate_chap(&user, &chap).await
+                    }
                 };
-                live.engine.authenticate_chap(&user, &chap).await
+                match mfa {
+                    Some(mfa) => {
+                        challenge::after_first_factor(mfa, &live, &origin, &user, decision).await
+                    }
+                    None => challenge::Walked {
+                        decision,
+                        second: None,
+                    },
+                }
             }
         };
         drop(permit);
-        let (result, answer) = match &decision.outcome {
-            Outcome::Accept(roles) => ("accept", Answer::Accept(roles, role_attribute)),
-            Outcome::Reject(reason) if reason == "no role mapped" => {
-                ("reject", Answer::Reject(NO_ROLE_MAPPED))
+        let decision = walked.decision;
+        let (result, answer) = match (&walked.second, &decision.outcome) {
+            (Some(challenge::Second::Challenge(state)), _) => {
+                ("challenge", Answer::Challenge(state))
             }
-            Outcome::Reject(_) => ("reject", Answer::Reject(INVALID_CREDENTIALS)),
-            // With remote servers, "unavailable" means they did not answer; with only local
-            // users it means an unknown user, which must look like a wrong password.
-            Outcome::Unavailable(_) if live.engine.has_remote_servers() => {
-                ("unavailable", Answer::Reject(SERVERS_UNAVAILABLE))
-            }
-            Outcome::Unavailable(_) => ("reject", Answer::Reject(INVALID_CREDENTIALS)),
+            (Some(challenge::Second::Reject(message)), _) => ("reject", Answer::Reject(message)),
+            (None, outcome) => match outcome {
+                Outcome::Accept(roles) => ("accept", Answer::Accept(roles, role_attribute)),
+                Outcome::Reject(reason) if reason == "no role mapped" => {
+                    ("reject", Answer::Reject(NO_ROLE_MAPPED))
+                }
+                Outcome::Reject(_) => ("reject", Answer::Reject(INVALID_CREDENTIALS)),
+                // With remote servers, "unavailable" means they did not answer; with only local
+                // users it means an unknown user, which must look like a wrong password.
+                Outcome::Unavailable(_) if live.engine.has_remote_servers() => {
+                    ("unavailable", Answer::Reject(SERVERS_UNAVAILABLE))
+                }
+                Outcome::Unavailable(_) => ("reject", Answer::Reject(INVALID_CREDENTIALS)),
+            },
         };
         tracing::info!(
             client = %client.name,
@@ -611,6 +666,7 @@ impl Frontend {
         };
         match answer {
             Answer::Accept(..) => bump(&self.counters.accepts),
+            Answer::Challenge(_) => bump(&self.counters.challenges),
             Answer::Reject(_) | Answer::Alive => bump(&self.counters.rejects),
         }
         lock(&self.dedup).finish(key, Arc::clone(&reply));
@@ -633,6 +689,7 @@ fn build_reply(
     let code = match answer {
         Answer::Accept(..) | Answer::Alive => Code::AccessAccept,
         Answer::Reject(_) => Code::AccessReject,
+        Answer::Challenge(_) => Code::AccessChallenge,
     };
     let mut builder = Builder::new(&mut buf, code, request.identifier, &[0; AUTHENTICATOR_LEN])?;
     builder.message_authenticator()?;
@@ -657,6 +714,10 @@ fn build_reply(
         Answer::Alive => {}
         Answer::Reject(message) => {
             builder.attribute(attr_type::REPLY_MESSAGE, message.as_bytes())?;
+        }
+        Answer::Challenge(state) => {
+            builder.attribute(attr_type::REPLY_MESSAGE, challenge::PROMPT.as_bytes())?;
+            builder.attribute(attr_type::STATE, state)?;
         }
     }
     for state in &request.proxy_states {

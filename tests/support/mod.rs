@@ -7,4 +7,5 @@
 
 pub mod daemon;
 pub mod freeradius;
+pub mod mfa;
 pub mod tacacs_server;

@@ -1,0 +1,425 @@
+//! MFA on the RADIUS front-end (RFC 2865 §4.4 Access-Challenge).
+//!
+//! When the policy for `radius:<client name>` (else `radius`, else `[mfa.policy]`) applies to
+//! a user the sequence accepted, the answer is an Access-Challenge carrying a random
+//! single-use State (16 octets) and a Reply-Message prompt; the client sends a new
+//! Access-Request with that State and the code as User-Password. The State is bound to the
+//! user name, the front-end client and the source address, expires after 300 s, and is kept
+//! as a SHA-256 hash in the state database (`mfa_challenges`, at most [`MAX_CHALLENGES`]).
+//! A user may also send `password,code` in one Access-Request: when the password ends in a
+//! comma and six digits, the part before the comma is tried first.
+//!
+//! Wrong codes count toward the lockout; a locked-out user gets an Access-Reject whose
+//! Reply-Message says for how long.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use portcullis_config::{FailMode, Method};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use crate::api::store::Live;
+use crate::engine::{Decision, Outcome};
+use crate::mfa::lockout::Lockout;
+use crate::mfa::{Delivery, MfaStore, Verdict};
+use crate::state::{StateError, unix_now};
+
+/// Octets of a State.
+pub const STATE_LEN: usize = 16;
+/// Seconds a challenge waits for its code.
+pub const CHALLENGE_LIFETIME: i64 = 300;
+/// Challenges kept at most; past it the one closest to expiry makes room.
+pub const MAX_CHALLENGES: i64 = 10_000;
+/// The Reply-Message of an Access-Challenge.
+pub const PROMPT: &str = "Enter the code from your authenticator app";
+/// The Reply-Message for a wrong code.
+pub const INVALID_CODE: &str = "Invalid code";
+/// The Reply-Message for a State that is unknown, spent, expired, or someone else's.
+pub const UNKNOWN_CHALLENGE: &str = "Unknown or expired challenge";
+/// The Reply-Message for a user who owes a second factor and has no way to give one.
+pub const NOT_ENROLLED: &str =
+    "A second factor is required: pair an authenticator app through the API first";
+/// The Reply-Message for a second factor that cannot be checked now.
+pub const MFA_UNAVAILABLE: &str = "Second factor unavailable";
+
+/// Where a request came from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The front-end client's id.
+    pub client_id: u32,
+    /// The front-end client's name.
+    pub client_name: String,
+    /// The source address.
+    pub source: SocketAddr,
+}
+
+/// What MFA makes of a request, beyond the sequence's decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Second {
+    /// Answer with an Access-Challenge.
+    Challenge([u8; STATE_LEN]),
+    /// Answer with an Access-Reject with this Reply-Message.
+    Reject(String),
+}
+
+/// A walk with MFA: the decision, and what MFA changes about the answer.
+#[derive(Debug)]
+pub struct Walked {
+    /// The sequence's decision (for a challenge reply: the accepted code's).
+    pub decision: Decision,
+    /// `None`: answer as `decision` says.
+    pub second: Option<Second>,
+}
+
+impl Walked {
+    fn plain(decision: Decision) -> Walked {
+        Walked {
+            decision,
+            second: None,
+        }
+    }
+
+    fn with(decision: Decision, second: Second) -> Walked {
+        Walked {
+            decision,
+            second: Some(second),
+        }
+    }
+}
+
+fn reject_decision(started: Instant) -> Decision {
+    Decision {
+        outcome: Outcome::Reject("second factor".into()),
+        method: None,
+        server: None,
+        latency: started.elapsed(),
+    }
+}
+
+/// The application name of `origin` in `[mfa]` overrides.
+pub fn application(origin: &Origin) -> String {
+    format!("radius:{}", origin.client_name)
+}
+
+/// `password,code` → (`password`, `code`) when the password ends in a comma and six digits.
+pub fn split_code(password: &[u8]) -> Option<(&[u8], &str)> {
+    let comma = password.iter().rposition(|b| *b == b',')?;
+    let (head, tail) = password.split_at(comma);
+    let code = tail.get(1..)?;
+    (code.len() == 6 && code.iter().all(u8::is_ascii_digit))
+        .then(|| std::str::from_utf8(code).ok().map(|code| (head, code)))
+        .flatten()
+}
+
+/// A PAP request without State: the sequence with `password` (or `password,code`), then a
+/// challenge when a second factor is owed.
+pub async fn password(
+    mfa: &MfaStore,
+    live: &Live,
+    origin: &Origin,
+    user: &str,
+    password: &[u8],
+) -> Walked {
+    let started = Instant::now();
+    let policy = live.config.mfa.policy_for(&application(origin));
+    if let Some((head, code)) = split_code(password) {
+        let decision = live.engine.authenticate(user, head).await;
+        if let Outcome::Accept(roles) = &decision.outcome {
+            if !policy.applies(user, roles) {
+                return Walked::plain(decision);
+            }
+            let verdict = mfa.verify(user, code, Lockout::of(&live.config.mfa)).await;
+            return settle(verdict, decision, user, started);
+        }
+    }
+    let decision = live.engine.authenticate(user, password).await;
+    after_first_factor(mfa, live, origin, user, decision).await
+}
+
+/// After the first factor (PAP or CHAP): a challenge when the policy applies to the user.
+pub async fn after_first_factor(
+    mfa: &MfaStore,
+    live: &Live,
+    origin: &Origin,
+    user: &str,
+    decision: Decision,
+) -> Walked {
+    let Outcome::Accept(roles) = &decision.outcome else {
+        return Walked::plain(decision);
+    };
+    let policy = live.config.mfa.policy_for(&application(origin));
+    if !policy.applies(user, roles) {
+        return Walked::plain(decision);
+    }
+    match mfa.locked_for(user).await {
+        Ok(Some(seconds)) => return Walked::with(decision, Second::Reject(locked(seconds))),
+        Ok(None) => {}
+        Err(e) => return unavailable(decision, &e),
+    }
+    let options = match mfa.options(user).await {
+        Ok(options) => options,
+        Err(e) => return unavailable(decision, &e),
+    };
+    if !options.any() {
+        if options.delivery == Delivery::Down && policy.failmode == FailMode::Safe {
+            tracing::warn!(
+                user,
+                "second factor cannot be delivered; failmode safe lets the login through"
+            );
+            return Walked::plain(decision);
+        }
+        return Walked::with(decision, Second::Reject(NOT_ENROLLED.into()));
+    }
+    let method = decision.method.map_or("", |m| m.name()).to_string();
+    let pending = Pending {
+        user: user.to_string(),
+        client_id: origin.client_id,
+        source: origin.source.ip().to_string(),
+        roles: roles.clone(),
+        method,
+    };
+    let created = mfa
+        .db()
+        .run(move |conn| create(conn, &pending, unix_now()))
+        .await;
+    match created {
+        Ok(state) => Walked::with(decision, Second::Challenge(state)),
+        Err(e) => unavailable(decision, &e),
+    }
+}
+
+/// A request carrying a State: the User-Password is the code for that challenge.
+pub async fn answer(
+    mfa: &MfaStore,
+    live: &Live,
+    origin: &Origin,
+    user: &str,
+    state: &[u8],
+    code: &[u8],
+) -> Walked {
+    let started = Instant::now();
+    let hash: [u8; 32] = Sha256::digest(state).into();
+    let taken = mfa
+        .db()
+        .run(move |conn| take(conn, &hash, unix_now()))
+        .await;
+    let pending = match taken {
+        Ok(Some(pending)) => pending,
+        Ok(None) => {
+            return Walked::with(
+                reject_decision(started),
+                Second::Reject(UNKNOWN_CHALLENGE.into()),
+            );
+        }
+        Err(e) => return unavailable(reject_decision(started), &e),
+    };
+    // The State is bound to the user, the client entry and the source address.
+    if pending.user != user
+        || pending.client_id != origin.client_id
+        || pending.source != origin.source.ip().to_string()
+    {
+        tracing::warn!(user, client = %origin.client_name, "RADIUS challenge answered by another user or client");
+        return Walked::with(
+            reject_decision(started),
+            Second::Reject(UNKNOWN_CHALLENGE.into()),
+        );
+    }
+    let method = [Method::Local, Method::Radius, Method::Tacacs]
+        .into_iter()
+        .find(|m| m.name() == pending.method);
+    let decision = Decision {
+        outcome: Outcome::Accept(pending.roles),
+        method,
+        server: None,
+        latency: started.elapsed(),
+    };
+    let code = String::from_utf8_lossy(code);
+    let verdict = mfa.verify(user, &code, Lockout::of(&live.config.mfa)).await;
+    settle(verdict, decision, user, started)
+}
+
+/// The answer for a checked code: `decision` (an accept) when the code is good.
+fn settle(
+    verdict: Result<Verdict, StateError>,
+    decision: Decision,
+    user: &str,
+    started: Instant,
+) -> Walked {
+    match verdict {
+        Ok(Verdict::Accepted { .. }) => Walked::plain(decision),
+        Ok(Verdict::Rejected { locked_for: None }) => {
+            tracing::info!(user, "RADIUS second factor rejected");
+            Walked::with(
+                reject_decision(started),
+                Second::Reject(INVALID_CODE.into()),
+            )
+        }
+        Ok(Verdict::Rejected {
+            locked_for: Some(seconds),
+        })
+        | Ok(Verdict::Locked {
+            retry_after: seconds,
+        }) => {
+            tracing::warn!(user, seconds, "RADIUS second factor locked out");
+            Walked::with(reject_decision(started), Second::Reject(locked(seconds)))
+        }
+        Err(e) => unavailable(reject_decision(started), &e),
+    }
+}
+
+fn locked(seconds: u64) -> String {
+    format!("Too many failed codes: locked out, try again in {seconds} seconds")
+}
+
+fn unavailable(decision: Decision, error: &StateError) -> Walked {
+    tracing::error!(error = %error, "RADIUS second factor: state database");
+    Walked::with(decision, Second::Reject(MFA_UNAVAILABLE.into()))
+}
+
+/// A challenge waiting for its code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// The user it was sent to.
+    pub user: String,
+    /// The front-end client it was sent to.
+    pub client_id: u32,
+    /// The source address it was sent to.
+    pub source: String,
+    /// The roles the first factor granted.
+    pub roles: Vec<String>,
+    /// The method that accepted the first factor.
+    pub method: String,
+}
+
+/// Stores a new challenge and returns its State (16 random octets; only the hash is kept).
+pub fn create(
+    conn: &mut Connection,
+    pending: &Pending,
+    now: i64,
+) -> Result<[u8; STATE_LEN], StateError> {
+    let mut state = [0u8; STATE_LEN];
+    getrandom::fill(&mut state).map_err(|e| StateError::Task(format!("random: {e}")))?;
+    let hash: [u8; 32] = Sha256::digest(state).into();
+    let roles =
+        serde_json::to_string(&pending.roles).map_err(|e| StateError::Task(e.to_string()))?;
+    let tx = conn.transaction()?;
+    tx.execute(
+        "DELETE FROM mfa_challenges WHERE expires <= ?1",
+        params![now],
+    )?;
+    let count: i64 = tx.query_row("SELECT count(*) FROM mfa_challenges", [], |r| r.get(0))?;
+    if count >= MAX_CHALLENGES {
+        tx.execute(
+            "DELETE FROM mfa_challenges WHERE state_hash IN \
+             (SELECT state_hash FROM mfa_challenges ORDER BY expires LIMIT ?1)",
+            params![count - MAX_CHALLENGES + 1],
+        )?;
+    }
+    tx.execute(
+        "INSERT INTO mfa_challenges (state_hash, user, client_id, source, roles, method, expires) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            hash.as_slice(),
+            pending.user,
+            pending.client_id,
+            pending.source,
+            roles,
+            pending.method,
+            now + CHALLENGE_LIFETIME
+        ],
+    )?;
+    tx.commit()?;
+    Ok(state)
+}
+
+/// Removes and returns the live challenge whose State hashes to `hash` (single use).
+pub fn take(
+    conn: &mut Connection,
+    hash: &[u8; 32],
+    now: i64,
+) -> Result<Option<Pending>, StateError> {
+    let tx = conn.transaction()?;
+    let row: Option<(String, u32, String, String, String, i64)> = tx
+        .query_row(
+            "SELECT user, client_id, source, roles, method, expires FROM mfa_challenges \
+             WHERE state_hash = ?1",
+            params![hash.as_slice()],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        )
+        .optional()?;
+    tx.execute(
+        "DELETE FROM mfa_challenges WHERE state_hash = ?1",
+        params![hash.as_slice()],
+    )?;
+    tx.commit()?;
+    Ok(row.filter(|(.., expires)| *expires > now).map(
+        |(user, client_id, source, roles, method, _)| Pending {
+            user,
+            client_id,
+            source,
+            roles: serde_json::from_str(&roles).unwrap_or_default(),
+            method,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::StateDb;
+
+    #[test]
+    fn split_password_and_code() {
+        assert_eq!(split_code(b"pw,123456"), Some((&b"pw"[..], "123456")));
+        assert_eq!(split_code(b"a,b,000001"), Some((&b"a,b"[..], "000001")));
+        assert_eq!(split_code(b",123456"), Some((&b""[..], "123456")));
+        assert_eq!(split_code(b"pw,12345"), None);
+        assert_eq!(split_code(b"pw,1234567"), None);
+        assert_eq!(split_code(b"pw,12345a"), None);
+        assert_eq!(split_code(b"pw123456"), None);
+    }
+
+    #[test]
+    fn challenges_are_single_use_expire_and_are_bounded() {
+        let db = StateDb::in_memory().unwrap();
+        let pending = Pending {
+            user: "alice".into(),
+            client_id: 1,
+            source: "127.0.0.1".into(),
+            roles: vec!["Administrator".into()],
+            method: "Local".into(),
+        };
+        db.with(|conn| {
+            let state = create(conn, &pending, 1000)?;
+            let hash: [u8; 32] = Sha256::digest(state).into();
+            assert_eq!(take(conn, &hash, 1001)?, Some(pending.clone()));
+            assert_eq!(take(conn, &hash, 1001)?, None);
+            let state = create(conn, &pending, 1000)?;
+            let hash: [u8; 32] = Sha256::digest(state).into();
+            assert_eq!(take(conn, &hash, 1000 + CHALLENGE_LIFETIME)?, None);
+            // The State itself is never stored.
+            let state = create(conn, &pending, 2000)?;
+            let stored: Vec<u8> =
+                conn.query_row("SELECT state_hash FROM mfa_challenges", [], |r| r.get(0))?;
+            assert_ne!(stored, state);
+            for now in 0..(MAX_CHALLENGES + 5) {
+                create(conn, &pending, 3000 + now % 2)?;
+            }
+            let count: i64 =
+                conn.query_row("SELECT count(*) FROM mfa_challenges", [], |r| r.get(0))?;
+            assert_eq!(count, MAX_CHALLENGES);
+            Ok(())
+        })
+        .unwrap();
+    }
+}
