@@ -29,6 +29,7 @@ mod secret;
 mod sequence;
 mod servers;
 mod tacacs;
+mod throttle;
 mod users;
 
 use serde::{Deserialize, Serialize};
@@ -57,6 +58,7 @@ pub use tacacs::{
     DEFAULT_AUTH_SERVICE, DEFAULT_TACACS_PORT, DEFAULT_TACACS_TIMEOUT, Tacacs, TacacsProtocol,
     TacacsRoleMapping, TacacsServer, TacacsSettings,
 };
+pub use throttle::{NIST_HARD_LIMIT, Throttle};
 pub use users::{LocalUser, check_argon2id_phc};
 
 use crate::error::Report;
@@ -83,6 +85,9 @@ pub struct Config {
     /// Local users, checked by the `Local` method of every sequence.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub local_users: Vec<LocalUser>,
+    /// Brute-force throttling: failures counted per user and source, growing lockouts.
+    #[serde(skip_serializing_if = "Throttle::is_default")]
+    pub throttle: Throttle,
 }
 
 impl Default for Config {
@@ -97,6 +102,7 @@ impl Default for Config {
             tacacs: Tacacs::default(),
             radius_frontend: RadiusFrontend::default(),
             local_users: Vec::new(),
+            throttle: Throttle::default(),
         }
     }
 }
@@ -139,6 +145,7 @@ impl Config {
         self.tacacs.check(&mut report, &self.roles);
         self.radius_frontend.check(&mut report);
         users::check_users(&mut report, &self.local_users, &self.roles);
+        self.throttle.check(&mut report);
         self.check_sequence_has_servers(&mut report);
         if !self.listeners.radius_frontend.is_empty() && self.radius_frontend.clients.is_empty() {
             report.warn(
