@@ -5,4 +5,5 @@ pub mod api;
 pub mod engine;
 pub mod frontend;
 pub mod state;
+pub mod throttle;
 pub mod upstream;
