@@ -210,6 +210,7 @@ fn serve(
                     state.store.current()
                 }))
             };
+            frontend.attach_state(state.db.clone());
             for addr in &radius_addrs {
                 let socket = match tokio::net::UdpSocket::bind(addr).await {
                     Ok(socket) => socket,

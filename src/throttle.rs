@@ -314,6 +314,20 @@ pub async fn begin_api(
         .map_err(Locked::api_error)
 }
 
+/// [`begin`] for a RADIUS front-end request (`db` is `None` when the front-end runs without a
+/// state database: nothing is counted).
+pub async fn begin_relayed(
+    db: Option<&StateDb>,
+    config: &Throttle,
+    user: &str,
+    origin: Origin,
+) -> Result<Ticket, Locked> {
+    match db {
+        Some(db) => begin(db, config, Attempt::new(user, origin)).await,
+        None => Ok(Ticket::none()),
+    }
+}
+
 /// How long a key stays locked after its `failures`-th consecutive failure at `now`.
 fn locked_until(config: &Throttle, failures: i64, is_user: bool, now: i64) -> i64 {
     let max_failures = i64::from(config.max_failures);

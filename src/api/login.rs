@@ -147,15 +147,23 @@ fn credentials(body: &[u8]) -> Result<(String, String), ApiError> {
         (status = 406, description = "Accept header excludes JSON", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 422, description = "Missing or mistyped fields", body = ErrorBody),
+        (status = 429, description = "Too many failed logins: the user or the source address is locked for Retry-After seconds; error_info.reason is LOCKED_OUT", body = ErrorBody),
     )
 )]
-pub async fn login(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    peer: crate::throttle::Peer,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let (username, password) = credentials(&body)?;
+    let ticket = crate::throttle::begin_api(&state, &username, peer).await?;
     let live = state.store.current();
     let decision = live
         .engine
         .authenticate(&username, password.as_bytes())
         .await;
+    let verdict = crate::throttle::Verdict::of(&decision.outcome, live.engine.has_remote_servers());
+    ticket.finish(verdict).await;
     match decision.outcome {
         Outcome::Accept(roles) => {
             let method = decision.method.map_or("", |m| m.name());

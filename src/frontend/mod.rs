@@ -251,6 +251,8 @@ pub struct Frontend {
     /// The `max_in_flight` the semaphore was sized for.
     permits: Mutex<usize>,
     counters: Counters,
+    /// Where failed logins are counted ([`crate::throttle`]); none: not throttled.
+    state: std::sync::OnceLock<crate::state::StateDb>,
 }
 
 impl std::fmt::Debug for Frontend {
@@ -281,6 +283,7 @@ struct Walk {
     proof: WalkProof,
     request: RequestInfo,
     permit: OwnedSemaphorePermit,
+    origin: crate::throttle::Origin,
 }
 
 /// What the request proves, copied out of the receive buffer.
@@ -327,8 +330,14 @@ impl Frontend {
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             permits: Mutex::new(max_in_flight),
             counters: Counters::default(),
+            state: std::sync::OnceLock::new(),
             current,
         })
+    }
+
+    /// Counts failed logins in `db` and refuses locked users ([`crate::throttle`]).
+    pub fn attach_state(&self, db: crate::state::StateDb) {
+        let _ = self.state.set(db);
     }
 
     /// What the front-end has done so far.
@@ -545,6 +554,8 @@ impl Frontend {
             proof,
             request,
             permit,
+            // RFC 2865 §5.31: Calling-Station-Id (31), the end user's address as the NAS sees it.
+            origin: crate::throttle::Origin::relayed(packet.find(31).map(|a| a.value())),
         }))
     }
 
@@ -559,7 +570,18 @@ impl Frontend {
             proof,
             request,
             permit,
+            origin,
         } = walk;
+        let throttle = &live.config.throttle;
+        let Ok(ticket) =
+            crate::throttle::begin_relayed(self.state.get(), throttle, &user, origin).await
+        else {
+            tracing::info!(client = %client.name, %source, user, "RADIUS front-end: locked out");
+            let answer = Answer::Reject(crate::throttle::RADIUS_LOCKED);
+            return self
+                .reply(key, &client, &request, &answer, &socket, source)
+                .await;
+        };
         bump(&self.counters.walks);
         let decision = match &proof {
             WalkProof::Password(password) => live.engine.authenticate(&user, password).await,
@@ -577,6 +599,9 @@ impl Frontend {
             }
         };
         drop(permit);
+        let verdict =
+            crate::throttle::Verdict::of(&decision.outcome, live.engine.has_remote_servers());
+        ticket.finish(verdict).await;
         let (result, answer) = match &decision.outcome {
             Outcome::Accept(roles) => ("accept", Answer::Accept(roles, role_attribute)),
             Outcome::Reject(reason) if reason == "no role mapped" => {
@@ -600,7 +625,21 @@ impl Frontend {
             latency_ms = u64::try_from(decision.latency.as_millis()).unwrap_or(u64::MAX),
             "{WALK_LOG}"
         );
-        let reply = match build_reply(&request, &client.secret, &answer) {
+        self.reply(key, &client, &request, &answer, &socket, source)
+            .await;
+    }
+
+    /// Sends the reply to a walked (or refused) request and remembers it for duplicates.
+    async fn reply(
+        &self,
+        key: Key,
+        client: &Client,
+        request: &RequestInfo,
+        answer: &Answer<'_>,
+        socket: &UdpSocket,
+        source: SocketAddr,
+    ) {
+        let reply = match build_reply(request, &client.secret, answer) {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::warn!(client = %client.name, error = %e, "RADIUS front-end: reply");
