@@ -99,8 +99,13 @@ impl Daemon {
             .arg(dir.path().join("portcullis.toml"))
             .arg("--state-dir")
             .arg(dir.path().join("state"))
-            .arg("--listen")
-            .arg("127.0.0.1:0")
+            .args(
+                // `extra` may choose its own API address.
+                (!extra.iter().any(|a| a == "--listen"))
+                    .then_some(["--listen", "127.0.0.1:0"])
+                    .into_iter()
+                    .flatten(),
+            )
             .arg("--radius-listen")
             .arg("127.0.0.1:0")
             .args(&extra)
