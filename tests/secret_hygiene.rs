@@ -335,7 +335,7 @@ fn no_secret_reaches_logs_responses_or_metrics() {
         ] {
             if let Some(at) = text.find(needle.as_str()) {
                 let line = text[..at].rsplit('\n').next().unwrap_or("").to_string()
-                    + &text[at..].split('\n').next().unwrap_or("").to_string();
+                    + text[at..].split('\n').next().unwrap_or("");
                 hits.push(format!("{what} as {needle:?} in {place}: {line}"));
             }
         }
