@@ -2,10 +2,13 @@
 //! login, HTTP Basic and the RADIUS front-end.
 //!
 //! Every attempt is checked *before* it runs ([`begin`]) and settled after ([`Ticket::finish`]).
-//! [`begin`] counts the attempt as a failure at once, in the same transaction that checks the
-//! lock, so a burst of parallel guesses cannot slip past the limit; a success then clears the
-//! counts, and an outcome that says nothing about the password (servers unavailable, no role
-//! mapped) gives the failure back. An attempt dropped before it is settled stays a failure.
+//! Attempts for one user take turns (an in-memory lock per user key, held by the [`Ticket`]),
+//! and [`begin`] counts the user's failure at once, in the same transaction that checks the
+//! lock: a burst of parallel guesses cannot slip past the limit, and parallel logins with the
+//! right password never lock anyone. A success then clears the counts, and an outcome that
+//! says nothing about the password (servers unavailable, no role mapped) gives the failure
+//! back; an attempt dropped before it is settled stays a failure. Source counts are recorded
+//! when an attempt has failed (logins of different users from one address run in parallel).
 //!
 //! Keys:
 //! - `user:remote:<name>` and `user:loopback:<name>`: a user's failures, kept apart by where
@@ -30,6 +33,7 @@
 //! forgotten after a day without failures; a user's is not.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::StatusCode;
@@ -253,12 +257,17 @@ impl Locked {
 #[must_use = "settle the attempt with finish()"]
 pub struct Ticket {
     inner: Option<(StateDb, Throttle, Attempt)>,
+    /// Held until the attempt is settled: the next attempt for the user waits for it.
+    _turn: Option<Turn>,
 }
 
 impl Ticket {
     /// A ticket that counts nothing (throttling off).
     pub fn none() -> Ticket {
-        Ticket { inner: None }
+        Ticket {
+            inner: None,
+            _turn: None,
+        }
     }
 
     /// Settles the attempt.
@@ -266,14 +275,58 @@ impl Ticket {
         let Some((db, config, attempt)) = self.inner else {
             return;
         };
-        if verdict == Verdict::Failure {
+        if verdict == Verdict::Failure && (attempt.source.is_none() || !config.per_source) {
             return;
         }
         let result = db
-            .run(move |conn| settle(conn, &config, &attempt, verdict))
+            .run(move |conn| settle(conn, &config, &attempt, verdict, unix_now()))
             .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "throttle: cannot settle an attempt");
+        }
+    }
+}
+
+/// One user's turn: attempts for the same user key run one at a time, so each sees the
+/// failures of the one before and parallel guesses cannot pass the limit together. Attempts
+/// for different users (and per-source counts) run in parallel.
+#[derive(Debug)]
+struct Turn {
+    key: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+type Turns = std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+
+fn turns()
+-> std::sync::MutexGuard<'static, std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+    static TURNS: std::sync::OnceLock<Turns> = std::sync::OnceLock::new();
+    TURNS
+        .get_or_init(Turns::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Turn {
+    async fn take(key: &str) -> Turn {
+        let mutex = Arc::clone(turns().entry(key.to_string()).or_default());
+        Turn {
+            key: key.to_string(),
+            guard: Some(mutex.lock_owned().await),
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut turns = turns();
+        // Only the map holds it: nobody waits, forget the key.
+        if turns
+            .get(&self.key)
+            .is_some_and(|mutex| Arc::strong_count(mutex) == 1)
+        {
+            turns.remove(&self.key);
         }
     }
 }
@@ -284,6 +337,7 @@ pub async fn begin(db: &StateDb, config: &Throttle, attempt: Attempt) -> Result<
     if !config.enabled {
         return Ok(Ticket::none());
     }
+    let turn = Turn::take(&attempt.user).await;
     let (config, db) = (config.clone(), db.clone());
     let checked = {
         let (config, attempt) = (config.clone(), attempt.clone());
@@ -293,6 +347,7 @@ pub async fn begin(db: &StateDb, config: &Throttle, attempt: Attempt) -> Result<
     match checked {
         Ok(Ok(())) => Ok(Ticket {
             inner: Some((db, config, attempt)),
+            _turn: Some(turn),
         }),
         Ok(Err(locked)) => Err(locked),
         Err(e) => {
@@ -391,31 +446,48 @@ fn check_and_count(
             until_cleared: until == FOREVER,
         }));
     }
+    // The user's failure is counted now (attempts for one user run one at a time, see
+    // [`begin`]); the source's when the attempt has failed.
     for (key, is_user, failures) in current {
-        let failures = if is_user {
-            (failures + 1).min(i64::from(config.hard_limit))
-        } else {
-            failures.saturating_add(1)
-        };
-        let until = locked_until(config, failures, is_user, now);
-        if until > 0 {
-            tracing::warn!(
-                key,
-                failures,
-                seconds = until.saturating_sub(now),
-                "throttle: locked after repeated failed logins"
-            );
+        if is_user {
+            count_failure(&tx, config, key, true, failures, now)?;
         }
-        tx.execute(
-            "INSERT INTO throttle (key, failures, locked_until, last_failure) \
-             VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET \
-             failures = excluded.failures, locked_until = excluded.locked_until, \
-             last_failure = excluded.last_failure",
-            params![key, failures, until, now],
-        )?;
     }
     tx.commit()?;
     Ok(Ok(()))
+}
+
+/// Records the `failures + 1`-th consecutive failure of `key` at `now`, locking it if due.
+fn count_failure(
+    tx: &rusqlite::Transaction<'_>,
+    config: &Throttle,
+    key: &str,
+    is_user: bool,
+    failures: i64,
+    now: i64,
+) -> Result<(), StateError> {
+    let failures = if is_user {
+        (failures + 1).min(i64::from(config.hard_limit))
+    } else {
+        failures.saturating_add(1)
+    };
+    let until = locked_until(config, failures, is_user, now);
+    if until > 0 {
+        tracing::warn!(
+            key,
+            failures,
+            seconds = until.saturating_sub(now),
+            "throttle: locked after repeated failed logins"
+        );
+    }
+    tx.execute(
+        "INSERT INTO throttle (key, failures, locked_until, last_failure) \
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET \
+         failures = excluded.failures, locked_until = excluded.locked_until, \
+         last_failure = excluded.last_failure",
+        params![key, failures, until, now],
+    )?;
+    Ok(())
 }
 
 fn settle(
@@ -423,6 +495,7 @@ fn settle(
     config: &Throttle,
     attempt: &Attempt,
     verdict: Verdict,
+    now: i64,
 ) -> Result<(), StateError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     for (key, is_user) in attempt.keys() {
@@ -430,6 +503,11 @@ fn settle(
             Verdict::Success => {
                 tx.execute("DELETE FROM throttle WHERE key = ?1", [key])?;
             }
+            Verdict::Failure if !is_user && config.per_source => {
+                let failures = row(&tx, key)?.map_or(0, |r| r.0);
+                count_failure(&tx, config, key, false, failures, now)?;
+            }
+            Verdict::Neutral if !is_user => {}
             Verdict::Neutral => {
                 let Some((failures, _, last)) = row(&tx, key)? else {
                     continue;
@@ -521,7 +599,7 @@ mod tests {
     }
 
     fn finish_at(db: &StateDb, config: &Throttle, attempt: &Attempt, verdict: Verdict) {
-        db.with(|c| settle(c, config, attempt, verdict)).unwrap();
+        db.with(|c| settle(c, config, attempt, verdict, 0)).unwrap();
     }
 
     fn failures(db: &StateDb, key: &str) -> i64 {
@@ -698,7 +776,10 @@ mod tests {
         let db = StateDb::in_memory().unwrap();
         let config = Throttle::default();
         for n in 0..10 {
-            try_at(&db, &config, &remote(&format!("user{n}")), 0).unwrap();
+            let attempt = remote(&format!("user{n}"));
+            try_at(&db, &config, &attempt, 0).unwrap();
+            db.with(|c| settle(c, &config, &attempt, Verdict::Failure, 0))
+                .unwrap();
         }
         assert!(try_at(&db, &config, &remote("fresh"), 1).is_err());
         for n in 0..50 {
@@ -712,7 +793,7 @@ mod tests {
         }
         // A day without failures after the lock ended forgets the source.
         assert_eq!(try_at(&db, &config, &remote("fresh"), 86_500), Ok(()));
-        assert_eq!(failures(&db, "source:192.0.2.7"), 1);
+        assert_eq!(failures(&db, "source:192.0.2.7"), 0);
     }
 
     #[tokio::test]
@@ -730,6 +811,28 @@ mod tests {
                 .await;
         }
         assert!(list(&db).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn parallel_successes_never_lock() {
+        let db = StateDb::in_memory().unwrap();
+        let config = Throttle::default();
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (db, config) = (db.clone(), config.clone());
+                tokio::spawn(async move {
+                    let ticket = begin(&db, &config, remote("grace")).await?;
+                    tokio::task::yield_now().await;
+                    ticket.finish(Verdict::Success).await;
+                    Ok::<(), Locked>(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), Ok(()));
+        }
+        assert!(list(&db).await.unwrap().is_empty());
+        assert!(!turns().contains_key("user:remote:grace"));
     }
 
     #[tokio::test]
