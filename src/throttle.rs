@@ -349,7 +349,10 @@ pub async fn begin(db: &StateDb, config: &Throttle, attempt: Attempt) -> Result<
             inner: Some((db, config, attempt)),
             _turn: Some(turn),
         }),
-        Ok(Err(locked)) => Err(locked),
+        Ok(Err(locked)) => {
+            metrics::counter!("portcullis_throttle_refused_total").increment(1);
+            Err(locked)
+        }
         Err(e) => {
             tracing::error!(error = %e, "throttle: state database unusable, attempt not counted");
             Ok(Ticket::none())
@@ -479,6 +482,12 @@ fn count_failure(
             seconds = until.saturating_sub(now),
             "throttle: locked after repeated failed logins"
         );
+        let kind = match (is_user, failures >= i64::from(config.hard_limit)) {
+            (true, true) => "user_hard_limit",
+            (true, false) => "user",
+            (false, _) => "source",
+        };
+        metrics::counter!("portcullis_throttle_lockouts_total", "kind" => kind).increment(1);
     }
     tx.execute(
         "INSERT INTO throttle (key, failures, locked_until, last_failure) \
