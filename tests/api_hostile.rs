@@ -25,6 +25,11 @@ type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 /// A TLS connection to the daemon, verified against the certificate it made.
 fn connect(daemon: &Daemon) -> Tls {
+    try_connect(daemon).expect("TLS handshake")
+}
+
+/// [`connect`], or the error that stopped it.
+fn try_connect(daemon: &Daemon) -> std::io::Result<Tls> {
     let cert_path = daemon.dir().join("state/tls/cert.pem");
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(&cert_path).unwrap() {
@@ -39,15 +44,15 @@ fn connect(daemon: &Daemon) -> Tls {
     .with_no_client_auth();
     let name = ServerName::try_from("localhost").unwrap();
     let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let tcp = TcpStream::connect(daemon.addr).unwrap();
-    tcp.set_read_timeout(Some(READ_LIMIT)).unwrap();
-    tcp.set_write_timeout(Some(READ_LIMIT)).unwrap();
+    let tcp = TcpStream::connect(daemon.addr)?;
+    tcp.set_read_timeout(Some(READ_LIMIT))?;
+    tcp.set_write_timeout(Some(READ_LIMIT))?;
     let mut tls = rustls::StreamOwned::new(connection, tcp);
     // Finish the handshake now, so later timings are the HTTP layer's.
     while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock).unwrap();
+        tls.conn.complete_io(&mut tls.sock)?;
     }
-    tls
+    Ok(tls)
 }
 
 /// An HTTP answer.
@@ -401,4 +406,63 @@ fn traversal_in_ids_and_method_confusion_get_4xx() {
         &request("GET", "/api/mgmt.local_users/1.0/users/admin", &auth, b""),
     );
     assert_eq!(users.status, 200, "{users:?}");
+}
+
+#[test]
+fn connections_over_the_cap_are_closed_at_once() {
+    use portcullis::api::hostile::MAX_CONNECTIONS;
+    let daemon = Daemon::start(None);
+    let extra = 40;
+    // Idle TCP connections that never start TLS: each holds a permit until the daemon's
+    // 10-second handshake timeout.
+    let held: Vec<TcpStream> = (0..MAX_CONNECTIONS + extra)
+        .map(|_| {
+            let tcp = TcpStream::connect(daemon.addr).unwrap();
+            tcp.set_nonblocking(true).unwrap();
+            tcp
+        })
+        .collect();
+    let closed = |streams: &[TcpStream]| {
+        streams
+            .iter()
+            .filter(|tcp| {
+                let mut buf = [0u8; 1];
+                let mut tcp: &TcpStream = tcp;
+                match tcp.read(&mut buf) {
+                    Ok(0) => true,
+                    Err(e) => e.kind() != ErrorKind::WouldBlock,
+                    Ok(_) => false,
+                }
+            })
+            .count()
+    };
+    // Well within the handshake timeout, the ones over the cap are closed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut count = closed(&held);
+    while count < extra && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        count = closed(&held);
+    }
+    assert!(
+        count >= extra,
+        "only {count} of {extra} connections over the cap closed"
+    );
+    // Closing them frees the permits: the daemon serves again.
+    drop(held);
+    let mut status = 0;
+    for _ in 0..50 {
+        let Ok(mut tls) = try_connect(&daemon) else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        let sent = tls.write_all(&request("GET", "/api/openapi.json", "", b""));
+        if sent.is_ok() {
+            if let Some(answer) = read_answer(&mut tls) {
+                status = answer.status;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(status, 200);
 }

@@ -1,5 +1,8 @@
 //! Defences against hostile HTTP clients, and the answers they get in the OpenAPI document.
 //!
+//! - Connections: at most [`MAX_CONNECTIONS`] at once on the HTTPS listener; one more is
+//!   closed as soon as it is accepted ([`Capped`]), so idle or slow clients cannot exhaust the
+//!   daemon's file descriptors.
 //! - Headers: a connection that has not sent a request's headers within [`HEADER_TIMEOUT`] is
 //!   closed (hyper's `header_read_timeout`); the TLS handshake has its own 10-second limit.
 //! - Bodies: a body not read within [`BODY_TIMEOUT`] gets 408 REQUEST_TIMEOUT and the
@@ -12,6 +15,7 @@
 //!   is the handlers' 400; unknown paths 404, wrong methods 405.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -20,11 +24,79 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::{RefOr, Response as DocResponse};
 
 use super::error::ApiError;
 use super::{BODY_TIMEOUT, HEADER_TIMEOUT, close_connection};
+
+/// HTTPS connections served at once; more are closed as soon as they are accepted.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// The innermost acceptor of the HTTPS server (under TLS): takes a connection permit, or
+/// refuses the connection when none is left. The permit lives in the connection's service
+/// and returns when the connection ends.
+#[derive(Debug, Clone)]
+pub struct Capped {
+    permits: Arc<Semaphore>,
+}
+
+impl Capped {
+    /// At most `limit` connections at once.
+    pub fn new(limit: usize) -> Capped {
+        Capped {
+            permits: Arc::new(Semaphore::new(limit)),
+        }
+    }
+}
+
+impl<I, S> axum_server::accept::Accept<I, S> for Capped {
+    type Stream = I;
+    type Service = Permitted<S>;
+    type Future = std::future::Ready<std::io::Result<(I, Permitted<S>)>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        std::future::ready(match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => Ok((
+                stream,
+                Permitted {
+                    inner: service,
+                    _permit: Arc::new(permit),
+                },
+            )),
+            Err(_) => {
+                metrics::counter!("portcullis_api_connections_refused_total").increment(1);
+                tracing::debug!("API connection refused: {MAX_CONNECTIONS} already open");
+                Err(std::io::Error::other("too many connections"))
+            }
+        })
+    }
+}
+
+/// A connection's service with its connection permit.
+#[derive(Debug, Clone)]
+pub struct Permitted<S> {
+    inner: S,
+    _permit: Arc<OwnedSemaphorePermit>,
+}
+
+impl<S: tower_service::Service<R>, R> tower_service::Service<R> for Permitted<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        self.inner.call(request)
+    }
+}
 
 /// Sets the header timeout on the HTTPS server's connections.
 pub fn harden(builder: &mut Builder<TokioExecutor>) {

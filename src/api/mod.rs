@@ -349,7 +349,9 @@ pub async fn serve(
         stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
     });
     listener.set_nonblocking(true)?;
-    let mut server = axum_server::from_tcp_rustls(listener, tls).handle(handle);
+    let mut server = axum_server::from_tcp_rustls(listener, tls)
+        .handle(handle)
+        .map(|tls| tls.acceptor(hostile::Capped::new(hostile::MAX_CONNECTIONS)));
     hostile::harden(server.http_builder());
     server
         .serve(router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
