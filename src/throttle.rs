@@ -12,15 +12,16 @@
 //!
 //! Keys:
 //! - `user:remote:<name>` and `user:loopback:<name>`: a user's failures, kept apart by where
-//!   they came from (the administrator rule): REST attempts from 127.0.0.0/8, ::1 or the Unix
-//!   socket count in the loopback bucket, all others (and every RADIUS front-end attempt, whose
+//!   they came from (the administrator rule): REST attempts from `local_networks` (default
+//!   127.0.0.0/8 and ::1, IPv4-mapped too) or the Unix socket count in the loopback bucket,
+//!   all others (and every RADIUS front-end attempt, whose
 //!   NAS relays users from anywhere) in the remote one. An attacker who locks out `admin` from
 //!   the network does not lock out `admin` on the appliance itself. Names are lowercased, so
 //!   `Admin` and `ADMIN` share a count.
 //! - `source:<address>`: an IPv4 address, or the /64 of an IPv6 address (one host usually owns
 //!   a whole /64). For the RADIUS front-end the source is the Calling-Station-Id when the NAS
-//!   sends one (the NAS itself is shared by all its users and is never locked). Loopback
-//!   sources have no per-source limit.
+//!   sends one (the NAS itself is shared by all its users and is never locked). Sources in the
+//!   loopback bucket have no per-source limit.
 //!
 //! Lockouts (NIST SP 800-63B §5.2.2): after `max_failures` consecutive failures a key is locked
 //! for `lockout` seconds, and each further failure doubles it up to `max_lockout` ("a period
@@ -63,7 +64,7 @@ const MAX_NAME_CHARS: usize = 256;
 /// Where an attempt comes from, as far as the administrator rule is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// 127.0.0.0/8, ::1 (also IPv4-mapped), or the API's Unix socket.
+    /// An address in `throttle.local_networks` (also IPv4-mapped), or the API's Unix socket.
     Loopback,
     /// Any other address.
     Remote(IpAddr),
@@ -82,11 +83,11 @@ pub enum IpAddrOrStation {
 }
 
 impl Origin {
-    /// The origin of a REST request from `peer` (`None`: the Unix socket).
-    pub fn of_peer(peer: Option<SocketAddr>) -> Origin {
+    /// The origin of a REST request from `peer` (`None`: the Unix socket) under `config`.
+    pub fn of_peer(peer: Option<SocketAddr>, config: &Throttle) -> Origin {
         match peer.map(|p| p.ip().to_canonical()) {
             None => Origin::Loopback,
-            Some(ip) if ip.is_loopback() => Origin::Loopback,
+            Some(ip) if config.is_local(ip) => Origin::Loopback,
             Some(ip) => Origin::Remote(ip),
         }
     }
@@ -128,9 +129,9 @@ impl Peer {
         )
     }
 
-    /// The origin of a request from this peer.
-    pub fn origin(self) -> Origin {
-        Origin::of_peer(self.0)
+    /// The origin of a request from this peer under `config`.
+    pub fn origin(self, config: &Throttle) -> Origin {
+        Origin::of_peer(self.0, config)
     }
 }
 
@@ -158,7 +159,9 @@ impl Attempt {
         };
         let source = match origin {
             Origin::Loopback => None,
-            Origin::Remote(ip) | Origin::Relayed(Some(IpAddrOrStation::Ip(ip))) => source_key(ip),
+            Origin::Remote(ip) | Origin::Relayed(Some(IpAddrOrStation::Ip(ip))) => {
+                Some(source_key(ip))
+            }
             Origin::Relayed(Some(IpAddrOrStation::Station(hash))) => {
                 let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
                 Some(format!("source:station-{hex}"))
@@ -182,19 +185,15 @@ fn user_key(bucket: &str, user: &str) -> String {
     format!("user:{bucket}:{}", name.to_lowercase())
 }
 
-/// `source:<ip>` for IPv4, `source:<prefix>/64` for IPv6; `None` for loopback addresses.
-pub fn source_key(ip: IpAddr) -> Option<String> {
-    let ip = ip.to_canonical();
-    if ip.is_loopback() {
-        return None;
-    }
-    Some(match ip {
+/// `source:<ip>` for IPv4 (also IPv4-mapped), `source:<prefix>/64` for IPv6.
+pub fn source_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
         IpAddr::V4(v4) => format!("source:{v4}"),
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);
             format!("source:{}/64", Ipv6Addr::from(bits))
         }
-    })
+    }
 }
 
 /// The keys of `user` in both buckets, for an administrator clearing its lock.
@@ -367,7 +366,8 @@ pub async fn begin_api(
     peer: Peer,
 ) -> Result<Ticket, ApiError> {
     let config = state.store.current().config.throttle.clone();
-    begin(&state.db, &config, Attempt::new(user, peer.origin()))
+    let origin = peer.origin(&config);
+    begin(&state.db, &config, Attempt::new(user, origin))
         .await
         .map_err(Locked::api_error)
 }
@@ -617,20 +617,19 @@ mod tests {
 
     #[test]
     fn keys_by_origin() {
-        let v4 = Attempt::new(
-            "Admin",
-            Origin::of_peer(Some("192.0.2.1:5000".parse().unwrap())),
-        );
+        let config = Throttle::default();
+        let peer = |text: &str| Some(text.parse::<SocketAddr>().unwrap());
+        let v4 = Attempt::new("Admin", Origin::of_peer(peer("192.0.2.1:5000"), &config));
         assert_eq!(v4.user, "user:remote:admin");
         assert_eq!(v4.source.as_deref(), Some("source:192.0.2.1"));
-        let mapped = Origin::of_peer(Some("[::ffff:127.0.0.1]:1".parse().unwrap()));
+        let mapped = Origin::of_peer(peer("[::ffff:127.0.0.1]:1"), &config);
         assert_eq!(mapped, Origin::Loopback);
-        let local = Attempt::new("admin", Origin::of_peer(None));
+        let local = Attempt::new("admin", Origin::of_peer(None, &config));
         assert_eq!(local.user, "user:loopback:admin");
         assert_eq!(local.source, None);
         let v6 = Attempt::new(
             "a",
-            Origin::of_peer(Some("[2001:db8:1:2:aaaa::1]:443".parse().unwrap())),
+            Origin::of_peer(peer("[2001:db8:1:2:aaaa::1]:443"), &config),
         );
         assert_eq!(v6.source.as_deref(), Some("source:2001:db8:1:2::/64"));
         let relayed = Attempt::new("a", Origin::relayed(Some(b"198.51.100.4")));
@@ -639,6 +638,33 @@ mod tests {
         let mac = Attempt::new("a", Origin::relayed(Some(b"00-11-22-33-44-55")));
         assert!(mac.source.unwrap().starts_with("source:station-"));
         assert_eq!(Attempt::new("a", Origin::relayed(None)).source, None);
+
+        // Only `local_networks` (and the Unix socket) are local.
+        let narrow = Throttle {
+            local_networks: vec!["127.0.0.2/32".into()],
+            ..Throttle::default()
+        };
+        let tcp = Attempt::new("admin", Origin::of_peer(peer("127.0.0.1:1"), &narrow));
+        assert_eq!(tcp.user, "user:remote:admin");
+        assert_eq!(tcp.source.as_deref(), Some("source:127.0.0.1"));
+        let mapped = Origin::of_peer(peer("[::ffff:127.0.0.1]:1"), &narrow);
+        assert_eq!(mapped, Origin::Remote("127.0.0.1".parse().unwrap()));
+        for local in [peer("127.0.0.2:1"), peer("[::ffff:127.0.0.2]:1"), None] {
+            assert_eq!(
+                Origin::of_peer(local, &narrow),
+                Origin::Loopback,
+                "{local:?}"
+            );
+        }
+        let none = Throttle {
+            local_networks: Vec::new(),
+            ..Throttle::default()
+        };
+        assert_eq!(Origin::of_peer(None, &none), Origin::Loopback);
+        assert!(matches!(
+            Origin::of_peer(peer("[::1]:1"), &none),
+            Origin::Remote(_)
+        ));
     }
 
     #[test]

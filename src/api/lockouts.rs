@@ -154,7 +154,7 @@ pub async fn clear_source(
         return Err(ApiError::not_found("No such source."));
     };
     let key = match address.parse::<IpAddr>() {
-        Ok(ip) => throttle::source_key(ip),
+        Ok(ip) => Some(throttle::source_key(ip)),
         Err(_) => {
             let hex = address.strip_prefix("station-").unwrap_or_default();
             (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -163,7 +163,7 @@ pub async fn clear_source(
     };
     let Some(key) = key else {
         return Err(ApiError::not_found(
-            "Not a throttled source: give an IP address (not loopback) or a listed station.",
+            "Not a throttled source: give an IP address or a listed station.",
         ));
     };
     let removed = throttle::clear(&state.db, vec![key])
