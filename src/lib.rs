@@ -6,4 +6,5 @@ pub mod engine;
 pub mod frontend;
 pub mod mfa;
 pub mod state;
+pub mod throttle;
 pub mod upstream;

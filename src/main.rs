@@ -219,6 +219,7 @@ fn serve(
                 }))
                 .with_mfa(mfa)
             };
+            frontend.attach_state(state.db.clone());
             for addr in &radius_addrs {
                 let socket = match tokio::net::UdpSocket::bind(addr).await {
                     Ok(socket) => socket,

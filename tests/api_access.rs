@@ -17,8 +17,13 @@ const MONITOR_PASSWORD: &str = "monitor-password";
 fn config() -> String {
     let admin = hash_password(b"admin-password").unwrap();
     let monitor = hash_password(MONITOR_PASSWORD.as_bytes()).unwrap();
+    // This test sends a wrong Basic password for `admin` to every route, far more than the
+    // throttle allows; throttling has its own tests (tests/throttle.rs).
     format!(
         r#"
+[throttle]
+enabled = false
+
 [[local_users]]
 name = "admin"
 password_hash = "{admin}"

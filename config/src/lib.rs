@@ -30,6 +30,7 @@ mod secret;
 mod sequence;
 mod servers;
 mod tacacs;
+mod throttle;
 mod users;
 
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,7 @@ pub use tacacs::{
     DEFAULT_AUTH_SERVICE, DEFAULT_TACACS_PORT, DEFAULT_TACACS_TIMEOUT, Tacacs, TacacsProtocol,
     TacacsRoleMapping, TacacsServer, TacacsSettings,
 };
+pub use throttle::{NIST_HARD_LIMIT, Throttle};
 pub use users::{LocalUser, check_argon2id_phc};
 
 use crate::error::Report;
@@ -91,6 +93,9 @@ pub struct Config {
     /// Second-factor policy and lockout.
     #[serde(skip_serializing_if = "Mfa::is_default")]
     pub mfa: Mfa,
+    /// Brute-force throttling: failures counted per user and source, growing lockouts.
+    #[serde(skip_serializing_if = "Throttle::is_default")]
+    pub throttle: Throttle,
 }
 
 impl Default for Config {
@@ -106,6 +111,7 @@ impl Default for Config {
             radius_frontend: RadiusFrontend::default(),
             local_users: Vec::new(),
             mfa: Mfa::default(),
+            throttle: Throttle::default(),
         }
     }
 }
@@ -149,6 +155,7 @@ impl Config {
         self.radius_frontend.check(&mut report);
         users::check_users(&mut report, &self.local_users, &self.roles);
         self.mfa.check(&mut report, &self.roles);
+        self.throttle.check(&mut report);
         self.check_sequence_has_servers(&mut report);
         if !self.listeners.radius_frontend.is_empty() && self.radius_frontend.clients.is_empty() {
             report.warn(

@@ -96,12 +96,17 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         let Some((user, password)) = decoded.split_once(':') else {
             return Err(ApiError::invalid_credentials());
         };
+        let ticket =
+            crate::throttle::begin_api(state, user, crate::throttle::Peer::of(parts)).await?;
         let live = state.store.current();
-        match live
+        let outcome = live
             .engine
             .authenticate_local(user, password.as_bytes())
-            .await
-        {
+            .await;
+        ticket
+            .finish(crate::throttle::Verdict::of(&outcome, false))
+            .await;
+        match outcome {
             // Once MFA applies to the user, the password alone is not enough.
             Outcome::Accept(roles) if super::mfa_login::owes_second_factor(&live, user, &roles) => {
                 Err(super::mfa_login::basic_refused())

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 pub struct ErrorBody {
     /// Machine-readable error id: BAD_REQUEST, AUTH_REQUIRED, AUTH_INVALID_CREDENTIALS,
     /// FORBIDDEN, NOT_FOUND, CONFLICT, METHOD_NOT_ALLOWED, NOT_ACCEPTABLE, PAYLOAD_TOO_LARGE,
-    /// VALIDATION_ERROR, INTERNAL_ERROR.
+    /// VALIDATION_ERROR, LOCKED_OUT, INTERNAL_ERROR.
     pub error_id: String,
     /// Human-readable text.
     pub error_text: String,
@@ -118,6 +118,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // 429 LOCKED_OUT tells when to come back in error_info and in Retry-After.
+        let retry_after = (self.status == StatusCode::TOO_MANY_REQUESTS)
+            .then(|| self.error_info.as_ref()?.get("retry_after")?.as_u64())
+            .flatten();
         let mut body = json!({
             "error_id": self.error_id,
             "error_text": self.error_text,
@@ -131,6 +135,11 @@ impl IntoResponse for ApiError {
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Basic realm=\"portcullis\", Bearer"),
             );
+        }
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         response
     }

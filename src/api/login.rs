@@ -149,17 +149,24 @@ fn credentials(body: &[u8]) -> Result<(String, String), ApiError> {
         (status = 406, description = "Accept header excludes JSON", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 422, description = "Missing or mistyped fields", body = ErrorBody),
-        (status = 429, description = "The user owes a second factor and is locked out (error_info.reason LOCKOUT)", body = ErrorBody,
+        (status = 429, description = "Too many failures: the user or the source address is locked (error_info.reason LOCKED_OUT), or the user owes a second factor and is locked out of it (error_info.reason LOCKOUT)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until the lockout ends"))),
     )
 )]
-pub async fn login(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    peer: crate::throttle::Peer,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let (username, password) = credentials(&body)?;
+    let ticket = crate::throttle::begin_api(&state, &username, peer).await?;
     let live = state.store.current();
     let decision = live
         .engine
         .authenticate(&username, password.as_bytes())
         .await;
+    let verdict = crate::throttle::Verdict::of(&decision.outcome, live.engine.has_remote_servers());
+    ticket.finish(verdict).await;
     match decision.outcome {
         Outcome::Accept(roles) => {
             let method = decision.method.map_or("", |m| m.name());

@@ -4,7 +4,9 @@
 pub mod auth;
 pub mod cloak;
 pub mod error;
+pub mod hostile;
 pub mod local_users;
+pub mod lockouts;
 pub mod login;
 pub mod mfa_devices;
 pub mod mfa_login;
@@ -43,6 +45,10 @@ use store::ConfigStore;
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY: usize = 1 << 20;
+/// How long a client may take to send a request's headers before the connection is closed.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a client may take to send a request's body before it gets a 408.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -96,6 +102,7 @@ pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .merge(mfa_login::routes())
         .merge(mfa_devices::routes())
         .merge(mfa_policy::routes())
+        .merge(lockouts::routes())
         .split_for_parts();
     add_common_responses(&mut openapi);
     (routes, openapi)
@@ -138,7 +145,9 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
                 responses
                     .entry("413".into())
                     .or_insert_with(|| error("Body over 1 MiB").into());
+                hostile::document_body_answers(responses, &error);
             }
+            hostile::document_lockout(operation, &error);
         }
     }
 }
@@ -164,6 +173,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(accept_json))
+        .layer(middleware::from_fn(hostile::json_content_type))
         .layer(middleware::from_fn(read_body))
         .layer(middleware::from_fn(declared_length))
         .with_state(state)
@@ -193,7 +203,11 @@ async fn declared_length(request: Request, next: Next) -> Response {
 /// a client that reuses the connection sees it closed without an answer.
 async fn read_body(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
-    match axum::body::to_bytes(body, MAX_BODY).await {
+    let Ok(read) = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await
+    else {
+        return hostile::body_timeout();
+    };
+    match read {
         Ok(bytes) => {
             next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
                 .await
@@ -343,8 +357,11 @@ pub async fn serve(
         stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
     });
     listener.set_nonblocking(true)?;
-    axum_server::from_tcp_rustls(listener, tls)
+    let mut server = axum_server::from_tcp_rustls(listener, tls)
         .handle(handle)
-        .serve(router(state).into_make_service())
+        .map(|tls| tls.acceptor(hostile::Capped::new(hostile::MAX_CONNECTIONS)));
+    hostile::harden(server.http_builder());
+    server
+        .serve(router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
         .await
 }

@@ -259,6 +259,8 @@ pub struct Frontend {
     counters: Counters,
     /// Second factors, when the daemon has a state database.
     mfa: OnceLock<crate::mfa::MfaStore>,
+    /// Where failed logins are counted ([`crate::throttle`]); none: not throttled.
+    state: std::sync::OnceLock<crate::state::StateDb>,
 }
 
 impl std::fmt::Debug for Frontend {
@@ -291,6 +293,7 @@ struct Walk {
     state: Option<Vec<u8>>,
     request: RequestInfo,
     permit: OwnedSemaphorePermit,
+    origin: crate::throttle::Origin,
 }
 
 /// What the request proves, copied out of the receive buffer.
@@ -339,6 +342,7 @@ impl Frontend {
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             permits: Mutex::new(max_in_flight),
             counters: Counters::default(),
+            state: std::sync::OnceLock::new(),
             current,
             mfa: OnceLock::new(),
         })
@@ -348,6 +352,11 @@ impl Frontend {
     pub fn with_mfa(self: Arc<Self>, mfa: crate::mfa::MfaStore) -> Arc<Self> {
         let _ = self.mfa.set(mfa);
         self
+    }
+
+    /// Counts failed logins in `db` and refuses locked users ([`crate::throttle`]).
+    pub fn attach_state(&self, db: crate::state::StateDb) {
+        let _ = self.state.set(db);
     }
 
     /// What the front-end has done so far.
@@ -565,6 +574,8 @@ impl Frontend {
             state: packet.state().map(<[u8]>::to_vec),
             request,
             permit,
+            // RFC 2865 §5.31: Calling-Station-Id (31), the end user's address as the NAS sees it.
+            origin: crate::throttle::Origin::relayed(packet.find(31).map(|a| a.value())),
         }))
     }
 
@@ -580,7 +591,18 @@ impl Frontend {
             state,
             request,
             permit,
+            origin,
         } = walk;
+        let throttle = &live.config.throttle;
+        let Ok(ticket) =
+            crate::throttle::begin_relayed(self.state.get(), throttle, &user, origin).await
+        else {
+            tracing::info!(client = %client.name, %source, user, "RADIUS front-end: locked out");
+            let answer = Answer::Reject(crate::throttle::RADIUS_LOCKED);
+            return self
+                .reply(key, &client, &request, &answer, &socket, source)
+                .await;
+        };
         bump(&self.counters.walks);
         let origin = challenge::Origin {
             client_id: client.id,
@@ -626,6 +648,9 @@ impl Frontend {
         };
         drop(permit);
         let decision = walked.decision;
+        let verdict =
+            crate::throttle::Verdict::of(&decision.outcome, live.engine.has_remote_servers());
+        ticket.finish(verdict).await;
         let (result, answer) = match (&walked.second, &decision.outcome) {
             (Some(challenge::Second::Challenge(state)), _) => {
                 ("challenge", Answer::Challenge(state))
@@ -655,7 +680,21 @@ impl Frontend {
             latency_ms = u64::try_from(decision.latency.as_millis()).unwrap_or(u64::MAX),
             "{WALK_LOG}"
         );
-        let reply = match build_reply(&request, &client.secret, &answer) {
+        self.reply(key, &client, &request, &answer, &socket, source)
+            .await;
+    }
+
+    /// Sends the reply to a walked (or refused) request and remembers it for duplicates.
+    async fn reply(
+        &self,
+        key: Key,
+        client: &Client,
+        request: &RequestInfo,
+        answer: &Answer<'_>,
+        socket: &UdpSocket,
+        source: SocketAddr,
+    ) {
+        let reply = match build_reply(request, &client.secret, answer) {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::warn!(client = %client.name, error = %e, "RADIUS front-end: reply");

@@ -67,12 +67,17 @@ impl Daemon {
 
     /// Starts a daemon on the configuration and state already in `dir`.
     pub fn start_in(dir: TempDir) -> Daemon {
-        Daemon::start_in_with(dir, &[])
+        Daemon::start_in_with(dir, &[], "info")
     }
 
     /// Like [`Daemon::start`], with `extra` arguments for `serve`; `{dir}` in them stands for
     /// the daemon's temp directory.
     pub fn start_with(config: Option<&str>, extra: &[&str]) -> Daemon {
+        Daemon::start_logging(config, extra, "info")
+    }
+
+    /// Like [`Daemon::start_with`], logging with `RUST_LOG={log}`.
+    pub fn start_logging(config: Option<&str>, extra: &[&str], log: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         if let Some(config) = config {
             let path = dir.path().join("portcullis.toml");
@@ -80,7 +85,7 @@ impl Daemon {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
                 .expect("chmod config");
         }
-        Daemon::start_in_with(dir, extra)
+        Daemon::start_in_with(dir, extra, log)
     }
 
     /// The daemon's temp directory (configuration, state, sockets).
@@ -88,7 +93,7 @@ impl Daemon {
         self.dir.path()
     }
 
-    fn start_in_with(dir: TempDir, extra: &[&str]) -> Daemon {
+    fn start_in_with(dir: TempDir, extra: &[&str], log: &str) -> Daemon {
         let extra: Vec<String> = extra
             .iter()
             .map(|a| a.replace("{dir}", &dir.path().to_string_lossy()))
@@ -99,13 +104,18 @@ impl Daemon {
             .arg(dir.path().join("portcullis.toml"))
             .arg("--state-dir")
             .arg(dir.path().join("state"))
-            .arg("--listen")
-            .arg("127.0.0.1:0")
+            .args(
+                // `extra` may choose its own API address.
+                (!extra.iter().any(|a| a == "--listen"))
+                    .then_some(["--listen", "127.0.0.1:0"])
+                    .into_iter()
+                    .flatten(),
+            )
             .arg("--radius-listen")
             .arg("127.0.0.1:0")
             .args(&extra)
             .env("PORTCULLIS_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
