@@ -203,8 +203,7 @@ async fn declared_length(request: Request, next: Next) -> Response {
 /// a client that reuses the connection sees it closed without an answer.
 async fn read_body(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
-    let Ok(read) = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await
-    else {
+    let Ok(read) = tokio::time::timeout(BODY_TIMEOUT, collect_body(body)).await else {
         return hostile::body_timeout();
     };
     match read {
@@ -212,24 +211,73 @@ async fn read_body(request: Request, next: Next) -> Response {
             next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
                 .await
         }
-        Err(error) => {
-            let over_limit = std::error::Error::source(&error)
-                .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
-            if over_limit {
-                too_large(format!("Request body is over the {MAX_BODY}-byte limit."))
-            } else {
-                let mut response =
-                    ApiError::bad_request(format!("Could not read the request body: {error}"))
-                        .into_response();
-                close_connection(&mut response);
-                response
-            }
+        Err(BodyError::TooLarge) => {
+            too_large(format!("Request body is over the {MAX_BODY}-byte limit."))
+        }
+        Err(BodyError::Read(error)) => {
+            let mut response =
+                ApiError::bad_request(format!("Could not read the request body: {error}"))
+                    .into_response();
+            close_connection(&mut response);
+            response
         }
     }
 }
 
-/// 413 PAYLOAD_TOO_LARGE. The rest of the body stays unread, so the connection is closed
-/// after the answer and the client is told so.
+/// How much of an oversized body is read and thrown away before the 413 is sent. Reading it
+/// lets the client, still sending, receive the answer instead of a reset; beyond this the
+/// connection is closed with the rest unread.
+const DISCARD_LIMIT: usize = 8 * MAX_BODY;
+
+/// While an oversized body is drained, a pause this long ends the draining.
+const DRAIN_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Why a request body could not be collected.
+enum BodyError {
+    /// Over [`MAX_BODY`].
+    TooLarge,
+    /// The connection failed or the framing was invalid.
+    Read(axum::Error),
+}
+
+/// The whole body, at most [`MAX_BODY`] bytes. An oversized body is drained (up to
+/// [`DISCARD_LIMIT`], while it keeps arriving) before the error is returned.
+async fn collect_body(mut body: axum::body::Body) -> Result<axum::body::Bytes, BodyError> {
+    use http_body_util::BodyExt as _;
+    let mut collected = Vec::new();
+    let mut seen = 0usize;
+    loop {
+        let next = if seen > MAX_BODY {
+            // Draining: only while the client keeps sending.
+            match tokio::time::timeout(DRAIN_PAUSE, body.frame()).await {
+                Ok(next) => next,
+                Err(_) => return Err(BodyError::TooLarge),
+            }
+        } else {
+            body.frame().await
+        };
+        let Some(frame) = next else {
+            break;
+        };
+        let frame = frame.map_err(BodyError::Read)?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= MAX_BODY {
+            collected.extend_from_slice(&data);
+        } else if seen > DISCARD_LIMIT {
+            return Err(BodyError::TooLarge);
+        }
+    }
+    if seen > MAX_BODY {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(collected.into())
+}
+
+/// 413 PAYLOAD_TOO_LARGE. The connection is closed after the answer (the rest of a body over
+/// [`DISCARD_LIMIT`] stays unread) and the client is told so.
 fn too_large(text: String) -> Response {
     let mut error = ApiError::bad_request(text);
     error.status = StatusCode::PAYLOAD_TOO_LARGE;
