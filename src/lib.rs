@@ -4,5 +4,6 @@
 pub mod api;
 pub mod engine;
 pub mod frontend;
+pub mod mfa;
 pub mod state;
 pub mod upstream;

@@ -18,6 +18,7 @@
 //! `****************` in their place.
 
 mod authentication;
+mod delivery;
 mod error;
 mod file;
 mod frontend;
@@ -34,6 +35,10 @@ mod users;
 use serde::{Deserialize, Serialize};
 
 pub use authentication::{Authentication, DEFAULT_DEAD_TIME, MAX_DEAD_TIME};
+pub use delivery::{
+    DEFAULT_DELIVERY_TIMEOUT, DEFAULT_MFA_APPLICATION, DEFAULT_SMTP_PORT, MfaDelivery, SmsDelivery,
+    SmtpDelivery, check_mailbox,
+};
 pub use error::{ConfigError, FieldError, Warning};
 pub use file::{DEFAULT_PATH, load, remove_leftovers, save};
 pub use frontend::{
@@ -83,6 +88,9 @@ pub struct Config {
     /// Local users, checked by the `Local` method of every sequence.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub local_users: Vec<LocalUser>,
+    /// How MFA one-time codes are delivered (SMTP relay, SMS webhook).
+    #[serde(skip_serializing_if = "MfaDelivery::is_default")]
+    pub mfa_delivery: MfaDelivery,
 }
 
 impl Default for Config {
@@ -97,6 +105,7 @@ impl Default for Config {
             tacacs: Tacacs::default(),
             radius_frontend: RadiusFrontend::default(),
             local_users: Vec::new(),
+            mfa_delivery: MfaDelivery::default(),
         }
     }
 }
@@ -139,6 +148,7 @@ impl Config {
         self.tacacs.check(&mut report, &self.roles);
         self.radius_frontend.check(&mut report);
         users::check_users(&mut report, &self.local_users, &self.roles);
+        self.mfa_delivery.check(&mut report);
         self.check_sequence_has_servers(&mut report);
         if !self.listeners.radius_frontend.is_empty() && self.radius_frontend.clients.is_empty() {
             report.warn(
