@@ -6,6 +6,8 @@ pub mod cloak;
 pub mod error;
 pub mod local_users;
 pub mod login;
+pub mod mfa_service;
+pub mod mfa_token;
 pub mod radius_clients;
 pub mod remote_auth;
 pub mod sessions;
@@ -88,6 +90,8 @@ pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .merge(remote_auth::routes())
         .merge(local_users::routes())
         .merge(radius_clients::routes())
+        .merge(mfa_service::routes())
+        .merge(mfa_token::routes())
         .split_for_parts();
     add_common_responses(&mut openapi);
     (routes, openapi)

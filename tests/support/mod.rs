@@ -7,4 +7,5 @@
 
 pub mod daemon;
 pub mod freeradius;
+pub mod mfa_peers;
 pub mod tacacs_server;
