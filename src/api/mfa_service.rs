@@ -1,8 +1,9 @@
 //! `/api/mfa/1.0/applications/...`: the MFA service's applications, users, address
 //! association, code validation and login start, in the shapes of the reference MFA service
 //! API. Its errors use that API's body `{error_code, error_description}` (not `ApiError`'s):
-//! `error_code` is the documented code as a string (400, 1023, 401, 403, 404, 1001, 1011, 2001,
-//! 2002, 2003, 2004, 500, 503).
+//! `error_code` is the documented code as a string (400, 1023, 401, 403, 404, 412, 1001, 1011,
+//! 2001, 2002, 2003, 2004, 500, 503). 412 without a finer code means that no sender is
+//! configured for the application's delivery method.
 //!
 //! Access (every route needs an authenticated caller):
 //! - applications: reads `Administrator`, `Monitor` or `MFA Service`; writes `Administrator`;
@@ -56,7 +57,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
 /// The MFA service API's error body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MfaErrorBody {
-    /// The documented error code: 400, 1023, 401, 403, 404, 1001, 1011, 2001, 2002, 2003,
+    /// The documented error code: 400, 1023, 401, 403, 404, 412, 1001, 1011, 2001, 2002, 2003,
     /// 2004, 500 or 503.
     pub error_code: String,
     /// What went wrong.
@@ -105,6 +106,7 @@ impl From<MfaError> for MfaApiError {
             MfaError::Expired => (StatusCode::PRECONDITION_FAILED, "2002"),
             MfaError::NotValidated => (StatusCode::CONFLICT, "2003"),
             MfaError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, "2004"),
+            MfaError::Unconfigured(_) => (StatusCode::PRECONDITION_FAILED, "412"),
             MfaError::Delivery(_) => (StatusCode::SERVICE_UNAVAILABLE, "503"),
             MfaError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "500"),
         };
@@ -906,6 +908,7 @@ pub async fn delete_user(
         (status = 401, description = "No or invalid credentials", body = MfaErrorBody),
         (status = 403, description = "Not Administrator or MFA Service", body = MfaErrorBody),
         (status = 404, description = "No such application", body = MfaErrorBody),
+        (status = 412, description = "No sender is configured for the application's delivery method (412); nothing changed", body = MfaErrorBody),
         (status = 429, description = "User locked after wrong codes, or too many codes sent (2004)", body = MfaErrorBody),
         (status = 500, description = "Server error", body = MfaErrorBody),
         (status = 503, description = "The code could not be delivered; nothing changed", body = MfaErrorBody),
@@ -1027,6 +1030,7 @@ pub async fn validate(
         (status = 403, description = "Not Administrator or MFA Service", body = MfaErrorBody),
         (status = 404, description = "No such application or user", body = MfaErrorBody),
         (status = 409, description = "The user's address is not validated (2003)", body = MfaErrorBody),
+        (status = 412, description = "No sender is configured for the application's delivery method (412); nothing changed", body = MfaErrorBody),
         (status = 429, description = "User locked after wrong codes, or too many codes sent (2004)", body = MfaErrorBody),
         (status = 500, description = "Server error", body = MfaErrorBody),
         (status = 503, description = "The code could not be delivered; nothing changed", body = MfaErrorBody),

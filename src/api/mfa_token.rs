@@ -201,7 +201,9 @@ impl From<MfaError> for TokenError {
         match e {
             MfaError::BadRequest(t) | MfaError::TooLong(t) => bad(t),
             MfaError::TooMany(_) => TokenError::RateLimited,
-            MfaError::Delivery(why) => internal(format!("The code could not be delivered: {why}")),
+            MfaError::Delivery(why) | MfaError::Unconfigured(why) => {
+                internal(format!("The code could not be delivered: {why}"))
+            }
             _ => internal("An internal fault occurred."),
         }
     }

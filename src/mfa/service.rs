@@ -98,6 +98,10 @@ pub enum MfaError {
     /// 429, code 2004: locked after wrong codes, or too many codes sent.
     #[error("{0}")]
     TooMany(String),
+    /// 412: no sender is configured for the application's delivery method (`[mfa_delivery]`);
+    /// nothing was sent or changed.
+    #[error("The code cannot be delivered: {0}")]
+    Unconfigured(String),
     /// 503: the code could not be delivered; nothing changed.
     #[error("The code could not be delivered: {0}")]
     Delivery(String),
@@ -695,9 +699,20 @@ impl ApplicationFilter {
         for (name, value) in filters {
             if let Some((field, max)) = Self::TEXTS.iter().find(|(f, _)| f == name) {
                 check_length(name, value, *max)?;
+                if *field == "auth_token_type" && TokenType::parse(value).is_none() {
+                    return Err(MfaError::BadRequest(format!(
+                        "auth_token_type filter {value:?} is not NUMERIC, ALPHANUMERIC, ALPHA \
+                         or COMPLEX."
+                    )));
+                }
                 filter.texts.push((field, value.clone()));
             } else if name == Self::METHODS {
                 check_length(name, value, 16)?;
+                if Channel::parse(value).is_none() {
+                    return Err(MfaError::BadRequest(format!(
+                        "{name} filter {value:?} is not SMS or EMAIL."
+                    )));
+                }
                 filter.texts.push((Self::METHODS, value.clone()));
             } else if let Some(field) = Self::NUMBERS.iter().find(|f| *f == name) {
                 check_length(name, value, 20)?;
@@ -1029,6 +1044,7 @@ fn draft(
     user_id: &str,
     purpose: Purpose,
     new_address: Option<&str>,
+    configured: &[Channel],
     now: i64,
 ) -> Result<Draft, MfaError> {
     check_id("User_ID", user_id)?;
@@ -1050,6 +1066,13 @@ fn draft(
         if locked(user, now) {
             return Err(too_many_failures());
         }
+    }
+    if !configured.contains(&app.channel()) {
+        let missing = match app.channel() {
+            Channel::Sms => delivery::DeliveryError::NotConfigured("SMS", "sms"),
+            Channel::Email => delivery::DeliveryError::NotConfigured("e-mail", "smtp"),
+        };
+        return Err(MfaError::Unconfigured(missing.to_string()));
     }
     tx.execute("DELETE FROM mfa_sends WHERE at <= ?1", [now - SEND_WINDOW])?;
     let sent: i64 = tx.query_row(
@@ -1155,6 +1178,13 @@ async fn send(
         check_length("display_name", name, MAX_NAME)?;
         no_controls("display_name", name, false)?;
     }
+    let configured: Vec<Channel> = [
+        config.sms.as_ref().map(|_| Channel::Sms),
+        config.smtp.as_ref().map(|_| Channel::Email),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let now = unix_now();
     let draft = db
         .run(move |c| {
@@ -1164,6 +1194,7 @@ async fn send(
                 &user_id,
                 purpose,
                 new_address.as_deref(),
+                &configured,
                 now,
             ))
         })
@@ -1482,7 +1513,9 @@ pub async fn send_login_code(
         Ok(()) => Ok(LoginCodeSent::Sent),
         Err(MfaError::NotValidated | MfaError::NotFound(_)) => Ok(LoginCodeSent::NotEnrolled),
         Err(MfaError::TooMany(_)) => Ok(LoginCodeSent::Locked),
-        Err(MfaError::Delivery(why)) => Ok(LoginCodeSent::DeliveryFailed(why)),
+        Err(MfaError::Delivery(why) | MfaError::Unconfigured(why)) => {
+            Ok(LoginCodeSent::DeliveryFailed(why))
+        }
         Err(e) => Err(e),
     }
 }

@@ -34,7 +34,15 @@ fn sent(
 ) -> Result<String, MfaError> {
     db.with(|c| {
         Ok((|| {
-            let d = draft(c, app, user, purpose, address, now)?;
+            let d = draft(
+                c,
+                app,
+                user,
+                purpose,
+                address,
+                &[Channel::Sms, Channel::Email],
+                now,
+            )?;
             commit(c, &d, now)?;
             Ok(d.code)
         })())
@@ -225,6 +233,14 @@ fn filters() {
     ));
     assert!(matches!(
         list(&[("colour", "red")]),
+        Err(MfaError::BadRequest(_))
+    ));
+    assert!(matches!(
+        list(&[("auth_token_type", "HEX")]),
+        Err(MfaError::BadRequest(_))
+    ));
+    assert!(matches!(
+        list(&[("auth_token_delivery_methods", "FAX")]),
         Err(MfaError::BadRequest(_))
     ));
     assert!(matches!(
@@ -766,7 +782,18 @@ async fn delivery_failures_change_nothing() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, MfaError::Delivery(ref why) if why.contains("mfa_delivery.smtp")),
+        matches!(error, MfaError::Unconfigured(ref why) if why.contains("mfa_delivery.smtp")),
         "{error:?}"
     );
+    // Nothing was counted against the send limit.
+    let sends: i64 = db
+        .with(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM mfa_sends WHERE application_id = ?1",
+                [&mail.id],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(sends, 0);
 }
