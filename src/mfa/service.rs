@@ -1024,8 +1024,7 @@ fn too_many_failures() -> MfaError {
     ))
 }
 
-/// A code drawn and checked for sending, not stored yet.
-#[derive(Debug)]
+/// A code drawn and checked for sending, not stored yet. No `Debug`: it holds the code.
 struct Draft {
     application: Application,
     user_id: String,
@@ -1362,8 +1361,8 @@ fn check(
         _ => typed,
     };
     let bare = token_type.normalize(bare);
+    let key = hash_key(&tx)?;
     let matched = pending.as_ref().and_then(|(purpose, address, hash, _)| {
-        let key = hash_key(&tx).ok()?;
         let candidate = codes::hash(&key, &app.id, user_id, purpose.as_str(), &bare);
         codes::same(&candidate, hash).then_some((*purpose, address.clone()))
     });
