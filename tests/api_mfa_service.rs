@@ -845,3 +845,104 @@ password = "relay-password"
         "404",
     );
 }
+
+#[test]
+fn email_through_a_plain_relay() {
+    let relay = SmtpSink::start(&[]);
+    let daemon = Daemon::start(Some(&config(&format!(
+        "[mfa_delivery.smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"mfa@gateway.example\"\n",
+        relay.port
+    ))));
+    // Defaults: NUMERIC, 6 digits, no prefix, the default templates; display name = name.
+    let app = create(
+        &daemon,
+        json!({"name": "Plain Mail", "auth_token_delivery_methods": "EMAIL"}),
+    );
+    let path = user_path(&app, "hank");
+    let answer = send(
+        &daemon,
+        "POST",
+        &format!("{path}/associate"),
+        ADMIN,
+        Some(json!({"address": "hank@example.com", "display_name": "Säkerhet"})),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let message = relay.next();
+    assert_eq!(message["tls"], false);
+    assert_eq!(message["login"], Value::Null);
+    assert_eq!(message["rcpt_tos"], json!(["hank@example.com"]));
+    let data = message["data"].as_str().unwrap();
+    assert!(data.contains("From: <mfa@gateway.example>\r\n"), "{data}");
+    // A non-ASCII display name: an encoded subject and a base64 body.
+    assert!(data.contains("Subject: =?UTF-8?B?"), "{data}");
+    assert!(
+        data.contains("Content-Transfer-Encoding: base64\r\n"),
+        "{data}"
+    );
+    let encoded: String = data
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    let body = String::from_utf8(body).unwrap();
+    assert!(
+        body.starts_with("Säkerhet: your verification code is "),
+        "{body}"
+    );
+    let code = code_in(&body);
+    assert!(
+        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+        "{code}"
+    );
+    let answer = send(
+        &daemon,
+        "POST",
+        &format!("{path}/validate"),
+        ADMIN,
+        Some(json!({"validation_code": code})),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
+    // login_start without a body; the default login template with the application's name.
+    let answer = send(&daemon, "POST", &format!("{path}/login_start"), ADMIN, None);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let data = relay.next()["data"].as_str().unwrap().to_owned();
+    assert!(
+        data.contains("Subject: Plain Mail login code\r\n"),
+        "{data}"
+    );
+    let body = data.split("\r\n\r\n").nth(1).unwrap();
+    assert!(
+        body.starts_with("Plain Mail: your login code is "),
+        "{body}"
+    );
+    let answer = send(
+        &daemon,
+        "POST",
+        &format!("{path}/validate"),
+        ADMIN,
+        Some(json!({"validation_code": code_in(body)})),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
+    // An SMS application on this daemon has no sender: 412, nothing changed.
+    let sms_app = create(&daemon, json!({"name": "texts"}));
+    let answer = send(
+        &daemon,
+        "POST",
+        &format!("{}/associate", user_path(&sms_app, "ivy")),
+        ADMIN,
+        Some(json!({"address": "+15550100009"})),
+    );
+    error(&answer, 412, "412");
+    error(
+        &send(&daemon, "GET", &user_path(&sms_app, "ivy"), ADMIN, None),
+        404,
+        "404",
+    );
+}

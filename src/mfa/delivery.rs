@@ -184,11 +184,15 @@ async fn send_sms(config: &SmsDelivery, message: &Message<'_>) -> Result<(), Del
         .body(Full::new(bytes_of(sms_body(message))))
         .map_err(|e| failed(format!("request: {e}")))?;
 
+    let connector = if https {
+        Some(tls_connector(config.ca_file.as_deref())?)
+    } else {
+        None
+    };
     let tcp = TcpStream::connect((bare_host.as_str(), port))
         .await
         .map_err(|e| failed(format!("connecting to {bare_host}:{port}: {e}")))?;
-    let status = if https {
-        let connector = tls_connector(config.ca_file.as_deref())?;
+    let status = if let Some(connector) = connector {
         let server = rustls::pki_types::ServerName::try_from(bare_host.clone())
             .map_err(|e| failed(format!("{bare_host:?} as a TLS server name: {e}")))?;
         let tls = connector
@@ -431,5 +435,80 @@ mod tests {
         let url = format!("http://{}/", closed.local_addr().unwrap());
         drop(closed);
         assert!(send_sms(&SmsDelivery { url, ..config }, &m).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn webhook_over_https_verifies_the_gateway() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("gateway.pem");
+        std::fs::write(&ca, certified.cert.pem()).unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![certified.cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            // The first connection (no trust in the gateway's certificate) fails its handshake.
+            for _ in 0..2 {
+                let (socket, _) = listener.accept().await.unwrap();
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    continue;
+                };
+                let mut buf = vec![0u8; 8192];
+                let n = tls.read(&mut buf).await.unwrap();
+                seen.extend_from_slice(&buf[..n]);
+                tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await
+                    .unwrap();
+                tls.shutdown().await.unwrap();
+            }
+            String::from_utf8(seen).unwrap()
+        });
+        let mut m = message("Your code is 1234", "Gateway");
+        m.channel = Channel::Sms;
+        let untrusted = SmsDelivery {
+            url: format!("https://127.0.0.1:{port}/send"),
+            bearer: None,
+            ca_file: Some(dir.path().join("missing.pem")),
+            timeout: 5,
+        };
+        assert!(send_sms(&untrusted, &m).await.is_err());
+        // With a CA file that does not hold the gateway's certificate: refused by TLS.
+        let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let wrong = dir.path().join("other.pem");
+        std::fs::write(&wrong, other.cert.pem()).unwrap();
+        let error = send_sms(
+            &SmsDelivery {
+                ca_file: Some(wrong),
+                ..untrusted.clone()
+            },
+            &m,
+        )
+        .await
+        .unwrap_err();
+        assert!(error.to_string().contains("TLS"), "{error}");
+        send_sms(
+            &SmsDelivery {
+                ca_file: Some(ca),
+                ..untrusted
+            },
+            &m,
+        )
+        .await
+        .unwrap();
+        let seen = task.await.unwrap();
+        assert!(seen.starts_with("POST /send HTTP/1.1\r\n"), "{seen}");
     }
 }
