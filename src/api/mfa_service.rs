@@ -642,7 +642,12 @@ pub async fn create_application(
     };
     let now = crate::state::unix_now();
     let app = run(&state, move |c| service::create_application(c, fields, now)).await?;
-    tracing::info!(caller = %caller.user, id = %app.id, name = %app.name, "MFA application created");
+    tracing::info!(
+        caller = %caller.user,
+        id = %app.id,
+        name = %app.name,
+        "MFA application created"
+    );
     Ok(Json(CreatedResource { id: app.id }))
 }
 
@@ -744,7 +749,12 @@ pub async fn update_application(
         service::update_application(c, &id, fields, version, now)
     })
     .await?;
-    tracing::info!(caller = %caller.user, id = %app.id, version = app.version_number, "MFA application updated");
+    tracing::info!(
+        caller = %caller.user,
+        id = %app.id,
+        version = app.version_number,
+        "MFA application updated"
+    );
     Ok(Json(app.into()))
 }
 

@@ -218,7 +218,12 @@ impl IntoResponse for TokenError {
                 text,
             } => {
                 let tracking = crate::mfa::codes::random_hex(16).unwrap_or_default();
-                tracing::info!(tracking_id = %tracking, status = status.as_u16(), %text, "token authenticate refused");
+                tracing::info!(
+                    tracking_id = %tracking,
+                    status = status.as_u16(),
+                    %text,
+                    "token authenticate refused"
+                );
                 let body = ErrorResponseDto {
                     detail_code: detail.to_owned(),
                     tracking_id: tracking,

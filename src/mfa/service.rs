@@ -77,7 +77,8 @@ pub enum MfaError {
     NotFound(String),
     /// 409, code 1001: the `version_number` sent is not the current one.
     #[error(
-        "Stale data: the resource was changed concurrently (version {current} is current). Refresh the resource and retry."
+        "Stale data: the resource was changed concurrently (version {current} is current). \
+         Refresh the resource and retry."
     )]
     Stale {
         /// The current version.
@@ -1229,7 +1230,12 @@ async fn send(
         text: &text,
     };
     if let Err(e) = delivery::deliver(config, &message).await {
-        metrics::counter!("portcullis_mfa_codes_sent_total", "channel" => channel.as_str(), "result" => "failed").increment(1);
+        metrics::counter!(
+            "portcullis_mfa_codes_sent_total",
+            "channel" => channel.as_str(),
+            "result" => "failed"
+        )
+        .increment(1);
         tracing::warn!(
             application = %app.name,
             user = %draft.user_id,
@@ -1239,7 +1245,12 @@ async fn send(
         );
         return Err(MfaError::Delivery(e.to_string()));
     }
-    metrics::counter!("portcullis_mfa_codes_sent_total", "channel" => channel.as_str(), "result" => "sent").increment(1);
+    metrics::counter!(
+        "portcullis_mfa_codes_sent_total",
+        "channel" => channel.as_str(),
+        "result" => "sent"
+    )
+    .increment(1);
     tracing::info!(
         application = %app.name,
         user = %draft.user_id,
@@ -1392,7 +1403,11 @@ fn check(
                      WHERE application_id = ?1 AND id = ?2",
                     params![application, user_id, now + LOCKOUT_SECONDS],
                 )?;
-                tracing::warn!(application = %app.name, user = user_id, "MFA user locked after wrong codes");
+                tracing::warn!(
+                    application = %app.name,
+                    user = user_id,
+                    "MFA user locked after wrong codes"
+                );
             } else {
                 tx.execute(
                     "UPDATE mfa_users SET failures = ?3 WHERE application_id = ?1 AND id = ?2",
