@@ -18,6 +18,7 @@
 //! `****************` in their place.
 
 mod authentication;
+mod delivery;
 mod error;
 mod file;
 mod frontend;
@@ -36,6 +37,10 @@ mod users;
 use serde::{Deserialize, Serialize};
 
 pub use authentication::{Authentication, DEFAULT_DEAD_TIME, MAX_DEAD_TIME};
+pub use delivery::{
+    DEFAULT_DELIVERY_TIMEOUT, DEFAULT_MFA_APPLICATION, DEFAULT_SMTP_PORT, MfaDelivery, SmsDelivery,
+    SmtpDelivery, check_mailbox,
+};
 pub use error::{ConfigError, FieldError, Warning};
 pub use file::{DEFAULT_PATH, load, remove_leftovers, save};
 pub use frontend::{
@@ -96,6 +101,9 @@ pub struct Config {
     /// Brute-force throttling: failures counted per user and source, growing lockouts.
     #[serde(skip_serializing_if = "Throttle::is_default")]
     pub throttle: Throttle,
+    /// How MFA one-time codes are delivered (SMTP relay, SMS webhook).
+    #[serde(skip_serializing_if = "MfaDelivery::is_default")]
+    pub mfa_delivery: MfaDelivery,
 }
 
 impl Default for Config {
@@ -112,6 +120,7 @@ impl Default for Config {
             local_users: Vec::new(),
             mfa: Mfa::default(),
             throttle: Throttle::default(),
+            mfa_delivery: MfaDelivery::default(),
         }
     }
 }
@@ -156,6 +165,7 @@ impl Config {
         users::check_users(&mut report, &self.local_users, &self.roles);
         self.mfa.check(&mut report, &self.roles);
         self.throttle.check(&mut report);
+        self.mfa_delivery.check(&mut report);
         self.check_sequence_has_servers(&mut report);
         if !self.listeners.radius_frontend.is_empty() && self.radius_frontend.clients.is_empty() {
             report.warn(

@@ -150,13 +150,28 @@ fn debug_of_a_config_never_shows_a_secret() {
             .map(|c| c.secret.expose()),
     );
     secrets.extend(config.local_users.iter().map(|u| u.password_hash.expose()));
-    assert_eq!(secrets.len(), 7);
+    let delivery = &config.mfa_delivery;
+    secrets.extend(
+        delivery
+            .smtp
+            .iter()
+            .filter_map(|s| s.password.as_ref())
+            .map(|p| p.expose()),
+    );
+    secrets.extend(
+        delivery
+            .sms
+            .iter()
+            .filter_map(|s| s.bearer.as_ref())
+            .map(|b| b.expose()),
+    );
+    assert_eq!(secrets.len(), 9);
     for secret in secrets {
         assert!(!debug.contains(secret), "Debug shows {secret}");
         assert!(!pretty.contains(secret), "pretty Debug shows {secret}");
     }
     assert!(!debug.contains("argon2id"));
-    assert_eq!(debug.matches("****************").count(), 7);
+    assert_eq!(debug.matches("****************").count(), 9);
     // The serialized file, on the other hand, must hold them.
     let text = config.to_toml().expect("serializes");
     assert!(text.contains("replace-with-a-long-random-secret-1"));

@@ -11,6 +11,8 @@ pub mod login;
 pub mod mfa_devices;
 pub mod mfa_login;
 pub mod mfa_policy;
+pub mod mfa_service;
+pub mod mfa_token;
 pub mod radius_clients;
 pub mod remote_auth;
 pub mod sessions;
@@ -103,6 +105,8 @@ pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .merge(mfa_devices::routes())
         .merge(mfa_policy::routes())
         .merge(lockouts::routes())
+        .merge(mfa_service::routes())
+        .merge(mfa_token::routes())
         .split_for_parts();
     add_common_responses(&mut openapi);
     (routes, openapi)

@@ -1,15 +1,22 @@
 //! Second factors: TOTP authenticator apps paired per user ([`devices`]), their secrets
 //! sealed at rest ([`seal`]), lockout after repeated failures ([`lockout`]), and the one
-//! check every front door calls, [`MfaStore::verify`].
+//! check every front door calls, [`MfaStore::verify`]. The MFA service ([`service`]):
+//! applications, users with validated addresses, one-time codes delivered by SMS webhook or
+//! e-mail ([`delivery`], [`smtp`]), generated and hashed by [`codes`].
 //!
 //! Who owes a second factor is configuration (`[mfa]`, see
 //! [`portcullis_config::MfaPolicy::applies`]); what the daemon learns (devices, counters,
 //! RADIUS challenges) lives in the state database.
 
+pub mod codes;
+pub mod delivery;
 pub mod devices;
 pub mod lockout;
 pub mod qr;
 pub mod seal;
+pub mod service;
+pub mod smtp;
+pub mod time;
 pub mod totp;
 
 use std::path::Path;

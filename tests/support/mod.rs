@@ -8,4 +8,5 @@
 pub mod daemon;
 pub mod freeradius;
 pub mod mfa;
+pub mod mfa_peers;
 pub mod tacacs_server;
