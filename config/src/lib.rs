@@ -23,6 +23,7 @@ mod file;
 mod frontend;
 mod host;
 mod listeners;
+mod operations;
 mod radius;
 mod roles;
 mod secret;
@@ -42,6 +43,10 @@ pub use frontend::{
 };
 pub use host::Host;
 pub use listeners::{DEFAULT_API_LISTENER, Listeners};
+pub use operations::{
+    Audit, DEFAULT_AUDIT_RETENTION_DAYS, LOG_LEVELS, Logging, MAX_AUDIT_RETENTION_DAYS, Metrics,
+    MetricsAccess,
+};
 pub use radius::{
     DEFAULT_RADIUS_PORT, DEFAULT_RADIUS_TIMEOUT, DEFAULT_RADIUS_TRIES, MAX_VENDOR_ID, NasIdType,
     Radius, RadiusProtocol, RadiusRoleMapping, RadiusServer, RadiusSettings,
@@ -83,6 +88,15 @@ pub struct Config {
     /// Local users, checked by the `Local` method of every sequence.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub local_users: Vec<LocalUser>,
+    /// The log level.
+    #[serde(skip_serializing_if = "Logging::is_default")]
+    pub logging: Logging,
+    /// Who may read `GET /metrics`.
+    #[serde(skip_serializing_if = "Metrics::is_default")]
+    pub metrics: Metrics,
+    /// How long the audit log is kept.
+    #[serde(skip_serializing_if = "Audit::is_default")]
+    pub audit: Audit,
 }
 
 impl Default for Config {
@@ -97,6 +111,9 @@ impl Default for Config {
             tacacs: Tacacs::default(),
             radius_frontend: RadiusFrontend::default(),
             local_users: Vec::new(),
+            logging: Logging::default(),
+            metrics: Metrics::default(),
+            audit: Audit::default(),
         }
     }
 }
@@ -139,6 +156,9 @@ impl Config {
         self.tacacs.check(&mut report, &self.roles);
         self.radius_frontend.check(&mut report);
         users::check_users(&mut report, &self.local_users, &self.roles);
+        self.logging.check(&mut report);
+        self.metrics.check(&mut report, &self.roles);
+        self.audit.check(&mut report);
         self.check_sequence_has_servers(&mut report);
         if !self.listeners.radius_frontend.is_empty() && self.radius_frontend.clients.is_empty() {
             report.warn(
