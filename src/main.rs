@@ -76,7 +76,7 @@ fn main() -> ExitCode {
         Command::Serve { .. } => "info",
         _ => "warn",
     };
-    init_logging(default_level);
+    portcullis::telemetry::init_logging(default_level);
     match cli.command {
         Command::Serve {
             config,
@@ -99,17 +99,6 @@ fn main() -> ExitCode {
             config,
         } => login(&user, password_stdin, &config),
     }
-}
-
-/// Logs to standard error; the level comes from `RUST_LOG` when set.
-fn init_logging(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
 
 /// Loads `path`, printing errors and warnings; `None` when it is unusable.
@@ -156,6 +145,7 @@ fn serve(
     let Some(config) = config else {
         return ExitCode::from(EXIT_CONFIG);
     };
+    portcullis::telemetry::set_level(&config.logging.level);
     let Some(addr) = listen.or_else(|| config.listeners.api.first().copied()) else {
         eprintln!("portcullis: no API listener: pass --listen or set listeners.api");
         return ExitCode::from(EXIT_CONFIG);
@@ -168,7 +158,10 @@ fn serve(
     let Some(rt) = runtime() else {
         return ExitCode::from(EXIT_CONFIG);
     };
+    let notifier = std::sync::Arc::new(portcullis::daemon::Notifier::from_env());
     rt.block_on(async {
+        // Installed before the first login so every count is kept.
+        portcullis::telemetry::metrics();
         let store = match portcullis::api::store::ConfigStore::new(path.to_path_buf(), config) {
             Ok(store) => store,
             Err(e) => {
@@ -198,11 +191,18 @@ fn serve(
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
+        portcullis::audit::install(db.clone());
         let state = std::sync::Arc::new(portcullis::api::AppState {
             store,
             sessions: portcullis::api::sessions::Sessions::new(),
             db,
         });
+        {
+            let state = std::sync::Arc::clone(&state);
+            portcullis::audit::spawn_pruning(state.db.clone(), move || {
+                state.store.current().config.audit.retention_days
+            });
+        }
         if !radius_addrs.is_empty() {
             let frontend = {
                 let state = std::sync::Arc::clone(&state);
@@ -223,28 +223,75 @@ fn serve(
                 tokio::spawn(std::sync::Arc::clone(&frontend).serve(socket));
             }
         }
-        // One signal stops every server.
+        // SIGHUP reloads; SIGTERM or SIGINT stops every server.
+        let signals = match portcullis::daemon::Signals::install() {
+            Ok(signals) => signals,
+            Err(e) => {
+                eprintln!("portcullis: cannot install signal handlers: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            wait_for_shutdown().await;
-            let _ = stop.send(true);
-        });
+        tokio::spawn(portcullis::daemon::handle_signals(
+            signals,
+            std::sync::Arc::clone(&state),
+            std::sync::Arc::clone(&notifier),
+            stop,
+        ));
         let on_stop = move || {
             let mut stopped = stopped.clone();
             async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             }
         };
-        if let Some(path) = unix_socket {
+        let unix_server = if let Some(path) = unix_socket {
             let (path, state, stop) = (path.to_path_buf(), std::sync::Arc::clone(&state), on_stop());
-            tokio::spawn(async move {
-                if let Err(e) = portcullis::api::unix::serve_unix(&path, state, stop).await {
+            // Bound before readiness is reported.
+            let bound = portcullis::api::unix::bind_unix(&path);
+            let listener = match bound {
+                Ok(listener) => listener,
+                Err(e) => {
+                    eprintln!("portcullis: cannot listen on {}: {e}", path.display());
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            Some(tokio::spawn(async move {
+                if let Err(e) = portcullis::api::unix::serve_bound(listener, &path, state, stop).await {
                     tracing::error!(path = %path.display(), error = %e, "Unix socket listener failed");
                 }
-            });
-        }
+            }))
+        } else {
+            None
+        };
         tracing::info!("listening on https://{bound}");
-        match portcullis::api::serve(listener, tls, state, on_stop()).await {
+        // Every listener is bound and the configuration is loaded.
+        notifier.notify("READY=1");
+        notifier.status(&format!("Running; API on https://{bound}"));
+        if let Some(interval) = portcullis::daemon::watchdog_interval() {
+            portcullis::daemon::spawn_watchdog(std::sync::Arc::clone(&notifier), interval);
+        }
+        // Everything in flight gets DRAIN_TIMEOUT from the stop signal, not more.
+        let drain_deadline = tokio::spawn({
+            let stopped = on_stop();
+            async move {
+                stopped.await;
+                tokio::time::Instant::now() + portcullis::daemon::DRAIN_TIMEOUT
+            }
+        });
+        let served = portcullis::api::serve(listener, tls, state, on_stop()).await;
+        let deadline = drain_deadline
+            .await
+            .unwrap_or_else(|_| tokio::time::Instant::now());
+        if let Some(unix_server) = unix_server {
+            let _ = tokio::time::timeout_at(deadline, unix_server).await;
+        }
+        let left = portcullis::daemon::REQUESTS
+            .drain(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await;
+        if left > 0 {
+            tracing::warn!(left, "stopped with RADIUS requests still in flight");
+        }
+        match served {
             Ok(()) => {
                 tracing::info!("stopped");
                 ExitCode::SUCCESS
@@ -310,23 +357,6 @@ fn bootstrap_config(path: &Path) -> Option<Config> {
         );
     }
     Some(config)
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn wait_for_shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; waiting for SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 fn check_config(path: &Path) -> ExitCode {

@@ -78,10 +78,13 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         };
         if scheme.eq_ignore_ascii_case("bearer") {
             return match state.sessions.lookup(credentials.trim()) {
-                Some(session) => Ok(Caller {
-                    user: session.user,
-                    roles: session.roles,
-                }),
+                Some(session) => {
+                    crate::audit::set_caller(&session.user);
+                    Ok(Caller {
+                        user: session.user,
+                        roles: session.roles,
+                    })
+                }
                 None => Err(ApiError::invalid_credentials()),
             };
         }
@@ -101,10 +104,13 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .authenticate_local(user, password.as_bytes())
             .await
         {
-            Outcome::Accept(roles) => Ok(Caller {
-                user: user.to_string(),
-                roles,
-            }),
+            Outcome::Accept(roles) => {
+                crate::audit::set_caller(user);
+                Ok(Caller {
+                    user: user.to_string(),
+                    roles,
+                })
+            }
             Outcome::Reject(_) | Outcome::Unavailable(_) => Err(ApiError::invalid_credentials()),
         }
     }

@@ -156,6 +156,7 @@ pub async fn login(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Re
         .engine
         .authenticate(&username, password.as_bytes())
         .await;
+    crate::audit::login(&username, &decision, None);
     match decision.outcome {
         Outcome::Accept(roles) => {
             let method = decision.method.map_or("", |m| m.name());

@@ -6,6 +6,7 @@ pub mod cloak;
 pub mod error;
 pub mod local_users;
 pub mod login;
+pub mod metrics;
 pub mod radius_clients;
 pub mod remote_auth;
 pub mod sessions;
@@ -88,6 +89,7 @@ pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .merge(remote_auth::routes())
         .merge(local_users::routes())
         .merge(radius_clients::routes())
+        .merge(crate::audit::routes())
         .split_for_parts();
     add_common_responses(&mut openapi);
     (routes, openapi)
@@ -147,6 +149,9 @@ pub fn router(state: Arc<AppState>) -> Router {
                 async move { Json(openapi.as_ref().clone()) }
             }),
         )
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(middleware::from_fn(crate::audit::context_layer))
+        .route_layer(middleware::from_fn(metrics::count_requests))
         .fallback(|| async { ApiError::not_found("No such resource.") })
         .method_not_allowed_fallback(|| async {
             let mut error = ApiError::bad_request("This resource does not take that method.");
@@ -332,11 +337,11 @@ pub async fn serve(
     let stopper = handle.clone();
     tokio::spawn(async move {
         shutdown.await;
-        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+        stopper.graceful_shutdown(Some(crate::daemon::DRAIN_TIMEOUT));
     });
     listener.set_nonblocking(true)?;
     axum_server::from_tcp_rustls(listener, tls)
         .handle(handle)
-        .serve(router(state).into_make_service())
+        .serve(router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
         .await
 }
