@@ -85,7 +85,7 @@ impl Metrics {
     }
 
     pub(crate) fn check(&self, report: &mut Report, roles: &[String]) {
-        if self.allow == MetricsAccess::Role && !roles.iter().any(|r| *r == self.role) {
+        if self.allow == MetricsAccess::Role && !roles.contains(&self.role) {
             report.error(
                 "metrics.role",
                 format!("\"{}\" is not one of the configured roles", self.role),
