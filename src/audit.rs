@@ -362,6 +362,8 @@ pub struct RequestContext {
     source: String,
     action: String,
     user: Mutex<Option<String>>,
+    /// Whether a configuration change was recorded for this request.
+    recorded: std::sync::atomic::AtomicBool,
 }
 
 tokio::task_local! {
@@ -377,18 +379,55 @@ pub fn source_of(request_extensions: &axum::http::Extensions) -> String {
 }
 
 /// Runs the rest of the request inside its [`RequestContext`]. A route layer, so the route
-/// template is known.
+/// template is known. A write to a management route that was refused before it reached
+/// [`ConfigStore::update`](crate::api::store::ConfigStore::update) (bad body, unknown role,
+/// not an Administrator, ...) is recorded here, with its status as the reason.
 pub async fn context_layer(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or_else(
         || request.uri().path().to_string(),
         |p| p.as_str().to_string(),
     );
+    let write = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let management = route.starts_with("/api/mgmt.");
     let context = Arc::new(RequestContext {
         source: source_of(request.extensions()),
         action: format!("{} {route}", request.method()),
         user: Mutex::new(None),
+        recorded: std::sync::atomic::AtomicBool::new(false),
     });
-    CONTEXT.scope(context, next.run(request)).await
+    let started = Instant::now();
+    let response = CONTEXT.scope(Arc::clone(&context), next.run(request)).await;
+    if write && management && !context.recorded.load(std::sync::atomic::Ordering::Acquire) {
+        let status = response.status();
+        let (result, reason) = if status.is_success() {
+            ("ok", None)
+        } else if status.is_client_error() {
+            ("refused", Some(format!("HTTP {status}")))
+        } else {
+            ("failed", Some(format!("HTTP {status}")))
+        };
+        let user = context
+            .user
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| "-".into());
+        record(NewEvent {
+            kind: Kind::Config,
+            user,
+            source: context.source.clone(),
+            action: context.action.clone(),
+            result,
+            reason,
+            method: None,
+            server: None,
+            latency: started.elapsed(),
+        });
+    }
+    response
 }
 
 /// Remembers the authenticated caller for the current request's audit events.
@@ -440,6 +479,11 @@ pub fn login(user: &str, decision: &Decision, origin: Option<(String, String)>) 
 /// Records a configuration change made through the API (or by `source` when outside a
 /// request) that ended in `outcome`.
 pub fn config_change(outcome: Result<(), &ApiError>, started: Instant, fallback: (&str, &str)) {
+    let _ = CONTEXT.try_with(|context| {
+        context
+            .recorded
+            .store(true, std::sync::atomic::Ordering::Release);
+    });
     let (user, source, action) = current().unwrap_or_else(|| {
         (
             "-".to_string(),
@@ -616,6 +660,7 @@ mod tests {
             source: "10.0.0.9:4000".into(),
             action: "POST /api/mgmt.local_users/1.0/users".into(),
             user: Mutex::new(None),
+            recorded: std::sync::atomic::AtomicBool::new(false),
         });
         let seen = CONTEXT
             .scope(context, async {
