@@ -15,6 +15,32 @@ const EXIT_CONFIG: u8 = 2;
 /// Exit status for a login no method could answer.
 const EXIT_UNAVAILABLE: u8 = 3;
 
+/// The reference part of `serve --help` and its man page.
+const SERVE_HELP: &str = "\
+Signals:
+  SIGHUP   re-read and validate the configuration file; an invalid file is refused with a
+           log line and the running configuration stays
+  SIGTERM  stop accepting, give logins in flight up to 10 s, exit 0 (SIGINT alike)
+
+Environment:
+  PORTCULLIS_ADMIN_PASSWORD  password of the bootstrap administrator `admin` when the
+                             configuration file does not exist (else one is generated and
+                             logged once)
+  RUST_LOG                   log filter; wins over the configuration's logging.level
+  NOTIFY_SOCKET              systemd readiness: READY=1, STATUS=, STOPPING=1
+  WATCHDOG_USEC              systemd watchdog: WATCHDOG=1 every half of it
+  JOURNAL_STREAM             set by systemd: log lines carry <priority> and no timestamp
+
+Files:
+  /etc/portcullis/portcullis.toml      the configuration (written by the API, mode 0600)
+  /var/lib/portcullis/portcullis.db    state: audit log, MFA, counters (SQLite)
+  /var/lib/portcullis/tls/             the API's certificate and key
+
+HTTP:
+  GET /metrics                Prometheus text format ([metrics] allow)
+  GET /api/audit/1.0/events   the audit log (Administrator)
+  GET /api/openapi.json       every other route";
+
 /// Authentication gateway: may this user log in, and with which roles?
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version, about)]
@@ -28,6 +54,7 @@ enum Command {
     /// Run the daemon: load the configuration (the embedded default when the file does not
     /// exist; the first API write creates it), serve the HTTPS API, run until SIGTERM or
     /// SIGINT.
+    #[command(after_long_help = SERVE_HELP)]
     Serve {
         /// Configuration file.
         #[arg(long, default_value = DEFAULT_PATH)]
@@ -68,6 +95,12 @@ enum Command {
         #[arg(long, default_value = DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// Write the man pages (portcullis.8 and portcullis-COMMAND.8) into DIR.
+    #[command(hide = true)]
+    Man {
+        /// Where to write them.
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -98,6 +131,7 @@ fn main() -> ExitCode {
             password_stdin,
             config,
         } => login(&user, password_stdin, &config),
+        Command::Man { dir } => man(&dir),
     }
 }
 
@@ -357,6 +391,31 @@ fn bootstrap_config(path: &Path) -> Option<Config> {
         );
     }
     Some(config)
+}
+
+/// Writes `portcullis.8` and one page per visible command into `dir`.
+fn man(dir: &Path) -> ExitCode {
+    use clap::CommandFactory;
+    let top = Cli::command();
+    let mut pages = vec![("portcullis".to_string(), top.clone())];
+    for sub in top.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("portcullis-{}", sub.get_name());
+        let bin = format!("portcullis {}", sub.get_name());
+        pages.push((name.clone(), sub.clone().display_name(name).bin_name(bin)));
+    }
+    for (name, command) in pages {
+        let mut page = Vec::new();
+        let rendered = clap_mangen::Man::new(command)
+            .section("8")
+            .manual("portcullis")
+            .render(&mut page);
+        let path = dir.join(format!("{name}.8"));
+        if let Err(e) = rendered.and_then(|()| std::fs::write(&path, &page)) {
+            eprintln!("portcullis: {}: {e}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn check_config(path: &Path) -> ExitCode {
