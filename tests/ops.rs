@@ -617,3 +617,117 @@ fn systemd_unit_is_notify_with_watchdog_and_exposure_at_most_1_5() {
         });
     assert!(exposure <= 1.5, "exposure {exposure}:\n{stdout}");
 }
+
+#[test]
+fn frontend_and_upstream_are_counted_and_frontend_logins_audited() {
+    // A RADIUS upstream that never answers: one retransmission, a timeout, marked dead.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let alice = portcullis::engine::local::hash_password(b"alice-password").unwrap();
+    let (config, _) = admin_config(&format!(
+        "[authentication]\ncurrent_sequence = 3\n\n[radius.settings]\nconnection_timeout = 1\nmax_number_of_tries = 2\n\n[[radius.servers]]\nid = 1\norder = 0\naddress = \"127.0.0.1\"\nport = {port}\nsecret = \"a-long-shared-secret-for-tests\"\n\n[[radius_frontend.clients]]\nid = 1\nname = \"pam-host\"\naddress = \"127.0.0.1\"\nsecret = \"front-end-shared-secret\"\n\n[[local_users]]\nname = \"alice\"\npassword_hash = \"{alice}\"\nroles = [\"Monitor\"]\n"
+    ));
+    let daemon = Daemon::start(Some(&config));
+    let radius = daemon.radius_addr.unwrap().to_string();
+    let output = Command::new("radclient")
+        .args([
+            "-t",
+            "5",
+            "-r",
+            "1",
+            &radius,
+            "auth",
+            "front-end-shared-secret",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"User-Name = alice\nUser-Password = alice-password\n")?;
+            child.wait_with_output()
+        })
+        .expect("radclient (freeradius-utils)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Access-Accept"), "{stdout}");
+    // A datagram too short to be RADIUS is dropped and counted.
+    silent.send_to(b"junk", &radius).unwrap();
+    let unknown = json!({"username": "remote-user", "password": "pw"}).to_string();
+    let answer = daemon.request("POST", "/api/auth/1.0/login", Auth::None, Some(&unknown));
+    assert_eq!(answer.status, 401, "{}", answer.body);
+
+    let server = format!("server=\"127.0.0.1:{port}\"");
+    let metrics = eventually("front-end and upstream counts", || {
+        let metrics = daemon.request("GET", "/metrics", Auth::None, None).body;
+        let dropped = sample(
+            &metrics,
+            "portcullis_frontend_dropped_total",
+            &["reason=\"malformed\""],
+        );
+        dropped.is_some().then_some(metrics)
+    });
+    for (name, labels) in [
+        (
+            "portcullis_frontend_packets_total",
+            vec!["type=\"request\""],
+        ),
+        (
+            "portcullis_frontend_packets_total",
+            vec!["type=\"access_accept\""],
+        ),
+        (
+            "portcullis_upstream_retransmits_total",
+            vec!["protocol=\"radius\"", server.as_str()],
+        ),
+        (
+            "portcullis_upstream_timeouts_total",
+            vec!["protocol=\"radius\"", server.as_str()],
+        ),
+        (
+            "portcullis_upstream_marked_dead_total",
+            vec!["protocol=\"radius\"", server.as_str()],
+        ),
+        (
+            "portcullis_upstream_requests_total",
+            vec![server.as_str(), "result=\"timeout\""],
+        ),
+        (
+            "portcullis_upstream_duration_seconds_count",
+            vec![server.as_str()],
+        ),
+        (
+            "portcullis_logins_total",
+            vec!["method=\"-\"", "result=\"unavailable\""],
+        ),
+    ] {
+        assert!(
+            sample(&metrics, name, &labels).unwrap_or(0.0) >= 1.0,
+            "{name} {labels:?}:\n{metrics}"
+        );
+    }
+
+    let events = eventually("the front-end login in the audit log", || {
+        let answer = daemon.request(
+            "GET",
+            &format!("{EVENTS}?kind=login&user=alice"),
+            Auth::Basic("admin", "admin-password"),
+            None,
+        );
+        let events = answer.json()["events"].as_array().unwrap().clone();
+        (!events.is_empty()).then_some(events)
+    });
+    assert_eq!(events[0]["action"], "radius:pam-host");
+    assert_eq!(events[0]["result"], "accept");
+    assert_eq!(events[0]["method"], "Local");
+    assert!(
+        events[0]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+}
