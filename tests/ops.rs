@@ -731,3 +731,53 @@ fn frontend_and_upstream_are_counted_and_frontend_logins_audited() {
             .starts_with("127.0.0.1:")
     );
 }
+
+#[test]
+fn sigterm_lets_a_radius_frontend_walk_finish() {
+    // The walk for an unknown user waits 2 s on a silent upstream.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let (config, _) = admin_config(&format!(
+        "[authentication]\ncurrent_sequence = 3\n\n[radius.settings]\nconnection_timeout = 2\nmax_number_of_tries = 1\n\n[[radius.servers]]\nid = 1\norder = 0\naddress = \"127.0.0.1\"\nport = {port}\nsecret = \"a-long-shared-secret-for-tests\"\n\n[[radius_frontend.clients]]\nid = 1\nname = \"pam-host\"\naddress = \"127.0.0.1\"\nsecret = \"front-end-shared-secret\"\n"
+    ));
+    let mut daemon = Daemon::start(Some(&config));
+    let radius = daemon.radius_addr.unwrap().to_string();
+    // One try only: the answer must come from the walk that was in flight at SIGTERM.
+    let mut radclient = Command::new("radclient")
+        .args([
+            "-t",
+            "15",
+            "-r",
+            "1",
+            &radius,
+            "auth",
+            "front-end-shared-secret",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("radclient (freeradius-utils)");
+    {
+        use std::io::Write;
+        let mut stdin = radclient.stdin.take().unwrap();
+        stdin
+            .write_all(b"User-Name = remote-user\nUser-Password = pw\n")
+            .unwrap();
+    }
+    let mut buf = [0u8; 4096];
+    silent.recv_from(&mut buf).expect("the upstream request");
+    daemon.signal("TERM");
+    let output = radclient.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("Access-Reject"),
+        "{stdout}\n{}",
+        daemon.log()
+    );
+    let exit = daemon.wait_exit(Duration::from_secs(20)).expect("exited");
+    assert!(exit.success(), "{exit:?}\n{}", daemon.log());
+}
