@@ -235,6 +235,7 @@ pub async fn handle_signals(
 pub async fn reload(state: &crate::api::AppState, notifier: &Notifier) {
     let started = std::time::Instant::now();
     tracing::info!("SIGHUP: reloading the configuration file");
+    let before = state.store.current();
     let result = state.store.reload().await;
     let (outcome, reason) = match &result {
         Ok(warnings) => {
@@ -242,6 +243,11 @@ pub async fn reload(state: &crate::api::AppState, notifier: &Notifier) {
                 tracing::warn!(%warning, "reloaded configuration has a warning");
             }
             let live = state.store.current();
+            if live.config.listeners != before.config.listeners {
+                tracing::warn!(
+                    "listeners changed: sockets are bound at start, restart to apply the change"
+                );
+            }
             crate::telemetry::set_level(&live.config.logging.level);
             tracing::info!("configuration reloaded");
             notifier.status("Running; configuration reloaded");

@@ -23,7 +23,7 @@ const USERS: &str = "/api/mgmt.local_users/1.0/users";
 struct Proc {
     child: Child,
     log: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Proc {
@@ -64,11 +64,7 @@ impl Proc {
                 log.push('\n');
             }
         });
-        Proc {
-            child,
-            log,
-            _dir: dir,
-        }
+        Proc { child, log, dir }
     }
 
     fn log(&self) -> String {
@@ -76,11 +72,19 @@ impl Proc {
     }
 
     fn terminate(&mut self) {
+        self.signal("TERM");
+    }
+
+    fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args(["-s", "TERM", &self.child.id().to_string()])
+            .args(["-s", signal, &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("portcullis.toml")
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
@@ -243,7 +247,28 @@ fn log_level_comes_from_the_file_unless_rust_log_is_set() {
         let mut daemon = Proc::start(Some(&config), &env);
         let mut seen = Vec::new();
         notify.collect_until(&mut seen, |seen| count(seen, "READY=1") == 1);
-        // Not under systemd: plain text lines with a timestamp.
+        if rust_log.is_none() {
+            // A reload re-applies the level: info lines appear once it is info.
+            std::fs::write(
+                daemon.config_path(),
+                config.replace("level = \"warn\"", "level = \"info\""),
+            )
+            .unwrap();
+            daemon.signal("HUP");
+            notify.collect_until(&mut seen, |seen| {
+                seen.iter().any(|m| m.contains("configuration reloaded"))
+            });
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !daemon.log().contains("configuration reloaded") {
+                assert!(Instant::now() < deadline, "{}", daemon.log());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert!(
+                !daemon.log().contains("SIGHUP: reloading"),
+                "logged at info before the level changed:\n{}",
+                daemon.log()
+            );
+        }
         daemon.terminate();
         assert!(daemon.wait_exit(Duration::from_secs(20)).success());
         let log = daemon.log();
