@@ -170,6 +170,16 @@ pub fn prune(conn: &Connection, before: i64) -> Result<usize, StateError> {
     Ok(conn.execute("DELETE FROM audit_events WHERE at < ?1", [before])?)
 }
 
+/// Records to the daemon's state database from now on, and prunes it per
+/// `audit.retention_days` of the live configuration.
+pub fn start(state: &Arc<AppState>) {
+    install(state.db.clone());
+    let live = Arc::clone(state);
+    spawn_pruning(state.db.clone(), move || {
+        live.store.current().config.audit.retention_days
+    });
+}
+
 /// Prunes events older than `retention_days()` days now and every hour after.
 pub fn spawn_pruning(db: StateDb, retention_days: impl Fn() -> u32 + Send + 'static) {
     tokio::spawn(async move {

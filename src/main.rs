@@ -225,18 +225,12 @@ fn serve(
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
-        portcullis::audit::install(db.clone());
         let state = std::sync::Arc::new(portcullis::api::AppState {
             store,
             sessions: portcullis::api::sessions::Sessions::new(),
             db,
         });
-        {
-            let state = std::sync::Arc::clone(&state);
-            portcullis::audit::spawn_pruning(state.db.clone(), move || {
-                state.store.current().config.audit.retention_days
-            });
-        }
+        portcullis::audit::start(&state);
         if !radius_addrs.is_empty() {
             let frontend = {
                 let state = std::sync::Arc::clone(&state);
