@@ -113,8 +113,28 @@ pub fn install(db: StateDb) {
     let _ = SINK.set(db);
 }
 
+/// The longest user name kept in an event; a login may send up to the 1 MiB body limit.
+const MAX_USER_CHARS: usize = 256;
+/// The longest reason, action or source kept in an event.
+const MAX_TEXT_CHARS: usize = 1024;
+
+/// `text` cut to `max` characters, marked with `...` when it was cut.
+fn clip(text: &mut String, max: usize) {
+    if let Some((index, _)) = text.char_indices().nth(max) {
+        text.truncate(index);
+        text.push_str("...");
+    }
+}
+
 /// Logs `event` (target `audit`) and writes it to the state database in the background.
-pub fn record(event: NewEvent) {
+/// Untrusted text (the user name a client sent) is cut to a bounded length first.
+pub fn record(mut event: NewEvent) {
+    clip(&mut event.user, MAX_USER_CHARS);
+    clip(&mut event.action, MAX_TEXT_CHARS);
+    clip(&mut event.source, MAX_TEXT_CHARS);
+    if let Some(reason) = &mut event.reason {
+        clip(reason, MAX_TEXT_CHARS);
+    }
     let latency_ms = u64::try_from(event.latency.as_millis()).unwrap_or(u64::MAX);
     tracing::info!(
         target: "audit",
@@ -638,6 +658,17 @@ mod tests {
             ..Filter::default()
         };
         assert_eq!(ids(&db.with(|c| query(c, &skipped)).unwrap()), [4, 3]);
+    }
+
+    #[test]
+    fn long_text_is_clipped_on_a_character_boundary() {
+        let mut name = "é".repeat(300);
+        clip(&mut name, MAX_USER_CHARS);
+        assert_eq!(name.chars().count(), MAX_USER_CHARS + 3);
+        assert!(name.ends_with("..."));
+        let mut short = "alice".to_string();
+        clip(&mut short, MAX_USER_CHARS);
+        assert_eq!(short, "alice");
     }
 
     #[test]
