@@ -521,6 +521,15 @@ impl Engine {
                 },
                 asked.elapsed(),
             );
+            if matches!(
+                &answer,
+                Err(tacacs_client::ClientError::Malformed { .. }
+                    | tacacs_client::ClientError::Session { .. }
+                    | tacacs_client::ClientError::UnexpectedStatus { .. }
+                    | tacacs_client::ClientError::TooManyRounds)
+            ) {
+                crate::telemetry::upstream_invalid_reply("tacacs", &server.name);
+            }
             match answer {
                 Ok(tacacs_client::Answer::Accept { av_pairs, .. }) => {
                     server.mark_alive();
