@@ -132,6 +132,26 @@ impl NotifySocket {
         }
     }
 
+    /// One at an abstract address, named `@...` in NOTIFY_SOCKET.
+    fn new_abstract() -> NotifySocket {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!(
+            "portcullis-test-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        );
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let socket = UnixDatagram::bind_addr(&addr).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        NotifySocket {
+            socket,
+            path: format!("@{name}"),
+            _dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
     /// Collects messages until `done` says so or 20 s pass.
     fn collect_until(&self, seen: &mut Vec<String>, done: impl Fn(&[String]) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -239,7 +259,12 @@ fn log_level_comes_from_the_file_unless_rust_log_is_set() {
         "[logging]\nlevel = \"warn\"\n\n[[local_users]]\nname = \"admin\"\npassword_hash = \"{hash}\"\nroles = [\"Administrator\"]\n"
     );
     for (rust_log, info_expected) in [(None, false), (Some("info"), true)] {
-        let notify = NotifySocket::new();
+        // Both kinds of NOTIFY_SOCKET: a path, and an abstract name.
+        let notify = if rust_log.is_none() {
+            NotifySocket::new()
+        } else {
+            NotifySocket::new_abstract()
+        };
         let mut env = vec![("NOTIFY_SOCKET", notify.path.as_str())];
         if let Some(level) = rust_log {
             env.push(("RUST_LOG", level));
