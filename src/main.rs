@@ -231,6 +231,7 @@ fn serve(
             db,
         });
         portcullis::audit::start(&state);
+        let mut receivers = Vec::new();
         if !radius_addrs.is_empty() {
             let frontend = {
                 let state = std::sync::Arc::clone(&state);
@@ -248,7 +249,7 @@ fn serve(
                 };
                 let bound = socket.local_addr().map_or(*addr, |a| a);
                 tracing::info!("RADIUS front-end listening on {bound}");
-                tokio::spawn(std::sync::Arc::clone(&frontend).serve(socket));
+                receivers.push(tokio::spawn(std::sync::Arc::clone(&frontend).serve(socket)));
             }
         }
         // SIGHUP reloads; SIGTERM or SIGINT stops every server.
@@ -272,6 +273,14 @@ fn serve(
                 let _ = stopped.wait_for(|stop| *stop).await;
             }
         };
+        // On stop the RADIUS sockets take no new requests; walks in flight are drained below.
+        tokio::spawn({
+            let stopped = on_stop();
+            async move {
+                stopped.await;
+                receivers.iter().for_each(tokio::task::JoinHandle::abort);
+            }
+        });
         let unix_server = if let Some(path) = unix_socket {
             let (path, state, stop) = (path.to_path_buf(), std::sync::Arc::clone(&state), on_stop());
             // Bound before readiness is reported.
