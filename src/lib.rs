@@ -2,9 +2,12 @@
 //! (the REST API, the RADIUS front-end). The binary in `main.rs` is a thin command-line layer over this library.
 
 pub mod api;
+pub mod audit;
+pub mod daemon;
 pub mod engine;
 pub mod frontend;
 pub mod mfa;
 pub mod state;
+pub mod telemetry;
 pub mod throttle;
 pub mod upstream;

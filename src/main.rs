@@ -15,6 +15,32 @@ const EXIT_CONFIG: u8 = 2;
 /// Exit status for a login no method could answer.
 const EXIT_UNAVAILABLE: u8 = 3;
 
+/// The reference part of `serve --help` and its man page.
+const SERVE_HELP: &str = "\
+Signals:
+  SIGHUP   re-read and validate the configuration file; an invalid file is refused with a
+           log line and the running configuration stays
+  SIGTERM  stop accepting, give logins in flight up to 10 s, exit 0 (SIGINT alike)
+
+Environment:
+  PORTCULLIS_ADMIN_PASSWORD  password of the bootstrap administrator `admin` when the
+                             configuration file does not exist (else one is generated and
+                             logged once)
+  RUST_LOG                   log filter; wins over the configuration's logging.level
+  NOTIFY_SOCKET              systemd readiness: READY=1, STATUS=, STOPPING=1
+  WATCHDOG_USEC              systemd watchdog: WATCHDOG=1 every half of it
+  JOURNAL_STREAM             set by systemd: log lines carry <priority> and no timestamp
+
+Files:
+  /etc/portcullis/portcullis.toml      the configuration (written by the API, mode 0600)
+  /var/lib/portcullis/portcullis.db    state: audit log, MFA, counters (SQLite)
+  /var/lib/portcullis/tls/             the API's certificate and key
+
+HTTP:
+  GET /metrics                Prometheus text format ([metrics] allow)
+  GET /api/audit/1.0/events   the audit log (Administrator)
+  GET /api/openapi.json       every other route";
+
 /// Authentication gateway: may this user log in, and with which roles?
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version, about)]
@@ -28,6 +54,7 @@ enum Command {
     /// Run the daemon: load the configuration (the embedded default when the file does not
     /// exist; the first API write creates it), serve the HTTPS API, run until SIGTERM or
     /// SIGINT.
+    #[command(after_long_help = SERVE_HELP)]
     Serve {
         /// Configuration file.
         #[arg(long, default_value = DEFAULT_PATH)]
@@ -68,6 +95,12 @@ enum Command {
         #[arg(long, default_value = DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// Write the man pages (portcullis.8 and portcullis-COMMAND.8) into DIR.
+    #[command(hide = true)]
+    Man {
+        /// Where to write them.
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,7 +109,7 @@ fn main() -> ExitCode {
         Command::Serve { .. } => "info",
         _ => "warn",
     };
-    init_logging(default_level);
+    portcullis::telemetry::init_logging(default_level);
     match cli.command {
         Command::Serve {
             config,
@@ -98,18 +131,8 @@ fn main() -> ExitCode {
             password_stdin,
             config,
         } => login(&user, password_stdin, &config),
+        Command::Man { dir } => man(&dir),
     }
-}
-
-/// Logs to standard error; the level comes from `RUST_LOG` when set.
-fn init_logging(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
 
 /// Loads `path`, printing errors and warnings; `None` when it is unusable.
@@ -156,6 +179,7 @@ fn serve(
     let Some(config) = config else {
         return ExitCode::from(EXIT_CONFIG);
     };
+    portcullis::telemetry::set_level(&config.logging.level);
     let Some(addr) = listen.or_else(|| config.listeners.api.first().copied()) else {
         eprintln!("portcullis: no API listener: pass --listen or set listeners.api");
         return ExitCode::from(EXIT_CONFIG);
@@ -168,7 +192,10 @@ fn serve(
     let Some(rt) = runtime() else {
         return ExitCode::from(EXIT_CONFIG);
     };
+    let notifier = std::sync::Arc::new(portcullis::daemon::Notifier::from_env());
     rt.block_on(async {
+        // Installed before the first login so every count is kept.
+        portcullis::telemetry::metrics();
         let store = match portcullis::api::store::ConfigStore::new(path.to_path_buf(), config) {
             Ok(store) => store,
             Err(e) => {
@@ -211,6 +238,8 @@ fn serve(
             db,
             mfa: mfa.clone(),
         });
+        portcullis::audit::start(&state);
+        let mut receivers = Vec::new();
         if !radius_addrs.is_empty() {
             let frontend = {
                 let state = std::sync::Arc::clone(&state);
@@ -230,31 +259,86 @@ fn serve(
                 };
                 let bound = socket.local_addr().map_or(*addr, |a| a);
                 tracing::info!("RADIUS front-end listening on {bound}");
-                tokio::spawn(std::sync::Arc::clone(&frontend).serve(socket));
+                receivers.push(tokio::spawn(std::sync::Arc::clone(&frontend).serve(socket)));
             }
         }
-        // One signal stops every server.
+        // SIGHUP reloads; SIGTERM or SIGINT stops every server.
+        let signals = match portcullis::daemon::Signals::install() {
+            Ok(signals) => signals,
+            Err(e) => {
+                eprintln!("portcullis: cannot install signal handlers: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            wait_for_shutdown().await;
-            let _ = stop.send(true);
-        });
+        tokio::spawn(portcullis::daemon::handle_signals(
+            signals,
+            std::sync::Arc::clone(&state),
+            std::sync::Arc::clone(&notifier),
+            stop,
+        ));
         let on_stop = move || {
             let mut stopped = stopped.clone();
             async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             }
         };
-        if let Some(path) = unix_socket {
+        // On stop the RADIUS sockets take no new requests; walks in flight are drained below.
+        tokio::spawn({
+            let stopped = on_stop();
+            async move {
+                stopped.await;
+                receivers.iter().for_each(tokio::task::JoinHandle::abort);
+            }
+        });
+        let unix_server = if let Some(path) = unix_socket {
             let (path, state, stop) = (path.to_path_buf(), std::sync::Arc::clone(&state), on_stop());
-            tokio::spawn(async move {
-                if let Err(e) = portcullis::api::unix::serve_unix(&path, state, stop).await {
+            // Bound before readiness is reported.
+            let bound = portcullis::api::unix::bind_unix(&path);
+            let listener = match bound {
+                Ok(listener) => listener,
+                Err(e) => {
+                    eprintln!("portcullis: cannot listen on {}: {e}", path.display());
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            Some(tokio::spawn(async move {
+                if let Err(e) = portcullis::api::unix::serve_bound(listener, &path, state, stop).await {
                     tracing::error!(path = %path.display(), error = %e, "Unix socket listener failed");
                 }
-            });
-        }
+            }))
+        } else {
+            None
+        };
         tracing::info!("listening on https://{bound}");
-        match portcullis::api::serve(listener, tls, state, on_stop()).await {
+        // Every listener is bound and the configuration is loaded.
+        notifier.notify("READY=1");
+        notifier.status(&format!("Running; API on https://{bound}"));
+        if let Some(interval) = portcullis::daemon::watchdog_interval() {
+            portcullis::daemon::spawn_watchdog(std::sync::Arc::clone(&notifier), interval);
+        }
+        // Everything in flight gets DRAIN_TIMEOUT from the stop signal, not more.
+        let drain_deadline = tokio::spawn({
+            let stopped = on_stop();
+            async move {
+                stopped.await;
+                tokio::time::Instant::now() + portcullis::daemon::DRAIN_TIMEOUT
+            }
+        });
+        let served = portcullis::api::serve(listener, tls, state, on_stop()).await;
+        let deadline = drain_deadline
+            .await
+            .unwrap_or_else(|_| tokio::time::Instant::now());
+        if let Some(unix_server) = unix_server {
+            let _ = tokio::time::timeout_at(deadline, unix_server).await;
+        }
+        let left = portcullis::daemon::REQUESTS
+            .drain(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await;
+        if left > 0 {
+            tracing::warn!(left, "stopped with RADIUS requests still in flight");
+        }
+        match served {
             Ok(()) => {
                 tracing::info!("stopped");
                 ExitCode::SUCCESS
@@ -322,21 +406,29 @@ fn bootstrap_config(path: &Path) -> Option<Config> {
     Some(config)
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn wait_for_shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; waiting for SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
+/// Writes `portcullis.8` and one page per visible command into `dir`.
+fn man(dir: &Path) -> ExitCode {
+    use clap::CommandFactory;
+    let top = Cli::command();
+    let mut pages = vec![("portcullis".to_string(), top.clone())];
+    for sub in top.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("portcullis-{}", sub.get_name());
+        let bin = format!("portcullis {}", sub.get_name());
+        pages.push((name.clone(), sub.clone().display_name(name).bin_name(bin)));
+    }
+    for (name, command) in pages {
+        let mut page = Vec::new();
+        let rendered = clap_mangen::Man::new(command)
+            .section("8")
+            .manual("portcullis")
+            .render(&mut page);
+        let path = dir.join(format!("{name}.8"));
+        if let Err(e) = rendered.and_then(|()| std::fs::write(&path, &page)) {
+            eprintln!("portcullis: {}: {e}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
         }
     }
+    ExitCode::SUCCESS
 }
 
 fn check_config(path: &Path) -> ExitCode {

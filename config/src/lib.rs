@@ -25,6 +25,7 @@ mod frontend;
 mod host;
 mod listeners;
 mod mfa;
+mod operations;
 mod radius;
 mod roles;
 mod secret;
@@ -52,6 +53,10 @@ pub use listeners::{DEFAULT_API_LISTENER, Listeners};
 pub use mfa::{
     ApplicationPolicy, DEFAULT_LOCKOUT_BASE, DEFAULT_LOCKOUT_MAX, DEFAULT_LOCKOUT_THRESHOLD,
     FailMode, Mfa, MfaPolicy, MfaRequired,
+};
+pub use operations::{
+    Audit, DEFAULT_AUDIT_RETENTION_DAYS, LOG_LEVELS, Logging, MAX_AUDIT_RETENTION_DAYS, Metrics,
+    MetricsAccess,
 };
 pub use radius::{
     DEFAULT_RADIUS_PORT, DEFAULT_RADIUS_TIMEOUT, DEFAULT_RADIUS_TRIES, MAX_VENDOR_ID, NasIdType,
@@ -104,6 +109,15 @@ pub struct Config {
     /// How MFA one-time codes are delivered (SMTP relay, SMS webhook).
     #[serde(skip_serializing_if = "MfaDelivery::is_default")]
     pub mfa_delivery: MfaDelivery,
+    /// The log level.
+    #[serde(skip_serializing_if = "Logging::is_default")]
+    pub logging: Logging,
+    /// Who may read `GET /metrics`.
+    #[serde(skip_serializing_if = "Metrics::is_default")]
+    pub metrics: Metrics,
+    /// How long the audit log is kept.
+    #[serde(skip_serializing_if = "Audit::is_default")]
+    pub audit: Audit,
 }
 
 impl Default for Config {
@@ -121,6 +135,9 @@ impl Default for Config {
             mfa: Mfa::default(),
             throttle: Throttle::default(),
             mfa_delivery: MfaDelivery::default(),
+            logging: Logging::default(),
+            metrics: Metrics::default(),
+            audit: Audit::default(),
         }
     }
 }
@@ -166,6 +183,9 @@ impl Config {
         self.mfa.check(&mut report, &self.roles);
         self.throttle.check(&mut report);
         self.mfa_delivery.check(&mut report);
+        self.logging.check(&mut report);
+        self.metrics.check(&mut report, &self.roles);
+        self.audit.check(&mut report);
         self.check_sequence_has_servers(&mut report);
         if !self.listeners.radius_frontend.is_empty() && self.radius_frontend.clients.is_empty() {
             report.warn(

@@ -79,10 +79,13 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         if scheme.eq_ignore_ascii_case("bearer") {
             return match state.sessions.lookup_any(credentials.trim()) {
                 Some(session) if session.partial => Err(super::mfa_login::partial_token_refused()),
-                Some(session) => Ok(Caller {
-                    user: session.user,
-                    roles: session.roles,
-                }),
+                Some(session) => {
+                    crate::audit::set_caller(&session.user);
+                    Ok(Caller {
+                        user: session.user,
+                        roles: session.roles,
+                    })
+                }
                 None => Err(ApiError::invalid_credentials()),
             };
         }
@@ -111,10 +114,13 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             Outcome::Accept(roles) if super::mfa_login::owes_second_factor(&live, user, &roles) => {
                 Err(super::mfa_login::basic_refused())
             }
-            Outcome::Accept(roles) => Ok(Caller {
-                user: user.to_string(),
-                roles,
-            }),
+            Outcome::Accept(roles) => {
+                crate::audit::set_caller(user);
+                Ok(Caller {
+                    user: user.to_string(),
+                    roles,
+                })
+            }
             Outcome::Reject(_) | Outcome::Unavailable(_) => Err(ApiError::invalid_credentials()),
         }
     }

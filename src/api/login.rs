@@ -167,6 +167,7 @@ pub async fn login(
         .await;
     let verdict = crate::throttle::Verdict::of(&decision.outcome, live.engine.has_remote_servers());
     ticket.finish(verdict).await;
+    crate::audit::login(&username, &decision, None);
     match decision.outcome {
         Outcome::Accept(roles) => {
             let method = decision.method.map_or("", |m| m.name());

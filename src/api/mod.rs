@@ -8,6 +8,7 @@ pub mod hostile;
 pub mod local_users;
 pub mod lockouts;
 pub mod login;
+pub mod metrics;
 pub mod mfa_devices;
 pub mod mfa_login;
 pub mod mfa_policy;
@@ -107,6 +108,7 @@ pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .merge(lockouts::routes())
         .merge(mfa_service::routes())
         .merge(mfa_token::routes())
+        .merge(crate::audit::routes())
         .split_for_parts();
     add_common_responses(&mut openapi);
     (routes, openapi)
@@ -168,6 +170,9 @@ pub fn router(state: Arc<AppState>) -> Router {
                 async move { Json(openapi.as_ref().clone()) }
             }),
         )
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(middleware::from_fn(crate::audit::context_layer))
+        .route_layer(middleware::from_fn(metrics::count_requests))
         .fallback(|| async { ApiError::not_found("No such resource.") })
         .method_not_allowed_fallback(|| async {
             let mut error = ApiError::bad_request("This resource does not take that method.");
@@ -406,7 +411,7 @@ pub async fn serve(
     let stopper = handle.clone();
     tokio::spawn(async move {
         shutdown.await;
-        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+        stopper.graceful_shutdown(Some(crate::daemon::DRAIN_TIMEOUT));
     });
     listener.set_nonblocking(true)?;
     let mut server = axum_server::from_tcp_rustls(listener, tls)

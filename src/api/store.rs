@@ -53,8 +53,46 @@ impl ConfigStore {
     }
 
     /// Applies `change` to a copy of the configuration; if the result validates, saves it
-    /// (temp file, fsync, rename) and makes it live. On any error nothing changes.
+    /// (temp file, fsync, rename) and makes it live. On any error nothing changes. Every
+    /// call is an audit event: who asked, from where, through which route, and the result.
     pub async fn update<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&mut Config) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let started = std::time::Instant::now();
+        let result = self.apply(change).await;
+        crate::audit::config_change(result.as_ref().map(|_| ()), started, ("-", "update"));
+        result
+    }
+
+    /// Re-reads the configuration file; when it parses and validates, makes it live (a new
+    /// engine) and returns its warnings. Otherwise the running configuration stays and the
+    /// error says why.
+    pub async fn reload(&self) -> Result<Vec<portcullis_config::Warning>, String> {
+        let writer = Arc::clone(&self.writer).lock_owned().await;
+        let path = self.path.clone();
+        let live = Arc::clone(&self.live);
+        tokio::task::spawn_blocking(move || {
+            if !path.exists() {
+                return Err(format!(
+                    "{} does not exist (running on the embedded default)",
+                    path.display()
+                ));
+            }
+            let loaded = portcullis_config::load(&path).map_err(|e| e.to_string())?;
+            let engine = Engine::new(&loaded.config).map_err(|e| e.to_string())?;
+            live.store(Arc::new(Live {
+                config: loaded.config,
+                engine,
+            }));
+            drop(writer);
+            Ok(loaded.warnings)
+        })
+        .await
+        .map_err(|e| format!("reload task: {e}"))?
+    }
+
+    async fn apply<T: Send + 'static>(
         &self,
         change: impl FnOnce(&mut Config) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {

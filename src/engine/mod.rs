@@ -360,6 +360,7 @@ impl Engine {
     ) -> Decision {
         let latency = started.elapsed();
         let method_name = method.map(Method::name);
+        crate::telemetry::login(method_name.unwrap_or("-"), outcome_label(&outcome), latency);
         match &outcome {
             Outcome::Accept(roles) => tracing::info!(
                 user,
@@ -431,6 +432,7 @@ impl Engine {
             );
         }
         for server in try_order(&self.radius) {
+            let asked = Instant::now();
             let answer = match proof {
                 Proof::Password(password) => {
                     server
@@ -446,6 +448,18 @@ impl Engine {
                 }
             };
             let name = Some(server.name.clone());
+            crate::telemetry::upstream_request(
+                "radius",
+                &server.name,
+                match &answer {
+                    Ok(Answer::Accept(_)) => "accept",
+                    Ok(Answer::Reject(_)) => "reject",
+                    Ok(Answer::Challenge(_)) => "challenge",
+                    Err(radius_client::ClientError::Timeout { .. }) => "timeout",
+                    Err(_) => "error",
+                },
+                asked.elapsed(),
+            );
             match answer {
                 Ok(Answer::Accept(reply)) => {
                     server.mark_alive();
@@ -469,6 +483,7 @@ impl Engine {
                 Err(radius_client::ClientError::Timeout { .. }) => {
                     tracing::warn!(server = %server.name, "RADIUS server did not answer; marked dead");
                     server.mark_dead(self.dead_time);
+                    crate::telemetry::upstream_dead("radius", &server.name);
                 }
                 Err(e) => {
                     tracing::warn!(server = %server.name, error = %e, "RADIUS request failed");
@@ -489,11 +504,32 @@ impl Engine {
             );
         }
         for server in try_order(&self.tacacs) {
+            let asked = Instant::now();
             let answer = server
                 .client
                 .authenticate(user, password, "", &self.tacacs_service)
                 .await;
             let name = Some(server.name.clone());
+            crate::telemetry::upstream_request(
+                "tacacs",
+                &server.name,
+                match &answer {
+                    Ok(tacacs_client::Answer::Accept { .. }) => "accept",
+                    Ok(tacacs_client::Answer::Reject { .. }) => "reject",
+                    Err(tacacs_client::ClientError::Timeout { .. }) => "timeout",
+                    Err(_) => "error",
+                },
+                asked.elapsed(),
+            );
+            if matches!(
+                &answer,
+                Err(tacacs_client::ClientError::Malformed { .. }
+                    | tacacs_client::ClientError::Session { .. }
+                    | tacacs_client::ClientError::UnexpectedStatus { .. }
+                    | tacacs_client::ClientError::TooManyRounds)
+            ) {
+                crate::telemetry::upstream_invalid_reply("tacacs", &server.name);
+            }
             match answer {
                 Ok(tacacs_client::Answer::Accept { av_pairs, .. }) => {
                     server.mark_alive();
@@ -511,6 +547,7 @@ impl Engine {
                 Err(e) => {
                     tracing::warn!(server = %server.name, error = %e, "TACACS+ server unavailable; marked dead");
                     server.mark_dead(self.dead_time);
+                    crate::telemetry::upstream_dead("tacacs", &server.name);
                 }
             }
         }
@@ -518,6 +555,15 @@ impl Engine {
             Outcome::Unavailable("no TACACS+ server answered".into()),
             None,
         )
+    }
+}
+
+/// The `result` label of a decision.
+fn outcome_label(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Accept(_) => "accept",
+        Outcome::Reject(_) => "reject",
+        Outcome::Unavailable(_) => "unavailable",
     }
 }
 

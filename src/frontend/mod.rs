@@ -158,6 +158,7 @@ impl Counters {
     }
 
     fn drop(&self, reason: DropReason) {
+        crate::telemetry::frontend_dropped(reason.name());
         if let Some(counter) = self.dropped.get(reason.index()) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
@@ -392,7 +393,12 @@ impl Frontend {
                 Action::Walk(walk) => {
                     let frontend = Arc::clone(&self);
                     let socket = Arc::clone(&socket);
-                    tokio::spawn(async move { frontend.walk(*walk, socket, source).await });
+                    // A shutdown waits (bounded) for the walks in flight.
+                    let in_flight = crate::daemon::REQUESTS.enter();
+                    tokio::spawn(async move {
+                        frontend.walk(*walk, socket, source).await;
+                        drop(in_flight);
+                    });
                 }
             }
         }
@@ -430,6 +436,7 @@ impl Frontend {
     /// the octets.
     fn handle(&self, datagram: &[u8], source: SocketAddr) -> Action {
         bump(&self.counters.requests);
+        crate::telemetry::frontend_packet("request");
         let action = self.classify(datagram, source);
         if let Action::Drop(reason) = &action {
             self.counters.drop(*reason);
@@ -484,6 +491,7 @@ impl Frontend {
         if code == Code::StatusServer {
             // RFC 5997 §3: no duplicate detection is needed, the answer is always the same.
             bump(&self.counters.status_server);
+            crate::telemetry::frontend_packet("status_server");
             return match build_reply(&request, &client.secret, &Answer::Alive) {
                 Ok(reply) => Action::Send(reply),
                 Err(_) => Action::Drop(DropReason::ReplyFailed),
@@ -499,10 +507,12 @@ impl Frontend {
             Begin::New => {}
             Begin::InFlight => {
                 bump(&self.counters.duplicates);
+                crate::telemetry::frontend_packet("duplicate");
                 return Action::Drop(DropReason::DuplicateInFlight);
             }
             Begin::Done(reply) => {
                 bump(&self.counters.duplicates);
+                crate::telemetry::frontend_packet("duplicate");
                 return Action::Send(reply);
             }
         }
@@ -680,6 +690,11 @@ impl Frontend {
             latency_ms = u64::try_from(decision.latency.as_millis()).unwrap_or(u64::MAX),
             "{WALK_LOG}"
         );
+        crate::audit::login(
+            &user,
+            &decision,
+            Some((source.to_string(), format!("radius:{}", client.name))),
+        );
         self.reply(key, &client, &request, &answer, &socket, source)
             .await;
     }
@@ -704,9 +719,18 @@ impl Frontend {
             }
         };
         match answer {
-            Answer::Accept(..) => bump(&self.counters.accepts),
-            Answer::Challenge(_) => bump(&self.counters.challenges),
-            Answer::Reject(_) | Answer::Alive => bump(&self.counters.rejects),
+            Answer::Accept(..) => {
+                bump(&self.counters.accepts);
+                crate::telemetry::frontend_packet("access_accept");
+            }
+            Answer::Challenge(_) => {
+                bump(&self.counters.challenges);
+                crate::telemetry::frontend_packet("access_challenge");
+            }
+            Answer::Reject(_) | Answer::Alive => {
+                bump(&self.counters.rejects);
+                crate::telemetry::frontend_packet("access_reject");
+            }
         }
         lock(&self.dedup).finish(key, Arc::clone(&reply));
         if let Err(e) = socket.send_to(&reply, source).await {

@@ -261,6 +261,7 @@ impl RadiusClient {
         for attempt in 0..tries {
             if attempt > 0 {
                 self.stats.retransmits.fetch_add(1, Ordering::Relaxed);
+                crate::telemetry::upstream_retransmit(&self.spec.addr.to_string());
             }
             if let Err(e) = lease.channel.socket.send(request).await {
                 // An ICMP error from an earlier send surfaces here on a connected socket;
@@ -399,6 +400,7 @@ impl RadiusClient {
                 };
                 if required {
                     self.stats.unsigned_dropped.fetch_add(1, Ordering::Relaxed);
+                    crate::telemetry::upstream_invalid_reply("radius", &self.spec.addr.to_string());
                     tracing::warn!(server = %self.spec.addr, "dropped a reply without the required Message-Authenticator");
                     return None;
                 }
@@ -422,6 +424,7 @@ impl RadiusClient {
 
     fn drop_invalid(&self, why: &'static str) -> Option<Answer> {
         self.stats.invalid_replies.fetch_add(1, Ordering::Relaxed);
+        crate::telemetry::upstream_invalid_reply("radius", &self.spec.addr.to_string());
         tracing::debug!(server = %self.spec.addr, why, "dropped reply");
         None
     }

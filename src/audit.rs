@@ -1,0 +1,721 @@
+//! The audit log: every login attempt and every configuration change (who, from where, what,
+//! result, reason, latency), kept in the state database for `audit.retention_days`, served
+//! at `GET /api/audit/1.0/events`, and mirrored to the log with target `audit`.
+//!
+//! Callers record events with [`record`]; it logs at once and writes the row on the blocking
+//! pool, so a login never waits for SQLite. The REST API's requests run inside a
+//! [`RequestContext`] (set by [`context_layer`]), which is how a configuration change made in
+//! [`ConfigStore::update`](crate::api::store::ConfigStore::update) learns who asked, from
+//! where, and through which route, without every handler passing it along.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{ConnectInfo, MatchedPath, Query, Request, State};
+use axum::http::Uri;
+use axum::middleware::Next;
+use axum::response::Response;
+use rusqlite::{Connection, params_from_iter};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::AppState;
+use crate::api::auth::Caller;
+use crate::api::error::{ApiError, ErrorBody};
+use crate::engine::{Decision, Outcome};
+use crate::state::{StateDb, StateError, unix_now};
+
+/// The most events one page holds.
+pub const MAX_PAGE: u32 = 1000;
+/// Events per page when `limit` is not given.
+pub const DEFAULT_PAGE: u32 = 100;
+/// How often old events are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// What an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A login attempt (REST or RADIUS front-end).
+    Login,
+    /// A configuration change (REST API or reload).
+    Config,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Login => "login",
+            Kind::Config => "config",
+        }
+    }
+}
+
+/// One audit event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Event {
+    /// Position in the log; larger is newer.
+    pub id: i64,
+    /// When, in seconds since the Unix epoch.
+    pub at: i64,
+    /// `login` or `config`.
+    pub kind: Kind,
+    /// Who: the user name given, or `-`.
+    pub user: String,
+    /// From where: the client's address, `unix` for the Unix socket, `signal` for a reload.
+    pub source: String,
+    /// What: the route (`POST /api/auth/1.0/login`), `radius:<client>` or `reload`.
+    pub action: String,
+    /// Logins: `accept`, `reject` or `unavailable`. Changes: `ok`, `refused` or `failed`.
+    pub result: String,
+    /// Why it was refused or failed.
+    pub reason: Option<String>,
+    /// The login method that decided (`Local`, `RADIUS`, `TACACS+`).
+    pub method: Option<String>,
+    /// The upstream server that decided (`address:port`).
+    pub server: Option<String>,
+    /// How long it took, in milliseconds.
+    pub latency_ms: u64,
+}
+
+/// An event to record; `id` and `at` are filled in by [`record`].
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// `login` or `config`.
+    pub kind: Kind,
+    /// Who.
+    pub user: String,
+    /// From where.
+    pub source: String,
+    /// What.
+    pub action: String,
+    /// The result.
+    pub result: &'static str,
+    /// Why.
+    pub reason: Option<String>,
+    /// The login method that decided.
+    pub method: Option<&'static str>,
+    /// The upstream server that decided.
+    pub server: Option<String>,
+    /// How long it took.
+    pub latency: Duration,
+}
+
+/// Where [`record`] writes: the daemon's state database, set once at start.
+static SINK: OnceLock<StateDb> = OnceLock::new();
+
+/// Makes [`record`] write to `db` (the first call wins).
+pub fn install(db: StateDb) {
+    let _ = SINK.set(db);
+}
+
+/// The longest user name kept in an event; a login may send up to the 1 MiB body limit.
+const MAX_USER_CHARS: usize = 256;
+/// The longest reason, action or source kept in an event.
+const MAX_TEXT_CHARS: usize = 1024;
+
+/// `text` cut to `max` characters, marked with `...` when it was cut.
+fn clip(text: &mut String, max: usize) {
+    if let Some((index, _)) = text.char_indices().nth(max) {
+        text.truncate(index);
+        text.push_str("...");
+    }
+}
+
+/// Logs `event` (target `audit`) and writes it to the state database in the background.
+/// Untrusted text (the user name a client sent) is cut to a bounded length first.
+pub fn record(mut event: NewEvent) {
+    clip(&mut event.user, MAX_USER_CHARS);
+    clip(&mut event.action, MAX_TEXT_CHARS);
+    clip(&mut event.source, MAX_TEXT_CHARS);
+    if let Some(reason) = &mut event.reason {
+        clip(reason, MAX_TEXT_CHARS);
+    }
+    let latency_ms = u64::try_from(event.latency.as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(
+        target: "audit",
+        kind = event.kind.as_str(),
+        user = %event.user,
+        source = %event.source,
+        action = %event.action,
+        result = event.result,
+        reason = event.reason.as_deref(),
+        method = event.method,
+        server = event.server.as_deref(),
+        latency_ms,
+        "audit"
+    );
+    let Some(db) = SINK.get() else {
+        return;
+    };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let db = db.clone();
+    let at = unix_now();
+    runtime.spawn_blocking(move || {
+        if let Err(e) = db.with(|conn| insert(conn, at, &event)) {
+            tracing::warn!(error = %e, "audit event not stored");
+        }
+    });
+}
+
+/// Writes one event at time `at`; returns its id.
+pub fn insert(conn: &Connection, at: i64, event: &NewEvent) -> Result<i64, StateError> {
+    conn.execute(
+        "INSERT INTO audit_events (at, kind, user, source, action, result, reason, method, \
+         server, latency_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        rusqlite::params![
+            at,
+            event.kind.as_str(),
+            event.user,
+            event.source,
+            event.action,
+            event.result,
+            event.reason,
+            event.method,
+            event.server,
+            i64::try_from(event.latency.as_millis()).unwrap_or(i64::MAX),
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Deletes the events older than `before` (seconds since the epoch); returns how many.
+pub fn prune(conn: &Connection, before: i64) -> Result<usize, StateError> {
+    Ok(conn.execute("DELETE FROM audit_events WHERE at < ?1", [before])?)
+}
+
+/// Records to the daemon's state database from now on, and prunes it per
+/// `audit.retention_days` of the live configuration.
+pub fn start(state: &Arc<AppState>) {
+    install(state.db.clone());
+    let live = Arc::clone(state);
+    spawn_pruning(state.db.clone(), move || {
+        live.store.current().config.audit.retention_days
+    });
+}
+
+/// Prunes events older than `retention_days()` days now and every hour after.
+pub fn spawn_pruning(db: StateDb, retention_days: impl Fn() -> u32 + Send + 'static) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            ticks.tick().await;
+            let before = unix_now().saturating_sub(i64::from(retention_days()) * 86_400);
+            match db.run(move |conn| prune(conn, before)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "old audit events removed"),
+                Err(e) => tracing::warn!(error = %e, "audit pruning failed"),
+            }
+        }
+    });
+}
+
+/// `GET /api/audit/1.0/events` filters and paging.
+#[derive(Debug, Default, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Filter {
+    /// Only events of this kind.
+    pub kind: Option<Kind>,
+    /// Only events of this user (exact name).
+    pub user: Option<String>,
+    /// Only events with this result (`accept`, `reject`, `unavailable`, `ok`, `refused`,
+    /// `failed`).
+    pub result: Option<String>,
+    /// Only events at or after this time (seconds since the Unix epoch).
+    #[param(minimum = 0)]
+    pub since: Option<i64>,
+    /// Only events at or before this time (seconds since the Unix epoch).
+    #[param(minimum = 0)]
+    pub until: Option<i64>,
+    /// Only events older than this id: pass the previous page's `next_before` to page
+    /// through a log that grows meanwhile.
+    #[param(minimum = 1)]
+    pub before: Option<i64>,
+    /// Events per page, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Events to skip first (default 0).
+    #[param(minimum = 0, maximum = 1000000)]
+    pub offset: Option<u32>,
+}
+
+/// One page of events, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Page {
+    /// The events, newest first.
+    pub events: Vec<Event>,
+    /// When more events follow: the `before` that asks for them.
+    pub next_before: Option<i64>,
+}
+
+/// The events `filter` selects, newest first (by id).
+pub fn query(conn: &Connection, filter: &Filter) -> Result<Page, StateError> {
+    let mut sql = String::from(
+        "SELECT id, at, kind, user, source, action, result, reason, method, server, latency_ms \
+         FROM audit_events WHERE 1 = 1",
+    );
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    let mut condition = |clause: &str, value: rusqlite::types::Value| {
+        values.push(value);
+        sql.push_str(&format!(" AND {clause} ?{}", values.len()));
+    };
+    if let Some(kind) = filter.kind {
+        condition("kind =", kind.as_str().to_string().into());
+    }
+    if let Some(user) = &filter.user {
+        condition("user =", user.clone().into());
+    }
+    if let Some(result) = &filter.result {
+        condition("result =", result.clone().into());
+    }
+    if let Some(since) = filter.since {
+        condition("at >=", since.into());
+    }
+    if let Some(until) = filter.until {
+        condition("at <=", until.into());
+    }
+    if let Some(before) = filter.before {
+        condition("id <", before.into());
+    }
+    let limit = filter.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    // One more than asked tells whether another page follows.
+    sql.push_str(&format!(
+        " ORDER BY id DESC LIMIT {} OFFSET {}",
+        limit + 1,
+        filter.offset.unwrap_or(0)
+    ));
+    let mut statement = conn.prepare(&sql)?;
+    let rows = statement.query_map(params_from_iter(values), |row| {
+        let kind: String = row.get(2)?;
+        Ok(Event {
+            id: row.get(0)?,
+            at: row.get(1)?,
+            kind: if kind == "config" {
+                Kind::Config
+            } else {
+                Kind::Login
+            },
+            user: row.get(3)?,
+            source: row.get(4)?,
+            action: row.get(5)?,
+            result: row.get(6)?,
+            reason: row.get(7)?,
+            method: row.get(8)?,
+            server: row.get(9)?,
+            latency_ms: u64::try_from(row.get::<_, i64>(10)?).unwrap_or(0),
+        })
+    })?;
+    let mut events = rows.collect::<Result<Vec<_>, _>>()?;
+    let more = events.len() > limit as usize;
+    events.truncate(limit as usize);
+    let next_before = if more {
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(Page {
+        events,
+        next_before,
+    })
+}
+
+/// The audit routes.
+pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(events))
+}
+
+/// Lists audit events, newest first, with filters and paging.
+#[utoipa::path(
+    get,
+    path = "/api/audit/1.0/events",
+    tag = "audit",
+    security(("basic" = []), ("bearer" = [])),
+    params(Filter),
+    responses(
+        (status = 200, description = "One page of events, newest first", body = Page),
+        (status = 400, description = "A filter or paging parameter is malformed or out of range", body = ErrorBody),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+        (status = 403, description = "Caller is not an Administrator", body = ErrorBody),
+    )
+)]
+pub async fn events(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+) -> Result<Json<Page>, ApiError> {
+    caller.require_admin()?;
+    let Query(filter) = Query::<Filter>::try_from_uri(&uri)
+        .map_err(|e| ApiError::bad_request(format!("Query: {}", e.body_text())))?;
+    let mut fields = Vec::new();
+    if filter.limit.is_some_and(|l| !(1..=MAX_PAGE).contains(&l)) {
+        fields.push((
+            "limit".to_string(),
+            format!("must be within 1..={MAX_PAGE}"),
+        ));
+    }
+    if filter.offset.is_some_and(|o| o > 1_000_000) {
+        fields.push((
+            "offset".to_string(),
+            "must be within 0..=1000000".to_string(),
+        ));
+    }
+    for (name, value, low) in [
+        ("since", filter.since, 0),
+        ("until", filter.until, 0),
+        ("before", filter.before, 1),
+    ] {
+        if value.is_some_and(|v| v < low) {
+            fields.push((name.to_string(), format!("must be {low} or more")));
+        }
+    }
+    if !fields.is_empty() {
+        return Err(ApiError::invalid_fields("Invalid argument.", fields));
+    }
+    let page = state
+        .db
+        .run(move |conn| query(conn, &filter))
+        .await
+        .map_err(|e| ApiError::internal("audit query", e))?;
+    Ok(Json(page))
+}
+
+/// Who is asking, from where, through which route: set for each REST request.
+#[derive(Debug)]
+pub struct RequestContext {
+    source: String,
+    action: String,
+    user: Mutex<Option<String>>,
+    /// Whether a configuration change was recorded for this request.
+    recorded: std::sync::atomic::AtomicBool,
+}
+
+tokio::task_local! {
+    static CONTEXT: Arc<RequestContext>;
+}
+
+/// The client's address as an audit `source`: `ip:port`, or `unix` without one (the Unix
+/// socket).
+pub fn source_of(request_extensions: &axum::http::Extensions) -> String {
+    request_extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unix".to_string(), |ConnectInfo(addr)| addr.to_string())
+}
+
+/// Runs the rest of the request inside its [`RequestContext`]. A route layer, so the route
+/// template is known. A write to a management route that was refused before it reached
+/// [`ConfigStore::update`](crate::api::store::ConfigStore::update) (bad body, unknown role,
+/// not an Administrator, ...) is recorded here, with its status as the reason.
+pub async fn context_layer(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_string(),
+        |p| p.as_str().to_string(),
+    );
+    let write = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let management = route.starts_with("/api/mgmt.");
+    let context = Arc::new(RequestContext {
+        source: source_of(request.extensions()),
+        action: format!("{} {route}", request.method()),
+        user: Mutex::new(None),
+        recorded: std::sync::atomic::AtomicBool::new(false),
+    });
+    let started = Instant::now();
+    let response = CONTEXT.scope(Arc::clone(&context), next.run(request)).await;
+    if write && management && !context.recorded.load(std::sync::atomic::Ordering::Acquire) {
+        let status = response.status();
+        let (result, reason) = if status.is_success() {
+            ("ok", None)
+        } else if status.is_client_error() {
+            ("refused", Some(format!("HTTP {status}")))
+        } else {
+            ("failed", Some(format!("HTTP {status}")))
+        };
+        let user = context
+            .user
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| "-".into());
+        record(NewEvent {
+            kind: Kind::Config,
+            user,
+            source: context.source.clone(),
+            action: context.action.clone(),
+            result,
+            reason,
+            method: None,
+            server: None,
+            latency: started.elapsed(),
+        });
+    }
+    response
+}
+
+/// Remembers the authenticated caller for the current request's audit events.
+pub fn set_caller(user: &str) {
+    let _ = CONTEXT.try_with(|context| {
+        *context.user.lock().unwrap_or_else(|p| p.into_inner()) = Some(user.to_string());
+    });
+}
+
+/// The current request's (user, source, action), when inside one.
+pub fn current() -> Option<(String, String, String)> {
+    CONTEXT
+        .try_with(|context| {
+            let user = context
+                .user
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_else(|| "-".into());
+            (user, context.source.clone(), context.action.clone())
+        })
+        .ok()
+}
+
+/// Records a login attempt decided by the engine. `origin` is (source, action); without it
+/// the current REST request's are used.
+pub fn login(user: &str, decision: &Decision, origin: Option<(String, String)>) {
+    let (source, action) = origin
+        .or_else(|| current().map(|(_, source, action)| (source, action)))
+        .unwrap_or_else(|| ("-".to_string(), "-".to_string()));
+    let (result, reason) = match &decision.outcome {
+        Outcome::Accept(_) => ("accept", None),
+        Outcome::Reject(reason) => ("reject", Some(reason.clone())),
+        Outcome::Unavailable(reason) => ("unavailable", Some(reason.clone())),
+    };
+    record(NewEvent {
+        kind: Kind::Login,
+        user: user.to_string(),
+        source,
+        action,
+        result,
+        reason,
+        method: decision.method.map(|m| m.name()),
+        server: decision.server.clone(),
+        latency: decision.latency,
+    });
+}
+
+/// Records a configuration change made through the API (or by `source` when outside a
+/// request) that ended in `outcome`.
+pub fn config_change(outcome: Result<(), &ApiError>, started: Instant, fallback: (&str, &str)) {
+    let _ = CONTEXT.try_with(|context| {
+        context
+            .recorded
+            .store(true, std::sync::atomic::Ordering::Release);
+    });
+    let (user, source, action) = current().unwrap_or_else(|| {
+        (
+            "-".to_string(),
+            fallback.0.to_string(),
+            fallback.1.to_string(),
+        )
+    });
+    let (result, reason) = match outcome {
+        Ok(()) => ("ok", None),
+        Err(e) if e.status.is_client_error() => ("refused", Some(describe(e))),
+        Err(e) => ("failed", Some(describe(e))),
+    };
+    record(NewEvent {
+        kind: Kind::Config,
+        user,
+        source,
+        action,
+        result,
+        reason,
+        method: None,
+        server: None,
+        latency: started.elapsed(),
+    });
+}
+
+/// An API error as a one-line reason: its text and the fields it names.
+fn describe(error: &ApiError) -> String {
+    let fields: Vec<String> = error
+        .error_info
+        .as_ref()
+        .and_then(|info| info.get("fields"))
+        .and_then(|fields| fields.as_array())
+        .map(|fields| {
+            fields
+                .iter()
+                .filter_map(|f| {
+                    Some(format!(
+                        "{}: {}",
+                        f.get("field")?.as_str()?,
+                        f.get("reason")?.as_str()?
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if fields.is_empty() {
+        error.error_text.clone()
+    } else {
+        format!("{} ({})", error.error_text, fields.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: Kind, user: &str, result: &'static str) -> NewEvent {
+        NewEvent {
+            kind,
+            user: user.into(),
+            source: "127.0.0.1:5000".into(),
+            action: "POST /api/auth/1.0/login".into(),
+            result,
+            reason: None,
+            method: Some("Local"),
+            server: None,
+            latency: Duration::from_millis(12),
+        }
+    }
+
+    fn filled() -> StateDb {
+        let db = StateDb::in_memory().unwrap();
+        db.with(|conn| {
+            insert(conn, 100, &event(Kind::Login, "alice", "accept"))?;
+            insert(conn, 200, &event(Kind::Login, "bob", "reject"))?;
+            insert(conn, 300, &event(Kind::Config, "admin", "ok"))?;
+            insert(conn, 400, &event(Kind::Login, "alice", "reject"))?;
+            Ok(())
+        })
+        .unwrap();
+        db
+    }
+
+    fn ids(page: &Page) -> Vec<i64> {
+        page.events.iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn newest_first_with_filters() {
+        let db = filled();
+        let all = db.with(|c| query(c, &Filter::default())).unwrap();
+        assert_eq!(ids(&all), [4, 3, 2, 1]);
+        assert_eq!(all.next_before, None);
+        assert_eq!(all.events[0].latency_ms, 12);
+        assert_eq!(all.events[0].method.as_deref(), Some("Local"));
+
+        let alice = Filter {
+            user: Some("alice".into()),
+            ..Filter::default()
+        };
+        assert_eq!(ids(&db.with(|c| query(c, &alice)).unwrap()), [4, 1]);
+        let config = Filter {
+            kind: Some(Kind::Config),
+            ..Filter::default()
+        };
+        let page = db.with(|c| query(c, &config)).unwrap();
+        assert_eq!(ids(&page), [3]);
+        assert_eq!(page.events[0].kind, Kind::Config);
+        let window = Filter {
+            since: Some(200),
+            until: Some(300),
+            result: Some("reject".into()),
+            ..Filter::default()
+        };
+        assert_eq!(ids(&db.with(|c| query(c, &window)).unwrap()), [2]);
+    }
+
+    #[test]
+    fn pages_by_cursor_and_offset() {
+        let db = filled();
+        let first = Filter {
+            limit: Some(3),
+            ..Filter::default()
+        };
+        let page = db.with(|c| query(c, &first)).unwrap();
+        assert_eq!(ids(&page), [4, 3, 2]);
+        assert_eq!(page.next_before, Some(2));
+        // An event arriving between pages does not shift the cursor.
+        db.with(|c| insert(c, 500, &event(Kind::Login, "carol", "accept")))
+            .unwrap();
+        let next = Filter {
+            limit: Some(3),
+            before: page.next_before,
+            ..Filter::default()
+        };
+        let page = db.with(|c| query(c, &next)).unwrap();
+        assert_eq!(ids(&page), [1]);
+        assert_eq!(page.next_before, None);
+        let skipped = Filter {
+            limit: Some(2),
+            offset: Some(1),
+            ..Filter::default()
+        };
+        assert_eq!(ids(&db.with(|c| query(c, &skipped)).unwrap()), [4, 3]);
+    }
+
+    #[test]
+    fn long_text_is_clipped_on_a_character_boundary() {
+        let mut name = "é".repeat(300);
+        clip(&mut name, MAX_USER_CHARS);
+        assert_eq!(name.chars().count(), MAX_USER_CHARS + 3);
+        assert!(name.ends_with("..."));
+        let mut short = "alice".to_string();
+        clip(&mut short, MAX_USER_CHARS);
+        assert_eq!(short, "alice");
+    }
+
+    #[test]
+    fn pruning_removes_only_older_events() {
+        let db = filled();
+        assert_eq!(db.with(|c| prune(c, 250)).unwrap(), 2);
+        let all = db.with(|c| query(c, &Filter::default())).unwrap();
+        assert_eq!(ids(&all), [4, 3]);
+    }
+
+    #[test]
+    fn refused_changes_name_their_fields() {
+        let error = ApiError::invalid_fields(
+            "Invalid argument.",
+            vec![(
+                "radius.servers[0].port".into(),
+                "0 is outside 1..=65535".into(),
+            )],
+        );
+        assert_eq!(
+            describe(&error),
+            "Invalid argument. (radius.servers[0].port: 0 is outside 1..=65535)"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_request_context_carries_the_caller() {
+        assert!(current().is_none());
+        let context = Arc::new(RequestContext {
+            source: "10.0.0.9:4000".into(),
+            action: "POST /api/mgmt.local_users/1.0/users".into(),
+            user: Mutex::new(None),
+            recorded: std::sync::atomic::AtomicBool::new(false),
+        });
+        let seen = CONTEXT
+            .scope(context, async {
+                set_caller("admin");
+                current()
+            })
+            .await;
+        assert_eq!(
+            seen,
+            Some((
+                "admin".into(),
+                "10.0.0.9:4000".into(),
+                "POST /api/mgmt.local_users/1.0/users".into()
+            ))
+        );
+    }
+}

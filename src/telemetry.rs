@@ -1,0 +1,331 @@
+//! Logs and metrics.
+//!
+//! Logs go to standard error through `tracing`: readable text with timestamps on a terminal
+//! or in a file, and journald's format under systemd (`$JOURNAL_STREAM` set): no timestamp
+//! (the journal adds its own) and each line prefixed with its syslog priority, `<3>` error,
+//! `<4>` warning, `<6>` info, `<7>` debug (sd-daemon(3)). The level comes from `RUST_LOG`
+//! when set, else from the configuration's `logging.level`, re-applied on reload.
+//!
+//! Metrics are recorded through the `metrics` facade into a Prometheus recorder (no listener
+//! of its own); the API serves them at `GET /metrics`. Names start with `portcullis_`;
+//! labels never carry user names or secrets.
+
+use std::fmt;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::{FmtSpan, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, reload};
+
+/// Changes the level of the installed subscriber.
+static LEVEL: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// Whether `RUST_LOG` chose the level (then the configuration does not).
+fn level_from_env() -> bool {
+    std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty())
+}
+
+/// Whether standard error goes to the journal: systemd sets `$JOURNAL_STREAM` for services
+/// whose output it connects to journald.
+pub fn journald() -> bool {
+    std::env::var_os("JOURNAL_STREAM").is_some_and(|v| !v.is_empty())
+}
+
+/// Installs the log subscriber: `RUST_LOG` when set, else `level`.
+pub fn init_logging(level: &str) {
+    let filter = if level_from_env() {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level))
+    } else {
+        EnvFilter::new(level)
+    };
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    let installed = if journald() {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .event_format(Journald::default())
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+    } else {
+        use std::io::IsTerminal;
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_span_events(FmtSpan::NONE)
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
+            .try_init()
+    };
+    if installed.is_ok() {
+        let _ = LEVEL.set(handle);
+    }
+}
+
+/// Applies the configuration's `logging.level`, unless `RUST_LOG` chose the level.
+pub fn set_level(level: &str) {
+    if level_from_env() {
+        return;
+    }
+    if let Some(handle) = LEVEL.get() {
+        if let Err(e) = handle.reload(EnvFilter::new(level)) {
+            tracing::warn!(error = %e, "cannot change the log level");
+        }
+    }
+}
+
+/// The syslog priority sd-daemon(3) prefixes for a level.
+fn priority(level: Level) -> u8 {
+    match level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        Level::DEBUG | Level::TRACE => 7,
+    }
+}
+
+/// journald's line format: `<priority>target: message fields`, no timestamp, no colours.
+#[derive(Debug)]
+struct Journald {
+    inner: tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Full, ()>,
+}
+
+impl Default for Journald {
+    fn default() -> Self {
+        Journald {
+            inner: tracing_subscriber::fmt::format()
+                .without_time()
+                .with_level(false)
+                .with_ansi(false),
+        }
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for Journald
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(writer, "<{}>", priority(*event.metadata().level()))?;
+        self.inner.format_event(ctx, writer, event)
+    }
+}
+
+/// Latency buckets, in seconds: local argon2 checks take tens of milliseconds, remote
+/// servers up to `timeout x tries`.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The Prometheus recorder, installed on first use. When another recorder is already
+/// installed (a test harness), a detached one answers with nothing recorded.
+pub fn metrics() -> &'static PrometheusHandle {
+    METRICS.get_or_init(|| {
+        let builder = || {
+            PrometheusBuilder::new()
+                .set_buckets(&LATENCY_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new())
+        };
+        match builder().install_recorder() {
+            Ok(handle) => {
+                describe();
+                handle
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics recorder not installed");
+                builder().build_recorder().handle()
+            }
+        }
+    })
+}
+
+/// The metrics in the Prometheus text format (version 0.0.4).
+pub fn render() -> String {
+    metrics().render()
+}
+
+/// Help texts for `# HELP`.
+fn describe() {
+    use metrics::{describe_counter, describe_histogram};
+    describe_counter!(
+        "portcullis_logins_total",
+        "Logins by the method that decided them and their result"
+    );
+    describe_histogram!(
+        "portcullis_login_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time from the start of a login to its decision"
+    );
+    describe_counter!(
+        "portcullis_upstream_requests_total",
+        "Requests to upstream servers by protocol, server and result"
+    );
+    describe_histogram!(
+        "portcullis_upstream_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time an upstream server took to answer, retransmissions included"
+    );
+    describe_counter!(
+        "portcullis_upstream_timeouts_total",
+        "Upstream requests that got no valid answer in time"
+    );
+    describe_counter!(
+        "portcullis_upstream_retransmits_total",
+        "RADIUS requests sent again after a silent try"
+    );
+    describe_counter!(
+        "portcullis_upstream_invalid_replies_total",
+        "Upstream replies dropped: unparsable, failed verification or unsigned when required"
+    );
+    describe_counter!(
+        "portcullis_upstream_marked_dead_total",
+        "Times an upstream server was marked dead"
+    );
+    describe_counter!(
+        "portcullis_http_requests_total",
+        "REST requests by route template, method and status"
+    );
+    describe_counter!(
+        "portcullis_frontend_packets_total",
+        "RADIUS front-end datagrams by type"
+    );
+    describe_counter!(
+        "portcullis_frontend_dropped_total",
+        "RADIUS front-end datagrams dropped, by reason"
+    );
+    describe_counter!(
+        "portcullis_config_reloads_total",
+        "Configuration reloads (SIGHUP) by result"
+    );
+}
+
+/// A login decided by the engine. `method` is `-` when no method could answer.
+pub fn login(method: &'static str, result: &'static str, latency: Duration) {
+    metrics::counter!("portcullis_logins_total", "method" => method, "result" => result)
+        .increment(1);
+    metrics::histogram!("portcullis_login_duration_seconds", "result" => result)
+        .record(latency.as_secs_f64());
+}
+
+/// One request to an upstream server and how it ended (`accept`, `reject`, `challenge`,
+/// `timeout`, `error`).
+pub fn upstream_request(
+    protocol: &'static str,
+    server: &str,
+    result: &'static str,
+    latency: Duration,
+) {
+    let server = server.to_owned();
+    metrics::counter!("portcullis_upstream_requests_total", "protocol" => protocol, "server" => server.clone(), "result" => result)
+        .increment(1);
+    if result == "timeout" {
+        metrics::counter!("portcullis_upstream_timeouts_total", "protocol" => protocol, "server" => server.clone())
+            .increment(1);
+    }
+    metrics::histogram!("portcullis_upstream_duration_seconds", "protocol" => protocol, "server" => server)
+        .record(latency.as_secs_f64());
+}
+
+/// A RADIUS request sent again.
+pub fn upstream_retransmit(server: &str) {
+    metrics::counter!("portcullis_upstream_retransmits_total", "protocol" => "radius", "server" => server.to_owned())
+        .increment(1);
+}
+
+/// A reply from an upstream server that was dropped.
+pub fn upstream_invalid_reply(protocol: &'static str, server: &str) {
+    metrics::counter!("portcullis_upstream_invalid_replies_total", "protocol" => protocol, "server" => server.to_owned())
+        .increment(1);
+}
+
+/// An upstream server marked dead.
+pub fn upstream_dead(protocol: &'static str, server: &str) {
+    metrics::counter!("portcullis_upstream_marked_dead_total", "protocol" => protocol, "server" => server.to_owned())
+        .increment(1);
+}
+
+/// A RADIUS front-end datagram of `kind` (`request`, `access_accept`, `access_reject`,
+/// `status_server`, `duplicate`).
+pub fn frontend_packet(kind: &'static str) {
+    metrics::counter!("portcullis_frontend_packets_total", "type" => kind).increment(1);
+}
+
+/// A RADIUS front-end datagram dropped.
+pub fn frontend_dropped(reason: &'static str) {
+    metrics::counter!("portcullis_frontend_dropped_total", "reason" => reason).increment(1);
+}
+
+/// A REST request answered.
+pub fn http_request(route: String, method: String, status: u16) {
+    metrics::counter!("portcullis_http_requests_total", "route" => route, "method" => method, "status" => status.to_string())
+        .increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priorities_follow_sd_daemon() {
+        assert_eq!(priority(Level::ERROR), 3);
+        assert_eq!(priority(Level::WARN), 4);
+        assert_eq!(priority(Level::INFO), 6);
+        assert_eq!(priority(Level::DEBUG), 7);
+        assert_eq!(priority(Level::TRACE), 7);
+    }
+
+    #[test]
+    fn journald_lines_carry_the_priority_and_no_timestamp() {
+        use std::sync::{Arc, Mutex};
+
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(data);
+                Ok(data.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let sink = buffer.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .event_format(Journald::default())
+                .with_writer(move || sink.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(server = "10.0.0.1:1812", "marked dead");
+            tracing::info!("listening");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].starts_with("<4>"), "{text}");
+        assert!(
+            lines[0].contains("marked dead server=\"10.0.0.1:1812\""),
+            "{text}"
+        );
+        assert!(lines[1].starts_with("<6>"), "{text}");
+        // No timestamp: right after the priority comes the target.
+        assert!(lines[1].starts_with("<6>portcullis::telemetry"), "{text}");
+    }
+}
