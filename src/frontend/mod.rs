@@ -262,13 +262,16 @@ impl std::fmt::Debug for Frontend {
 }
 
 /// What to do with a request after its synchronous checks.
+// A walk is moved once, into its task, which allocates anyway; boxing it would cost one more
+// allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Action {
     /// Nothing: the datagram is dropped.
     Drop(DropReason),
     /// Send these octets (a cached reply, or one built without a walk).
     Send(Arc<[u8]>),
     /// Walk the sequence, then reply.
-    Walk(Box<Walk>),
+    Walk(Walk),
 }
 
 /// A request that needs a sequence walk.
@@ -277,22 +280,53 @@ struct Walk {
     live: Arc<Live>,
     client: Arc<Client>,
     role_attribute: RoleAttribute,
-    user: String,
+    /// The User-Name, checked to be UTF-8.
+    user: Inline<MAX_ATTRIBUTE_VALUE_LEN>,
     proof: WalkProof,
     request: RequestInfo,
     permit: OwnedSemaphorePermit,
+}
+
+/// Up to `N` octets held inline, so copying a field out of the receive buffer allocates
+/// nothing. `Debug` shows the length only: these hold user names and passwords.
+#[derive(Clone, Copy)]
+struct Inline<const N: usize> {
+    len: usize,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> Inline<N> {
+    /// `value`, or `None` when it is longer than `N`.
+    fn new(value: &[u8]) -> Option<Self> {
+        let mut bytes = [0u8; N];
+        bytes.get_mut(..value.len())?.copy_from_slice(value);
+        Some(Inline {
+            len: value.len(),
+            bytes,
+        })
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for Inline<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} octets]", self.len)
+    }
 }
 
 /// What the request proves, copied out of the receive buffer.
 #[derive(Debug)]
 enum WalkProof {
     /// The recovered User-Password.
-    Password(Vec<u8>),
+    Password(Inline<MAX_PASSWORD_LEN>),
     /// CHAP-Password and its challenge (CHAP-Challenge, or the Request Authenticator).
     Chap {
         ident: u8,
         response: [u8; 16],
-        challenge: Vec<u8>,
+        challenge: Inline<MAX_ATTRIBUTE_VALUE_LEN>,
     },
 }
 
@@ -364,7 +398,7 @@ impl Frontend {
                 Action::Walk(walk) => {
                     let frontend = Arc::clone(&self);
                     let socket = Arc::clone(&socket);
-                    tokio::spawn(async move { frontend.walk(*walk, socket, source).await });
+                    tokio::spawn(async move { frontend.walk(walk, socket, source).await });
                 }
             }
         }
@@ -504,39 +538,54 @@ impl Frontend {
                 Err(_) => Action::Drop(DropReason::ReplyFailed),
             }
         };
-        let user = match packet.user_name().map(std::str::from_utf8) {
-            Some(Ok(user)) if !user.is_empty() => user.to_string(),
-            _ => return reject("User-Name is missing or not UTF-8"),
+        let user = match packet.user_name() {
+            Some(name) if !name.is_empty() && std::str::from_utf8(name).is_ok() => {
+                Inline::new(name)
+            }
+            _ => None,
+        };
+        let Some(user) = user else {
+            return reject("User-Name is missing or not UTF-8");
         };
         let proof = match (packet.user_password(), packet.chap_password()) {
             (Some(hidden), _) => {
                 let mut out = [0u8; MAX_PASSWORD_LEN];
                 match recover_password(hidden, &client.secret, &request.authenticator, &mut out) {
-                    Ok(password) => WalkProof::Password(password.to_vec()),
+                    Ok(password) => match Inline::new(password) {
+                        Some(password) => WalkProof::Password(password),
+                        None => return Action::Drop(DropReason::BadPassword),
+                    },
                     Err(_) => return Action::Drop(DropReason::BadPassword),
                 }
             }
             // RFC 2865 §5.3: only a holder of the password can check a CHAP response; the
             // gateway keeps argon2 hashes, so only upstream RADIUS servers can.
             (None, Ok(Some(_))) if !table.live.engine.checks_chap() => {
+                let user = std::str::from_utf8(user.as_slice()).unwrap_or_default();
                 tracing::info!(client = %client.name, user, "RADIUS front-end: CHAP rejected");
                 return reject(CHAP_UNSUPPORTED);
             }
-            (None, Ok(Some((ident, response)))) => WalkProof::Chap {
-                ident,
-                response: *response,
+            (None, Ok(Some((ident, response)))) => {
                 // Without a CHAP-Challenge the Request Authenticator is the challenge.
-                challenge: packet
+                let challenge = packet
                     .chap_challenge()
-                    .map_or(request.authenticator.to_vec(), <[u8]>::to_vec),
-            },
+                    .unwrap_or(&request.authenticator[..]);
+                match Inline::new(challenge) {
+                    Some(challenge) => WalkProof::Chap {
+                        ident,
+                        response: *response,
+                        challenge,
+                    },
+                    None => return Action::Drop(DropReason::BadPassword),
+                }
+            }
             (None, Err(_)) => return Action::Drop(DropReason::BadPassword),
             (None, Ok(None)) => return reject("User-Password is missing"),
         };
         let Ok(permit) = Arc::clone(&self.in_flight).try_acquire_owned() else {
             return Action::Drop(DropReason::Overloaded);
         };
-        Action::Walk(Box::new(Walk {
+        Action::Walk(Walk {
             key,
             live: Arc::clone(&table.live),
             client: Arc::clone(client),
@@ -545,7 +594,7 @@ impl Frontend {
             proof,
             request,
             permit,
-        }))
+        })
     }
 
     /// Walks the sequence for one request, replies and remembers the reply.
@@ -561,8 +610,11 @@ impl Frontend {
             permit,
         } = walk;
         bump(&self.counters.walks);
+        let user = std::str::from_utf8(user.as_slice()).unwrap_or_default();
         let decision = match &proof {
-            WalkProof::Password(password) => live.engine.authenticate(&user, password).await,
+            WalkProof::Password(password) => {
+                live.engine.authenticate(user, password.as_slice()).await
+            }
             WalkProof::Chap {
                 ident,
                 response,
@@ -571,9 +623,9 @@ impl Frontend {
                 let chap = ChapProof {
                     ident: *ident,
                     response,
-                    challenge,
+                    challenge: challenge.as_slice(),
                 };
-                live.engine.authenticate_chap(&user, &chap).await
+                live.engine.authenticate_chap(user, &chap).await
             }
         };
         drop(permit);
