@@ -10,6 +10,8 @@
 #   BENCH_K           requests outstanding (default 64); BENCH_SOCKETS (default 4)
 #   BENCH_AUTH        pap or chap (default pap)
 #   BENCH_TIMEOUT     seconds the harness waits for an answer (default 2)
+#   BENCH_PERF=1      record a CPU profile of the process under test during the measured run
+#                     (perf record -g) into $BENCH_OUT/NAME.perf.data
 #   BENCH_GLIBC_DEFAULT=1  run portcullis without MALLOC_MMAP_THRESHOLD_ (see below)
 set -euo pipefail
 
@@ -322,9 +324,19 @@ radius_load() {
     "$LOAD" radius --target "127.0.0.1:$port" --secret "$secret" --user alice \
         --password "$ALICE_PASSWORD" --auth "$BENCH_AUTH" --sockets "$BENCH_SOCKETS" \
         --concurrency "$BENCH_K" --duration 1 --timeout "$BENCH_TIMEOUT" "$@" >/dev/null
+    local perf_pid=""
+    if [ -n "${BENCH_PERF:-}" ]; then
+        perf record -q -F 999 -g -p "$pid" -o "$BENCH_OUT/$name.perf.data" 2>/dev/null &
+        perf_pid=$!
+        sleep 0.5
+    fi
     # shellcheck disable=SC2046
     "$LOAD" radius --target "127.0.0.1:$port" --secret "$secret" --user alice \
         --password "$ALICE_PASSWORD" --auth "$BENCH_AUTH" --sockets "$BENCH_SOCKETS" \
         --concurrency "$BENCH_K" $(length_args) --timeout "$BENCH_TIMEOUT" --watch-pid "$pid" \
         --name "$name" --out-dir "$BENCH_OUT" "$@"
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+    fi
 }
