@@ -4,6 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 start_upstream
 start_portcullis 3
+idle_rss 4-login "$PORTCULLIS_PID"
 # shellcheck disable=SC2046
 "$LOAD" login --target "127.0.0.1:$API_PORT" --user alice --password "$ALICE_PASSWORD" \
     --connections "$BENCH_K" --duration 1 --timeout "$BENCH_TIMEOUT" >/dev/null

@@ -51,8 +51,21 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-bench.XXXXXX")
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # FreeRADIUS may take a while to exit with requests pending; 5 s, then SIGKILL.
+    for _ in $(seq 50); do
+        alive=0
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
+    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$WORK"
+}
+
+# idle_rss NAME PID: VmRSS of PID (KiB) now, before any request, into $BENCH_OUT/NAME.idle.
+idle_rss() {
+    awk '/^VmRSS:/ { print $2 }' "/proc/$2/status" >"$BENCH_OUT/$1.idle"
 }
 trap cleanup EXIT
 
@@ -321,6 +334,7 @@ length_args() {
 radius_load() {
     local name=$1 port=$2 secret=$3 pid=$4
     shift 4
+    idle_rss "$name" "$pid"
     "$LOAD" radius --target "127.0.0.1:$port" --secret "$secret" --user alice \
         --password "$ALICE_PASSWORD" --auth "$BENCH_AUTH" --sockets "$BENCH_SOCKETS" \
         --concurrency "$BENCH_K" --duration 1 --timeout "$BENCH_TIMEOUT" "$@" >/dev/null

@@ -19,7 +19,7 @@ docs=$root/docs/bench
 slow=${BENCH_SLOW_SECONDS:-20}
 long=${BENCH_LONG:-1000000}
 mkdir -p "$BENCH_OUT" "$docs"
-rm -f "$BENCH_OUT"/*.result "$BENCH_OUT"/*.csv
+rm -f "$BENCH_OUT"/*.result "$BENCH_OUT"/*.csv "$BENCH_OUT"/*.idle
 
 run() { echo "==> $*" >&2; env "$@" >/dev/null; }
 
@@ -36,6 +36,7 @@ if [ "$long" -gt 0 ]; then
     mv "$BENCH_OUT/2-portcullis-chap.result" "$BENCH_OUT/2-portcullis-chap-long.result"
     mv "$BENCH_OUT/2-portcullis-chap.rss.csv" "$BENCH_OUT/2-portcullis-chap-long.rss.csv"
     mv "$BENCH_OUT/2-portcullis-chap.percentiles.csv" "$BENCH_OUT/2-portcullis-chap-long.percentiles.csv"
+    mv "$BENCH_OUT/2-portcullis-chap.idle" "$BENCH_OUT/2-portcullis-chap-long.idle"
     # The table keeps the run of the same length as the others.
     run BENCH_AUTH=chap "$here/2-portcullis.sh"
 fi
@@ -43,6 +44,8 @@ fi
 # value NAME KEY: one value of a result file.
 value() { sed -n "s/^$2=//p" "$BENCH_OUT/$1.result"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+# idle NAME: RSS (KiB) after start-up, before the warm-up.
+idle() { cat "$BENCH_OUT/$1.idle" 2>/dev/null || value "$1" rss_idle_kib; }
 mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024; else print "-" }'; }
 
 {
@@ -52,11 +55,13 @@ mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024; else print 
     echo "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average"
     echo "$(cut -d' ' -f1-3 /proc/loadavg) at the end. K = ${BENCH_K:-64} outstanding over ${BENCH_SOCKETS:-4} sockets."
     echo
+    echo "RSS idle: after start-up, before any request. RSS peak: the largest of the samples taken every 100 ms during the measured run."
+    echo
     echo "| run | requests ok | errors | timeouts | req/s | p50 µs | p99 µs | p99.9 µs | RSS idle MiB | RSS peak MiB |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
     for name in 1-upstream-chap 2-portcullis-chap 3-proxy-chap 1-upstream-pap 2-portcullis-pap 3-proxy-pap 4-login 5-local 2-portcullis-chap-long; do
         [ -f "$BENCH_OUT/$name.result" ] || continue
-        echo "| $name | $(value $name ok) | $(value $name errors) | $(value $name timeouts) | $(value $name rps) | $(value $name p50_us) | $(value $name p99_us) | $(value $name p999_us) | $(mib "$(value $name rss_idle_kib)") | $(mib "$(value $name rss_peak_kib)") |"
+        echo "| $name | $(value $name ok) | $(value $name errors) | $(value $name timeouts) | $(value $name rps) | $(value $name p50_us) | $(value $name p99_us) | $(value $name p999_us) | $(mib "$(idle $name)") | $(mib "$(value $name rss_peak_kib)") |"
     done
     echo
     for auth in chap pap; do
@@ -67,7 +72,7 @@ mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024; else print 
     done
     if [ -f "$BENCH_OUT/2-portcullis-chap-long.result" ]; then
         echo "Memory over $(value 2-portcullis-chap-long ok) requests of scenario 2 (CHAP): RSS idle" \
-            "$(mib "$(value 2-portcullis-chap-long rss_idle_kib)") MiB, at 10 % $(mib "$(value 2-portcullis-chap-long rss_at_10pct_kib)") MiB," \
+            "$(mib "$(idle 2-portcullis-chap-long)") MiB, after the warm-up $(mib "$(value 2-portcullis-chap-long rss_idle_kib)") MiB, at 10 % $(mib "$(value 2-portcullis-chap-long rss_at_10pct_kib)") MiB," \
             "peak $(mib "$(value 2-portcullis-chap-long rss_peak_kib)") MiB, at the end $(mib "$(value 2-portcullis-chap-long rss_end_kib)") MiB."
         echo
     fi
