@@ -9,6 +9,7 @@
 #                     replaces it when set
 #   BENCH_K           requests outstanding (default 64); BENCH_SOCKETS (default 4)
 #   BENCH_AUTH        pap or chap (default pap)
+#   BENCH_TAG         appended to the run's name (e.g. -k1)
 #   BENCH_TIMEOUT     seconds the harness waits for an answer (default 2)
 #   BENCH_PERF=1      record a CPU profile of the process under test during the measured run
 #                     (perf record -g) into $BENCH_OUT/NAME.perf.data
@@ -332,7 +333,7 @@ length_args() {
 
 # radius_load NAME PORT SECRET PID [extra args]: a short warm-up, then the measured run.
 radius_load() {
-    local name=$1 port=$2 secret=$3 pid=$4
+    local name=$1${BENCH_TAG:-} port=$2 secret=$3 pid=$4
     shift 4
     idle_rss "$name" "$pid"
     "$LOAD" radius --target "127.0.0.1:$port" --secret "$secret" --user alice \

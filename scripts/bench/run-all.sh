@@ -31,6 +31,14 @@ run BENCH_AUTH=chap "$here/2-portcullis.sh"
 run BENCH_AUTH=pap BENCH_DURATION="$slow" BENCH_TIMEOUT=60 "$here/2-portcullis.sh"
 run BENCH_DURATION="$slow" BENCH_TIMEOUT=60 "$here/4-rest-login.sh"
 run BENCH_DURATION="$slow" BENCH_TIMEOUT=60 "$here/5-local.sh"
+# One request at a time: latency without queueing, for the added latency of scenario 2.
+for auth in chap pap; do
+    for scenario in 1-upstream 3-freeradius-proxy; do
+        run BENCH_AUTH=$auth BENCH_K=1 BENCH_SOCKETS=1 BENCH_REQUESTS=20000 BENCH_TAG=-k1 "$here/$scenario.sh"
+    done
+done
+run BENCH_AUTH=chap BENCH_K=1 BENCH_SOCKETS=1 BENCH_REQUESTS=20000 BENCH_TAG=-k1 "$here/2-portcullis.sh"
+run BENCH_AUTH=pap BENCH_K=1 BENCH_SOCKETS=1 BENCH_DURATION="$slow" BENCH_TIMEOUT=60 BENCH_TAG=-k1 "$here/2-portcullis.sh"
 if [ "$long" -gt 0 ]; then
     run BENCH_AUTH=chap BENCH_REQUESTS="$long" "$here/2-portcullis.sh"
     mv "$BENCH_OUT/2-portcullis-chap.result" "$BENCH_OUT/2-portcullis-chap-long.result"
@@ -59,7 +67,8 @@ mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024; else print 
     echo
     echo "| run | requests ok | errors | timeouts | req/s | p50 µs | p99 µs | p99.9 µs | RSS idle MiB | RSS peak MiB |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
-    for name in 1-upstream-chap 2-portcullis-chap 3-proxy-chap 1-upstream-pap 2-portcullis-pap 3-proxy-pap 4-login 5-local 2-portcullis-chap-long; do
+    for name in 1-upstream-chap 2-portcullis-chap 3-proxy-chap 1-upstream-pap 2-portcullis-pap 3-proxy-pap 4-login 5-local \
+        1-upstream-chap-k1 2-portcullis-chap-k1 3-proxy-chap-k1 1-upstream-pap-k1 2-portcullis-pap-k1 3-proxy-pap-k1 2-portcullis-chap-long; do
         [ -f "$BENCH_OUT/$name.result" ] || continue
         echo "| $name | $(value $name ok) | $(value $name errors) | $(value $name timeouts) | $(value $name rps) | $(value $name p50_us) | $(value $name p99_us) | $(value $name p999_us) | $(mib "$(idle $name)") | $(mib "$(value $name rss_peak_kib)") |"
     done
@@ -67,7 +76,9 @@ mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024; else print 
     for auth in chap pap; do
         echo "$auth: throughput 2/3 = $(ratio "$(value 2-portcullis-$auth rps)" "$(value 3-proxy-$auth rps)")," \
             "p99 2/3 = $(ratio "$(value 2-portcullis-$auth p99_us)" "$(value 3-proxy-$auth p99_us)")," \
-            "p50 overhead 2 - 1 = $(awk -v a="$(value 2-portcullis-$auth p50_us)" -v b="$(value 1-upstream-$auth p50_us)" 'BEGIN { printf "%.1f", a - b }') µs"
+            "p50 overhead 2 - 1 = $(awk -v a="$(value 2-portcullis-$auth p50_us)" -v b="$(value 1-upstream-$auth p50_us)" 'BEGIN { printf "%.1f", a - b }') µs at K=${BENCH_K:-64}," \
+            "$(awk -v a="$(value 2-portcullis-$auth-k1 p50_us)" -v b="$(value 1-upstream-$auth-k1 p50_us)" 'BEGIN { printf "%.1f", a - b }') µs at K=1" \
+            "(FreeRADIUS proxy over FreeRADIUS at K=1: $(awk -v a="$(value 3-proxy-$auth-k1 p50_us)" -v b="$(value 1-upstream-$auth-k1 p50_us)" 'BEGIN { printf "%.1f", a - b }') µs)"
         echo
     done
     if [ -f "$BENCH_OUT/2-portcullis-chap-long.result" ]; then
@@ -91,6 +102,9 @@ plot scenario-4-login "Scenario 4: HTTPS POST /api/auth/1.0/login -> portcullis 
     "$(p 4-login 'REST login (local check first: argon2id)')"
 plot scenario-5-local "Scenario 5: harness -> portcullis front-end, local users only" \
     "$(p 5-local 'PAP, argon2id per request')"
+plot compare-chap-k1 "CHAP, one request at a time (K=1)" \
+    "$(p 1-upstream-chap-k1 '1: FreeRADIUS directly')" "$(p 2-portcullis-chap-k1 '2: through portcullis')" \
+    "$(p 3-proxy-chap-k1 '3: through a FreeRADIUS proxy')"
 plot compare-chap "CHAP, side by side (K=${BENCH_K:-64})" \
     "$(p 1-upstream-chap '1: FreeRADIUS directly')" "$(p 2-portcullis-chap '2: through portcullis')" \
     "$(p 3-proxy-chap '3: through a FreeRADIUS proxy')"
