@@ -979,6 +979,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_datagram_left_for_a_finished_request_does_not_reach_the_next_one() {
+        // A "server" that sends one datagram for Identifier 0 while it is leased.
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = client(
+            server.local_addr().unwrap(),
+            AuthProtocol::Pap,
+            Requirement::No,
+        );
+        let mut lease = client.lease().unwrap();
+        assert_eq!(lease.id, 0);
+        let to = lease.channel.socket.local_addr().unwrap();
+        server
+            .send_to(
+                &[
+                    2, 0, 0, 20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                ],
+                to,
+            )
+            .unwrap();
+        // Delivered to the lease's channel (the receiver task dispatched it)...
+        let first = tokio::time::timeout(Duration::from_secs(5), lease.recv()).await;
+        assert!(matches!(first, Ok(Some(ref d)) if d.len() == 20));
+        // ...and a second one that nobody reads before the request ends.
+        server
+            .send_to(
+                &[2, 0, 0, 20, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9],
+                to,
+            )
+            .unwrap();
+        let mut polls = 0;
+        while lease.replies.as_ref().is_some_and(|r| r.is_empty()) && polls < 500 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            polls += 1;
+        }
+        assert!(lease.replies.as_ref().is_some_and(|r| !r.is_empty()));
+        drop(lease);
+        // Identifiers rotate: hold 1..=255 so that the next lease gets 0 again.
+        let held: Vec<Lease> = (1..256).map(|_| client.lease().unwrap()).collect();
+        assert_eq!(held.last().map(|l| l.id), Some(255));
+        let mut again = client.lease().unwrap();
+        assert_eq!(again.id, 0);
+        assert!(again.replies.as_mut().unwrap().try_recv().is_err());
+    }
+
+    #[tokio::test]
     async fn configured_nas_ip_and_oversized_password() {
         let server = responder(Box::new(|req, _| {
             vec![reply(req, Code::AccessReject, SECRET, true)]
