@@ -273,13 +273,16 @@ impl std::fmt::Debug for Frontend {
 }
 
 /// What to do with a request after its synchronous checks.
+// A walk is moved once, into its task, which allocates anyway; boxing it would cost one more
+// allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Action {
     /// Nothing: the datagram is dropped.
     Drop(DropReason),
     /// Send these octets (a cached reply, or one built without a walk).
     Send(Arc<[u8]>),
     /// Walk the sequence, then reply.
-    Walk(Box<Walk>),
+    Walk(Walk),
 }
 
 /// A request that needs a sequence walk.
@@ -288,7 +291,8 @@ struct Walk {
     live: Arc<Live>,
     client: Arc<Client>,
     role_attribute: RoleAttribute,
-    user: String,
+    /// The User-Name, checked to be UTF-8.
+    user: Inline<MAX_ATTRIBUTE_VALUE_LEN>,
     proof: WalkProof,
     /// The State attribute: the answer to an Access-Challenge.
     state: Option<Vec<u8>>,
@@ -297,16 +301,46 @@ struct Walk {
     origin: crate::throttle::Origin,
 }
 
+/// Up to `N` octets held inline, so copying a field out of the receive buffer allocates
+/// nothing. `Debug` shows the length only: these hold user names and passwords.
+#[derive(Clone, Copy)]
+struct Inline<const N: usize> {
+    len: usize,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> Inline<N> {
+    /// `value`, or `None` when it is longer than `N`.
+    fn new(value: &[u8]) -> Option<Self> {
+        let mut bytes = [0u8; N];
+        bytes.get_mut(..value.len())?.copy_from_slice(value);
+        Some(Inline {
+            len: value.len(),
+            bytes,
+        })
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for Inline<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} octets]", self.len)
+    }
+}
+
 /// What the request proves, copied out of the receive buffer.
 #[derive(Debug)]
 enum WalkProof {
     /// The recovered User-Password.
-    Password(Vec<u8>),
+    Password(Inline<MAX_PASSWORD_LEN>),
     /// CHAP-Password and its challenge (CHAP-Challenge, or the Request Authenticator).
     Chap {
         ident: u8,
         response: [u8; 16],
-        challenge: Vec<u8>,
+        challenge: Inline<MAX_ATTRIBUTE_VALUE_LEN>,
     },
 }
 
@@ -396,7 +430,7 @@ impl Frontend {
                     // A shutdown waits (bounded) for the walks in flight.
                     let in_flight = crate::daemon::REQUESTS.enter();
                     tokio::spawn(async move {
-                        frontend.walk(*walk, socket, source).await;
+                        frontend.walk(walk, socket, source).await;
                         drop(in_flight);
                     });
                 }
@@ -542,39 +576,54 @@ impl Frontend {
                 Err(_) => Action::Drop(DropReason::ReplyFailed),
             }
         };
-        let user = match packet.user_name().map(std::str::from_utf8) {
-            Some(Ok(user)) if !user.is_empty() => user.to_string(),
-            _ => return reject("User-Name is missing or not UTF-8"),
+        let user = match packet.user_name() {
+            Some(name) if !name.is_empty() && std::str::from_utf8(name).is_ok() => {
+                Inline::new(name)
+            }
+            _ => None,
+        };
+        let Some(user) = user else {
+            return reject("User-Name is missing or not UTF-8");
         };
         let proof = match (packet.user_password(), packet.chap_password()) {
             (Some(hidden), _) => {
                 let mut out = [0u8; MAX_PASSWORD_LEN];
                 match recover_password(hidden, &client.secret, &request.authenticator, &mut out) {
-                    Ok(password) => WalkProof::Password(password.to_vec()),
+                    Ok(password) => match Inline::new(password) {
+                        Some(password) => WalkProof::Password(password),
+                        None => return Action::Drop(DropReason::BadPassword),
+                    },
                     Err(_) => return Action::Drop(DropReason::BadPassword),
                 }
             }
             // RFC 2865 §5.3: only a holder of the password can check a CHAP response; the
             // gateway keeps argon2 hashes, so only upstream RADIUS servers can.
             (None, Ok(Some(_))) if !table.live.engine.checks_chap() => {
+                let user = std::str::from_utf8(user.as_slice()).unwrap_or_default();
                 tracing::info!(client = %client.name, user, "RADIUS front-end: CHAP rejected");
                 return reject(CHAP_UNSUPPORTED);
             }
-            (None, Ok(Some((ident, response)))) => WalkProof::Chap {
-                ident,
-                response: *response,
+            (None, Ok(Some((ident, response)))) => {
                 // Without a CHAP-Challenge the Request Authenticator is the challenge.
-                challenge: packet
+                let challenge = packet
                     .chap_challenge()
-                    .map_or(request.authenticator.to_vec(), <[u8]>::to_vec),
-            },
+                    .unwrap_or(&request.authenticator[..]);
+                match Inline::new(challenge) {
+                    Some(challenge) => WalkProof::Chap {
+                        ident,
+                        response: *response,
+                        challenge,
+                    },
+                    None => return Action::Drop(DropReason::BadPassword),
+                }
+            }
             (None, Err(_)) => return Action::Drop(DropReason::BadPassword),
             (None, Ok(None)) => return reject("User-Password is missing"),
         };
         let Ok(permit) = Arc::clone(&self.in_flight).try_acquire_owned() else {
             return Action::Drop(DropReason::Overloaded);
         };
-        Action::Walk(Box::new(Walk {
+        Action::Walk(Walk {
             key,
             live: Arc::clone(&table.live),
             client: Arc::clone(client),
@@ -586,7 +635,7 @@ impl Frontend {
             permit,
             // RFC 2865 §5.31: Calling-Station-Id (31), the end user's address as the NAS sees it.
             origin: crate::throttle::Origin::relayed(packet.find(31).map(|a| a.value())),
-        }))
+        })
     }
 
     /// Walks the sequence for one request, replies and remembers the reply.
@@ -603,9 +652,10 @@ impl Frontend {
             permit,
             origin,
         } = walk;
+        let user = std::str::from_utf8(user.as_slice()).unwrap_or_default();
         let throttle = &live.config.throttle;
         let Ok(ticket) =
-            crate::throttle::begin_relayed(self.state.get(), throttle, &user, origin).await
+            crate::throttle::begin_relayed(self.state.get(), throttle, user, origin).await
         else {
             tracing::info!(client = %client.name, %source, user, "RADIUS front-end: locked out");
             let answer = Answer::Reject(crate::throttle::RADIUS_LOCKED);
@@ -622,15 +672,15 @@ impl Frontend {
         let mfa = self.mfa.get();
         let walked = match (&proof, &state, mfa) {
             (WalkProof::Password(code), Some(state), Some(mfa)) => {
-                challenge::answer(mfa, &live, &origin, &user, state, code).await
+                challenge::answer(mfa, &live, &origin, user, state, code.as_slice()).await
             }
             (WalkProof::Password(password), None, Some(mfa)) => {
-                challenge::password(mfa, &live, &origin, &user, password).await
+                challenge::password(mfa, &live, &origin, user, password.as_slice()).await
             }
             _ => {
                 let decision = match &proof {
                     WalkProof::Password(password) => {
-                        live.engine.authenticate(&user, password).await
+                        live.engine.authenticate(user, password.as_slice()).await
                     }
                     WalkProof::Chap {
                         ident,
@@ -640,14 +690,14 @@ impl Frontend {
                         let chap = ChapProof {
                             ident: *ident,
                             response,
-                            challenge,
+                            challenge: challenge.as_slice(),
                         };
-                        live.engine.authenticate_chap(&user, &chap).await
+                        live.engine.authenticate_chap(user, &chap).await
                     }
                 };
                 match mfa {
                     Some(mfa) => {
-                        challenge::after_first_factor(mfa, &live, &origin, &user, decision).await
+                        challenge::after_first_factor(mfa, &live, &origin, user, decision).await
                     }
                     None => challenge::Walked {
                         decision,
@@ -691,7 +741,7 @@ impl Frontend {
             "{WALK_LOG}"
         );
         crate::audit::login(
-            &user,
+            user,
             &decision,
             Some((source.to_string(), format!("radius:{}", client.name))),
         );

@@ -326,3 +326,12 @@ fn vendor_role_attribute() {
     assert_eq!(vsas, [(17164, 5, b"Administrator".to_vec())]);
     assert!(packet.find(attr_type::CLASS).is_none());
 }
+
+#[test]
+fn inline_fields_hold_up_to_their_size_and_hide_their_octets() {
+    let password = Inline::<8>::new(b"secret").expect("fits");
+    assert_eq!(password.as_slice(), b"secret");
+    assert_eq!(format!("{password:?}"), "[6 octets]");
+    assert!(Inline::<8>::new(b"").is_some_and(|empty| empty.as_slice().is_empty()));
+    assert!(Inline::<8>::new(b"too-long!").is_none());
+}

@@ -242,7 +242,7 @@ impl RadiusClient {
         options: &RequestOptions,
     ) -> Result<Answer, ClientError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let (lease, mut replies) = self.lease()?;
+        let mut lease = self.lease()?;
         let mut authenticator = [0u8; 16];
         getrandom::fill(&mut authenticator).map_err(ClientError::Rng)?;
         let mut buf = [0u8; MAX_PACKET_LEN];
@@ -270,7 +270,7 @@ impl RadiusClient {
             }
             let deadline = Instant::now() + options.timeout;
             loop {
-                match tokio::time::timeout_at(deadline, replies.recv()).await {
+                match tokio::time::timeout_at(deadline, lease.recv()).await {
                     Err(_elapsed) => break,
                     Ok(None) => break,
                     Ok(Some(datagram)) => {
@@ -430,27 +430,28 @@ impl RadiusClient {
     }
 
     /// Leases a free Identifier on one of the sockets, opening a socket if all are full.
-    fn lease(&self) -> Result<(Lease, mpsc::Receiver<Vec<u8>>), ClientError> {
-        let (tx, rx) = mpsc::channel(4);
+    fn lease(&self) -> Result<Lease, ClientError> {
         let mut sockets = lock(&self.sockets);
         for channel in sockets.iter() {
-            if let Some(id) = channel.reserve(&tx) {
-                return Ok((
-                    Lease {
-                        channel: Arc::clone(channel),
-                        id,
-                    },
-                    rx,
-                ));
+            if let Some((id, replies)) = channel.reserve() {
+                return Ok(Lease {
+                    channel: Arc::clone(channel),
+                    id,
+                    replies: Some(replies),
+                });
             }
         }
         if sockets.len() >= MAX_SOCKETS {
             return Err(ClientError::Busy);
         }
         let channel = Arc::new(Channel::open(self.spec.addr, Arc::clone(&self.stats))?);
-        let id = channel.reserve(&tx).ok_or(ClientError::Busy)?;
+        let (id, replies) = channel.reserve().ok_or(ClientError::Busy)?;
         sockets.push(Arc::clone(&channel));
-        Ok((Lease { channel, id }, rx))
+        Ok(Lease {
+            channel,
+            id,
+            replies: Some(replies),
+        })
     }
 }
 
@@ -462,10 +463,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Who waits on each Identifier of one socket.
+/// Who waits on each Identifier of one socket. Every Identifier has a channel of its own for
+/// the socket's lifetime, so a request allocates none: its receiving end stays here while the
+/// Identifier is free and goes with the [`Lease`] while a request waits on it.
 #[derive(Debug)]
 struct Slots {
-    waiting: Vec<Option<mpsc::Sender<Vec<u8>>>>,
+    /// Per Identifier: `Some` while free, `None` while leased.
+    free: Vec<Option<mpsc::Receiver<Vec<u8>>>>,
     /// Where the next search for a free Identifier starts, so Identifiers rotate and a late
     /// reply to a finished request is unlikely to meet a new one.
     next: usize,
@@ -490,11 +494,21 @@ impl Channel {
         std_socket.connect(server)?;
         std_socket.set_nonblocking(true)?;
         let socket = Arc::new(UdpSocket::from_std(std_socket)?);
-        let slots = Arc::new(Mutex::new(Slots {
-            waiting: vec![None; 256],
-            next: 0,
-        }));
-        let receiver = tokio::spawn(receive(Arc::clone(&socket), Arc::clone(&slots), stats));
+        let (senders, free): (Vec<_>, Vec<_>) = (0..256)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(4);
+                (tx, Some(rx))
+            })
+            .unzip();
+        let senders: Arc<[mpsc::Sender<Vec<u8>>]> = senders.into();
+        let slots = Arc::new(Mutex::new(Slots { free, next: 0 }));
+        // The receiver task holds the sending ends: it is the only one that sends.
+        let receiver = tokio::spawn(receive(
+            Arc::clone(&socket),
+            Arc::clone(&slots),
+            senders,
+            stats,
+        ));
         Ok(Channel {
             socket,
             slots,
@@ -502,24 +516,27 @@ impl Channel {
         })
     }
 
-    /// Reserves a free Identifier for `tx`.
-    fn reserve(&self, tx: &mpsc::Sender<Vec<u8>>) -> Option<u8> {
+    /// Reserves a free Identifier and takes its receiving end, emptied of datagrams that
+    /// arrived for an earlier request.
+    fn reserve(&self) -> Option<(u8, mpsc::Receiver<Vec<u8>>)> {
         let mut slots = lock(&self.slots);
         let start = slots.next;
         for offset in 0..256 {
             let id = (start + offset) % 256;
-            if let Some(slot @ None) = slots.waiting.get_mut(id) {
-                *slot = Some(tx.clone());
+            if let Some(slot @ Some(_)) = slots.free.get_mut(id) {
+                let mut replies = slot.take()?;
+                while replies.try_recv().is_ok() {}
                 slots.next = (id + 1) % 256;
-                return u8::try_from(id).ok();
+                return Some((u8::try_from(id).ok()?, replies));
             }
         }
         None
     }
 
-    fn release(&self, id: u8) {
-        if let Some(slot) = lock(&self.slots).waiting.get_mut(usize::from(id)) {
-            *slot = None;
+    /// Frees Identifier `id`, handing its receiving end back.
+    fn release(&self, id: u8, replies: mpsc::Receiver<Vec<u8>>) {
+        if let Some(slot) = lock(&self.slots).free.get_mut(usize::from(id)) {
+            *slot = Some(replies);
         }
     }
 }
@@ -531,7 +548,12 @@ impl Drop for Channel {
 }
 
 /// Reads replies and hands each to the request waiting on its Identifier.
-async fn receive(socket: Arc<UdpSocket>, slots: Arc<Mutex<Slots>>, stats: Arc<Stats>) {
+async fn receive(
+    socket: Arc<UdpSocket>,
+    slots: Arc<Mutex<Slots>>,
+    senders: Arc<[mpsc::Sender<Vec<u8>>]>,
+    stats: Arc<Stats>,
+) {
     let mut buf = vec![0u8; MAX_PACKET_LEN];
     loop {
         let len = match socket.recv(&mut buf).await {
@@ -549,32 +571,43 @@ async fn receive(socket: Arc<UdpSocket>, slots: Arc<Mutex<Slots>>, stats: Arc<St
             stats.invalid_replies.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        let waiter = lock(&slots)
-            .waiting
-            .get(usize::from(id))
-            .and_then(Clone::clone);
-        match waiter {
-            Some(tx) => {
-                // A full queue means the request is flooded with junk; dropping is right.
+        let leased = matches!(lock(&slots).free.get(usize::from(id)), Some(None));
+        match senders.get(usize::from(id)) {
+            Some(tx) if leased => {
+                // A full queue means the request is flooded with junk; dropping is right. A
+                // datagram that races with the end of its request is drained by the next
+                // lease of the Identifier.
                 let _ = tx.try_send(datagram.to_vec());
             }
-            None => {
+            _ => {
                 stats.unmatched.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 }
 
-/// An Identifier in flight; released when the request ends.
+/// An Identifier in flight, with the receiving end of its channel; released when the
+/// request ends.
 #[derive(Debug)]
 struct Lease {
     channel: Arc<Channel>,
     id: u8,
+    /// Always `Some` until dropped.
+    replies: Option<mpsc::Receiver<Vec<u8>>>,
+}
+
+impl Lease {
+    /// The next datagram for this Identifier.
+    async fn recv(&mut self) -> Option<Vec<u8>> {
+        self.replies.as_mut()?.recv().await
+    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.channel.release(self.id);
+        if let Some(replies) = self.replies.take() {
+            self.channel.release(self.id, replies);
+        }
     }
 }
 
@@ -936,16 +969,61 @@ mod tests {
         assert_eq!(lock(&client.sockets).len(), 2);
         let mut first: Vec<u8> = leases
             .iter()
-            .filter(|(l, _)| Arc::ptr_eq(&l.channel, &lock(&client.sockets)[0]))
-            .map(|(l, _)| l.id)
+            .filter(|l| Arc::ptr_eq(&l.channel, &lock(&client.sockets)[0]))
+            .map(|l| l.id)
             .collect();
         first.sort_unstable();
         first.dedup();
         assert_eq!(first.len(), 256);
         drop(leases);
         // Released: the first socket serves again.
-        let (lease, _) = client.lease().unwrap();
+        let lease = client.lease().unwrap();
         assert!(Arc::ptr_eq(&lease.channel, &lock(&client.sockets)[0]));
+    }
+
+    #[tokio::test]
+    async fn a_datagram_left_for_a_finished_request_does_not_reach_the_next_one() {
+        // A "server" that sends one datagram for Identifier 0 while it is leased.
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = client(
+            server.local_addr().unwrap(),
+            AuthProtocol::Pap,
+            Requirement::No,
+        );
+        let mut lease = client.lease().unwrap();
+        assert_eq!(lease.id, 0);
+        let to = lease.channel.socket.local_addr().unwrap();
+        server
+            .send_to(
+                &[
+                    2, 0, 0, 20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                ],
+                to,
+            )
+            .unwrap();
+        // Delivered to the lease's channel (the receiver task dispatched it)...
+        let first = tokio::time::timeout(Duration::from_secs(5), lease.recv()).await;
+        assert!(matches!(first, Ok(Some(ref d)) if d.len() == 20));
+        // ...and a second one that nobody reads before the request ends.
+        server
+            .send_to(
+                &[2, 0, 0, 20, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9],
+                to,
+            )
+            .unwrap();
+        let mut polls = 0;
+        while lease.replies.as_ref().is_some_and(|r| r.is_empty()) && polls < 500 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            polls += 1;
+        }
+        assert!(lease.replies.as_ref().is_some_and(|r| !r.is_empty()));
+        drop(lease);
+        // Identifiers rotate: hold 1..=255 so that the next lease gets 0 again.
+        let held: Vec<Lease> = (1..256).map(|_| client.lease().unwrap()).collect();
+        assert_eq!(held.last().map(|l| l.id), Some(255));
+        let mut again = client.lease().unwrap();
+        assert_eq!(again.id, 0);
+        assert!(again.replies.as_mut().unwrap().try_recv().is_err());
     }
 
     #[tokio::test]

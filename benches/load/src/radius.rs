@@ -1,0 +1,379 @@
+//! The RADIUS driver: Access-Requests over several connected UDP sockets, each keeping its
+//! share of the K outstanding requests in flight. Every reply is parsed and its Response
+//! Authenticator (and Message-Authenticator, when present) verified with the protocol crate;
+//! a reply that fails, or whose code is not the expected one, counts as an error.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use portcullis_protocol::radius::{
+    Builder, Code, MAX_PACKET_LEN, Packet, Secret, attr_type, chap_response,
+};
+
+use crate::run::{Rng, Shared};
+use crate::stats::Latencies;
+
+/// How the password travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Auth {
+    /// User-Password (RFC 2865 §5.2).
+    Pap,
+    /// CHAP-Password over a random CHAP-Challenge (RFC 2865 §5.3).
+    Chap,
+}
+
+/// What one RADIUS run sends.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Where to send.
+    pub addr: SocketAddr,
+    /// Shared secret.
+    pub secret: Vec<u8>,
+    /// User-Name.
+    pub user: String,
+    /// The password.
+    pub password: Vec<u8>,
+    /// PAP or CHAP.
+    pub auth: Auth,
+    /// The expected reply code.
+    pub expect: Code,
+    /// How long to wait for a reply before counting a timeout.
+    pub timeout: Duration,
+}
+
+/// What one worker measured.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Expected, verified replies.
+    pub ok: u64,
+    /// Replies that failed verification or had another code.
+    pub errors: u64,
+    /// Requests never answered.
+    pub timeouts: u64,
+    /// Latency of the `ok` replies.
+    pub latencies: Latencies,
+    /// When the last reply came.
+    pub last: Option<Instant>,
+}
+
+/// A request in flight on one Identifier.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    sent: Instant,
+    authenticator: [u8; 16],
+}
+
+/// Runs `sockets` workers sharing `concurrency` outstanding requests until `shared` says
+/// stop, and adds up what they measured.
+pub fn run(
+    target: &Target,
+    sockets: usize,
+    concurrency: usize,
+    shared: &Arc<Shared>,
+) -> io::Result<Tally> {
+    let sockets = sockets.clamp(1, concurrency.max(1));
+    let mut handles = Vec::new();
+    for i in 0..sockets {
+        // The window of worker i: its share of K, the remainder to the first ones; at most
+        // 256 (one Identifier each, RFC 2865 §3).
+        let window = (concurrency / sockets + usize::from(i < concurrency % sockets)).min(256);
+        let socket = UdpSocket::bind(match target.addr {
+            SocketAddr::V4(_) => "127.0.0.1:0",
+            SocketAddr::V6(_) => "[::1]:0",
+        })?;
+        socket.connect(target.addr)?;
+        socket.set_read_timeout(Some(Duration::from_millis(20)))?;
+        let target = target.clone();
+        let shared = Arc::clone(shared);
+        handles.push(thread::spawn(move || {
+            worker(&socket, &target, window, &shared)
+        }));
+    }
+    let mut total = Tally::default();
+    for handle in handles {
+        let tally = handle
+            .join()
+            .map_err(|_| io::Error::other("a worker thread panicked"))??;
+        total.ok += tally.ok;
+        total.errors += tally.errors;
+        total.timeouts += tally.timeouts;
+        total.latencies.merge(&tally.latencies);
+        total.last = total.last.max(tally.last);
+    }
+    Ok(total)
+}
+
+fn worker(
+    socket: &UdpSocket,
+    target: &Target,
+    window: usize,
+    shared: &Shared,
+) -> io::Result<Tally> {
+    let secret = Secret::new(target.secret.as_slice());
+    let mut rng = Rng::seeded();
+    let mut slots: Vec<Option<Slot>> = vec![None; window];
+    let mut tally = Tally::default();
+    let mut out = [0u8; MAX_PACKET_LEN];
+    let mut buf = [0u8; MAX_PACKET_LEN];
+
+    for (id, slot) in slots.iter_mut().enumerate() {
+        if !shared.take() {
+            break;
+        }
+        *slot = Some(send(socket, target, &secret, &mut rng, &mut out, id)?);
+    }
+    let mut last_sweep = Instant::now();
+    while slots.iter().any(Option::is_some) {
+        match socket.recv(&mut buf) {
+            Ok(len) => {
+                let now = Instant::now();
+                let datagram = buf.get(..len).unwrap_or_default();
+                let Some(&id) = datagram.get(1) else {
+                    tally.errors += 1;
+                    continue;
+                };
+                let id = usize::from(id);
+                let Some(Some(slot)) = slots.get(id).copied() else {
+                    // Late answer to a request already counted as timed out.
+                    tally.errors += 1;
+                    continue;
+                };
+                if check(datagram, &slot.authenticator, &secret, target.expect) {
+                    tally.ok += 1;
+                    tally.latencies.record(now - slot.sent);
+                    tally.last = Some(now);
+                } else {
+                    tally.errors += 1;
+                }
+                shared.done();
+                let next = if shared.take() {
+                    Some(send(socket, target, &secret, &mut rng, &mut out, id)?)
+                } else {
+                    None
+                };
+                if let Some(slot) = slots.get_mut(id) {
+                    *slot = next;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            // ICMP port unreachable from an earlier send: the request times out.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+            Err(e) => return Err(e),
+        }
+        let now = Instant::now();
+        if now.duration_since(last_sweep) >= Duration::from_millis(20) {
+            last_sweep = now;
+            for id in 0..slots.len() {
+                let expired =
+                    matches!(slots.get(id), Some(Some(slot)) if now - slot.sent >= target.timeout);
+                if expired {
+                    tally.timeouts += 1;
+                    shared.done();
+                    let next = if shared.take() {
+                        Some(send(socket, target, &secret, &mut rng, &mut out, id)?)
+                    } else {
+                        None
+                    };
+                    if let Some(slot) = slots.get_mut(id) {
+                        *slot = next;
+                    }
+                }
+            }
+        }
+    }
+    Ok(tally)
+}
+
+/// Builds and sends one Access-Request on Identifier `id`: Message-Authenticator first,
+/// User-Name, the password (PAP or CHAP), NAS-Identifier.
+fn send(
+    socket: &UdpSocket,
+    target: &Target,
+    secret: &Secret<&[u8]>,
+    rng: &mut Rng,
+    out: &mut [u8],
+    id: usize,
+) -> io::Result<Slot> {
+    let mut authenticator = [0u8; 16];
+    rng.fill(&mut authenticator);
+    let identifier = u8::try_from(id).unwrap_or(0);
+    let len = encode(target, secret, rng, out, identifier, &authenticator)
+        .map_err(|e| io::Error::other(format!("building the request: {e:?}")))?;
+    let sent = Instant::now();
+    match socket.send(out.get(..len).unwrap_or_default()) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+        Err(e) => return Err(e),
+    }
+    Ok(Slot {
+        sent,
+        authenticator,
+    })
+}
+
+fn encode(
+    target: &Target,
+    secret: &Secret<&[u8]>,
+    rng: &mut Rng,
+    out: &mut [u8],
+    identifier: u8,
+    authenticator: &[u8; 16],
+) -> Result<usize, portcullis_protocol::radius::Error> {
+    let mut b = Builder::access_request(out, identifier, authenticator)?;
+    b.attribute(attr_type::USER_NAME, target.user.as_bytes())?;
+    match target.auth {
+        Auth::Pap => {
+            b.user_password(&target.password, secret)?;
+        }
+        Auth::Chap => {
+            let mut challenge = [0u8; 17];
+            rng.fill(&mut challenge);
+            let [ident, rest @ ..] = challenge;
+            let response = chap_response(ident, &target.password, &rest);
+            b.chap_password(ident, &response)?;
+            b.attribute(attr_type::CHAP_CHALLENGE, &rest)?;
+        }
+    }
+    b.attribute(attr_type::NAS_IDENTIFIER, b"portcullis-load")?;
+    b.finish_request(secret)
+}
+
+/// Whether `datagram` is a well-formed reply of the `expect`ed code to the request with
+/// `authenticator`, with a valid Response Authenticator and Message-Authenticator (RFC 2865
+/// §3, RFC 3579 §3.2).
+pub fn check(
+    datagram: &[u8],
+    authenticator: &[u8; 16],
+    secret: &Secret<&[u8]>,
+    expect: Code,
+) -> bool {
+    let Ok(packet) = Packet::new_checked(datagram) else {
+        return false;
+    };
+    packet.code() == expect && packet.verify_reply(authenticator, secret).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::Length;
+
+    const SECRET: &[u8] = b"load-test-secret";
+
+    /// A reply to `request` with `code`, signed with `secret`.
+    fn reply(request: &[u8], code: Code, secret: &[u8]) -> Vec<u8> {
+        let request = Packet::new_checked(request).unwrap();
+        let mut buf = [0u8; 4096];
+        let mut b = Builder::new(&mut buf, code, request.identifier(), &[0; 16]).unwrap();
+        b.message_authenticator().unwrap();
+        let len = b
+            .finish_reply(&request.authenticator(), &Secret::new(secret))
+            .unwrap();
+        buf[..len].to_vec()
+    }
+
+    /// A responder on loopback that answers `answers` requests with `code` (keyed with
+    /// `secret`) and then stops.
+    fn responder(
+        code: Code,
+        secret: &'static [u8],
+        answers: usize,
+    ) -> (SocketAddr, thread::JoinHandle<Vec<Vec<u8>>>) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let handle = thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while seen.len() < answers {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    break;
+                };
+                seen.push(buf[..n].to_vec());
+                socket
+                    .send_to(&reply(&buf[..n], code, secret), from)
+                    .unwrap();
+            }
+            seen
+        });
+        (addr, handle)
+    }
+
+    fn target(addr: SocketAddr, auth: Auth, expect: Code) -> Target {
+        Target {
+            addr,
+            secret: SECRET.to_vec(),
+            user: "alice".into(),
+            password: b"alice-password".to_vec(),
+            auth,
+            expect,
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn counts_verified_replies_with_several_sockets() {
+        let (addr, peer) = responder(Code::AccessAccept, SECRET, 200);
+        let shared = Shared::new(Length::Requests(200));
+        let tally = run(&target(addr, Auth::Pap, Code::AccessAccept), 3, 8, &shared).unwrap();
+        assert_eq!((tally.ok, tally.errors, tally.timeouts), (200, 0, 0));
+        assert_eq!(tally.latencies.len(), 200);
+        let seen = peer.join().unwrap();
+        assert_eq!(seen.len(), 200);
+        // The peer saw PAP requests whose password it can recover.
+        let first = Packet::new_checked(&seen[0][..]).unwrap();
+        assert_eq!(first.code(), Code::AccessRequest);
+        assert_eq!(first.user_name(), Some(&b"alice"[..]));
+        let mut out = [0u8; 128];
+        let password = portcullis_protocol::radius::recover_password(
+            first.user_password().unwrap(),
+            &Secret::new(SECRET),
+            &first.authenticator(),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(password, b"alice-password");
+    }
+
+    #[test]
+    fn wrong_secret_and_wrong_code_are_errors() {
+        let (addr, peer) = responder(Code::AccessAccept, b"another-secret!!", 20);
+        let shared = Shared::new(Length::Requests(20));
+        let tally = run(&target(addr, Auth::Chap, Code::AccessAccept), 1, 4, &shared).unwrap();
+        assert_eq!((tally.ok, tally.errors), (0, 20));
+        peer.join().unwrap();
+
+        let (addr, peer) = responder(Code::AccessReject, SECRET, 20);
+        let shared = Shared::new(Length::Requests(20));
+        let tally = run(&target(addr, Auth::Chap, Code::AccessAccept), 2, 4, &shared).unwrap();
+        assert_eq!((tally.ok, tally.errors), (0, 20));
+        let seen = peer.join().unwrap();
+        assert!(
+            Packet::new_checked(&seen[0][..])
+                .unwrap()
+                .chap_password()
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn silence_is_counted_as_timeouts() {
+        // Bound but never read: every request times out.
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut t = target(silent.local_addr().unwrap(), Auth::Pap, Code::AccessAccept);
+        t.timeout = Duration::from_millis(100);
+        let shared = Shared::new(Length::Requests(6));
+        let tally = run(&t, 2, 3, &shared).unwrap();
+        assert_eq!((tally.ok, tally.timeouts), (0, 6));
+    }
+}

@@ -1,0 +1,357 @@
+# Shared by the scenario scripts: builds nothing, starts FreeRADIUS and portcullis on free
+# loopback ports under a scratch directory, and stops everything on exit.
+#
+# Environment:
+#   CARGO_TARGET_DIR  where `cargo build --release` put portcullis and portcullis-load
+#                     (default: ./target)
+#   BENCH_OUT         where result files go (default: ./target/bench)
+#   BENCH_REQUESTS    requests per measured run (default 200000); BENCH_DURATION (seconds)
+#                     replaces it when set
+#   BENCH_K           requests outstanding (default 64); BENCH_SOCKETS (default 4)
+#   BENCH_AUTH        pap or chap (default pap)
+#   BENCH_TAG         appended to the run's name (e.g. -k1)
+#   BENCH_TIMEOUT     seconds the harness waits for an answer (default 2)
+#   BENCH_PERF=1      record a CPU profile of the process under test during the measured run
+#                     (perf record -g) into $BENCH_OUT/NAME.perf.data
+#   BENCH_GLIBC_DEFAULT=1  run portcullis without MALLOC_MMAP_THRESHOLD_ (see below)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+RELEASE=${CARGO_TARGET_DIR:-$ROOT/target}/release
+PORTCULLIS=$RELEASE/portcullis
+LOAD=$RELEASE/portcullis-load
+FREERADIUS=${FREERADIUS:-/usr/sbin/freeradius}
+BENCH_OUT=${BENCH_OUT:-$ROOT/target/bench}
+BENCH_REQUESTS=${BENCH_REQUESTS:-200000}
+BENCH_K=${BENCH_K:-64}
+BENCH_SOCKETS=${BENCH_SOCKETS:-4}
+BENCH_AUTH=${BENCH_AUTH:-pap}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-2}
+# glibc raises its mmap threshold after the first large free, after which argon2's 19 MiB
+# blocks stay resident in every malloc arena that ever hashed (1.3 GiB seen). A fixed
+# threshold, as systemd/portcullis.service sets, returns them on free.
+if [ -z "${BENCH_GLIBC_DEFAULT:-}" ]; then
+    PORTCULLIS_ENV=(MALLOC_MMAP_THRESHOLD_=131072)
+else
+    PORTCULLIS_ENV=()
+fi
+# A command portcullis runs under (alloc.sh: valgrind --tool=dhat).
+PORTCULLIS_WRAP=()
+
+# Secrets of this benchmark only (loopback, throw-away processes).
+UPSTREAM_SECRET=bench-upstream-secret-0123
+FRONT_SECRET=bench-front-secret-456789
+ALICE_PASSWORD=alice-password
+
+for bin in "$PORTCULLIS" "$LOAD" "$FREERADIUS"; do
+    [ -x "$bin" ] || { echo "missing $bin (cargo build --release -p portcullis -p portcullis-load; apt-get install freeradius)" >&2; exit 2; }
+done
+
+mkdir -p "$BENCH_OUT"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-bench.XXXXXX")
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # FreeRADIUS may take a while to exit with requests pending; 5 s, then SIGKILL.
+    for _ in $(seq 50); do
+        alive=0
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
+    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+
+# idle_rss NAME PID: VmRSS of PID (KiB) now, before any request, into $BENCH_OUT/NAME.idle.
+idle_rss() {
+    awk '/^VmRSS:/ { print $2 }' "/proc/$2/status" >"$BENCH_OUT/$1.idle"
+}
+trap cleanup EXIT
+
+# A loopback UDP port that is free now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+free_tcp_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_udp PORT: until something listens on 127.0.0.1:PORT/udp (10 s at most).
+wait_udp() {
+    for _ in $(seq 100); do
+        ss -Hlun "sport = :$1" | grep -q . && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on udp/$1" >&2
+    return 1
+}
+wait_tcp() {
+    for _ in $(seq 600); do
+        ss -Hltn "sport = :$1" | grep -q . && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on tcp/$1" >&2
+    return 1
+}
+
+# radiusd_conf DIR PORT BODY: the common radiusd.conf of both FreeRADIUS roles. Threads and
+# limits are FreeRADIUS' defaults (5..32 threads); logging of each request is off.
+radiusd_conf() {
+    local dir=$1 port=$2 extra=$3
+    cat <<CONF
+prefix = /usr
+exec_prefix = /usr
+sysconfdir = /etc
+sbindir = /usr/sbin
+libdir = /usr/lib/freeradius
+localstatedir = $dir
+logdir = $dir
+raddbdir = $dir
+radacctdir = $dir
+confdir = $dir
+modconfdir = $dir
+run_dir = $dir
+db_dir = $dir
+pidfile = $dir/freeradius.pid
+name = freeradius
+max_request_time = 30
+cleanup_delay = 5
+max_requests = 262144
+hostname_lookups = no
+log {
+	destination = files
+	file = $dir/radius.log
+	auth = no
+}
+security {
+	allow_core_dumps = no
+	max_attributes = 200
+	reject_delay = 0
+	status_server = yes
+}
+thread pool {
+	start_servers = 5
+	max_servers = 32
+	min_spare_servers = 3
+	max_spare_servers = 10
+	max_requests_per_server = 0
+}
+$extra
+CONF
+}
+
+# start_upstream: FreeRADIUS answering alice (PAP or CHAP) from its users file with a Class.
+# Sets UPSTREAM_PORT and UPSTREAM_PID.
+start_upstream() {
+    local dir=$WORK/upstream
+    mkdir -p "$dir"
+    UPSTREAM_PORT=$(free_port)
+    cat >"$dir/users" <<'USERS'
+alice	Cleartext-Password := "alice-password"
+	Class = "admins"
+
+DEFAULT	Auth-Type := Reject
+USERS
+    radiusd_conf "$dir" "$UPSTREAM_PORT" "
+client localhost {
+	ipaddr = 127.0.0.1
+	secret = \"$UPSTREAM_SECRET\"
+	require_message_authenticator = no
+}
+modules {
+	pap {
+		normalise = yes
+	}
+	chap {
+	}
+	files {
+		filename = $dir/users
+	}
+}
+server default {
+	listen {
+		type = auth
+		ipaddr = 127.0.0.1
+		port = $UPSTREAM_PORT
+	}
+	authorize {
+		chap
+		files
+		pap
+	}
+	authenticate {
+		Auth-Type PAP {
+			pap
+		}
+		Auth-Type CHAP {
+			chap
+		}
+	}
+	post-auth {
+		Post-Auth-Type REJECT {
+			update {
+				&reply: !* ANY
+			}
+		}
+	}
+}" >"$dir/radiusd.conf"
+    "$FREERADIUS" -f -d "$dir" >"$dir/stdout.log" 2>&1 &
+    UPSTREAM_PID=$!
+    PIDS+=("$UPSTREAM_PID")
+    wait_udp "$UPSTREAM_PORT" || { cat "$dir/stdout.log" "$dir/radius.log" >&2 2>/dev/null; exit 1; }
+}
+
+# start_proxy: FreeRADIUS as a proxy: every Access-Request goes to the upstream through a
+# home server pool and a realm. Sets PROXY_PORT and PROXY_PID.
+start_proxy() {
+    local dir=$WORK/proxy
+    mkdir -p "$dir"
+    PROXY_PORT=$(free_port)
+    radiusd_conf "$dir" "$PROXY_PORT" "
+proxy_requests = yes
+proxy server {
+	default_fallback = no
+}
+home_server upstream {
+	type = auth
+	ipaddr = 127.0.0.1
+	port = $UPSTREAM_PORT
+	secret = \"$UPSTREAM_SECRET\"
+	response_window = 20
+	zombie_period = 40
+	revive_interval = 120
+	status_check = none
+	max_outstanding = 65536
+}
+home_server_pool upstream_pool {
+	type = fail-over
+	home_server = upstream
+}
+realm upstream {
+	auth_pool = upstream_pool
+	nostrip
+}
+client localhost {
+	ipaddr = 127.0.0.1
+	secret = \"$FRONT_SECRET\"
+	require_message_authenticator = no
+}
+server default {
+	listen {
+		type = auth
+		ipaddr = 127.0.0.1
+		port = $PROXY_PORT
+	}
+	authorize {
+		update control {
+			&Proxy-To-Realm := \"upstream\"
+		}
+	}
+	authenticate {
+	}
+	pre-proxy {
+	}
+	post-proxy {
+	}
+}" >"$dir/radiusd.conf"
+    "$FREERADIUS" -f -d "$dir" >"$dir/stdout.log" 2>&1 &
+    PROXY_PID=$!
+    PIDS+=("$PROXY_PID")
+    wait_udp "$PROXY_PORT" || { cat "$dir/stdout.log" "$dir/radius.log" >&2 2>/dev/null; exit 1; }
+}
+
+# start_portcullis SEQUENCE [LOCAL_USERS_TOML]: the daemon with the RADIUS front-end, the
+# upstream as its RADIUS server (when SEQUENCE has RADIUS) and the HTTPS API. Sets
+# FRONT_PORT, API_PORT and PORTCULLIS_PID.
+start_portcullis() {
+    local sequence=$1 users=${2:-} dir=$WORK/portcullis
+    mkdir -p "$dir/state"
+    FRONT_PORT=$(free_port)
+    API_PORT=$(free_tcp_port)
+    local servers=""
+    if [ -n "${UPSTREAM_PORT:-}" ]; then
+        servers="
+[[radius.servers]]
+id = 1
+order = 0
+address = \"127.0.0.1\"
+port = $UPSTREAM_PORT
+secret = \"$UPSTREAM_SECRET\"
+protocol = \"PAP\"
+require_message_authenticator = \"no\"
+
+[[radius.role_mappings]]
+role = \"Operator\"
+attribute = 25
+attribute_value = \"admins\"
+"
+    fi
+    cat >"$dir/portcullis.toml" <<TOML
+[listeners]
+api = ["127.0.0.1:$API_PORT"]
+radius_frontend = ["127.0.0.1:$FRONT_PORT"]
+
+[authentication]
+current_sequence = $sequence
+default_role = "Monitor"
+
+[radius.settings]
+use_nas_id = true
+nas_id_type = "custom"
+nas_id_value = "portcullis-bench"
+connection_timeout = 5
+max_number_of_tries = 3
+$servers
+[radius_frontend]
+max_in_flight = 1024
+
+[[radius_frontend.clients]]
+id = 1
+name = "load"
+address = "127.0.0.1"
+secret = "$FRONT_SECRET"
+require_message_authenticator = "yes"
+$users
+TOML
+    chmod 600 "$dir/portcullis.toml"
+    env "${PORTCULLIS_ENV[@]}" "${PORTCULLIS_WRAP[@]}" "$PORTCULLIS" serve --config "$dir/portcullis.toml" --state-dir "$dir/state" >"$dir/portcullis.log" 2>&1 &
+    PORTCULLIS_PID=$!
+    PIDS+=("$PORTCULLIS_PID")
+    wait_udp "$FRONT_PORT" && wait_tcp "$API_PORT" || { cat "$dir/portcullis.log" >&2; exit 1; }
+}
+
+# length_args: --requests N or --duration S as configured.
+length_args() {
+    if [ -n "${BENCH_DURATION:-}" ]; then
+        echo "--duration $BENCH_DURATION"
+    else
+        echo "--requests $BENCH_REQUESTS"
+    fi
+}
+
+# radius_load NAME PORT SECRET PID [extra args]: a short warm-up, then the measured run.
+radius_load() {
+    local name=$1${BENCH_TAG:-} port=$2 secret=$3 pid=$4
+    shift 4
+    idle_rss "$name" "$pid"
+    "$LOAD" radius --target "127.0.0.1:$port" --secret "$secret" --user alice \
+        --password "$ALICE_PASSWORD" --auth "$BENCH_AUTH" --sockets "$BENCH_SOCKETS" \
+        --concurrency "$BENCH_K" --duration 1 --timeout "$BENCH_TIMEOUT" "$@" >/dev/null
+    local perf_pid=""
+    if [ -n "${BENCH_PERF:-}" ]; then
+        perf record -q -F 999 -g -p "$pid" -o "$BENCH_OUT/$name.perf.data" 2>/dev/null &
+        perf_pid=$!
+        sleep 0.5
+    fi
+    # shellcheck disable=SC2046
+    "$LOAD" radius --target "127.0.0.1:$port" --secret "$secret" --user alice \
+        --password "$ALICE_PASSWORD" --auth "$BENCH_AUTH" --sockets "$BENCH_SOCKETS" \
+        --concurrency "$BENCH_K" $(length_args) --timeout "$BENCH_TIMEOUT" --watch-pid "$pid" \
+        --name "$name" --out-dir "$BENCH_OUT" "$@"
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+    fi
+}

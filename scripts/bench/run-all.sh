@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Runs every scenario once on this machine and writes docs/bench/results.md (table and
+# ratios) and the plots docs/bench/*.png. Raw results go to $BENCH_OUT (target/bench).
+#
+#   cargo build --release -p portcullis -p portcullis-load
+#   CARGO_TARGET_DIR=... scripts/bench/run-all.sh
+#
+# BENCH_REQUESTS (default 200000) sets the length of the runs that are not bound by argon2;
+# those that are (PAP through portcullis, REST login, local users) run BENCH_SLOW_SECONDS
+# (default 20) with a 60 s answer timeout. BENCH_LONG (default 1000000) is the length of the
+# memory run of scenario 2; BENCH_LONG=0 skips it.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+export BENCH_OUT=${BENCH_OUT:-$root/target/bench}
+release=${CARGO_TARGET_DIR:-$root/target}/release
+load=$release/portcullis-load
+docs=$root/docs/bench
+slow=${BENCH_SLOW_SECONDS:-20}
+long=${BENCH_LONG:-1000000}
+mkdir -p "$BENCH_OUT" "$docs"
+rm -f "$BENCH_OUT"/*.result "$BENCH_OUT"/*.csv "$BENCH_OUT"/*.idle
+
+run() { echo "==> $*" >&2; env "$@" >/dev/null; }
+
+for auth in chap pap; do
+    run BENCH_AUTH=$auth "$here/1-upstream.sh"
+    run BENCH_AUTH=$auth "$here/3-freeradius-proxy.sh"
+done
+run BENCH_AUTH=chap "$here/2-portcullis.sh"
+run BENCH_AUTH=pap BENCH_DURATION="$slow" BENCH_TIMEOUT=60 "$here/2-portcullis.sh"
+run BENCH_DURATION="$slow" BENCH_TIMEOUT=60 "$here/4-rest-login.sh"
+run BENCH_DURATION="$slow" BENCH_TIMEOUT=60 "$here/5-local.sh"
+# One request at a time: latency without queueing, for the added latency of scenario 2.
+for auth in chap pap; do
+    for scenario in 1-upstream 3-freeradius-proxy; do
+        run BENCH_AUTH=$auth BENCH_K=1 BENCH_SOCKETS=1 BENCH_REQUESTS=20000 BENCH_TAG=-k1 "$here/$scenario.sh"
+    done
+done
+run BENCH_AUTH=chap BENCH_K=1 BENCH_SOCKETS=1 BENCH_REQUESTS=20000 BENCH_TAG=-k1 "$here/2-portcullis.sh"
+run BENCH_AUTH=pap BENCH_K=1 BENCH_SOCKETS=1 BENCH_DURATION="$slow" BENCH_TIMEOUT=60 BENCH_TAG=-k1 "$here/2-portcullis.sh"
+if [ "$long" -gt 0 ]; then
+    run BENCH_AUTH=chap BENCH_REQUESTS="$long" "$here/2-portcullis.sh"
+    mv "$BENCH_OUT/2-portcullis-chap.result" "$BENCH_OUT/2-portcullis-chap-long.result"
+    mv "$BENCH_OUT/2-portcullis-chap.rss.csv" "$BENCH_OUT/2-portcullis-chap-long.rss.csv"
+    mv "$BENCH_OUT/2-portcullis-chap.percentiles.csv" "$BENCH_OUT/2-portcullis-chap-long.percentiles.csv"
+    mv "$BENCH_OUT/2-portcullis-chap.idle" "$BENCH_OUT/2-portcullis-chap-long.idle"
+    # The table keeps the run of the same length as the others.
+    run BENCH_AUTH=chap "$here/2-portcullis.sh"
+fi
+
+# value NAME KEY: one value of a result file.
+value() { sed -n "s/^$2=//p" "$BENCH_OUT/$1.result"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+# idle NAME: RSS (KiB) after start-up, before the warm-up.
+idle() { cat "$BENCH_OUT/$1.idle" 2>/dev/null || value "$1" rss_idle_kib; }
+mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024; else print "-" }'; }
+
+{
+    echo "# Benchmark results"
+    echo
+    echo "Written by \`scripts/bench/run-all.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
+    echo "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average"
+    echo "$(cut -d' ' -f1-3 /proc/loadavg) at the end. K = ${BENCH_K:-64} outstanding over ${BENCH_SOCKETS:-4} sockets."
+    echo
+    echo "RSS idle: after start-up, before any request. RSS peak: the largest of the samples taken every 100 ms during the measured run."
+    echo
+    echo "| run | requests ok | errors | timeouts | req/s | p50 µs | p99 µs | p99.9 µs | RSS idle MiB | RSS peak MiB |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    for name in 1-upstream-chap 2-portcullis-chap 3-proxy-chap 1-upstream-pap 2-portcullis-pap 3-proxy-pap 4-login 5-local \
+        1-upstream-chap-k1 2-portcullis-chap-k1 3-proxy-chap-k1 1-upstream-pap-k1 2-portcullis-pap-k1 3-proxy-pap-k1 2-portcullis-chap-long; do
+        [ -f "$BENCH_OUT/$name.result" ] || continue
+        echo "| $name | $(value $name ok) | $(value $name errors) | $(value $name timeouts) | $(value $name rps) | $(value $name p50_us) | $(value $name p99_us) | $(value $name p999_us) | $(mib "$(idle $name)") | $(mib "$(value $name rss_peak_kib)") |"
+    done
+    echo
+    for auth in chap pap; do
+        echo "$auth: throughput 2/3 = $(ratio "$(value 2-portcullis-$auth rps)" "$(value 3-proxy-$auth rps)")," \
+            "p99 2/3 = $(ratio "$(value 2-portcullis-$auth p99_us)" "$(value 3-proxy-$auth p99_us)")," \
+            "p50 overhead 2 - 1 = $(awk -v a="$(value 2-portcullis-$auth p50_us)" -v b="$(value 1-upstream-$auth p50_us)" 'BEGIN { printf "%.1f", a - b }') µs at K=${BENCH_K:-64}," \
+            "$(awk -v a="$(value 2-portcullis-$auth-k1 p50_us)" -v b="$(value 1-upstream-$auth-k1 p50_us)" 'BEGIN { printf "%.1f", a - b }') µs at K=1" \
+            "(FreeRADIUS proxy over FreeRADIUS at K=1: $(awk -v a="$(value 3-proxy-$auth-k1 p50_us)" -v b="$(value 1-upstream-$auth-k1 p50_us)" 'BEGIN { printf "%.1f", a - b }') µs)"
+        echo
+    done
+    if [ -f "$BENCH_OUT/2-portcullis-chap-long.result" ]; then
+        echo "Memory over $(value 2-portcullis-chap-long ok) requests of scenario 2 (CHAP): RSS idle" \
+            "$(mib "$(idle 2-portcullis-chap-long)") MiB, after the warm-up $(mib "$(value 2-portcullis-chap-long rss_idle_kib)") MiB, at 10 % $(mib "$(value 2-portcullis-chap-long rss_at_10pct_kib)") MiB," \
+            "peak $(mib "$(value 2-portcullis-chap-long rss_peak_kib)") MiB, at the end $(mib "$(value 2-portcullis-chap-long rss_end_kib)") MiB."
+        echo
+    fi
+    echo "argon2id verification alone (19 MiB, t=2, p=1), one thread: p50 $(sed -n 's/^argon2_p50_us=//p' "$BENCH_OUT/5-argon2.result") µs."
+} >"$docs/results.md"
+
+plot() { "$load" plot-latency --out "$docs/$1.png" --title "$2" "${@:3}"; }
+p() { echo "$BENCH_OUT/$1.percentiles.csv=$2"; }
+plot scenario-1-upstream "Scenario 1: harness -> FreeRADIUS (upstream ceiling)" \
+    "$(p 1-upstream-chap 'CHAP')" "$(p 1-upstream-pap 'PAP')"
+plot scenario-2-portcullis "Scenario 2: harness -> portcullis front-end -> FreeRADIUS" \
+    "$(p 2-portcullis-chap 'CHAP (pass-through, no local check)')" "$(p 2-portcullis-pap 'PAP (local check first: argon2id)')"
+plot scenario-3-proxy "Scenario 3: harness -> FreeRADIUS proxy -> FreeRADIUS" \
+    "$(p 3-proxy-chap 'CHAP')" "$(p 3-proxy-pap 'PAP')"
+plot scenario-4-login "Scenario 4: HTTPS POST /api/auth/1.0/login -> portcullis -> FreeRADIUS" \
+    "$(p 4-login 'REST login (local check first: argon2id)')"
+plot scenario-5-local "Scenario 5: harness -> portcullis front-end, local users only" \
+    "$(p 5-local 'PAP, argon2id per request')"
+plot compare-chap-k1 "CHAP, one request at a time (K=1)" \
+    "$(p 1-upstream-chap-k1 '1: FreeRADIUS directly')" "$(p 2-portcullis-chap-k1 '2: through portcullis')" \
+    "$(p 3-proxy-chap-k1 '3: through a FreeRADIUS proxy')"
+plot compare-chap "CHAP, side by side (K=${BENCH_K:-64})" \
+    "$(p 1-upstream-chap '1: FreeRADIUS directly')" "$(p 2-portcullis-chap '2: through portcullis')" \
+    "$(p 3-proxy-chap '3: through a FreeRADIUS proxy')"
+if [ -f "$BENCH_OUT/2-portcullis-chap-long.rss.csv" ]; then
+    "$load" plot-rss --out "$docs/scenario-2-memory.png" \
+        --title "portcullis RSS over $(value 2-portcullis-chap-long ok) requests (scenario 2, CHAP)" \
+        "$BENCH_OUT/2-portcullis-chap-long.rss.csv"
+fi
+cat "$docs/results.md"
