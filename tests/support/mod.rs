@@ -6,5 +6,6 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod fault_proxy;
 pub mod freeradius;
 pub mod tacacs_server;
