@@ -2,9 +2,10 @@
 //! in front of a real FreeRADIUS (drops, delays, duplicates, reordering, corruption,
 //! truncation), or against a scripted server that answers with crafted replies (wrong secret,
 //! forged Response Authenticator, wrong Identifier, no Message-Authenticator where one is
-//! required). For each: the outcome is the right one (accept, reject or unavailable), it comes
-//! within `connection_timeout x max_number_of_tries` (plus slack for the local method's argon2
-//! run and scheduling), and a wrong password or a forged reply is never an accept.
+//! required); and the real daemon's RADIUS front-end answers over a lossy upstream. For each:
+//! the outcome is the right one (accept, reject or unavailable), it comes within
+//! `connection_timeout x max_number_of_tries` (plus the local method's argon2 run and
+//! slack), and a wrong password or a forged reply is never an accept.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -685,4 +686,141 @@ async fn auto_policy_refuses_unsigned_replies_once_the_server_signed() {
     let second = login(&engine, "alice", "x", bound(1, 2)).await;
     assert!(is_unavailable(&second), "{second:?}");
     assert_eq!(server.requests(), 3, "one send, then two unanswered");
+}
+
+// --- The real daemon's front-end over a faulty upstream ----------------------------------
+
+/// The front-end client secret of 127.0.0.1 in [`frontend_config`].
+const FRONTEND_SECRET: &str = "faults-frontend-secret";
+
+/// The daemon's configuration: front-end client 127.0.0.1, one upstream RADIUS server at
+/// `upstream`, `tries` sends of 1 s.
+fn frontend_config(upstream: SocketAddr, tries: u32) -> String {
+    format!(
+        r#"
+[authentication]
+current_sequence = 3
+dead_time = 0
+
+[radius.settings]
+connection_timeout = {TIMEOUT}
+max_number_of_tries = {tries}
+
+{server}
+
+[[radius.role_mappings]]
+role = "Administrator"
+attribute = 17164
+attribute_value = "2"
+
+[[radius_frontend.clients]]
+id = 1
+name = "loopback"
+address = "127.0.0.1"
+secret = "{FRONTEND_SECRET}"
+"#,
+        server = server(1, upstream, DEFAULT_SECRET, "no")
+    )
+}
+
+/// One signed PAP Access-Request to the front-end at `addr`, waiting up to `wait`: the
+/// verified reply's code and Reply-Message.
+fn frontend_login(
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+    wait: Duration,
+) -> Option<(Code, String)> {
+    let secret = Secret::new(FRONTEND_SECRET.as_bytes());
+    let mut authenticator = [0u8; 16];
+    getrandom::fill(&mut authenticator).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut b = Builder::access_request(&mut buf, 7, &authenticator).unwrap();
+    b.attribute(attr_type::USER_NAME, user.as_bytes()).unwrap();
+    b.user_password(password.as_bytes(), &secret).unwrap();
+    let len = b.finish_request(&secret).unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(wait)).unwrap();
+    socket.send_to(&buf[..len], addr).unwrap();
+    let mut reply = [0u8; 4096];
+    let n = socket.recv(&mut reply).ok()?;
+    let packet = Packet::new_checked(&reply[..n]).unwrap();
+    packet.verify_reply(&authenticator, &secret).unwrap();
+    let message = packet
+        .attributes()
+        .filter(|a| a.typ() == attr_type::REPLY_MESSAGE)
+        .map(|a| String::from_utf8_lossy(a.value()).into_owned())
+        .collect();
+    Some((packet.code(), message))
+}
+
+#[tokio::test]
+async fn frontend_answers_rightly_over_a_lossy_upstream() {
+    let _gate = shared().await;
+    let radius = FreeRadius::start(DEFAULT_USERS);
+    // alice: request lost, then its answer lost, then the third send answered (from
+    // FreeRADIUS' duplicate cache). The wrong password: the first send corrupted (dropped by
+    // FreeRADIUS), the second answered.
+    let corrupt = Fault::Corrupt {
+        offset: 30,
+        mask: 0x10,
+    };
+    let proxy = UdpProxy::start(
+        radius.auth_addr,
+        Schedule::script(&[Fault::Drop, Fault::Pass, Fault::Pass, corrupt]),
+        Schedule::script(&[Fault::Drop]),
+    );
+    let daemon = support::daemon::Daemon::start(Some(&frontend_config(proxy.addr(), 3)));
+    let front = daemon.radius_addr.expect("the front-end listens");
+    let wait = bound(1, 3);
+    let alice =
+        tokio::task::spawn_blocking(move || frontend_login(front, "alice", ALICE_PASSWORD, wait))
+            .await
+            .unwrap();
+    assert_eq!(alice.map(|a| a.0), Some(Code::AccessAccept));
+    let wrong = tokio::task::spawn_blocking(move || frontend_login(front, "alice", "nope", wait))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&wrong, Some((Code::AccessReject, m)) if !m.contains("unavailable")),
+        "{wrong:?}"
+    );
+    assert_eq!(seen(&proxy.requests), 5);
+}
+
+#[tokio::test]
+async fn frontend_says_unavailable_when_the_upstream_path_is_dead() {
+    let _gate = shared().await;
+    let radius = FreeRadius::start(DEFAULT_USERS);
+    let proxy = UdpProxy::start(
+        radius.auth_addr,
+        Schedule::script(&[Fault::Drop; 4]),
+        Schedule::pass(),
+    );
+    let daemon = support::daemon::Daemon::start(Some(&frontend_config(proxy.addr(), 2)));
+    let front = daemon.radius_addr.expect("the front-end listens");
+    let wait = bound(1, 2);
+    // Right or wrong, nobody gets in while the servers are silent.
+    for password in [ALICE_PASSWORD, "wrong"] {
+        let started = Instant::now();
+        let answer =
+            tokio::task::spawn_blocking(move || frontend_login(front, "alice", password, wait))
+                .await
+                .unwrap();
+        assert!(started.elapsed() <= wait);
+        assert_eq!(
+            answer,
+            Some((
+                Code::AccessReject,
+                portcullis::frontend::SERVERS_UNAVAILABLE.to_string()
+            ))
+        );
+    }
+    assert_eq!(seen(&proxy.requests), 4, "two logins, two sends each");
+    // The path heals: the next login is answered.
+    let alice =
+        tokio::task::spawn_blocking(move || frontend_login(front, "alice", ALICE_PASSWORD, wait))
+            .await
+            .unwrap();
+    assert_eq!(alice.map(|a| a.0), Some(Code::AccessAccept));
 }
