@@ -10,7 +10,11 @@
 //!
 //! ```text
 //! soak --portcullis PATH [--logins N] [--outstanding K] [--seed S] [--pap-percent P]
+//!      [--max-seconds T]
 //! ```
+//!
+//! `--max-seconds` stops starting new logins after T seconds (the ones under way finish and
+//! are checked); the summary says how many ran.
 //!
 //! Most logins use CHAP, which the front-end passes straight to FreeRADIUS; a PAP login runs
 //! the local method first (one argon2 hash, tens of milliseconds of CPU), so PAP is a small
@@ -54,6 +58,7 @@ struct Args {
     outstanding: usize,
     seed: u64,
     pap_percent: u64,
+    max_seconds: Option<u64>,
 }
 
 fn args() -> Args {
@@ -63,6 +68,7 @@ fn args() -> Args {
         outstanding: 64,
         seed: 0x50a6,
         pap_percent: 2,
+        max_seconds: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,6 +79,7 @@ fn args() -> Args {
             "--outstanding" => args.outstanding = value.parse().expect("--outstanding K"),
             "--seed" => args.seed = value.parse().expect("--seed S"),
             "--pap-percent" => args.pap_percent = value.parse().expect("--pap-percent P"),
+            "--max-seconds" => args.max_seconds = Some(value.parse().expect("--max-seconds T")),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -346,6 +353,7 @@ fn verdict(reply: &[u8], id: u8, authenticator: &[u8; 16]) -> Option<Verdict> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn client(
     target: SocketAddr,
     worker: u64,
@@ -354,12 +362,16 @@ async fn client(
     seed: u64,
     pap_percent: u64,
     tally: Arc<Tally>,
+    deadline: Option<Instant>,
 ) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket.connect(target).await.unwrap();
     let mut buf = vec![0u8; 4096];
     let mut id: u8 = 0;
     loop {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return;
+        }
         let index = next.fetch_add(1, Ordering::Relaxed);
         if index >= total {
             return;
@@ -491,6 +503,7 @@ fn main() {
     let tally = Arc::new(Tally::default());
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let deadline = args.max_seconds.map(|s| started + Duration::from_secs(s));
     let rss_start = rss_kib(pid);
     let mut rss_samples: Vec<(u64, u64)> = vec![(0, rss_start)];
     runtime.block_on(async {
@@ -504,6 +517,7 @@ fn main() {
                 args.seed,
                 args.pap_percent,
                 Arc::clone(&tally),
+                deadline,
             )));
         }
         let mut last = Instant::now();
@@ -541,11 +555,12 @@ fn main() {
     });
     let elapsed = started.elapsed();
     let rss_end = rss_kib(pid);
-    rss_samples.push((args.logins, rss_end));
+    let sent = get(&tally.sent);
+    rss_samples.push((sent, rss_end));
     // Memory after the first tenth (caches, pools and the dedup cache filled) against the end.
     let warm = rss_samples
         .iter()
-        .find(|(done, _)| *done >= args.logins / 10)
+        .find(|(done, _)| *done >= sent / 10)
         .map_or(rss_start, |s| s.1);
     let peak = rss_samples.iter().map(|s| s.1).max().unwrap_or(0);
     let done = get(&tally.accepts)
@@ -592,10 +607,16 @@ fn main() {
         "portcullis RSS: start {rss_start} KiB, after 10% {warm} KiB, peak {peak} KiB, end \
          {rss_end} KiB"
     );
+    if done < args.logins {
+        println!(
+            "stopped by --max-seconds after {done} of {} logins",
+            args.logins
+        );
+    }
     let failed = get(&tally.false_accepts) > 0
         || get(&tally.false_rejects) > 0
         || get(&tally.lost) > 0
-        || done != args.logins;
+        || done != sent;
     drop(front);
     drop(daemon);
     drop(upstream);
