@@ -132,7 +132,15 @@ fn start_freeradius(dir: &Path) -> Radiusd {
     std::fs::create_dir_all(&raddb).unwrap();
     let auth = free_udp_port();
     let acct = free_udp_port();
+    // FreeRADIUS must insist on the Message-Authenticator portcullis sends: the test
+    // configuration does not, and a corruption that flips that attribute's type (into a
+    // CHAP-Challenge, say) then passes as a different, honest-looking request whose answer is
+    // a reject for the right password.
     let conf = radiusd_conf(&raddb, DEFAULT_SECRET, auth, acct)
+        .replace(
+            "require_message_authenticator = no",
+            "require_message_authenticator = yes",
+        )
         .replace("auth = yes", "auth = no")
         .replace("max_requests = 1024", "max_requests = 65536")
         .replace("start_servers = 1", "start_servers = 4")
