@@ -4,10 +4,10 @@
 //! hash made with the same parameters, so response time does not tell who exists.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 /// A local account as the engine needs it.
 #[derive(Debug, Clone)]
@@ -120,14 +120,58 @@ pub fn hash_password(password: &[u8]) -> Result<String, HashError> {
         .map_err(|e| HashError::Argon2(e.to_string()))
 }
 
-/// Verifies `password` against a PHC string, with the parameters the string carries. The
-/// final comparison inside argon2 is constant-time.
+/// How many argon2 work areas are kept for reuse: as many as verifications run at once.
+const KEPT_WORK_AREAS: usize = 4;
+
+/// argon2 work areas (19 MiB each with the default parameters) kept between verifications.
+/// Allocating a fresh one per check, as `verify_password` does, leaves the allocator holding
+/// memory it does not give back: a burst of logins grew the daemon past a gigabyte.
+static WORK_AREAS: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+
+/// A zeroed work area of `blocks` blocks, reused when one is kept.
+fn take_work_area(blocks: usize) -> Vec<Block> {
+    let kept = WORK_AREAS.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    let mut area = kept.unwrap_or_default();
+    area.resize(blocks, Block::default());
+    area
+}
+
+/// Wipes `area` (it held material derived from a password) and keeps it for the next check.
+fn give_back(mut area: Vec<Block>) {
+    area.fill(Block::default());
+    let mut kept = WORK_AREAS.lock().unwrap_or_else(|p| p.into_inner());
+    if kept.len() < KEPT_WORK_AREAS {
+        kept.push(area);
+    }
+}
+
+/// Verifies `password` against a PHC string, with the parameters the string carries, in a
+/// reused work area. The final comparison (`Output`'s `PartialEq`) is constant-time.
 fn check(phc: &str, password: &[u8]) -> Result<bool, ()> {
     let hash = PasswordHash::new(phc).map_err(|_| ())?;
     if hash.algorithm != argon2::ARGON2ID_IDENT {
         return Err(());
     }
-    Ok(Argon2::default().verify_password(password, &hash).is_ok())
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return Err(());
+    };
+    let params = Params::try_from(&hash).map_err(|_| ())?;
+    let version = match hash.version {
+        Some(version) => Version::try_from(version).map_err(|_| ())?,
+        None => Version::default(),
+    };
+    let mut salt_buf = [0u8; Salt::MAX_LENGTH];
+    let salt = salt.decode_b64(&mut salt_buf).map_err(|_| ())?;
+    let mut out_buf = [0u8; Output::MAX_LENGTH];
+    let out = out_buf.get_mut(..expected.len()).ok_or(())?;
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(Algorithm::Argon2id, version, params);
+    let mut area = take_work_area(blocks);
+    let hashed = argon2.hash_password_into_with_memory(password, salt, out, &mut area);
+    give_back(area);
+    hashed.map_err(|_| ())?;
+    let computed = Output::new(out).map_err(|_| ())?;
+    Ok(computed == expected)
 }
 
 #[cfg(test)]

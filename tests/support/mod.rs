@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod fault_proxy;
 pub mod freeradius;
 pub mod mfa;
 pub mod mfa_peers;
