@@ -205,11 +205,31 @@ async fn local_users_come_first_and_unknown_ones_fall_through() {
         radius.log().matches("Received Access-Request").count(),
         before
     );
-    // alice is not local: the walk moves on to RADIUS.
+    assert_eq!(engine.local_checks(), 2);
+    // alice is not local: the walk moves on to RADIUS, without a dummy argon2 check (the
+    // RADIUS round trip that follows shows she is not local anyway).
     let alice = engine
         .authenticate("alice", ALICE_PASSWORD.as_bytes())
         .await;
     assert_eq!(alice.method, Some(Method::Radius));
+    assert_eq!(engine.local_checks(), 2);
+    // HTTP Basic checks local users only: an unknown user costs a dummy check there.
+    let basic = engine.authenticate_local("alice", b"whatever").await;
+    assert_eq!(basic, Outcome::Unavailable("not a local user".into()));
+    assert_eq!(engine.local_checks(), 3);
+}
+
+/// Without a server for the method after Local, nothing answers after the local method: an
+/// unknown user costs the same argon2 check as a known one, so timing does not tell them apart.
+#[tokio::test]
+async fn unknown_users_cost_a_dummy_check_when_no_server_follows() {
+    let engine = Engine::new(&config(&[], 2, 2, "")).unwrap();
+    let unknown = engine.authenticate("nobody", b"guess").await;
+    assert!(matches!(
+        unknown.outcome,
+        Outcome::Reject(_) | Outcome::Unavailable(_)
+    ));
+    assert_eq!(engine.local_checks(), 1);
 }
 
 #[tokio::test]

@@ -275,6 +275,23 @@ impl Engine {
         self.sequence.contains(&Method::Radius) && !self.radius.is_empty()
     }
 
+    /// Whether a remote method with servers comes after position `index` of the sequence.
+    fn remote_after(&self, index: usize) -> bool {
+        self.sequence
+            .iter()
+            .skip(index + 1)
+            .any(|method| match method {
+                Method::Local => false,
+                Method::Radius => !self.radius.is_empty(),
+                Method::Tacacs => !self.tacacs.is_empty(),
+            })
+    }
+
+    /// How many argon2 checks the local method has run (real and dummy).
+    pub fn local_checks(&self) -> u64 {
+        self.local.checks()
+    }
+
     /// Walks the sequence for `user` and `password`.
     pub async fn authenticate(&self, user: &str, password: &[u8]) -> Decision {
         self.walk(user, Proof::Password(password)).await
@@ -292,8 +309,17 @@ impl Engine {
         let started = Instant::now();
         let mut unavailable = Vec::new();
         let mut rejected: Option<(Method, Option<String>, String)> = None;
-        for &method in self.sequence {
+        for (index, &method) in self.sequence.iter().enumerate() {
             let (outcome, server) = match (method, proof) {
+                // An unknown user's dummy argon2 check hides who is local only when nothing
+                // answers after the local method; with a remote method after it, the upstream
+                // round trip shows anyway, and the dummy check would cost every remote login
+                // tens of milliseconds of CPU.
+                (Method::Local, Proof::Password(_))
+                    if !self.local.contains(user) && self.remote_after(index) =>
+                {
+                    (Outcome::Unavailable("not a local user".into()), None)
+                }
                 (Method::Local, Proof::Password(password)) => {
                     (self.local(user, password).await, None)
                 }
