@@ -145,7 +145,7 @@ fn credentials(body: &[u8]) -> Result<(String, String), ApiError> {
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Login failed; error_info.reason is INVALID_CREDENTIALS, NO_ROLE_MAPPED or SERVERS_UNAVAILABLE", body = ErrorBody),
+        (status = 401, description = "Login failed; error_info.reason is INVALID_CREDENTIALS, NO_ROLE_MAPPED, SERVERS_UNAVAILABLE, or MFA_DELIVERY_FAILED (a one-time code could not be delivered and failmode is secure)", body = ErrorBody),
         (status = 406, description = "Accept header excludes JSON", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 422, description = "Missing or mistyped fields", body = ErrorBody),

@@ -73,6 +73,19 @@ pub fn partial_token_refused() -> ApiError {
     }))
 }
 
+/// `error_info.reason` when a login code could not be delivered and `failmode` is secure.
+pub const DELIVERY_FAILED: &str = "MFA_DELIVERY_FAILED";
+
+/// 401 MFA_DELIVERY_FAILED: the login owes a delivered code that could not be sent, and the
+/// policy's `failmode` is `secure`.
+pub fn delivery_failed() -> ApiError {
+    ApiError::invalid_credentials().with_info(json!({
+        "reason": DELIVERY_FAILED,
+        "hint": "The one-time code could not be delivered (SMS gateway or SMTP relay down); \
+                 try again later.",
+    }))
+}
+
 /// 429 LOCKOUT with `Retry-After`.
 pub fn lockout_response(retry_after: u64) -> Response {
     let mut error = ApiError::bad_request(format!(
@@ -112,23 +125,74 @@ pub async fn second_step(
     {
         return Ok(Some(lockout_response(retry_after)));
     }
+    let started = std::time::Instant::now();
     let options = state
         .mfa
-        .options(user)
+        .options(user, &live.config.mfa_delivery)
         .await
         .map_err(|e| ApiError::internal("mfa options", e))?;
-    if !options.totp && options.delivery == Delivery::Down && policy.failmode == FailMode::Safe {
-        tracing::warn!(
-            user,
-            "second factor cannot be delivered; failmode safe lets the login through"
-        );
-        return Ok(None);
+    match options.delivery {
+        Delivery::Down if policy.failmode == FailMode::Safe => {
+            tracing::warn!(
+                user,
+                "second factor cannot be delivered; failmode safe lets the login through"
+            );
+            crate::mfa::audit(
+                user,
+                None,
+                None,
+                "accept",
+                Some(format!(
+                    "{DELIVERY_FAILED}; failmode safe: no second factor"
+                )),
+                started.elapsed(),
+            );
+            return Ok(None);
+        }
+        Delivery::Down => {
+            tracing::warn!(
+                user,
+                "second factor cannot be delivered; failmode secure refuses the login"
+            );
+            crate::mfa::audit(
+                user,
+                None,
+                None,
+                "reject",
+                Some(format!("{DELIVERY_FAILED}; failmode secure")),
+                started.elapsed(),
+            );
+            return Err(delivery_failed());
+        }
+        Delivery::Locked => {
+            crate::mfa::audit(
+                user,
+                None,
+                None,
+                "reject",
+                Some("LOCKOUT: the MFA service sends no more codes for now".into()),
+                started.elapsed(),
+            );
+            return Ok(Some(lockout_response(
+                crate::mfa::service::LOCKOUT_SECONDS.unsigned_abs(),
+            )));
+        }
+        Delivery::NotConfigured | Delivery::Sent(_) => {}
     }
     let (token, expires) = state
         .sessions
         .create_partial(user, roles.to_vec(), method)
         .map_err(|e| ApiError::internal("token", e))?;
-    tracing::info!(user, enrolled = options.totp, "login owes a second factor");
+    let delivered = match options.delivery {
+        Delivery::Sent(channel) => channel.as_str(),
+        _ => "-",
+    };
+    tracing::info!(
+        user,
+        enrolled = options.totp,
+        delivered,
+        "login owes a second factor"
+    );
     Ok(Some(
         Json(LoginResponse {
             user: UserInfo {
@@ -203,11 +267,21 @@ pub async fn login_mfa(
     let code = code_of(&body)?;
     let live = state.store.current();
     let settings = Lockout::of(&live.config.mfa);
+    let started = std::time::Instant::now();
     let verdict = state
         .mfa
-        .verify(&session.user, &code, settings)
+        .verify(&session.user, &code, settings, &live.config.mfa_delivery)
         .await
         .map_err(|e| ApiError::internal("mfa verify", e))?;
+    let (method, result, reason) = crate::mfa::audit_verdict(verdict);
+    crate::mfa::audit(
+        &session.user,
+        None,
+        method,
+        result,
+        reason,
+        started.elapsed(),
+    );
     match verdict {
         Verdict::Accepted { method } => {
             state.sessions.revoke(token);
