@@ -19,6 +19,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use portcullis::engine::local::hash_password;
 use support::daemon::{Auth, Daemon};
 use support::freeradius::{FreeRadius, TEST_DICTIONARY};
+use support::mfa_peers::SmsSink;
 use support::tacacs_server::{Config as TacacsConfig, TacacsServer, User as TacacsUser};
 
 const ADMIN_PW: &str = "Adm1n-Hyg13ne-Pw-7c4e";
@@ -32,6 +33,8 @@ const RAD_USER_PW: &str = "Rad-User-Pw-3a9c";
 const TAC_USER_PW: &str = "Tac-User-Pw-8b21";
 const WRONG_PW: &str = "Wr0ng-Guess-Pw-6f03";
 const OTTO_PW: &str = "0tt0-Mfa-Pw-c81d";
+const PAULA_PW: &str = "Paula-Sms-Pw-47be";
+const SMS_BEARER: &str = "Sms-Gw-Bearer-9a3e51";
 
 const SECRETS: &[&str] = &[
     ADMIN_PW,
@@ -45,15 +48,18 @@ const SECRETS: &[&str] = &[
     TAC_USER_PW,
     WRONG_PW,
     OTTO_PW,
+    PAULA_PW,
+    SMS_BEARER,
 ];
 
 const REMOTE: &str = "/api/mgmt.remote_authentication/1.0";
 const CLIENTS: &str = "/api/mgmt.radius_frontend/1.0/clients";
 
-fn config(radius: &FreeRadius, tacacs: &TacacsServer) -> String {
+fn config(radius: &FreeRadius, tacacs: &TacacsServer, sms_url: &str) -> String {
     let admin = hash_password(ADMIN_PW.as_bytes()).unwrap();
     let monitor = hash_password(MONITOR_PW.as_bytes()).unwrap();
     let otto = hash_password(OTTO_PW.as_bytes()).unwrap();
+    let paula = hash_password(PAULA_PW.as_bytes()).unwrap();
     format!(
         r#"
 [authentication]
@@ -112,9 +118,21 @@ name = "otto"
 password_hash = "{otto}"
 roles = ["Monitor"]
 
+[[local_users]]
+name = "paula"
+password_hash = "{paula}"
+roles = ["Monitor"]
+
 [mfa.policy]
 required = "all"
 exempt_users = ["admin", "watcher", "rhea", "theo", "nobody"]
+
+[mfa_delivery]
+application = "gateway"
+
+[mfa_delivery.sms]
+url = "{sms_url}"
+bearer = "{SMS_BEARER}"
 "#,
         radius.auth_addr.ip(),
         radius.auth_addr.port(),
@@ -177,7 +195,8 @@ fn no_secret_reaches_logs_responses_or_metrics() {
     )]);
     tacacs_config.key = TACACS_KEY.into();
     let tacacs = TacacsServer::start(tacacs_config);
-    let daemon = Daemon::start_logging(Some(&config(&radius, &tacacs)), &[], "trace");
+    let sms = SmsSink::start();
+    let daemon = Daemon::start_logging(Some(&config(&radius, &tacacs, &sms.url())), &[], "trace");
 
     let mut responses: Vec<String> = Vec::new();
     let mut tokens: Vec<String> = Vec::new();
@@ -289,7 +308,64 @@ fn no_secret_reaches_logs_responses_or_metrics() {
     let full = keep(second_step(&login_code));
     assert_eq!(full.status, 200, "{}", full.body);
     tokens.push(full.json()["token"].as_str().unwrap().to_string());
-    let codes = [activation_code, login_code, wrong_code];
+
+    // A delivered code: paula's phone number validated, then a two-step login by SMS.
+    let sms_code = || {
+        let request = sms.next();
+        let text = request.body["message"].as_str().unwrap().to_string();
+        text.split_whitespace().last().unwrap().to_string()
+    };
+    let app = keep(daemon.request(
+        "POST",
+        "/api/mfa/1.0/applications",
+        Auth::Basic("admin", ADMIN_PW),
+        Some(r#"{"name": "gateway", "auth_code_length": 8, "auth_token_type": "NUMERIC"}"#),
+    ));
+    assert_eq!(app.status, 200, "{}", app.body);
+    let paula = format!(
+        "/api/mfa/1.0/applications/{}/users/paula",
+        app.json()["id"].as_str().unwrap()
+    );
+    let associated = keep(daemon.request(
+        "POST",
+        &format!("{paula}/associate"),
+        Auth::Basic("admin", ADMIN_PW),
+        Some(r#"{"address": "+15550100042"}"#),
+    ));
+    assert_eq!(associated.status, 200, "{}", associated.body);
+    let validation_code = sms_code();
+    let validated = keep(daemon.request(
+        "POST",
+        &format!("{paula}/validate"),
+        Auth::Basic("admin", ADMIN_PW),
+        Some(&format!(r#"{{"validation_code": "{validation_code}"}}"#)),
+    ));
+    assert_eq!(validated.status, 200, "{}", validated.body);
+    let partial = keep(login("paula", PAULA_PW));
+    assert_eq!(
+        partial.json()["needTwoFactorAuth"],
+        true,
+        "{}",
+        partial.body
+    );
+    let partial = partial.json()["token"].as_str().unwrap().to_string();
+    tokens.push(partial.clone());
+    let delivered_code = sms_code();
+    let full = keep(daemon.request(
+        "POST",
+        "/api/auth/1.0/login/mfa",
+        Auth::Bearer(&partial),
+        Some(&format!(r#"{{"code": "{delivered_code}"}}"#)),
+    ));
+    assert_eq!(full.status, 200, "{}", full.body);
+    tokens.push(full.json()["token"].as_str().unwrap().to_string());
+    let codes = [
+        activation_code,
+        login_code,
+        wrong_code,
+        validation_code,
+        delivered_code,
+    ];
 
     let admin = Auth::Basic("admin", ADMIN_PW);
     let monitor = Auth::Basic("watcher", MONITOR_PW);
