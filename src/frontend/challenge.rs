@@ -6,8 +6,10 @@
 //! Access-Request with that State and the code as User-Password. The State is bound to the
 //! user name, the front-end client and the source address, expires after 300 s, and is kept
 //! as a SHA-256 hash in the state database (`mfa_challenges`, at most [`MAX_CHALLENGES`]).
-//! A user may also send `password,code` in one Access-Request: when the password ends in a
-//! comma and six digits, the part before the comma is tried first.
+//! A user may also send `password,code` in one Access-Request: when the part after the last
+//! comma has the shape of a code this user can give (six digits with a TOTP device, the
+//! shape of their delivered login codes otherwise), only the part before the comma is tried
+//! as the password; else the whole string is, so no password is tried twice upstream.
 //!
 //! A user without an activated TOTP device who has a validated address in the MFA service
 //! application of `[mfa_delivery]` is sent a one-time code (SMS or e-mail) and the prompt
@@ -115,12 +117,13 @@ pub fn application(origin: &Origin) -> String {
     format!("radius:{}", origin.client_name)
 }
 
-/// `password,code` → (`password`, `code`) when the password ends in a comma and six digits.
+/// `password,code` → (`password`, `code`) at the last comma, when what follows is short
+/// printable ASCII (a candidate code).
 pub fn split_code(password: &[u8]) -> Option<(&[u8], &str)> {
     let comma = password.iter().rposition(|b| *b == b',')?;
     let (head, tail) = password.split_at(comma);
     let code = tail.get(1..)?;
-    (code.len() == 6 && code.iter().all(u8::is_ascii_digit))
+    (!code.is_empty() && code.len() <= 64 && code.iter().all(u8::is_ascii_graphic))
         .then(|| std::str::from_utf8(code).ok().map(|code| (head, code)))
         .flatten()
 }
@@ -136,7 +139,18 @@ pub async fn password(
 ) -> Walked {
     let started = Instant::now();
     let policy = live.config.mfa.policy_for(&application(origin));
-    if let Some((head, code)) = split_code(password) {
+    let split = match split_code(password) {
+        Some((head, code)) => match mfa
+            .looks_like_code(user, code, &live.config.mfa_delivery)
+            .await
+        {
+            Ok(true) => Some((head, code)),
+            Ok(false) => None,
+            Err(e) => return unavailable(reject_decision(started), &e),
+        },
+        None => None,
+    };
+    if let Some((head, code)) = split {
         let decision = live.engine.authenticate(user, head).await;
         if let Outcome::Accept(roles) = &decision.outcome {
             if !policy.applies(user, roles) {
@@ -152,6 +166,7 @@ pub async fn password(
                 .await;
             return settle(verdict, decision, origin, user, started);
         }
+        return Walked::plain(decision);
     }
     let decision = live.engine.authenticate(user, password).await;
     after_first_factor(mfa, live, origin, user, decision).await
@@ -467,9 +482,11 @@ mod tests {
         assert_eq!(split_code(b"pw,123456"), Some((&b"pw"[..], "123456")));
         assert_eq!(split_code(b"a,b,000001"), Some((&b"a,b"[..], "000001")));
         assert_eq!(split_code(b",123456"), Some((&b""[..], "123456")));
-        assert_eq!(split_code(b"pw,12345"), None);
-        assert_eq!(split_code(b"pw,1234567"), None);
-        assert_eq!(split_code(b"pw,12345a"), None);
+        // Candidates of any code shape; whether one fits the user is decided later.
+        assert_eq!(split_code(b"pw,GW-AB12"), Some((&b"pw"[..], "GW-AB12")));
+        assert_eq!(split_code(b"pw,"), None);
+        assert_eq!(split_code(b"pw,12 45"), None);
+        assert_eq!(split_code(&[b"pw,".as_slice(), &[b'1'; 65]].concat()), None);
         assert_eq!(split_code(b"pw123456"), None);
     }
 

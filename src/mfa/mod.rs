@@ -129,6 +129,28 @@ impl MfaStore {
         Ok(Options { totp, delivery })
     }
 
+    /// Whether `text` has the shape of a code `user` could give: six digits with an activated
+    /// TOTP device, or the shape of the login codes of their validated address.
+    pub async fn looks_like_code(
+        &self,
+        user: &str,
+        text: &str,
+        delivery: &MfaDelivery,
+    ) -> Result<bool, StateError> {
+        let (user, text) = (user.to_string(), text.to_string());
+        let application = delivery.application.clone();
+        self.db
+            .run(move |conn| {
+                let totp_shaped = text.len() == 6 && text.bytes().all(|b| b.is_ascii_digit());
+                if totp_shaped && devices::has_active(conn, &user)? {
+                    return Ok(true);
+                }
+                service::looks_like_login_code(conn, &application, &user, &text)
+                    .map_err(|e| StateError::Task(format!("login code shape: {e}")))
+            })
+            .await
+    }
+
     /// Seconds `user` stays locked out, if they are.
     pub async fn locked_for(&self, user: &str) -> Result<Option<u64>, StateError> {
         let user = user.to_string();

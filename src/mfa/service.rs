@@ -1578,6 +1578,35 @@ pub fn consume_login_code(
     Ok(result == CodeCheck::Success(Purpose::Login))
 }
 
+/// Whether `text` has the shape of a login code of gateway user `user` in application `name`
+/// (length and alphabet, with or without the prefix): false without a validated address.
+pub fn looks_like_login_code(
+    c: &Connection,
+    name: &str,
+    user: &str,
+    text: &str,
+) -> Result<bool, MfaError> {
+    if chars(user) > MAX_ID || chars(text) > MAX_CODE_INPUT {
+        return Ok(false);
+    }
+    let Some(enrolment) = find_enrolment(c, name, user)? else {
+        return Ok(false);
+    };
+    let app = &enrolment.application;
+    let prefix = app.auth_token_prefix.as_str();
+    let bare = match text.strip_prefix(prefix) {
+        Some(rest) if !prefix.is_empty() => rest,
+        _ => text,
+    };
+    let token_type = app.token_type();
+    let normalized = token_type.normalize(bare);
+    let alphabet = token_type.alphabet();
+    Ok(
+        usize::try_from(app.auth_code_length).is_ok_and(|n| normalized.len() == n)
+            && normalized.bytes().all(|b| alphabet.contains(&b)),
+    )
+}
+
 /// What [`check_login_code`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginCodeCheck {
