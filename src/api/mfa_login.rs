@@ -1,6 +1,9 @@
 //! The two-step login: `POST /api/auth/1.0/login` answers `needTwoFactorAuth: true` with a
 //! partial token when the MFA policy applies to the user; `POST /api/auth/1.0/login/mfa`
-//! `{code}` with that token turns it into a full one.
+//! `{code}` with that token turns it into a full one. Without an activated TOTP device, a
+//! user with a validated address in the `[mfa_delivery]` application is sent a login code at
+//! the first step; when it cannot be sent, `failmode` decides (secure: 401
+//! `MFA_DELIVERY_FAILED`; safe: a full token on the first factor alone).
 //!
 //! A partial token lives five minutes and opens only `login/mfa` and the caller's own device
 //! pairing, activation and listing (pairing only while the user has no activated device:
@@ -235,7 +238,8 @@ fn code_of(body: &[u8]) -> Result<String, ApiError> {
 }
 
 /// Second step of a login: the partial token from `POST /api/auth/1.0/login` and a code
-/// from the user's authenticator app give a full token.
+/// from the user's authenticator app, or the code delivered by SMS or e-mail, give a full
+/// token.
 #[utoipa::path(
     post,
     path = "/api/auth/1.0/login/mfa",
