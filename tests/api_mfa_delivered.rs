@@ -202,6 +202,7 @@ fn rest_two_step_login_with_a_delivered_code_and_failmode() {
     let answer = login(&daemon);
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.json()["needTwoFactorAuth"], true, "{}", answer.body);
+    assert_eq!(answer.json()["codeSentBy"], "SMS", "{}", answer.body);
     let partial = answer.json()["token"].as_str().unwrap().to_owned();
     let code = sms_code(&sms);
     assert_eq!(code.len(), 6, "{code}");
@@ -213,6 +214,7 @@ fn rest_two_step_login_with_a_delivered_code_and_failmode() {
     let answer = second_step(&daemon, &partial, &code);
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.json()["needTwoFactorAuth"], false, "{}", answer.body);
+    assert!(answer.json().get("codeSentBy").is_none(), "{}", answer.body);
     let full = answer.json()["token"].as_str().unwrap().to_owned();
     let session = send(
         &daemon,

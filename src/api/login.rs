@@ -71,6 +71,10 @@ pub struct LoginResponse {
     /// `POST /api/auth/1.0/login/mfa` `{code}` turns it into a full one.
     #[serde(rename = "needTwoFactorAuth")]
     pub need_two_factor_auth: bool,
+    /// With `needTwoFactorAuth`: how a one-time code was just sent (`SMS` or `EMAIL`);
+    /// absent when the code comes from an authenticator app.
+    #[serde(rename = "codeSentBy", skip_serializing_if = "Option::is_none")]
+    pub code_sent_by: Option<String>,
 }
 
 /// `GET /api/auth/1.0/session` answer.
@@ -191,6 +195,7 @@ pub async fn login(
                 token,
                 expires: rfc3339(expires),
                 need_two_factor_auth: false,
+                code_sent_by: None,
             })
             .into_response())
         }

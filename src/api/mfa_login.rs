@@ -207,6 +207,7 @@ pub async fn second_step(
             token,
             expires: rfc3339(expires),
             need_two_factor_auth: true,
+            code_sent_by: (delivered != "-").then(|| delivered.to_string()),
         })
         .into_response(),
     ))
@@ -312,6 +313,7 @@ pub async fn login_mfa(
                 token: full,
                 expires: rfc3339(expires),
                 need_two_factor_auth: false,
+                code_sent_by: None,
             })
             .into_response())
         }
