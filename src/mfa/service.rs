@@ -1551,7 +1551,8 @@ pub async fn send_login_code(
 
 /// Checks and consumes a login code of gateway user `user` in application `name` inside the
 /// caller's transaction: the one place the gateway's second factor takes a delivered code.
-/// A wrong code is not counted here: the gateway's own lockout counts it, once.
+/// A wrong code is not counted here: the gateway's own lockout counts it, once (and
+/// [`MfaStore::verify`](super::MfaStore::verify) emits the outcome metric).
 pub fn consume_login_code(
     c: &Connection,
     name: &str,
@@ -1574,7 +1575,6 @@ pub fn consume_login_code(
         now,
         false,
     )?;
-    count(result);
     Ok(result == CodeCheck::Success(Purpose::Login))
 }
 
