@@ -256,4 +256,19 @@ fn password_and_code_in_one_request_and_lockout() {
     let plain = login(PASSWORD);
     assert!(plain.received("Access-Reject"), "{plain:?}");
     assert!(plain.stdout.contains("locked out"), "{plain:?}");
+
+    // Dave has no device: `password,123456` is his whole password (a wrong one), not a
+    // password and a code.
+    let dave = radclient(
+        dir.path(),
+        addr,
+        &format!("User-Name = dave\nUser-Password = \"{PASSWORD},123456\"\n"),
+    );
+    assert!(dave.received("Access-Reject"), "{dave:?}");
+    let dave = radclient(
+        dir.path(),
+        addr,
+        &format!("User-Name = dave\nUser-Password = \"{PASSWORD}\"\n"),
+    );
+    assert!(dave.received("Access-Accept"), "{dave:?}");
 }

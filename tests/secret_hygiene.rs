@@ -19,6 +19,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use portcullis::engine::local::hash_password;
 use support::daemon::{Auth, Daemon};
 use support::freeradius::{FreeRadius, TEST_DICTIONARY};
+use support::mfa_peers::SmsSink;
 use support::tacacs_server::{Config as TacacsConfig, TacacsServer, User as TacacsUser};
 
 const ADMIN_PW: &str = "Adm1n-Hyg13ne-Pw-7c4e";
@@ -31,6 +32,9 @@ const FRONT_SECRET_API: &str = "Front-Secret-Api-5d10";
 const RAD_USER_PW: &str = "Rad-User-Pw-3a9c";
 const TAC_USER_PW: &str = "Tac-User-Pw-8b21";
 const WRONG_PW: &str = "Wr0ng-Guess-Pw-6f03";
+const OTTO_PW: &str = "0tt0-Mfa-Pw-c81d";
+const PAULA_PW: &str = "Paula-Sms-Pw-47be";
+const SMS_BEARER: &str = "Sms-Gw-Bearer-9a3e51";
 
 const SECRETS: &[&str] = &[
     ADMIN_PW,
@@ -43,14 +47,19 @@ const SECRETS: &[&str] = &[
     RAD_USER_PW,
     TAC_USER_PW,
     WRONG_PW,
+    OTTO_PW,
+    PAULA_PW,
+    SMS_BEARER,
 ];
 
 const REMOTE: &str = "/api/mgmt.remote_authentication/1.0";
 const CLIENTS: &str = "/api/mgmt.radius_frontend/1.0/clients";
 
-fn config(radius: &FreeRadius, tacacs: &TacacsServer) -> String {
+fn config(radius: &FreeRadius, tacacs: &TacacsServer, sms_url: &str) -> String {
     let admin = hash_password(ADMIN_PW.as_bytes()).unwrap();
     let monitor = hash_password(MONITOR_PW.as_bytes()).unwrap();
+    let otto = hash_password(OTTO_PW.as_bytes()).unwrap();
+    let paula = hash_password(PAULA_PW.as_bytes()).unwrap();
     format!(
         r#"
 [authentication]
@@ -103,6 +112,27 @@ roles = ["Administrator"]
 name = "watcher"
 password_hash = "{monitor}"
 roles = ["Monitor"]
+
+[[local_users]]
+name = "otto"
+password_hash = "{otto}"
+roles = ["Monitor"]
+
+[[local_users]]
+name = "paula"
+password_hash = "{paula}"
+roles = ["Monitor"]
+
+[mfa.policy]
+required = "all"
+exempt_users = ["admin", "watcher", "rhea", "theo", "nobody"]
+
+[mfa_delivery]
+application = "gateway"
+
+[mfa_delivery.sms]
+url = "{sms_url}"
+bearer = "{SMS_BEARER}"
 "#,
         radius.auth_addr.ip(),
         radius.auth_addr.port(),
@@ -165,7 +195,8 @@ fn no_secret_reaches_logs_responses_or_metrics() {
     )]);
     tacacs_config.key = TACACS_KEY.into();
     let tacacs = TacacsServer::start(tacacs_config);
-    let daemon = Daemon::start_logging(Some(&config(&radius, &tacacs)), &[], "trace");
+    let sms = SmsSink::start();
+    let daemon = Daemon::start_logging(Some(&config(&radius, &tacacs, &sms.url())), &[], "trace");
 
     let mut responses: Vec<String> = Vec::new();
     let mut tokens: Vec<String> = Vec::new();
@@ -227,6 +258,115 @@ fn no_secret_reaches_logs_responses_or_metrics() {
     assert!(!frontend_login(&daemon, "rhea", WRONG_PW));
 
     // HTTP Basic, right and wrong; secrets read back cloaked.
+    // A TOTP pairing and a two-step login for otto, who owes a second factor.
+    let partial = keep(login("otto", OTTO_PW));
+    assert_eq!(partial.status, 200, "{}", partial.body);
+    assert_eq!(
+        partial.json()["needTwoFactorAuth"],
+        true,
+        "{}",
+        partial.body
+    );
+    let partial = partial.json()["token"].as_str().unwrap().to_string();
+    tokens.push(partial.clone());
+    // The pairing answer is the one place the secret must appear (as the otpauth URI the
+    // user scans), so exactly that response is left out of the search.
+    let pair = daemon.request(
+        "POST",
+        "/api/mfa/1.0/users/current/devices",
+        Auth::Bearer(&partial),
+        Some(r#"{"name": "phone", "os": "Android"}"#),
+    );
+    assert_eq!(pair.status, 201, "{}", pair.body);
+    let device = pair.json()["id"].as_str().unwrap().to_string();
+    let uri = pair.json()["otpauth_uri"].as_str().unwrap().to_string();
+    let totp_secret = support::mfa::secret_of(&uri);
+    let step = support::mfa::now_step();
+    let activation_code = support::mfa::code(&totp_secret, step);
+    let login_code = support::mfa::code(&totp_secret, step + 1);
+    let wrong_code = (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .find(|c| (step - 2..=step + 3).all(|s| support::mfa::code(&totp_secret, s) != *c))
+        .unwrap();
+    let activated = keep(daemon.request(
+        "POST",
+        &format!("/api/mfa/1.0/users/current/devices/{device}/activate"),
+        Auth::Bearer(&partial),
+        Some(&format!(r#"{{"code": "{activation_code}"}}"#)),
+    ));
+    assert_eq!(activated.status, 200, "{}", activated.body);
+    let second_step = |code: &str| {
+        daemon.request(
+            "POST",
+            "/api/auth/1.0/login/mfa",
+            Auth::Bearer(&partial),
+            Some(&format!(r#"{{"code": "{code}"}}"#)),
+        )
+    };
+    let refused = keep(second_step(&wrong_code));
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    let full = keep(second_step(&login_code));
+    assert_eq!(full.status, 200, "{}", full.body);
+    tokens.push(full.json()["token"].as_str().unwrap().to_string());
+
+    // A delivered code: paula's phone number validated, then a two-step login by SMS.
+    let sms_code = || {
+        let request = sms.next();
+        let text = request.body["message"].as_str().unwrap().to_string();
+        text.split_whitespace().last().unwrap().to_string()
+    };
+    let app = keep(daemon.request(
+        "POST",
+        "/api/mfa/1.0/applications",
+        Auth::Basic("admin", ADMIN_PW),
+        Some(r#"{"name": "gateway", "auth_code_length": 8, "auth_token_type": "NUMERIC"}"#),
+    ));
+    assert_eq!(app.status, 200, "{}", app.body);
+    let paula = format!(
+        "/api/mfa/1.0/applications/{}/users/paula",
+        app.json()["id"].as_str().unwrap()
+    );
+    let associated = keep(daemon.request(
+        "POST",
+        &format!("{paula}/associate"),
+        Auth::Basic("admin", ADMIN_PW),
+        Some(r#"{"address": "+15550100042"}"#),
+    ));
+    assert_eq!(associated.status, 200, "{}", associated.body);
+    let validation_code = sms_code();
+    let validated = keep(daemon.request(
+        "POST",
+        &format!("{paula}/validate"),
+        Auth::Basic("admin", ADMIN_PW),
+        Some(&format!(r#"{{"validation_code": "{validation_code}"}}"#)),
+    ));
+    assert_eq!(validated.status, 200, "{}", validated.body);
+    let partial = keep(login("paula", PAULA_PW));
+    assert_eq!(
+        partial.json()["needTwoFactorAuth"],
+        true,
+        "{}",
+        partial.body
+    );
+    let partial = partial.json()["token"].as_str().unwrap().to_string();
+    tokens.push(partial.clone());
+    let delivered_code = sms_code();
+    let full = keep(daemon.request(
+        "POST",
+        "/api/auth/1.0/login/mfa",
+        Auth::Bearer(&partial),
+        Some(&format!(r#"{{"code": "{delivered_code}"}}"#)),
+    ));
+    assert_eq!(full.status, 200, "{}", full.body);
+    tokens.push(full.json()["token"].as_str().unwrap().to_string());
+    let codes = [
+        activation_code,
+        login_code,
+        wrong_code,
+        validation_code,
+        delivered_code,
+    ];
+
     let admin = Auth::Basic("admin", ADMIN_PW);
     let monitor = Auth::Basic("watcher", MONITOR_PW);
     for path in [
@@ -291,16 +431,12 @@ fn no_secret_reaches_logs_responses_or_metrics() {
 
     // Metrics, where the route exists.
     let metrics = daemon.request("GET", "/metrics", Auth::None, None);
-    let metrics = if metrics.status == 200 {
-        metrics.body
-    } else {
-        let authed = daemon.request("GET", "/metrics", admin, None);
-        if authed.status == 200 {
-            authed.body
-        } else {
-            String::new()
-        }
-    };
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
+    let metrics = metrics.body;
+    assert!(
+        metrics.contains("portcullis_mfa_outcomes_total"),
+        "{metrics}"
+    );
 
     // Let the log reader catch up with the last request.
     std::thread::sleep(Duration::from_millis(300));
@@ -326,7 +462,47 @@ fn no_secret_reaches_logs_responses_or_metrics() {
             needles.push((format!("Basic {user}"), form));
         }
     }
+    let b32 = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    for form in [
+        b32.clone(),
+        b32.to_ascii_lowercase(),
+        hex::encode(&totp_secret),
+        hex::encode_upper(&totp_secret),
+        STANDARD.encode(&totp_secret),
+        URL_SAFE_NO_PAD.encode(&totp_secret),
+    ] {
+        needles.push(("TOTP secret".to_string(), form));
+    }
     let mut hits = Vec::new();
+    // Codes are six digits: a hit is a run of exactly those digits, not part of a longer
+    // number or of a timestamp's fraction of a second.
+    for code in &codes {
+        for (place, text) in [
+            ("log", &log),
+            ("metrics", &metrics),
+            ("responses", &responses.join("\n")),
+        ] {
+            for line in text.lines() {
+                let bytes = line.as_bytes();
+                let leak = line.match_indices(code.as_str()).any(|(at, _)| {
+                    let before = at.checked_sub(1).map(|i| bytes[i]);
+                    let after = bytes.get(at + code.len()).copied();
+                    !before.is_some_and(|b| b.is_ascii_digit() || b == b'.')
+                        && !after.is_some_and(|b| b.is_ascii_digit())
+                });
+                if leak {
+                    hits.push(format!("code {code} in {place}: {line}"));
+                }
+            }
+        }
+    }
     for (what, needle) in &needles {
         for (place, text) in [
             ("log", &log),

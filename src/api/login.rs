@@ -71,6 +71,10 @@ pub struct LoginResponse {
     /// `POST /api/auth/1.0/login/mfa` `{code}` turns it into a full one.
     #[serde(rename = "needTwoFactorAuth")]
     pub need_two_factor_auth: bool,
+    /// With `needTwoFactorAuth`: how a one-time code was just sent (`SMS` or `EMAIL`);
+    /// absent when the code comes from an authenticator app.
+    #[serde(rename = "codeSentBy", skip_serializing_if = "Option::is_none")]
+    pub code_sent_by: Option<String>,
 }
 
 /// `GET /api/auth/1.0/session` answer.
@@ -145,7 +149,7 @@ fn credentials(body: &[u8]) -> Result<(String, String), ApiError> {
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Login failed; error_info.reason is INVALID_CREDENTIALS, NO_ROLE_MAPPED or SERVERS_UNAVAILABLE", body = ErrorBody),
+        (status = 401, description = "Login failed; error_info.reason is INVALID_CREDENTIALS, NO_ROLE_MAPPED, SERVERS_UNAVAILABLE, or MFA_DELIVERY_FAILED (a one-time code could not be delivered and failmode is secure)", body = ErrorBody),
         (status = 406, description = "Accept header excludes JSON", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 422, description = "Missing or mistyped fields", body = ErrorBody),
@@ -191,6 +195,7 @@ pub async fn login(
                 token,
                 expires: rfc3339(expires),
                 need_two_factor_auth: false,
+                code_sent_by: None,
             })
             .into_response())
         }

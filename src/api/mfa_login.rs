@@ -1,6 +1,9 @@
 //! The two-step login: `POST /api/auth/1.0/login` answers `needTwoFactorAuth: true` with a
 //! partial token when the MFA policy applies to the user; `POST /api/auth/1.0/login/mfa`
-//! `{code}` with that token turns it into a full one.
+//! `{code}` with that token turns it into a full one. Without an activated TOTP device, a
+//! user with a validated address in the `[mfa_delivery]` application is sent a login code at
+//! the first step; when it cannot be sent, `failmode` decides (secure: 401
+//! `MFA_DELIVERY_FAILED`; safe: a full token on the first factor alone).
 //!
 //! A partial token lives five minutes and opens only `login/mfa` and the caller's own device
 //! pairing, activation and listing (pairing only while the user has no activated device:
@@ -73,6 +76,19 @@ pub fn partial_token_refused() -> ApiError {
     }))
 }
 
+/// `error_info.reason` when a login code could not be delivered and `failmode` is secure.
+pub const DELIVERY_FAILED: &str = "MFA_DELIVERY_FAILED";
+
+/// 401 MFA_DELIVERY_FAILED: the login owes a delivered code that could not be sent, and the
+/// policy's `failmode` is `secure`.
+pub fn delivery_failed() -> ApiError {
+    ApiError::invalid_credentials().with_info(json!({
+        "reason": DELIVERY_FAILED,
+        "hint": "The one-time code could not be delivered (SMS gateway or SMTP relay down); \
+                 try again later.",
+    }))
+}
+
 /// 429 LOCKOUT with `Retry-After`.
 pub fn lockout_response(retry_after: u64) -> Response {
     let mut error = ApiError::bad_request(format!(
@@ -112,23 +128,74 @@ pub async fn second_step(
     {
         return Ok(Some(lockout_response(retry_after)));
     }
+    let started = std::time::Instant::now();
     let options = state
         .mfa
-        .options(user)
+        .options(user, &live.config.mfa_delivery)
         .await
         .map_err(|e| ApiError::internal("mfa options", e))?;
-    if !options.totp && options.delivery == Delivery::Down && policy.failmode == FailMode::Safe {
-        tracing::warn!(
-            user,
-            "second factor cannot be delivered; failmode safe lets the login through"
-        );
-        return Ok(None);
+    match options.delivery {
+        Delivery::Down if policy.failmode == FailMode::Safe => {
+            tracing::warn!(
+                user,
+                "second factor cannot be delivered; failmode safe lets the login through"
+            );
+            crate::mfa::audit(
+                user,
+                None,
+                None,
+                "accept",
+                Some(format!(
+                    "{DELIVERY_FAILED}; failmode safe: no second factor"
+                )),
+                started.elapsed(),
+            );
+            return Ok(None);
+        }
+        Delivery::Down => {
+            tracing::warn!(
+                user,
+                "second factor cannot be delivered; failmode secure refuses the login"
+            );
+            crate::mfa::audit(
+                user,
+                None,
+                None,
+                "reject",
+                Some(format!("{DELIVERY_FAILED}; failmode secure")),
+                started.elapsed(),
+            );
+            return Err(delivery_failed());
+        }
+        Delivery::Locked => {
+            crate::mfa::audit(
+                user,
+                None,
+                None,
+                "reject",
+                Some("LOCKOUT: the MFA service sends no more codes for now".into()),
+                started.elapsed(),
+            );
+            return Ok(Some(lockout_response(
+                crate::mfa::service::LOCKOUT_SECONDS.unsigned_abs(),
+            )));
+        }
+        Delivery::NotConfigured | Delivery::Sent(_) => {}
     }
     let (token, expires) = state
         .sessions
         .create_partial(user, roles.to_vec(), method)
         .map_err(|e| ApiError::internal("token", e))?;
-    tracing::info!(user, enrolled = options.totp, "login owes a second factor");
+    let delivered = match options.delivery {
+        Delivery::Sent(channel) => channel.as_str(),
+        _ => "-",
+    };
+    tracing::info!(
+        user,
+        enrolled = options.totp,
+        delivered,
+        "login owes a second factor"
+    );
     Ok(Some(
         Json(LoginResponse {
             user: UserInfo {
@@ -140,6 +207,7 @@ pub async fn second_step(
             token,
             expires: rfc3339(expires),
             need_two_factor_auth: true,
+            code_sent_by: (delivered != "-").then(|| delivered.to_string()),
         })
         .into_response(),
     ))
@@ -171,7 +239,8 @@ fn code_of(body: &[u8]) -> Result<String, ApiError> {
 }
 
 /// Second step of a login: the partial token from `POST /api/auth/1.0/login` and a code
-/// from the user's authenticator app give a full token.
+/// from the user's authenticator app, or the code delivered by SMS or e-mail, give a full
+/// token.
 #[utoipa::path(
     post,
     path = "/api/auth/1.0/login/mfa",
@@ -203,11 +272,21 @@ pub async fn login_mfa(
     let code = code_of(&body)?;
     let live = state.store.current();
     let settings = Lockout::of(&live.config.mfa);
+    let started = std::time::Instant::now();
     let verdict = state
         .mfa
-        .verify(&session.user, &code, settings)
+        .verify(&session.user, &code, settings, &live.config.mfa_delivery)
         .await
         .map_err(|e| ApiError::internal("mfa verify", e))?;
+    let (method, result, reason) = crate::mfa::audit_verdict(verdict);
+    crate::mfa::audit(
+        &session.user,
+        None,
+        method,
+        result,
+        reason,
+        started.elapsed(),
+    );
     match verdict {
         Verdict::Accepted { method } => {
             state.sessions.revoke(token);
@@ -234,6 +313,7 @@ pub async fn login_mfa(
                 token: full,
                 expires: rfc3339(expires),
                 need_two_factor_auth: false,
+                code_sent_by: None,
             })
             .into_response())
         }

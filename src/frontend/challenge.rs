@@ -6,8 +6,16 @@
 //! Access-Request with that State and the code as User-Password. The State is bound to the
 //! user name, the front-end client and the source address, expires after 300 s, and is kept
 //! as a SHA-256 hash in the state database (`mfa_challenges`, at most [`MAX_CHALLENGES`]).
-//! A user may also send `password,code` in one Access-Request: when the password ends in a
-//! comma and six digits, the part before the comma is tried first.
+//! A user may also send `password,code` in one Access-Request: when the part after the last
+//! comma has the shape of a code this user can give (six digits with a TOTP device, the
+//! shape of their delivered login codes otherwise), only the part before the comma is tried
+//! as the password; else the whole string is, so no password is tried twice upstream.
+//!
+//! A user without an activated TOTP device who has a validated address in the MFA service
+//! application of `[mfa_delivery]` is sent a one-time code (SMS or e-mail) and the prompt
+//! says where it went. When it cannot be delivered, `failmode` decides: `secure` answers an
+//! Access-Reject ([`DELIVERY_FAILED`]), `safe` lets the user in without a second factor. Every
+//! second-factor outcome is recorded in the audit log.
 //!
 //! Wrong codes count toward the lockout; a locked-out user gets an Access-Reject whose
 //! Reply-Message says for how long.
@@ -21,6 +29,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::store::Live;
 use crate::engine::{Decision, Outcome};
+use crate::mfa::delivery::Channel;
 use crate::mfa::lockout::Lockout;
 use crate::mfa::{Delivery, MfaStore, Verdict};
 use crate::state::{StateError, unix_now};
@@ -33,6 +42,12 @@ pub const CHALLENGE_LIFETIME: i64 = 300;
 pub const MAX_CHALLENGES: i64 = 10_000;
 /// The Reply-Message of an Access-Challenge.
 pub const PROMPT: &str = "Enter the code from your authenticator app";
+/// The Reply-Message of an Access-Challenge after a code was sent by SMS.
+pub const PROMPT_SMS: &str = "Enter the code sent to your phone by SMS";
+/// The Reply-Message of an Access-Challenge after a code was sent by e-mail.
+pub const PROMPT_EMAIL: &str = "Enter the code sent to your e-mail address";
+/// The Reply-Message when a one-time code could not be delivered and `failmode` is secure.
+pub const DELIVERY_FAILED: &str = "The one-time code could not be delivered; try again later";
 /// The Reply-Message for a wrong code.
 pub const INVALID_CODE: &str = "Invalid code";
 /// The Reply-Message for a State that is unknown, spent, expired, or someone else's.
@@ -57,8 +72,8 @@ pub struct Origin {
 /// What MFA makes of a request, beyond the sequence's decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Second {
-    /// Answer with an Access-Challenge.
-    Challenge([u8; STATE_LEN]),
+    /// Answer with an Access-Challenge: the State and the Reply-Message prompt.
+    Challenge([u8; STATE_LEN], &'static str),
     /// Answer with an Access-Reject with this Reply-Message.
     Reject(String),
 }
@@ -102,12 +117,13 @@ pub fn application(origin: &Origin) -> String {
     format!("radius:{}", origin.client_name)
 }
 
-/// `password,code` → (`password`, `code`) when the password ends in a comma and six digits.
+/// `password,code` → (`password`, `code`) at the last comma, when what follows is short
+/// printable ASCII (a candidate code).
 pub fn split_code(password: &[u8]) -> Option<(&[u8], &str)> {
     let comma = password.iter().rposition(|b| *b == b',')?;
     let (head, tail) = password.split_at(comma);
     let code = tail.get(1..)?;
-    (code.len() == 6 && code.iter().all(u8::is_ascii_digit))
+    (!code.is_empty() && code.len() <= 64 && code.iter().all(u8::is_ascii_graphic))
         .then(|| std::str::from_utf8(code).ok().map(|code| (head, code)))
         .flatten()
 }
@@ -123,15 +139,34 @@ pub async fn password(
 ) -> Walked {
     let started = Instant::now();
     let policy = live.config.mfa.policy_for(&application(origin));
-    if let Some((head, code)) = split_code(password) {
+    let split = match split_code(password) {
+        Some((head, code)) => match mfa
+            .looks_like_code(user, code, &live.config.mfa_delivery)
+            .await
+        {
+            Ok(true) => Some((head, code)),
+            Ok(false) => None,
+            Err(e) => return unavailable(reject_decision(started), &e),
+        },
+        None => None,
+    };
+    if let Some((head, code)) = split {
         let decision = live.engine.authenticate(user, head).await;
         if let Outcome::Accept(roles) = &decision.outcome {
             if !policy.applies(user, roles) {
                 return Walked::plain(decision);
             }
-            let verdict = mfa.verify(user, code, Lockout::of(&live.config.mfa)).await;
-            return settle(verdict, decision, user, started);
+            let verdict = mfa
+                .verify(
+                    user,
+                    code,
+                    Lockout::of(&live.config.mfa),
+                    &live.config.mfa_delivery,
+                )
+                .await;
+            return settle(verdict, decision, origin, user, started);
         }
+        return Walked::plain(decision);
     }
     let decision = live.engine.authenticate(user, password).await;
     after_first_factor(mfa, live, origin, user, decision).await
@@ -157,20 +192,56 @@ pub async fn after_first_factor(
         Ok(None) => {}
         Err(e) => return unavailable(decision, &e),
     }
-    let options = match mfa.options(user).await {
+    let started = Instant::now();
+    let options = match mfa.options(user, &live.config.mfa_delivery).await {
         Ok(options) => options,
         Err(e) => return unavailable(decision, &e),
     };
-    if !options.any() {
-        if options.delivery == Delivery::Down && policy.failmode == FailMode::Safe {
+    let audit = |result, reason: String| {
+        crate::mfa::audit(
+            user,
+            Some(where_from(origin)),
+            None,
+            result,
+            Some(reason),
+            started.elapsed(),
+        );
+    };
+    let prompt = match options.delivery {
+        _ if options.totp => PROMPT,
+        Delivery::Sent(Channel::Sms) => PROMPT_SMS,
+        Delivery::Sent(Channel::Email) => PROMPT_EMAIL,
+        Delivery::Down if policy.failmode == FailMode::Safe => {
             tracing::warn!(
                 user,
                 "second factor cannot be delivered; failmode safe lets the login through"
             );
+            audit(
+                "accept",
+                "MFA_DELIVERY_FAILED; failmode safe: no second factor".into(),
+            );
             return Walked::plain(decision);
         }
-        return Walked::with(decision, Second::Reject(NOT_ENROLLED.into()));
-    }
+        Delivery::Down => {
+            tracing::warn!(
+                user,
+                "second factor cannot be delivered; failmode secure refuses the login"
+            );
+            audit("reject", "MFA_DELIVERY_FAILED; failmode secure".into());
+            return Walked::with(decision, Second::Reject(DELIVERY_FAILED.into()));
+        }
+        Delivery::Locked => {
+            let seconds = crate::mfa::service::LOCKOUT_SECONDS.unsigned_abs();
+            audit(
+                "reject",
+                "LOCKOUT: the MFA service sends no more codes for now".into(),
+            );
+            return Walked::with(decision, Second::Reject(locked(seconds)));
+        }
+        Delivery::NotConfigured => {
+            return Walked::with(decision, Second::Reject(NOT_ENROLLED.into()));
+        }
+    };
     let method = decision.method.map_or("", |m| m.name()).to_string();
     let pending = Pending {
         user: user.to_string(),
@@ -184,7 +255,7 @@ pub async fn after_first_factor(
         .run(move |conn| create(conn, &pending, unix_now()))
         .await;
     match created {
-        Ok(state) => Walked::with(decision, Second::Challenge(state)),
+        Ok(state) => Walked::with(decision, Second::Challenge(state, prompt)),
         Err(e) => unavailable(decision, &e),
     }
 }
@@ -235,17 +306,45 @@ pub async fn answer(
         latency: started.elapsed(),
     };
     let code = String::from_utf8_lossy(code);
-    let verdict = mfa.verify(user, &code, Lockout::of(&live.config.mfa)).await;
-    settle(verdict, decision, user, started)
+    let verdict = mfa
+        .verify(
+            user,
+            &code,
+            Lockout::of(&live.config.mfa),
+            &live.config.mfa_delivery,
+        )
+        .await;
+    settle(verdict, decision, origin, user, started)
 }
 
-/// The answer for a checked code: `decision` (an accept) when the code is good.
+/// The audit (source, action) of a request from `origin`.
+fn where_from(origin: &Origin) -> (String, String) {
+    (
+        origin.source.to_string(),
+        format!("{} second factor", application(origin)),
+    )
+}
+
+/// The answer for a checked code: `decision` (an accept) when the code is good. The outcome
+/// is recorded in the audit log.
 fn settle(
     verdict: Result<Verdict, StateError>,
     decision: Decision,
+    origin: &Origin,
     user: &str,
     started: Instant,
 ) -> Walked {
+    if let Ok(verdict) = &verdict {
+        let (method, result, reason) = crate::mfa::audit_verdict(*verdict);
+        crate::mfa::audit(
+            user,
+            Some(where_from(origin)),
+            method,
+            result,
+            reason,
+            started.elapsed(),
+        );
+    }
     match verdict {
         Ok(Verdict::Accepted { .. }) => Walked::plain(decision),
         Ok(Verdict::Rejected { locked_for: None }) => {
@@ -383,9 +482,11 @@ mod tests {
         assert_eq!(split_code(b"pw,123456"), Some((&b"pw"[..], "123456")));
         assert_eq!(split_code(b"a,b,000001"), Some((&b"a,b"[..], "000001")));
         assert_eq!(split_code(b",123456"), Some((&b""[..], "123456")));
-        assert_eq!(split_code(b"pw,12345"), None);
-        assert_eq!(split_code(b"pw,1234567"), None);
-        assert_eq!(split_code(b"pw,12345a"), None);
+        // Candidates of any code shape; whether one fits the user is decided later.
+        assert_eq!(split_code(b"pw,GW-AB12"), Some((&b"pw"[..], "GW-AB12")));
+        assert_eq!(split_code(b"pw,"), None);
+        assert_eq!(split_code(b"pw,12 45"), None);
+        assert_eq!(split_code(&[b"pw,".as_slice(), &[b'1'; 65]].concat()), None);
         assert_eq!(split_code(b"pw123456"), None);
     }
 

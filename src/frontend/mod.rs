@@ -361,7 +361,7 @@ enum Answer<'a> {
     /// Access-Reject with this Reply-Message.
     Reject(&'a str),
     /// Access-Challenge with this State and a prompt (RFC 2865 §4.4).
-    Challenge(&'a [u8]),
+    Challenge(&'a [u8], &'a str),
 }
 
 impl Frontend {
@@ -712,8 +712,8 @@ impl Frontend {
             crate::throttle::Verdict::of(&decision.outcome, live.engine.has_remote_servers());
         ticket.finish(verdict).await;
         let (result, answer) = match (&walked.second, &decision.outcome) {
-            (Some(challenge::Second::Challenge(state)), _) => {
-                ("challenge", Answer::Challenge(state))
+            (Some(challenge::Second::Challenge(state, prompt)), _) => {
+                ("challenge", Answer::Challenge(state, prompt))
             }
             (Some(challenge::Second::Reject(message)), _) => ("reject", Answer::Reject(message)),
             (None, outcome) => match outcome {
@@ -773,7 +773,7 @@ impl Frontend {
                 bump(&self.counters.accepts);
                 crate::telemetry::frontend_packet("access_accept");
             }
-            Answer::Challenge(_) => {
+            Answer::Challenge(..) => {
                 bump(&self.counters.challenges);
                 crate::telemetry::frontend_packet("access_challenge");
             }
@@ -802,7 +802,7 @@ fn build_reply(
     let code = match answer {
         Answer::Accept(..) | Answer::Alive => Code::AccessAccept,
         Answer::Reject(_) => Code::AccessReject,
-        Answer::Challenge(_) => Code::AccessChallenge,
+        Answer::Challenge(..) => Code::AccessChallenge,
     };
     let mut builder = Builder::new(&mut buf, code, request.identifier, &[0; AUTHENTICATOR_LEN])?;
     builder.message_authenticator()?;
@@ -828,8 +828,8 @@ fn build_reply(
         Answer::Reject(message) => {
             builder.attribute(attr_type::REPLY_MESSAGE, message.as_bytes())?;
         }
-        Answer::Challenge(state) => {
-            builder.attribute(attr_type::REPLY_MESSAGE, challenge::PROMPT.as_bytes())?;
+        Answer::Challenge(state, prompt) => {
+            builder.attribute(attr_type::REPLY_MESSAGE, prompt.as_bytes())?;
             builder.attribute(attr_type::STATE, state)?;
         }
     }

@@ -21,9 +21,11 @@ pub mod totp;
 
 use std::path::Path;
 
+use portcullis_config::MfaDelivery;
 use rusqlite::Connection;
 
 use crate::state::{StateDb, StateError, unix_now};
+use delivery::Channel;
 use lockout::Lockout;
 use seal::SealKey;
 
@@ -57,12 +59,15 @@ pub enum Verdict {
 /// Whether a code can reach the user by another way than an app they hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
-    /// No delivered-code method is set up for the user.
+    /// No delivered code: the user has an activated TOTP device, or no validated address in
+    /// the application of `[mfa_delivery] application`.
     NotConfigured,
-    /// A code was sent.
-    Sent,
-    /// A delivered-code method is set up but delivery failed; `failmode` decides.
+    /// A login code was sent by this channel.
+    Sent(Channel),
+    /// The user has a validated address but delivery failed; `failmode` decides.
     Down,
+    /// The MFA service refuses to send: too many wrong codes or codes sent lately.
+    Locked,
 }
 
 /// How `user` can give a second factor.
@@ -77,7 +82,7 @@ pub struct Options {
 impl Options {
     /// Whether any second factor can be given at all.
     pub fn any(&self) -> bool {
-        self.totp || self.delivery == Delivery::Sent
+        self.totp || matches!(self.delivery, Delivery::Sent(_))
     }
 }
 
@@ -108,17 +113,42 @@ impl MfaStore {
         &self.key
     }
 
-    /// How `user` can give a second factor; sends a delivered code where one is set up.
-    pub async fn options(&self, user: &str) -> Result<Options, StateError> {
+    /// How `user` can give a second factor: without an activated TOTP device, a login code is
+    /// sent to the user's validated address in the application of `[mfa_delivery]`.
+    pub async fn options(&self, user: &str, delivery: &MfaDelivery) -> Result<Options, StateError> {
         let owned = user.to_string();
         let totp = self
             .db
             .run(move |conn| devices::has_active(conn, &owned))
             .await?;
-        Ok(Options {
-            totp,
-            delivery: start_delivery(user).await,
-        })
+        let delivery = if totp {
+            Delivery::NotConfigured
+        } else {
+            start_delivery(&self.db, delivery, user).await
+        };
+        Ok(Options { totp, delivery })
+    }
+
+    /// Whether `text` has the shape of a code `user` could give: six digits with an activated
+    /// TOTP device, or the shape of the login codes of their validated address.
+    pub async fn looks_like_code(
+        &self,
+        user: &str,
+        text: &str,
+        delivery: &MfaDelivery,
+    ) -> Result<bool, StateError> {
+        let (user, text) = (user.to_string(), text.to_string());
+        let application = delivery.application.clone();
+        self.db
+            .run(move |conn| {
+                let totp_shaped = text.len() == 6 && text.bytes().all(|b| b.is_ascii_digit());
+                if totp_shaped && devices::has_active(conn, &user)? {
+                    return Ok(true);
+                }
+                service::looks_like_login_code(conn, &application, &user, &text)
+                    .map_err(|e| StateError::Task(format!("login code shape: {e}")))
+            })
+            .await
     }
 
     /// Seconds `user` stays locked out, if they are.
@@ -131,17 +161,26 @@ impl MfaStore {
 
     /// Checks `code` as `user`'s second factor: refused unseen while the user is locked out;
     /// otherwise each kind of code is tried ([`SecondFactor`]), and the failure counter is
-    /// cleared or advanced. Emits `portcullis_mfa_outcomes_total`.
+    /// cleared or advanced. Delivered codes are looked up in the application of
+    /// `delivery`. Emits `portcullis_mfa_outcomes_total`.
     pub async fn verify(
         &self,
         user: &str,
         code: &str,
         settings: Lockout,
+        delivery: &MfaDelivery,
     ) -> Result<Verdict, StateError> {
         let (user, code, key) = (user.to_string(), code.to_string(), self.key.clone());
+        let application = delivery.application.clone();
         let verdict = self
             .db
-            .run(move |conn| verify_at(conn, &key, &user, &code, settings, unix_now()))
+            .run(move |conn| {
+                let factors = Factors {
+                    key: &key,
+                    application: &application,
+                };
+                verify_at(conn, &factors, &user, &code, settings, unix_now())
+            })
             .await?;
         let (method, result) = match verdict {
             Verdict::Accepted { method } => (method, "accept"),
@@ -154,6 +193,53 @@ impl MfaStore {
         metrics::counter!("portcullis_mfa_outcomes_total", "method" => method, "result" => result)
             .increment(1);
         Ok(verdict)
+    }
+}
+
+/// Records a second-factor outcome in the audit log (kind `login`): `user`, from where and
+/// through what (`origin` = (source, action); without it the current REST request's), the
+/// `method` (`totp`, `delivered`, or none when no code was taken), `result` and `reason`.
+pub fn audit(
+    user: &str,
+    origin: Option<(String, String)>,
+    method: Option<&'static str>,
+    result: &'static str,
+    reason: Option<String>,
+    latency: std::time::Duration,
+) {
+    let (source, action) = origin
+        .or_else(|| crate::audit::current().map(|(_, source, action)| (source, action)))
+        .unwrap_or_else(|| ("-".to_string(), "-".to_string()));
+    crate::audit::record(crate::audit::NewEvent {
+        kind: crate::audit::Kind::Login,
+        user: user.to_string(),
+        source,
+        action,
+        result,
+        reason,
+        method,
+        server: None,
+        latency,
+    });
+}
+
+/// The audit (result, reason) of a checked code.
+pub fn audit_verdict(verdict: Verdict) -> (Option<&'static str>, &'static str, Option<String>) {
+    match verdict {
+        Verdict::Accepted { method } => (Some(method), "accept", Some("second factor".into())),
+        Verdict::Rejected { locked_for: None } => (None, "reject", Some("INVALID_CODE".into())),
+        Verdict::Rejected {
+            locked_for: Some(seconds),
+        } => (
+            None,
+            "reject",
+            Some(format!("INVALID_CODE; LOCKOUT for {seconds} s")),
+        ),
+        Verdict::Locked { retry_after } => (
+            None,
+            "reject",
+            Some(format!("LOCKOUT, {retry_after} s left")),
+        ),
     }
 }
 
@@ -182,39 +268,81 @@ impl SecondFactor {
     fn check(
         self,
         conn: &Connection,
-        key: &SealKey,
+        factors: &Factors<'_>,
         user: &str,
         code: &str,
         now: i64,
     ) -> Result<bool, StateError> {
         match self {
-            SecondFactor::Totp => devices::check_totp(conn, key, user, code, now),
-            SecondFactor::Delivered => check_delivered_code(conn, user, code, now),
+            SecondFactor::Totp => devices::check_totp(conn, factors.key, user, code, now),
+            SecondFactor::Delivered => {
+                check_delivered_code(conn, factors.application, user, code, now)
+            }
         }
     }
 }
 
-/// THE place where a delivered one-time code (SMS webhook, SMTP e-mail) is checked and
-/// consumed. No delivered-code method exists yet, so no code matches.
-fn check_delivered_code(
-    _conn: &Connection,
-    _user: &str,
-    _code: &str,
-    _now: i64,
-) -> Result<bool, StateError> {
-    Ok(false)
+/// What the checks of [`SecondFactor`] need besides the code.
+#[derive(Debug, Clone, Copy)]
+pub struct Factors<'a> {
+    /// The key that seals TOTP secrets.
+    pub key: &'a SealKey,
+    /// The MFA service application whose validated users get delivered codes
+    /// (`[mfa_delivery] application`).
+    pub application: &'a str,
 }
 
-/// Where a delivered code is sent when a login owes a second factor. No delivered-code
-/// method exists yet.
-async fn start_delivery(_user: &str) -> Delivery {
-    Delivery::NotConfigured
+/// THE place where a delivered one-time code (SMS webhook, SMTP e-mail) is checked and
+/// consumed: the outstanding login code of `user` in `application`. A wrong code is counted
+/// by the caller's lockout only.
+fn check_delivered_code(
+    conn: &Connection,
+    application: &str,
+    user: &str,
+    code: &str,
+    now: i64,
+) -> Result<bool, StateError> {
+    service::consume_login_code(conn, application, user, code, now)
+        .map_err(|e| StateError::Task(format!("delivered code: {e}")))
+}
+
+/// Sends a login code when a login owes a second factor and the user has a validated
+/// address; the reason of a failed delivery is logged (never the code).
+async fn start_delivery(db: &StateDb, config: &MfaDelivery, user: &str) -> Delivery {
+    let enrolment = match service::enrolment(db, config, user).await {
+        Ok(Some(enrolment)) => enrolment,
+        Ok(None) => return Delivery::NotConfigured,
+        Err(e) => {
+            tracing::warn!(user, error = %e, "login code: enrolment lookup failed");
+            return Delivery::Down;
+        }
+    };
+    match service::send_login_code(db, config, user).await {
+        Ok(service::LoginCodeSent::Sent) => {
+            tracing::info!(
+                user,
+                channel = enrolment.channel().as_str(),
+                "login code sent"
+            );
+            Delivery::Sent(enrolment.channel())
+        }
+        Ok(service::LoginCodeSent::NotEnrolled) => Delivery::NotConfigured,
+        Ok(service::LoginCodeSent::Locked) => Delivery::Locked,
+        Ok(service::LoginCodeSent::DeliveryFailed(why)) => {
+            tracing::warn!(user, reason = %why, "login code could not be delivered");
+            Delivery::Down
+        }
+        Err(e) => {
+            tracing::warn!(user, error = %e, "login code could not be sent");
+            Delivery::Down
+        }
+    }
 }
 
 /// [`MfaStore::verify`] at time `now`, in one transaction.
 pub fn verify_at(
     conn: &mut Connection,
-    key: &SealKey,
+    factors: &Factors<'_>,
     user: &str,
     code: &str,
     settings: Lockout,
@@ -227,7 +355,7 @@ pub fn verify_at(
     let code = code.trim();
     let mut accepted = None;
     for factor in SecondFactor::ALL {
-        if factor.check(&tx, key, user, code, now)? {
+        if factor.check(&tx, factors, user, code, now)? {
             accepted = Some(factor);
             break;
         }
@@ -269,8 +397,12 @@ mod tests {
                 devices::activate(conn, store.key(), "dan", &device.id, &code(now), now)?;
                 let wrong = devices::tests::wrong_code(&secret, now + 60);
                 let good = code(now + 90);
+                let factors = Factors {
+                    key: store.key(),
+                    application: "gateway",
+                };
                 let v = |conn: &mut Connection, c: &str, t| {
-                    verify_at(conn, store.key(), "dan", c, settings, t)
+                    verify_at(conn, &factors, "dan", c, settings, t)
                 };
                 assert_eq!(
                     v(conn, &wrong, now + 30)?,

@@ -1317,7 +1317,8 @@ pub enum CodeCheck {
     Locked,
 }
 
-/// Checks `typed` against the user's outstanding code of one of `purposes`.
+/// Checks `typed` against the user's outstanding code of one of `purposes`, in one
+/// transaction.
 fn check(
     c: &mut Connection,
     application: &str,
@@ -1329,9 +1330,24 @@ fn check(
     check_id("User_ID", user_id)?;
     check_length("validation_code", typed, MAX_CODE_INPUT)?;
     let tx = c.transaction()?;
-    let app = get_application(&tx, application)?;
-    let user =
-        find_user(&tx, application, user_id)?.ok_or_else(|| no_user(application, user_id))?;
+    let result = check_in(&tx, application, user_id, typed, purposes, now, true)?;
+    tx.commit()?;
+    Ok(result)
+}
+
+/// [`check`] inside the caller's transaction `tx`. A wrong code advances the user's failure
+/// counter only when `count_failures` (the gateway's second factor counts its own).
+fn check_in(
+    tx: &Connection,
+    application: &str,
+    user_id: &str,
+    typed: &str,
+    purposes: &[Purpose],
+    now: i64,
+    count_failures: bool,
+) -> Result<CodeCheck, MfaError> {
+    let app = get_application(tx, application)?;
+    let user = find_user(tx, application, user_id)?.ok_or_else(|| no_user(application, user_id))?;
     if locked(&user, now) {
         return Ok(CodeCheck::Locked);
     }
@@ -1351,7 +1367,7 @@ fn check(
             .contains(&purpose)
             .then_some((purpose, address, hash, expires))
     });
-    let delete_code = |tx: &rusqlite::Transaction<'_>| {
+    let delete_code = |tx: &Connection| {
         tx.execute(
             "DELETE FROM mfa_codes WHERE application_id = ?1 AND user_id = ?2",
             [application, user_id],
@@ -1359,8 +1375,7 @@ fn check(
     };
     if let Some((_, _, _, expires)) = &pending {
         if *expires <= now {
-            delete_code(&tx)?;
-            tx.commit()?;
+            delete_code(tx)?;
             return Ok(CodeCheck::Expired);
         }
     }
@@ -1372,14 +1387,14 @@ fn check(
         _ => typed,
     };
     let bare = token_type.normalize(bare);
-    let key = hash_key(&tx)?;
+    let key = hash_key(tx)?;
     let matched = pending.as_ref().and_then(|(purpose, address, hash, _)| {
         let candidate = codes::hash(&key, &app.id, user_id, purpose.as_str(), &bare);
         codes::same(&candidate, hash).then_some((*purpose, address.clone()))
     });
     let result = match matched {
         Some((purpose, address)) => {
-            delete_code(&tx)?;
+            delete_code(tx)?;
             if purpose == Purpose::Associate && user.user_address == address {
                 tx.execute(
                     "UPDATE mfa_users SET status = ?3, failures = 0, updated = ?4, \
@@ -1394,10 +1409,11 @@ fn check(
             }
             CodeCheck::Success(purpose)
         }
+        None if !count_failures => CodeCheck::Invalid,
         None => {
             let failures = user.failures + 1;
             if failures >= MAX_FAILURES {
-                delete_code(&tx)?;
+                delete_code(tx)?;
                 tx.execute(
                     "UPDATE mfa_users SET failures = 0, locked_until = ?3 \
                      WHERE application_id = ?1 AND id = ?2",
@@ -1417,7 +1433,6 @@ fn check(
             CodeCheck::Invalid
         }
     };
-    tx.commit()?;
     Ok(result)
 }
 
@@ -1532,6 +1547,64 @@ pub async fn send_login_code(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Checks and consumes a login code of gateway user `user` in application `name` inside the
+/// caller's transaction: the one place the gateway's second factor takes a delivered code.
+/// A wrong code is not counted here: the gateway's own lockout counts it, once (and
+/// [`MfaStore::verify`](super::MfaStore::verify) emits the outcome metric).
+pub fn consume_login_code(
+    c: &Connection,
+    name: &str,
+    user: &str,
+    code: &str,
+    now: i64,
+) -> Result<bool, MfaError> {
+    if chars(user) > MAX_ID || chars(code) > MAX_CODE_INPUT {
+        return Ok(false);
+    }
+    let Some(enrolment) = find_enrolment(c, name, user)? else {
+        return Ok(false);
+    };
+    let result = check_in(
+        c,
+        &enrolment.application.id,
+        user,
+        code,
+        &[Purpose::Login],
+        now,
+        false,
+    )?;
+    Ok(result == CodeCheck::Success(Purpose::Login))
+}
+
+/// Whether `text` has the shape of a login code of gateway user `user` in application `name`
+/// (length and alphabet, with or without the prefix): false without a validated address.
+pub fn looks_like_login_code(
+    c: &Connection,
+    name: &str,
+    user: &str,
+    text: &str,
+) -> Result<bool, MfaError> {
+    if chars(user) > MAX_ID || chars(text) > MAX_CODE_INPUT {
+        return Ok(false);
+    }
+    let Some(enrolment) = find_enrolment(c, name, user)? else {
+        return Ok(false);
+    };
+    let app = &enrolment.application;
+    let prefix = app.auth_token_prefix.as_str();
+    let bare = match text.strip_prefix(prefix) {
+        Some(rest) if !prefix.is_empty() => rest,
+        _ => text,
+    };
+    let token_type = app.token_type();
+    let normalized = token_type.normalize(bare);
+    let alphabet = token_type.alphabet();
+    Ok(
+        usize::try_from(app.auth_code_length).is_ok_and(|n| normalized.len() == n)
+            && normalized.bytes().all(|b| alphabet.contains(&b)),
+    )
 }
 
 /// What [`check_login_code`] found.

@@ -797,3 +797,57 @@ async fn delivery_failures_change_nothing() {
         .unwrap();
     assert_eq!(sends, 0);
 }
+
+#[tokio::test]
+async fn second_factor_consumes_login_codes_without_counting_failures() {
+    let db = db();
+    let (url, received) = gateway("200 OK").await;
+    let config = delivery(url);
+    let app = create(&db, fields(&config.application)).unwrap();
+    associate(&db, &config, &app.id, "alice", "+15551230000", None)
+        .await
+        .unwrap();
+    let code = last_code(&received);
+    validate(&db, &app.id, "alice", &code).await.unwrap();
+    let name = config.application.clone();
+    let shaped = |text: &str| {
+        db.with(|c| Ok(looks_like_login_code(c, &name, "alice", text)))
+            .unwrap()
+            .unwrap()
+    };
+    assert!(shaped("123456"));
+    assert!(!shaped("12345"));
+    assert!(!shaped("12345a"));
+    assert!(
+        !db.with(|c| Ok(looks_like_login_code(c, &name, "bob", "123456")))
+            .unwrap()
+            .unwrap()
+    );
+
+    assert_eq!(
+        send_login_code(&db, &config, "alice").await.unwrap(),
+        LoginCodeSent::Sent
+    );
+    let code = last_code(&received);
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let now = unix_now();
+    let consume = |text: &str| {
+        db.with(|c| Ok(consume_login_code(c, &name, "alice", text, now)))
+            .unwrap()
+            .unwrap()
+    };
+    // A wrong code is not counted here (the gateway's lockout counts it once).
+    for _ in 0..MAX_FAILURES {
+        assert!(!consume(wrong));
+    }
+    assert_eq!(user(&db, &app.id, "alice").failures, 0);
+    assert!(consume(&code));
+    // Used up.
+    assert!(!consume(&code));
+    // Only login codes count, and only for validated users.
+    assert!(
+        !db.with(|c| Ok(consume_login_code(c, &name, "bob", &code, now)))
+            .unwrap()
+            .unwrap()
+    );
+}
