@@ -9,6 +9,7 @@
 //! where, and through which route, without every handler passing it along.
 
 use std::net::SocketAddr;
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -105,12 +106,58 @@ pub struct NewEvent {
     pub latency: Duration,
 }
 
-/// Where [`record`] writes: the daemon's state database, set once at start.
-static SINK: OnceLock<StateDb> = OnceLock::new();
+/// Where [`record`] sends events: the queue of the writer thread, set once at start.
+static SINK: OnceLock<SyncSender<(i64, NewEvent)>> = OnceLock::new();
 
-/// Makes [`record`] write to `db` (the first call wins).
+/// Events waiting for the writer. A burst beyond this is dropped from the database (counted
+/// in `portcullis_audit_dropped_total`, and still in the log) rather than held in memory
+/// without bound.
+const QUEUE: usize = 16 * 1024;
+
+/// The most events written in one transaction.
+const BATCH: usize = 512;
+
+/// Makes [`record`] write to `db` (the first call wins): starts the one writer thread, which
+/// stores events in batches, one transaction each, so the database keeps up with bursts of
+/// logins.
 pub fn install(db: StateDb) {
-    let _ = SINK.set(db);
+    SINK.get_or_init(|| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || write_batches(&db, &receiver));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the audit writer; events go to the log only");
+        }
+        sender
+    });
+}
+
+/// Stores what arrives on `receiver` until every sender is gone.
+fn write_batches(db: &StateDb, receiver: &Receiver<(i64, NewEvent)>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Ok(first) = receiver.recv() {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match receiver.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(_) => break,
+            }
+        }
+        let stored = db.with(|conn| {
+            let tx = conn.transaction()?;
+            for (at, event) in &batch {
+                insert(&tx, *at, event)?;
+            }
+            tx.commit()?;
+            Ok(())
+        });
+        if let Err(e) = stored {
+            metrics::counter!("portcullis_audit_dropped_total").increment(batch.len() as u64);
+            tracing::warn!(error = %e, events = batch.len(), "audit events not stored");
+        }
+        batch.clear();
+    }
 }
 
 /// The longest user name kept in an event; a login may send up to the 1 MiB body limit.
@@ -126,7 +173,8 @@ fn clip(text: &mut String, max: usize) {
     }
 }
 
-/// Logs `event` (target `audit`) and writes it to the state database in the background.
+/// Logs `event` (target `audit`) and queues it for the state database (written in the
+/// background, see [`install`]).
 /// Untrusted text (the user name a client sent) is cut to a bounded length first.
 pub fn record(mut event: NewEvent) {
     clip(&mut event.user, MAX_USER_CHARS);
@@ -149,19 +197,13 @@ pub fn record(mut event: NewEvent) {
         latency_ms,
         "audit"
     );
-    let Some(db) = SINK.get() else {
+    let Some(sink) = SINK.get() else {
         return;
     };
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    let db = db.clone();
-    let at = unix_now();
-    runtime.spawn_blocking(move || {
-        if let Err(e) = db.with(|conn| insert(conn, at, &event)) {
-            tracing::warn!(error = %e, "audit event not stored");
-        }
-    });
+    if sink.try_send((unix_now(), event)).is_err() {
+        metrics::counter!("portcullis_audit_dropped_total").increment(1);
+        tracing::warn!("audit queue full: event kept in the log only");
+    }
 }
 
 /// Writes one event at time `at`; returns its id.
