@@ -35,6 +35,7 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::StatusCode;
@@ -54,6 +55,9 @@ pub const RADIUS_LOCKED: &str = "Account temporarily locked after too many faile
 pub const LOCKED_OUT: &str = "LOCKED_OUT";
 /// Seconds without a failure after which a source's count is forgotten.
 const SOURCE_MEMORY: i64 = 86_400;
+
+/// Seconds between sweeps of forgotten source counts.
+const SWEEP_INTERVAL: i64 = 60;
 /// `locked_until` of a lock only an administrator can clear.
 const FOREVER: i64 = i64::MAX;
 /// The longest `Retry-After` sent, for locks until cleared: 30 days.
@@ -425,11 +429,22 @@ fn check_and_count(
     now: i64,
 ) -> Result<Result<(), Locked>, StateError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute(
-        "DELETE FROM throttle WHERE key LIKE 'source:%' AND last_failure < ?1 \
-         AND locked_until <= ?2",
-        params![now - SOURCE_MEMORY, now],
-    )?;
+    // Forgotten sources are swept at most once a minute, not on every attempt: the sweep scans
+    // every source row.
+    static LAST_SWEEP: AtomicI64 = AtomicI64::new(i64::MIN);
+    let last = LAST_SWEEP.load(Ordering::Relaxed);
+    let due = now < last || now.saturating_sub(last) >= SWEEP_INTERVAL;
+    if due
+        && LAST_SWEEP
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tx.execute(
+            "DELETE FROM throttle WHERE key LIKE 'source:%' AND last_failure < ?1 \
+             AND locked_until <= ?2",
+            params![now - SOURCE_MEMORY, now],
+        )?;
+    }
     let mut current = Vec::new();
     let mut lock: Option<i64> = None;
     for (key, is_user) in attempt.keys() {
