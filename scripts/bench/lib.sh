@@ -14,6 +14,8 @@
 #   BENCH_PERF=1      record a CPU profile of the process under test during the measured run
 #                     (perf record -g) into $BENCH_OUT/NAME.perf.data
 #   BENCH_GLIBC_DEFAULT=1  run portcullis without MALLOC_MMAP_THRESHOLD_ (see below)
+#   BENCH_PORTCULLIS_TOML  TOML appended to portcullis' configuration (e.g.
+#                     $'[throttle]\nenabled = false' to measure the throttle's cost)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -314,6 +316,7 @@ address = "127.0.0.1"
 secret = "$FRONT_SECRET"
 require_message_authenticator = "yes"
 $users
+${BENCH_PORTCULLIS_TOML:-}
 TOML
     chmod 600 "$dir/portcullis.toml"
     env "${PORTCULLIS_ENV[@]}" "${PORTCULLIS_WRAP[@]}" "$PORTCULLIS" serve --config "$dir/portcullis.toml" --state-dir "$dir/state" >"$dir/portcullis.log" 2>&1 &

@@ -95,11 +95,11 @@ p() { echo "$BENCH_OUT/$1.percentiles.csv=$2"; }
 plot scenario-1-upstream "Scenario 1: harness -> FreeRADIUS (upstream ceiling)" \
     "$(p 1-upstream-chap 'CHAP')" "$(p 1-upstream-pap 'PAP')"
 plot scenario-2-portcullis "Scenario 2: harness -> portcullis front-end -> FreeRADIUS" \
-    "$(p 2-portcullis-chap 'CHAP (pass-through, no local check)')" "$(p 2-portcullis-pap 'PAP (local check first: argon2id)')"
+    "$(p 2-portcullis-chap 'CHAP (passed through)')" "$(p 2-portcullis-pap 'PAP (unknown to Local: no argon2id check)')"
 plot scenario-3-proxy "Scenario 3: harness -> FreeRADIUS proxy -> FreeRADIUS" \
     "$(p 3-proxy-chap 'CHAP')" "$(p 3-proxy-pap 'PAP')"
 plot scenario-4-login "Scenario 4: HTTPS POST /api/auth/1.0/login -> portcullis -> FreeRADIUS" \
-    "$(p 4-login 'REST login (local check first: argon2id)')"
+    "$(p 4-login 'REST login (unknown to Local: no argon2id check)')"
 plot scenario-5-local "Scenario 5: harness -> portcullis front-end, local users only" \
     "$(p 5-local 'PAP, argon2id per request')"
 plot compare-chap-k1 "CHAP, one request at a time (K=1)" \
