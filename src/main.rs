@@ -239,6 +239,9 @@ fn serve(
             mfa: mfa.clone(),
         });
         portcullis::audit::start(&state);
+        // The throttle's counts are read now rather than by the first login.
+        let throttle_db = state.db.clone();
+        throttle_db.throttle_counts();
         let mut receivers = Vec::new();
         if !radius_addrs.is_empty() {
             let frontend = {
@@ -338,6 +341,7 @@ fn serve(
         if left > 0 {
             tracing::warn!(left, "stopped with RADIUS requests still in flight");
         }
+        portcullis::throttle::flush(&throttle_db);
         match served {
             Ok(()) => {
                 tracing::info!("stopped");

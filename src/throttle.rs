@@ -1,14 +1,17 @@
-//! Brute-force throttling: a keyed failure limiter over the state database, shared by the REST
-//! login, HTTP Basic and the RADIUS front-end.
+//! Brute-force throttling: a keyed failure limiter shared by the REST login, HTTP Basic and the
+//! RADIUS front-end.
 //!
 //! Every attempt is checked *before* it runs ([`begin`]) and settled after ([`Ticket::finish`]).
-//! Attempts for one user take turns (an in-memory lock per user key, held by the [`Ticket`]),
-//! and [`begin`] counts the user's failure at once, in the same transaction that checks the
-//! lock: a burst of parallel guesses cannot slip past the limit, and parallel logins with the
-//! right password never lock anyone. A success then clears the counts, and an outcome that
-//! says nothing about the password (servers unavailable, no role mapped) gives the failure
-//! back; an attempt dropped before it is settled stays a failure. Source counts are recorded
-//! when an attempt has failed (logins of different users from one address run in parallel).
+//! The counts live in memory ([`Counts`], one short lock, never held across an await) and are
+//! written behind to the state database, which gives them back when the daemon starts. An
+//! attempt takes a place among the attempts in flight for its keys: a key has as many places
+//! as failures it can take before its next lock (10 with nothing counted, 1 when one more
+//! failure locks), and an attempt that finds none waits for one. A burst of parallel guesses
+//! therefore cannot slip past the limit, parallel logins with the right password run side by
+//! side and never lock anyone, and a login costs no database write unless it changes a count.
+//! A success clears the counts; a failure (or an attempt dropped before it is settled) adds
+//! one; an outcome that says nothing about the password (servers unavailable, no role mapped)
+//! counts nothing.
 //!
 //! Keys:
 //! - `user:remote:<name>` and `user:loopback:<name>`: a user's failures, kept apart by where
@@ -31,17 +34,17 @@
 //! administrator clears it; its count stays at the limit, so one more failure locks it again.
 //! A success clears the user's count in that bucket and the source's ("disregard any previous
 //! failed attempts for that user from the same IP address"). A source's count is also
-//! forgotten after a day without failures; a user's is not.
+//! forgotten after a day without failures; a user's is not, unless more than 100,000 keys
+//! are counted, when the oldest unlocked ones are forgotten.
 
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use portcullis_config::Throttle;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use serde_json::json;
 
 use crate::api::error::ApiError;
@@ -255,111 +258,500 @@ impl Locked {
     }
 }
 
-/// An attempt that passed the check and is counted as a failure until settled.
+/// An attempt that passed the check: it holds a place among the attempts in flight for its
+/// keys until it is settled. Dropped unsettled, it counts as a failure.
 #[derive(Debug)]
 #[must_use = "settle the attempt with finish()"]
 pub struct Ticket {
-    inner: Option<(StateDb, Throttle, Attempt)>,
-    /// Held until the attempt is settled: the next attempt for the user waits for it.
-    _turn: Option<Turn>,
+    inner: Option<Held>,
+}
+
+/// What a [`Ticket`] holds: the keys it reserved, and where to count the outcome.
+#[derive(Debug)]
+struct Held {
+    db: StateDb,
+    config: Throttle,
+    attempt: Attempt,
+    /// Whether the source key was reserved too (`per_source` when the attempt began).
+    source: bool,
 }
 
 impl Ticket {
     /// A ticket that counts nothing (throttling off).
     pub fn none() -> Ticket {
-        Ticket {
-            inner: None,
-            _turn: None,
-        }
+        Ticket { inner: None }
     }
 
-    /// Settles the attempt.
-    pub async fn finish(self, verdict: Verdict) {
-        let Some((db, config, attempt)) = self.inner else {
-            return;
-        };
-        if verdict == Verdict::Failure && (attempt.source.is_none() || !config.per_source) {
-            return;
-        }
-        let result = db
-            .run(move |conn| settle(conn, &config, &attempt, verdict, unix_now()))
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "throttle: cannot settle an attempt");
+    /// Settles the attempt: its outcome is counted in memory at once and written to the state
+    /// database behind the answer.
+    pub fn finish(mut self, verdict: Verdict) {
+        if let Some(held) = self.inner.take() {
+            held.settle(verdict);
         }
     }
 }
 
-/// One user's turn: attempts for the same user key run one at a time, so each sees the
-/// failures of the one before and parallel guesses cannot pass the limit together. Attempts
-/// for different users (and per-source counts) run in parallel.
-#[derive(Debug)]
-struct Turn {
-    key: String,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-type Turns = std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
-
-fn turns()
--> std::sync::MutexGuard<'static, std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
-    static TURNS: std::sync::OnceLock<Turns> = std::sync::OnceLock::new();
-    TURNS
-        .get_or_init(Turns::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Turn {
-    async fn take(key: &str) -> Turn {
-        let mutex = Arc::clone(turns().entry(key.to_string()).or_default());
-        Turn {
-            key: key.to_string(),
-            guard: Some(mutex.lock_owned().await),
-        }
-    }
-}
-
-impl Drop for Turn {
+impl Drop for Ticket {
     fn drop(&mut self) {
-        drop(self.guard.take());
-        let mut turns = turns();
-        // Only the map holds it: nobody waits, forget the key.
-        if turns
-            .get(&self.key)
-            .is_some_and(|mutex| Arc::strong_count(mutex) == 1)
-        {
-            turns.remove(&self.key);
+        if let Some(held) = self.inner.take() {
+            held.settle(Verdict::Failure);
         }
     }
 }
 
-/// Checks `attempt` against the counts and, when nothing is locked, counts it as a failure.
-/// With throttling off, or when the state database fails (logged), nothing is refused.
+impl Held {
+    fn settle(self, verdict: Verdict) {
+        let counts = self.db.throttle_counts();
+        let mut table = counts.lock();
+        table.settle(
+            &self.config,
+            &self.attempt,
+            self.source,
+            verdict,
+            unix_now(),
+        );
+        table.write_behind(&self.db);
+    }
+}
+
+/// The in-memory counts of the throttle: one row per key with failures, a lock or attempts in
+/// flight. Every check and count happens here, under one short lock that is never held across
+/// an await; the state database keeps a copy of each key's failures and lock, written behind
+/// (coalesced per key, one transaction per batch) and read back when the daemon starts.
+#[derive(Debug, Default)]
+pub struct Counts {
+    table: std::sync::Mutex<Table>,
+    /// Held while dirty keys are taken and stored, so that writes land in the order their
+    /// rows were read.
+    writer: std::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    rows: HashMap<String, Count>,
+    /// Keys whose row changed since the last write.
+    dirty: HashSet<String>,
+    /// Whether a write of the dirty keys is under way.
+    writing: bool,
+    /// When forgotten sources were last swept.
+    last_sweep: i64,
+}
+
+#[derive(Debug, Default)]
+struct Count {
+    failures: i64,
+    locked_until: i64,
+    last_failure: i64,
+    /// Attempts begun and not settled.
+    in_flight: i64,
+    /// Attempts waiting for a place, first come first woken (a closed one gave up).
+    waiters: std::collections::VecDeque<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Count {
+    fn idle(&self) -> bool {
+        self.in_flight == 0
+            && self
+                .waiters
+                .iter()
+                .all(tokio::sync::oneshot::Sender::is_closed)
+    }
+
+    /// The row the database keeps: `None` when there is nothing to keep.
+    fn stored(&self) -> Option<Row> {
+        (self.failures > 0 || self.locked_until > 0).then_some((
+            self.failures,
+            self.locked_until,
+            self.last_failure,
+        ))
+    }
+}
+
+/// The most keys kept. Beyond it, the sweep forgets the unlocked keys whose last failure is
+/// oldest, so a spray of made-up user names cannot grow memory without bound.
+const MAX_KEYS: usize = 100_000;
+
+/// How many attempts for a key with `failures` may be in flight at once: as many as can fail
+/// before the next lock, so that if all of them fail, none of them began after the point where
+/// the lock should have stopped it. Parallel guesses therefore cannot pass the limit, and
+/// parallel logins of one user run side by side until the count nears a lock.
+fn places(config: &Throttle, failures: i64, is_user: bool) -> i64 {
+    let max_failures = i64::from(config.max_failures);
+    let mut next_lock = if failures >= max_failures {
+        failures + 1
+    } else {
+        max_failures
+    };
+    if is_user {
+        next_lock = next_lock.min(i64::from(config.hard_limit).max(failures + 1));
+    }
+    (next_lock - failures).max(1)
+}
+
+/// What [`Table::check`] decided.
+enum Check {
+    /// Places are reserved; go ahead.
+    Go,
+    /// A key is locked.
+    Locked(Locked),
+    /// A key has no free place: wait until this is woken.
+    Wait(tokio::sync::oneshot::Receiver<()>),
+}
+
+impl Counts {
+    /// The counts the database holds (a database that cannot be read starts empty, logged).
+    pub fn load(db: &StateDb) -> Counts {
+        let loaded = db.with(|conn| {
+            let mut statement =
+                conn.prepare("SELECT key, failures, locked_until, last_failure FROM throttle")?;
+            let rows = statement.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Count {
+                        failures: r.get(1)?,
+                        locked_until: r.get(2)?,
+                        last_failure: r.get(3)?,
+                        ..Count::default()
+                    },
+                ))
+            })?;
+            Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
+        });
+        let rows = loaded.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "throttle: cannot read the counts; starting from none");
+            HashMap::new()
+        });
+        Counts {
+            table: std::sync::Mutex::new(Table {
+                rows,
+                last_sweep: i64::MIN,
+                ..Table::default()
+            }),
+            writer: std::sync::Mutex::new(()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        // Every change to a table leaves it consistent, so a poisoned lock is taken over.
+        self.table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Table {
+    fn keys<'a>(
+        config: &Throttle,
+        attempt: &'a Attempt,
+        source: bool,
+    ) -> impl Iterator<Item = (&'a str, bool)> {
+        let with_source = source && config.per_source;
+        attempt
+            .keys()
+            .filter(move |(_, is_user)| *is_user || with_source)
+    }
+
+    /// Checks `attempt` at `now` and, when nothing is locked and every key has a free place,
+    /// reserves the places.
+    fn check(&mut self, config: &Throttle, attempt: &Attempt, now: i64) -> Check {
+        self.sweep(now);
+        let mut lock: Option<i64> = None;
+        for (key, _) in Self::keys(config, attempt, true) {
+            if let Some(count) = self.rows.get(key)
+                && count.locked_until > now
+            {
+                lock = Some(lock.map_or(count.locked_until, |l| l.max(count.locked_until)));
+            }
+        }
+        if let Some(until) = lock {
+            return Check::Locked(Locked {
+                retry_after: u64::try_from((until - now).min(MAX_RETRY_AFTER)).unwrap_or(0),
+                until_cleared: until == FOREVER,
+            });
+        }
+        for (key, is_user) in Self::keys(config, attempt, true) {
+            if let Some(count) = self.rows.get_mut(key)
+                && count.in_flight >= places(config, count.failures, is_user)
+            {
+                let (wake, woken) = tokio::sync::oneshot::channel();
+                count.waiters.retain(|w| !w.is_closed());
+                count.waiters.push_back(wake);
+                return Check::Wait(woken);
+            }
+        }
+        for (key, _) in Self::keys(config, attempt, true) {
+            match self.rows.get_mut(key) {
+                Some(count) => count.in_flight += 1,
+                None => {
+                    self.rows.insert(
+                        key.to_string(),
+                        Count {
+                            in_flight: 1,
+                            ..Count::default()
+                        },
+                    );
+                }
+            }
+        }
+        Check::Go
+    }
+
+    /// Counts the outcome of an attempt that reserved its places at `now`.
+    fn settle(
+        &mut self,
+        config: &Throttle,
+        attempt: &Attempt,
+        source: bool,
+        verdict: Verdict,
+        now: i64,
+    ) {
+        for (key, is_user) in Self::keys(config, attempt, source) {
+            let Some(count) = self.rows.get_mut(key) else {
+                continue;
+            };
+            count.in_flight = (count.in_flight - 1).max(0);
+            let before = count.stored();
+            match verdict {
+                Verdict::Success => {
+                    count.failures = 0;
+                    count.locked_until = 0;
+                    count.last_failure = 0;
+                }
+                Verdict::Failure => count_failure(config, key, is_user, count, now),
+                Verdict::Neutral => {}
+            }
+            if count.stored() != before {
+                self.dirty.insert(key.to_string());
+            }
+            wake_waiters(config, count, is_user, now);
+            self.forget_if_empty(key);
+        }
+    }
+
+    fn forget_if_empty(&mut self, key: &str) {
+        if self
+            .rows
+            .get(key)
+            .is_some_and(|count| count.idle() && count.stored().is_none())
+        {
+            self.rows.remove(key);
+        }
+    }
+
+    /// Forgets sources without a failure for a day, at most once a minute, and the oldest
+    /// unlocked keys beyond [`MAX_KEYS`].
+    fn sweep(&mut self, now: i64) {
+        if now >= self.last_sweep && now.saturating_sub(self.last_sweep) < SWEEP_INTERVAL {
+            return;
+        }
+        self.last_sweep = now;
+        let forgotten: Vec<String> = self
+            .rows
+            .iter()
+            .filter(|(key, count)| {
+                key.starts_with("source:")
+                    && count.idle()
+                    && count.last_failure < now - SOURCE_MEMORY
+                    && count.locked_until <= now
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in forgotten {
+            self.rows.remove(&key);
+            self.dirty.insert(key);
+        }
+        if self.rows.len() > MAX_KEYS {
+            let mut evictable: Vec<(i64, String)> = self
+                .rows
+                .iter()
+                .filter(|(_, count)| count.idle() && count.locked_until <= now)
+                .map(|(key, count)| (count.last_failure, key.clone()))
+                .collect();
+            evictable.sort_unstable();
+            let excess = self.rows.len() - MAX_KEYS * 9 / 10;
+            tracing::warn!(
+                keys = self.rows.len(),
+                forgotten = excess.min(evictable.len()),
+                "throttle: too many counted keys; forgetting the oldest unlocked ones"
+            );
+            for (_, key) in evictable.into_iter().take(excess) {
+                self.rows.remove(&key);
+                self.dirty.insert(key);
+            }
+        }
+    }
+
+    /// Starts a write of the dirty keys on the blocking pool unless one is under way (without
+    /// a tokio runtime, writes them now).
+    fn write_behind(&mut self, db: &StateDb) {
+        if self.writing || self.dirty.is_empty() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                self.writing = true;
+                let db = db.clone();
+                runtime.spawn_blocking(move || write_dirty(&db));
+            }
+            Err(_) => {
+                let batch = self.take_dirty();
+                store(db, &batch);
+            }
+        }
+    }
+
+    fn take_dirty(&mut self) -> Vec<(String, Option<Row>)> {
+        std::mem::take(&mut self.dirty)
+            .into_iter()
+            .map(|key| {
+                let row = self.rows.get(&key).and_then(Count::stored);
+                (key, row)
+            })
+            .collect()
+    }
+}
+
+/// Records the next consecutive failure of `key` at `now`, locking it if due.
+fn count_failure(config: &Throttle, key: &str, is_user: bool, count: &mut Count, now: i64) {
+    count.failures = if is_user {
+        (count.failures + 1).min(i64::from(config.hard_limit))
+    } else {
+        count.failures.saturating_add(1)
+    };
+    count.last_failure = now;
+    count.locked_until = locked_until(config, count.failures, is_user, now);
+    if count.locked_until > 0 {
+        tracing::warn!(
+            key,
+            failures = count.failures,
+            seconds = count.locked_until.saturating_sub(now),
+            "throttle: locked after repeated failed logins"
+        );
+        let kind = match (is_user, count.failures >= i64::from(config.hard_limit)) {
+            (true, true) => "user_hard_limit",
+            (true, false) => "user",
+            (false, _) => "source",
+        };
+        metrics::counter!("portcullis_throttle_lockouts_total", "kind" => kind).increment(1);
+    }
+}
+
+/// Wakes as many waiters of `count` as there are free places (all of them when it is locked:
+/// they are refused at once instead of waiting for the lock to end).
+fn wake_waiters(config: &Throttle, count: &mut Count, is_user: bool, now: i64) {
+    let mut free = if count.locked_until > now {
+        usize::MAX
+    } else {
+        usize::try_from(places(config, count.failures, is_user) - count.in_flight).unwrap_or(0)
+    };
+    while free > 0
+        && let Some(waiter) = count.waiters.pop_front()
+    {
+        // A waiter that gave up takes no place.
+        if waiter.send(()).is_ok() {
+            free -= 1;
+        }
+    }
+}
+
+/// Takes the dirty keys and stores them; false when there were none.
+fn write_once(db: &StateDb) -> bool {
+    let counts = db.throttle_counts();
+    let _writer = counts
+        .writer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let batch = counts.lock().take_dirty();
+    if batch.is_empty() {
+        return false;
+    }
+    store(db, &batch);
+    true
+}
+
+/// Writes the dirty keys until none is left, then lets the next change start a write.
+fn write_dirty(db: &StateDb) {
+    loop {
+        if !write_once(db) {
+            let mut table = db.throttle_counts().lock();
+            if table.dirty.is_empty() {
+                table.writing = false;
+                return;
+            }
+        }
+    }
+}
+
+/// Stores `batch` in one transaction (a failure is logged; the counts in memory still apply).
+fn store(db: &StateDb, batch: &[(String, Option<Row>)]) {
+    let stored = db.with(|conn| {
+        let tx = conn.transaction()?;
+        for (key, row) in batch {
+            match row {
+                Some((failures, until, last)) => tx.execute(
+                    "INSERT INTO throttle (key, failures, locked_until, last_failure) \
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET \
+                     failures = excluded.failures, locked_until = excluded.locked_until, \
+                     last_failure = excluded.last_failure",
+                    params![key, failures, until, last],
+                )?,
+                None => tx.execute("DELETE FROM throttle WHERE key = ?1", [key])?,
+            };
+        }
+        tx.commit()?;
+        Ok(())
+    });
+    if let Err(e) = stored {
+        tracing::error!(error = %e, keys = batch.len(), "throttle: cannot store the counts");
+    }
+}
+
+/// Writes every count not yet in the state database, now (at shutdown). It blocks.
+pub fn flush(db: &StateDb) {
+    while write_once(db) {}
+}
+
+/// Checks `attempt` against the counts and, when nothing is locked, reserves its place among
+/// the attempts in flight (waiting for one when all are taken). With throttling off nothing
+/// is refused.
 pub async fn begin(db: &StateDb, config: &Throttle, attempt: Attempt) -> Result<Ticket, Locked> {
     if !config.enabled {
         return Ok(Ticket::none());
     }
-    let turn = Turn::take(&attempt.user).await;
-    let (config, db) = (config.clone(), db.clone());
-    let checked = {
-        let (config, attempt) = (config.clone(), attempt.clone());
-        db.run(move |conn| check_and_count(conn, &config, &attempt, unix_now()))
-            .await
-    };
-    match checked {
-        Ok(Ok(())) => Ok(Ticket {
-            inner: Some((db, config, attempt)),
-            _turn: Some(turn),
-        }),
-        Ok(Err(locked)) => {
+    let mut attempt = attempt;
+    loop {
+        match reserve(db, config, attempt) {
+            Ok(decided) => return decided,
+            Err((back, woken)) => {
+                attempt = back;
+                // Woken when a place frees or a lock starts; a lost sender (the key cleared
+                // and forgotten) is a reason to look again too.
+                let _ = woken.await;
+            }
+        }
+    }
+}
+
+type Reserved = Result<Result<Ticket, Locked>, (Attempt, tokio::sync::oneshot::Receiver<()>)>;
+
+/// One look at the counts: a ticket, a refusal, or a wait (registered before the table is let
+/// go, so a wake between the two is not lost).
+fn reserve(db: &StateDb, config: &Throttle, attempt: Attempt) -> Reserved {
+    let mut table = db.throttle_counts().lock();
+    match table.check(config, &attempt, unix_now()) {
+        Check::Go => Ok(Ok(Ticket {
+            inner: Some(Held {
+                db: db.clone(),
+                config: config.clone(),
+                attempt,
+                source: true,
+            }),
+        })),
+        Check::Locked(locked) => {
             metrics::counter!("portcullis_throttle_refused_total").increment(1);
-            Err(locked)
+            Ok(Err(locked))
         }
-        Err(e) => {
-            tracing::error!(error = %e, "throttle: state database unusable, attempt not counted");
-            Ok(Ticket::none())
-        }
+        Check::Wait(woken) => Err((attempt, woken)),
     }
 }
 
@@ -412,148 +804,6 @@ fn locked_until(config: &Throttle, failures: i64, is_user: bool, now: i64) -> i6
 
 type Row = (i64, i64, i64);
 
-fn row(conn: &rusqlite::Connection, key: &str) -> Result<Option<Row>, StateError> {
-    Ok(conn
-        .query_row(
-            "SELECT failures, locked_until, last_failure FROM throttle WHERE key = ?1",
-            [key],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?)
-}
-
-fn check_and_count(
-    conn: &mut rusqlite::Connection,
-    config: &Throttle,
-    attempt: &Attempt,
-    now: i64,
-) -> Result<Result<(), Locked>, StateError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    // Forgotten sources are swept at most once a minute, not on every attempt: the sweep scans
-    // every source row.
-    static LAST_SWEEP: AtomicI64 = AtomicI64::new(i64::MIN);
-    let last = LAST_SWEEP.load(Ordering::Relaxed);
-    let due = now < last || now.saturating_sub(last) >= SWEEP_INTERVAL;
-    if due
-        && LAST_SWEEP
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        tx.execute(
-            "DELETE FROM throttle WHERE key LIKE 'source:%' AND last_failure < ?1 \
-             AND locked_until <= ?2",
-            params![now - SOURCE_MEMORY, now],
-        )?;
-    }
-    let mut current = Vec::new();
-    let mut lock: Option<i64> = None;
-    for (key, is_user) in attempt.keys() {
-        if !is_user && !config.per_source {
-            continue;
-        }
-        let (failures, until, _) = row(&tx, key)?.unwrap_or((0, 0, 0));
-        if until > now {
-            lock = Some(lock.map_or(until, |l| l.max(until)));
-        }
-        current.push((key, is_user, failures));
-    }
-    if let Some(until) = lock {
-        tx.commit()?;
-        return Ok(Err(Locked {
-            retry_after: u64::try_from((until - now).min(MAX_RETRY_AFTER)).unwrap_or(0),
-            until_cleared: until == FOREVER,
-        }));
-    }
-    // The user's failure is counted now (attempts for one user run one at a time, see
-    // [`begin`]); the source's when the attempt has failed.
-    for (key, is_user, failures) in current {
-        if is_user {
-            count_failure(&tx, config, key, true, failures, now)?;
-        }
-    }
-    tx.commit()?;
-    Ok(Ok(()))
-}
-
-/// Records the `failures + 1`-th consecutive failure of `key` at `now`, locking it if due.
-fn count_failure(
-    tx: &rusqlite::Transaction<'_>,
-    config: &Throttle,
-    key: &str,
-    is_user: bool,
-    failures: i64,
-    now: i64,
-) -> Result<(), StateError> {
-    let failures = if is_user {
-        (failures + 1).min(i64::from(config.hard_limit))
-    } else {
-        failures.saturating_add(1)
-    };
-    let until = locked_until(config, failures, is_user, now);
-    if until > 0 {
-        tracing::warn!(
-            key,
-            failures,
-            seconds = until.saturating_sub(now),
-            "throttle: locked after repeated failed logins"
-        );
-        let kind = match (is_user, failures >= i64::from(config.hard_limit)) {
-            (true, true) => "user_hard_limit",
-            (true, false) => "user",
-            (false, _) => "source",
-        };
-        metrics::counter!("portcullis_throttle_lockouts_total", "kind" => kind).increment(1);
-    }
-    tx.execute(
-        "INSERT INTO throttle (key, failures, locked_until, last_failure) \
-         VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET \
-         failures = excluded.failures, locked_until = excluded.locked_until, \
-         last_failure = excluded.last_failure",
-        params![key, failures, until, now],
-    )?;
-    Ok(())
-}
-
-fn settle(
-    conn: &mut rusqlite::Connection,
-    config: &Throttle,
-    attempt: &Attempt,
-    verdict: Verdict,
-    now: i64,
-) -> Result<(), StateError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    for (key, is_user) in attempt.keys() {
-        match verdict {
-            Verdict::Success => {
-                tx.execute("DELETE FROM throttle WHERE key = ?1", [key])?;
-            }
-            Verdict::Failure if !is_user && config.per_source => {
-                let failures = row(&tx, key)?.map_or(0, |r| r.0);
-                count_failure(&tx, config, key, false, failures, now)?;
-            }
-            Verdict::Neutral if !is_user => {}
-            Verdict::Neutral => {
-                let Some((failures, _, last)) = row(&tx, key)? else {
-                    continue;
-                };
-                let failures = (failures - 1).max(0);
-                if failures == 0 {
-                    tx.execute("DELETE FROM throttle WHERE key = ?1", [key])?;
-                    continue;
-                }
-                let until = locked_until(config, failures, is_user, last);
-                tx.execute(
-                    "UPDATE throttle SET failures = ?2, locked_until = ?3 WHERE key = ?1",
-                    params![key, failures, until],
-                )?;
-            }
-            Verdict::Failure => {}
-        }
-    }
-    tx.commit()?;
-    Ok(())
-}
-
 /// One counted key, for the management API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -570,38 +820,56 @@ pub struct Entry {
 }
 
 /// Every key with failures, users first.
-pub async fn list(db: &StateDb) -> Result<Vec<Entry>, StateError> {
+pub fn list(db: &StateDb) -> Vec<Entry> {
     let now = unix_now();
-    db.run(move |conn| {
-        let mut statement = conn.prepare(
-            "SELECT key, failures, locked_until, last_failure FROM throttle \
-             WHERE failures > 0 ORDER BY key DESC",
-        )?;
-        let rows = statement.query_map([], |r| {
-            let until: i64 = r.get(2)?;
-            Ok(Entry {
-                key: r.get(0)?,
-                failures: r.get(1)?,
-                locked_for: until.saturating_sub(now).clamp(0, MAX_RETRY_AFTER),
-                until_cleared: until == FOREVER,
-                last_failure: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    })
-    .await
+    let table = db.throttle_counts().lock();
+    let mut entries: Vec<Entry> = table
+        .rows
+        .iter()
+        .filter(|(_, count)| count.failures > 0)
+        .map(|(key, count)| Entry {
+            key: key.clone(),
+            failures: count.failures,
+            locked_for: count
+                .locked_until
+                .saturating_sub(now)
+                .clamp(0, MAX_RETRY_AFTER),
+            until_cleared: count.locked_until == FOREVER,
+            last_failure: count.last_failure,
+        })
+        .collect();
+    entries.sort_unstable_by(|a, b| b.key.cmp(&a.key));
+    entries
 }
 
-/// Forgets the counts of `keys`; the number of keys that had one.
+/// Forgets the counts of `keys`, in memory at once and in the state database before it
+/// returns; the number of keys that had one.
 pub async fn clear(db: &StateDb, keys: Vec<String>) -> Result<usize, StateError> {
-    db.run(move |conn| {
-        let mut removed = 0;
-        for key in &keys {
-            removed += conn.execute("DELETE FROM throttle WHERE key = ?1", [key])?;
+    let mut removed = 0;
+    {
+        let mut table = db.throttle_counts().lock();
+        for key in keys {
+            let Some(count) = table.rows.get_mut(&key) else {
+                continue;
+            };
+            if count.stored().is_some() {
+                removed += 1;
+            }
+            count.failures = 0;
+            count.locked_until = 0;
+            count.last_failure = 0;
+            for waiter in count.waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+            table.forget_if_empty(&key);
+            table.dirty.insert(key);
         }
-        Ok(removed)
-    })
-    .await
+    }
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || flush(&db))
+        .await
+        .map_err(|e| StateError::Task(e.to_string()))?;
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -617,17 +885,42 @@ mod tests {
         )
     }
 
-    fn try_at(db: &StateDb, config: &Throttle, attempt: &Attempt, now: i64) -> Result<(), Locked> {
-        db.with(|c| check_and_count(c, config, attempt, now))
-            .unwrap()
+    /// Checks and reserves; a wait is a test failure.
+    fn try_at(
+        table: &mut Table,
+        config: &Throttle,
+        attempt: &Attempt,
+        now: i64,
+    ) -> Result<(), Locked> {
+        match table.check(config, attempt, now) {
+            Check::Go => Ok(()),
+            Check::Locked(locked) => Err(locked),
+            Check::Wait(_) => panic!("no free place"),
+        }
     }
 
-    fn finish_at(db: &StateDb, config: &Throttle, attempt: &Attempt, verdict: Verdict) {
-        db.with(|c| settle(c, config, attempt, verdict, 0)).unwrap();
+    /// One attempt that fails at `now`.
+    fn fail_at(
+        table: &mut Table,
+        config: &Throttle,
+        attempt: &Attempt,
+        now: i64,
+    ) -> Result<(), Locked> {
+        try_at(table, config, attempt, now)?;
+        table.settle(config, attempt, true, Verdict::Failure, now);
+        Ok(())
     }
 
-    fn failures(db: &StateDb, key: &str) -> i64 {
-        db.with(|c| row(c, key)).unwrap().map_or(0, |r| r.0)
+    fn failures(table: &Table, key: &str) -> i64 {
+        table.rows.get(key).map_or(0, |c| c.failures)
+    }
+
+    fn in_flight(db: &StateDb, key: &str) -> i64 {
+        db.throttle_counts()
+            .lock()
+            .rows
+            .get(key)
+            .map_or(0, |c| c.in_flight)
     }
 
     #[test]
@@ -703,56 +996,82 @@ mod tests {
     }
 
     #[test]
+    fn places_shrink_as_a_lock_nears() {
+        let config = Throttle::default();
+        assert_eq!(places(&config, 0, true), 10);
+        assert_eq!(places(&config, 7, true), 3);
+        assert_eq!(places(&config, 9, true), 1);
+        // Past the first lock every failure locks again: one at a time.
+        assert_eq!(places(&config, 10, true), 1);
+        assert_eq!(places(&config, 100, true), 1);
+        assert_eq!(places(&config, 500, false), 1);
+        let low = Throttle {
+            max_failures: 5,
+            hard_limit: 5,
+            ..Throttle::default()
+        };
+        assert_eq!(places(&low, 3, true), 2);
+        assert_eq!(places(&low, 3, false), 2);
+    }
+
+    #[test]
     fn tenth_failure_locks_and_success_clears() {
-        let db = StateDb::in_memory().unwrap();
+        let mut table = Table::default();
         let config = Throttle::default();
         let attempt = remote("alice");
         for n in 0..10 {
             assert_eq!(
-                try_at(&db, &config, &attempt, 100 + n),
+                fail_at(&mut table, &config, &attempt, 100 + n),
                 Ok(()),
                 "attempt {n}"
             );
         }
-        let locked = try_at(&db, &config, &attempt, 110).unwrap_err();
+        let locked = try_at(&mut table, &config, &attempt, 110).unwrap_err();
         assert_eq!(locked.retry_after, 59);
         assert!(!locked.until_cleared);
         // A refused attempt is not counted.
-        assert_eq!(failures(&db, "user:remote:alice"), 10);
+        assert_eq!(failures(&table, "user:remote:alice"), 10);
         // The lock ends; the next failure locks for twice as long.
-        assert_eq!(try_at(&db, &config, &attempt, 170), Ok(()));
+        assert_eq!(fail_at(&mut table, &config, &attempt, 170), Ok(()));
         assert_eq!(
-            try_at(&db, &config, &attempt, 171).unwrap_err().retry_after,
+            try_at(&mut table, &config, &attempt, 171)
+                .unwrap_err()
+                .retry_after,
             119
         );
-        assert_eq!(try_at(&db, &config, &attempt, 290), Ok(()));
-        finish_at(&db, &config, &attempt, Verdict::Success);
-        assert_eq!(failures(&db, "user:remote:alice"), 0);
-        assert_eq!(failures(&db, "source:192.0.2.7"), 0);
-        assert_eq!(try_at(&db, &config, &attempt, 291), Ok(()));
+        assert_eq!(try_at(&mut table, &config, &attempt, 290), Ok(()));
+        table.settle(&config, &attempt, true, Verdict::Success, 290);
+        assert_eq!(failures(&table, "user:remote:alice"), 0);
+        assert_eq!(failures(&table, "source:192.0.2.7"), 0);
+        // Nothing is left to keep: the rows are gone and their deletion is due.
+        assert!(table.rows.is_empty());
+        assert!(table.dirty.contains("user:remote:alice"));
+        assert_eq!(try_at(&mut table, &config, &attempt, 291), Ok(()));
     }
 
     #[test]
-    fn neutral_outcomes_give_the_failure_back() {
-        let db = StateDb::in_memory().unwrap();
+    fn neutral_outcomes_count_nothing() {
+        let mut table = Table::default();
         let config = Throttle::default();
         let attempt = remote("bob");
         for n in 0..25 {
-            try_at(&db, &config, &attempt, n).unwrap();
-            finish_at(&db, &config, &attempt, Verdict::Neutral);
+            try_at(&mut table, &config, &attempt, n).unwrap();
+            table.settle(&config, &attempt, true, Verdict::Neutral, n);
         }
-        assert_eq!(failures(&db, "user:remote:bob"), 0);
-        for n in 0..10 {
-            try_at(&db, &config, &attempt, n).unwrap();
+        assert!(table.rows.is_empty());
+        for n in 0..9 {
+            fail_at(&mut table, &config, &attempt, n).unwrap();
         }
-        finish_at(&db, &config, &attempt, Verdict::Neutral);
-        assert_eq!(failures(&db, "user:remote:bob"), 9);
-        assert_eq!(try_at(&db, &config, &attempt, 11), Ok(()));
+        try_at(&mut table, &config, &attempt, 10).unwrap();
+        table.settle(&config, &attempt, true, Verdict::Neutral, 10);
+        assert_eq!(failures(&table, "user:remote:bob"), 9);
+        assert_eq!(table.rows["user:remote:bob"].in_flight, 0);
+        assert_eq!(try_at(&mut table, &config, &attempt, 11), Ok(()));
     }
 
     #[test]
     fn hundred_failures_lock_until_cleared() {
-        let db = StateDb::in_memory().unwrap();
+        let mut table = Table::default();
         let config = Throttle {
             hard_lockout: 0,
             per_source: false,
@@ -763,38 +1082,33 @@ mod tests {
         let mut counted = 0;
         // An attacker who waits out every lockout gets exactly 100 guesses.
         while counted < 1000 {
-            match try_at(&db, &config, &attempt, now) {
+            match fail_at(&mut table, &config, &attempt, now) {
                 Ok(()) => counted += 1,
                 Err(locked) if locked.until_cleared => break,
                 Err(locked) => now += i64::try_from(locked.retry_after).unwrap(),
             }
         }
         assert_eq!(counted, 100);
-        assert_eq!(failures(&db, "user:remote:carol"), 100);
+        assert_eq!(failures(&table, "user:remote:carol"), 100);
         // A year later it is still locked; the loopback bucket is not.
         assert!(
-            try_at(&db, &config, &attempt, now + 365 * 86_400)
+            try_at(&mut table, &config, &attempt, now + 365 * 86_400)
                 .unwrap_err()
                 .until_cleared
         );
         let local = Attempt::new("carol", Origin::Loopback);
-        assert_eq!(try_at(&db, &config, &local, now), Ok(()));
-        let removed = db
-            .with(|c| {
-                let mut n = 0;
-                for key in user_keys("Carol") {
-                    n += c.execute("DELETE FROM throttle WHERE key = ?1", [key])?;
-                }
-                Ok(n)
-            })
-            .unwrap();
+        assert_eq!(fail_at(&mut table, &config, &local, now), Ok(()));
+        let removed = user_keys("Carol")
+            .iter()
+            .filter(|key| table.rows.remove(*key).is_some())
+            .count();
         assert_eq!(removed, 2);
-        assert_eq!(try_at(&db, &config, &attempt, now), Ok(()));
+        assert_eq!(try_at(&mut table, &config, &attempt, now), Ok(()));
     }
 
     #[test]
     fn hard_lock_that_expires_relocks_on_the_next_failure() {
-        let db = StateDb::in_memory().unwrap();
+        let mut table = Table::default();
         let config = Throttle {
             max_failures: 1,
             lockout: 1,
@@ -806,15 +1120,17 @@ mod tests {
         };
         let attempt = remote("dave");
         for now in [0, 1, 2] {
-            assert_eq!(try_at(&db, &config, &attempt, now), Ok(()));
+            assert_eq!(fail_at(&mut table, &config, &attempt, now), Ok(()));
         }
         assert_eq!(
-            try_at(&db, &config, &attempt, 3).unwrap_err().retry_after,
+            try_at(&mut table, &config, &attempt, 3)
+                .unwrap_err()
+                .retry_after,
             999
         );
-        assert_eq!(try_at(&db, &config, &attempt, 1002), Ok(()));
+        assert_eq!(fail_at(&mut table, &config, &attempt, 1002), Ok(()));
         assert_eq!(
-            try_at(&db, &config, &attempt, 1003)
+            try_at(&mut table, &config, &attempt, 1003)
                 .unwrap_err()
                 .retry_after,
             999
@@ -823,27 +1139,59 @@ mod tests {
 
     #[test]
     fn source_limit_spans_users_and_spares_loopback() {
-        let db = StateDb::in_memory().unwrap();
+        let mut table = Table::default();
         let config = Throttle::default();
         for n in 0..10 {
-            let attempt = remote(&format!("user{n}"));
-            try_at(&db, &config, &attempt, 0).unwrap();
-            db.with(|c| settle(c, &config, &attempt, Verdict::Failure, 0))
-                .unwrap();
+            fail_at(&mut table, &config, &remote(&format!("user{n}")), 0).unwrap();
         }
-        assert!(try_at(&db, &config, &remote("fresh"), 1).is_err());
+        assert!(try_at(&mut table, &config, &remote("fresh"), 1).is_err());
         for n in 0..50 {
-            try_at(
-                &db,
-                &config,
-                &Attempt::new(&format!("user{n}"), Origin::Loopback),
-                1,
-            )
-            .unwrap();
+            let local = Attempt::new(&format!("user{n}"), Origin::Loopback);
+            try_at(&mut table, &config, &local, 1).unwrap();
+            table.settle(&config, &local, true, Verdict::Success, 1);
         }
         // A day without failures after the lock ended forgets the source.
-        assert_eq!(try_at(&db, &config, &remote("fresh"), 86_500), Ok(()));
-        assert_eq!(failures(&db, "source:192.0.2.7"), 0);
+        assert_eq!(
+            try_at(&mut table, &config, &remote("fresh"), 86_500),
+            Ok(())
+        );
+        assert_eq!(failures(&table, "source:192.0.2.7"), 0);
+        assert!(table.dirty.contains("source:192.0.2.7"));
+    }
+
+    #[test]
+    fn beyond_the_key_limit_the_oldest_unlocked_keys_are_forgotten() {
+        let mut table = Table::default();
+        let config = Throttle {
+            per_source: false,
+            ..Throttle::default()
+        };
+        for n in 0..=MAX_KEYS {
+            let now = i64::try_from(n).unwrap();
+            let attempt = remote(&format!("sprayed{n}"));
+            table.last_sweep = now;
+            fail_at(&mut table, &config, &attempt, now).unwrap();
+        }
+        // A locked user is never forgotten.
+        table.last_sweep = 0;
+        let locked = remote("target");
+        for _ in 0..10 {
+            fail_at(&mut table, &config, &locked, 0).unwrap();
+        }
+        table.last_sweep = i64::MIN;
+        try_at(&mut table, &config, &remote("next"), 1).unwrap();
+        assert!(
+            table.rows.len() <= MAX_KEYS * 9 / 10 + 1,
+            "{}",
+            table.rows.len()
+        );
+        assert_eq!(failures(&table, "user:remote:target"), 10);
+        assert!(!table.rows.contains_key("user:remote:sprayed0"));
+        assert!(
+            table
+                .rows
+                .contains_key(&format!("user:remote:sprayed{MAX_KEYS}"))
+        );
     }
 
     #[tokio::test]
@@ -857,14 +1205,13 @@ mod tests {
             begin(&db, &config, remote("eve"))
                 .await
                 .unwrap()
-                .finish(Verdict::Failure)
-                .await;
+                .finish(Verdict::Failure);
         }
-        assert!(list(&db).await.unwrap().is_empty());
+        assert!(list(&db).is_empty());
     }
 
-    #[tokio::test]
-    async fn parallel_successes_never_lock() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_successes_never_lock_and_take_at_most_ten_places() {
         let db = StateDb::in_memory().unwrap();
         let config = Throttle::default();
         let tasks: Vec<_> = (0..50)
@@ -872,27 +1219,37 @@ mod tests {
                 let (db, config) = (db.clone(), config.clone());
                 tokio::spawn(async move {
                     let ticket = begin(&db, &config, remote("grace")).await?;
+                    let held = in_flight(&db, "user:remote:grace");
                     tokio::task::yield_now().await;
-                    ticket.finish(Verdict::Success).await;
-                    Ok::<(), Locked>(())
+                    ticket.finish(Verdict::Success);
+                    Ok::<i64, Locked>(held)
                 })
             })
             .collect();
         for task in tasks {
-            assert_eq!(task.await.unwrap(), Ok(()));
+            let held = task.await.unwrap().unwrap();
+            assert!((1..=10).contains(&held), "{held} in flight");
         }
-        assert!(list(&db).await.unwrap().is_empty());
-        assert!(!turns().contains_key("user:remote:grace"));
+        assert!(list(&db).is_empty());
+        assert!(db.throttle_counts().lock().rows.is_empty());
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn parallel_guesses_cannot_pass_the_limit() {
         let db = StateDb::in_memory().unwrap();
         let config = Throttle::default();
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let (db, config) = (db.clone(), config.clone());
-                tokio::spawn(async move { begin(&db, &config, remote("frank")).await.is_ok() })
+                tokio::spawn(async move {
+                    let Ok(ticket) = begin(&db, &config, remote("frank")).await else {
+                        return false;
+                    };
+                    tokio::task::yield_now().await;
+                    // An attempt dropped before it is settled is a failure.
+                    drop(ticket);
+                    true
+                })
             })
             .collect();
         let mut passed = 0;
@@ -902,9 +1259,83 @@ mod tests {
             }
         }
         assert_eq!(passed, 10);
-        let entries = list(&db).await.unwrap();
+        let entries = list(&db);
         assert_eq!(entries[0].key, "user:remote:frank");
         assert_eq!(entries[0].failures, 10);
         assert!(entries[0].locked_for > 0);
+        let table = db.throttle_counts().lock();
+        assert!(table.rows["user:remote:frank"].idle());
+        assert_eq!(table.rows["user:remote:frank"].in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn a_wait_given_up_leaves_nothing_behind() {
+        let db = StateDb::in_memory().unwrap();
+        let config = Throttle::default();
+        let mut held = Vec::new();
+        for _ in 0..10 {
+            held.push(begin(&db, &config, remote("heidi")).await.unwrap());
+        }
+        let eleventh = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            begin(&db, &config, remote("heidi")),
+        )
+        .await;
+        assert!(eleventh.is_err(), "the eleventh attempt did not wait");
+        assert!(
+            db.throttle_counts().lock().rows["user:remote:heidi"]
+                .waiters
+                .iter()
+                .all(tokio::sync::oneshot::Sender::is_closed)
+        );
+        // A place freed lets a waiter in.
+        let waiter = tokio::spawn({
+            let (db, config) = (db.clone(), config.clone());
+            async move {
+                begin(&db, &config, remote("heidi"))
+                    .await
+                    .map(|t| t.finish(Verdict::Success))
+            }
+        });
+        tokio::task::yield_now().await;
+        held.pop().unwrap().finish(Verdict::Success);
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+        for ticket in held {
+            ticket.finish(Verdict::Success);
+        }
+        assert!(db.throttle_counts().lock().rows.is_empty());
+    }
+
+    #[tokio::test]
+    async fn counts_are_written_behind_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        let config = Throttle::default();
+        for _ in 0..3 {
+            begin(&db, &config, remote("ivan"))
+                .await
+                .unwrap()
+                .finish(Verdict::Failure);
+        }
+        flush(&db);
+        drop(db);
+        let db = StateDb::open(dir.path()).unwrap();
+        let entries = list(&db);
+        let ivan = entries
+            .iter()
+            .find(|e| e.key == "user:remote:ivan")
+            .unwrap();
+        assert_eq!(ivan.failures, 3);
+        let source = entries
+            .iter()
+            .find(|e| e.key == "source:192.0.2.7")
+            .unwrap();
+        assert_eq!(source.failures, 3);
+        // Clearing reaches the database before it returns.
+        assert_eq!(clear(&db, user_keys("IVAN").to_vec()).await.unwrap(), 1);
+        drop(db);
+        let db = StateDb::open(dir.path()).unwrap();
+        let keys: Vec<String> = list(&db).into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["source:192.0.2.7"]);
     }
 }

@@ -106,9 +106,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .engine
             .authenticate_local(user, password.as_bytes())
             .await;
-        ticket
-            .finish(crate::throttle::Verdict::of(&outcome, false))
-            .await;
+        ticket.finish(crate::throttle::Verdict::of(&outcome, false));
         match outcome {
             // Once MFA applies to the user, the password alone is not enough.
             Outcome::Accept(roles) if super::mfa_login::owes_second_factor(&live, user, &roles) => {

@@ -91,7 +91,7 @@ pub async fn list_lockouts(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<Vec<LockoutView>>, ApiError> {
     caller.require_reader()?;
-    let entries = throttle::list(&state.db).await.map_err(state_error)?;
+    let entries = throttle::list(&state.db);
     Ok(Json(entries.into_iter().map(view).collect()))
 }
 

@@ -170,7 +170,7 @@ pub async fn login(
         .authenticate(&username, password.as_bytes())
         .await;
     let verdict = crate::throttle::Verdict::of(&decision.outcome, live.engine.has_remote_servers());
-    ticket.finish(verdict).await;
+    ticket.finish(verdict);
     crate::audit::login(&username, &decision, None);
     match decision.outcome {
         Outcome::Accept(roles) => {

@@ -710,7 +710,7 @@ impl Frontend {
         let decision = walked.decision;
         let verdict =
             crate::throttle::Verdict::of(&decision.outcome, live.engine.has_remote_servers());
-        ticket.finish(verdict).await;
+        ticket.finish(verdict);
         let (result, answer) = match (&walked.second, &decision.outcome) {
             (Some(challenge::Second::Challenge(state, prompt)), _) => {
                 ("challenge", Answer::Challenge(state, prompt))

@@ -77,6 +77,8 @@ struct Inner {
     connection: Mutex<Connection>,
     /// Where it lives (`:memory:` for [`StateDb::in_memory`]).
     path: PathBuf,
+    /// The brute-force throttle's counts, read from the database on first use.
+    throttle: std::sync::OnceLock<crate::throttle::Counts>,
 }
 
 impl StateDb {
@@ -126,6 +128,7 @@ impl StateDb {
             inner: Arc::new(Inner {
                 connection: Mutex::new(connection),
                 path,
+                throttle: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -152,6 +155,13 @@ impl StateDb {
         tokio::task::spawn_blocking(move || db.with(f))
             .await
             .map_err(|e| StateError::Task(e.to_string()))?
+    }
+
+    /// The brute-force throttle's counts (read from the database the first time).
+    pub fn throttle_counts(&self) -> &crate::throttle::Counts {
+        self.inner
+            .throttle
+            .get_or_init(|| crate::throttle::Counts::load(self))
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
