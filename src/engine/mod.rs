@@ -388,7 +388,8 @@ impl Engine {
         let method_name = method.map(Method::name);
         crate::telemetry::login(method_name.unwrap_or("-"), outcome_label(&outcome), latency);
         match &outcome {
-            Outcome::Accept(roles) => tracing::info!(
+            // The audit event of the login is the line at `info`.
+            Outcome::Accept(roles) => tracing::debug!(
                 user,
                 method = method_name,
                 server = server.as_deref(),
@@ -396,7 +397,7 @@ impl Engine {
                 latency_ms = latency.as_millis() as u64,
                 "login accepted"
             ),
-            Outcome::Reject(reason) => tracing::info!(
+            Outcome::Reject(reason) => tracing::debug!(
                 user,
                 method = method_name,
                 server = server.as_deref(),

@@ -429,10 +429,12 @@ impl Frontend {
                     let socket = Arc::clone(&socket);
                     // A shutdown waits (bounded) for the walks in flight.
                     let in_flight = crate::daemon::REQUESTS.enter();
-                    tokio::spawn(async move {
+                    // Boxed before it is spawned: the walk's future is kilobytes (the
+                    // upstream packet buffers), and the task would otherwise copy it by value.
+                    tokio::spawn(Box::pin(async move {
                         frontend.walk(walk, socket, source).await;
                         drop(in_flight);
-                    });
+                    }));
                 }
             }
         }
@@ -730,7 +732,8 @@ impl Frontend {
                 Outcome::Unavailable(_) => ("reject", Answer::Reject(INVALID_CREDENTIALS)),
             },
         };
-        tracing::info!(
+        // The audit event below is the line at `info`.
+        tracing::debug!(
             client = %client.name,
             %source,
             user,
