@@ -6,9 +6,9 @@ start_upstream
 start_portcullis 3
 idle_rss 4-login "$PORTCULLIS_PID"
 # shellcheck disable=SC2046
-"$LOAD" login --target "127.0.0.1:$API_PORT" --user alice --password "$ALICE_PASSWORD" \
-    --connections "$BENCH_K" --duration 1 --timeout "$BENCH_TIMEOUT" >/dev/null
+"$LOAD" login --target "127.0.0.1:$API_PORT" --user alice --users "$BENCH_USERS" \
+    --password "$ALICE_PASSWORD" --connections "$BENCH_K" --duration 1 --timeout "$BENCH_TIMEOUT" >/dev/null
 # shellcheck disable=SC2046
-"$LOAD" login --target "127.0.0.1:$API_PORT" --user alice --password "$ALICE_PASSWORD" \
-    --connections "$BENCH_K" $(length_args) --timeout "$BENCH_TIMEOUT" --watch-pid "$PORTCULLIS_PID" \
-    --name "4-login" --out-dir "$BENCH_OUT"
+"$LOAD" login --target "127.0.0.1:$API_PORT" --user alice --users "$BENCH_USERS" \
+    --password "$ALICE_PASSWORD" --connections "$BENCH_K" $(length_args) --timeout "$BENCH_TIMEOUT" \
+    --watch-pid "$PORTCULLIS_PID" --name "4-login${BENCH_TAG:-}" --out-dir "$BENCH_OUT"

@@ -11,4 +11,6 @@ name = \"alice\"
 password_hash = \"$hash\"
 roles = [\"Operator\"]
 "
+# One user name: alice is the only local user in portcullis' configuration.
+BENCH_USERS=1
 radius_load "5-local" "$FRONT_PORT" "$FRONT_SECRET" "$PORTCULLIS_PID"

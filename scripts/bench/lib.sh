@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the scenario scripts: builds nothing, starts FreeRADIUS and portcullis on free
 # loopback ports under a scratch directory, and stops everything on exit.
 #
@@ -9,6 +10,9 @@
 #                     replaces it when set
 #   BENCH_K           requests outstanding (default 64); BENCH_SOCKETS (default 4)
 #   BENCH_AUTH        pap or chap (default pap)
+#   BENCH_USERS       user names the requests are spread over (default 1000): the upstream
+#                     knows alice and alice-0 .. alice-(N-1); the harness cycles over the
+#                     latter (--users), or sends everything as alice when 1
 #   BENCH_TAG         appended to the run's name (e.g. -k1)
 #   BENCH_TIMEOUT     seconds the harness waits for an answer (default 2)
 #   BENCH_PERF=1      record a CPU profile of the process under test during the measured run
@@ -28,6 +32,7 @@ BENCH_REQUESTS=${BENCH_REQUESTS:-200000}
 BENCH_K=${BENCH_K:-64}
 BENCH_SOCKETS=${BENCH_SOCKETS:-4}
 BENCH_AUTH=${BENCH_AUTH:-pap}
+BENCH_USERS=${BENCH_USERS:-1000}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-2}
 # glibc raises its mmap threshold after the first large free, after which argon2's 19 MiB
 # blocks stay resident in every malloc arena that ever hashed (1.3 GiB seen). A fixed
@@ -144,18 +149,25 @@ $extra
 CONF
 }
 
-# start_upstream: FreeRADIUS answering alice (PAP or CHAP) from its users file with a Class.
-# Sets UPSTREAM_PORT and UPSTREAM_PID.
+# start_upstream: FreeRADIUS answering alice and alice-0 .. alice-(BENCH_USERS-1) (PAP or
+# CHAP, all with alice's password) from its users file with a Class; every other name is
+# rejected. Sets UPSTREAM_PORT and UPSTREAM_PID.
 start_upstream() {
-    local dir=$WORK/upstream
+    local dir=$WORK/upstream i
     mkdir -p "$dir"
     UPSTREAM_PORT=$(free_port)
-    cat >"$dir/users" <<'USERS'
-alice	Cleartext-Password := "alice-password"
-	Class = "admins"
-
-DEFAULT	Auth-Type := Reject
-USERS
+    # users_entry NAME: one accepted user with alice's password and Class.
+    users_entry() {
+        printf '%s\tCleartext-Password := "%s"\n\tClass = "admins"\n\n' "$1" "$ALICE_PASSWORD"
+    }
+    {
+        users_entry alice
+        for ((i = 0; i < BENCH_USERS; i++)); do
+            users_entry "alice-$i"
+        done
+        # Last: any other name is rejected.
+        printf 'DEFAULT\tAuth-Type := Reject\n'
+    } >"$dir/users"
     radiusd_conf "$dir" "$UPSTREAM_PORT" "
 client localhost {
 	ipaddr = 127.0.0.1
@@ -322,7 +334,10 @@ TOML
     env "${PORTCULLIS_ENV[@]}" "${PORTCULLIS_WRAP[@]}" "$PORTCULLIS" serve --config "$dir/portcullis.toml" --state-dir "$dir/state" >"$dir/portcullis.log" 2>&1 &
     PORTCULLIS_PID=$!
     PIDS+=("$PORTCULLIS_PID")
-    wait_udp "$FRONT_PORT" && wait_tcp "$API_PORT" || { cat "$dir/portcullis.log" >&2; exit 1; }
+    if ! { wait_udp "$FRONT_PORT" && wait_tcp "$API_PORT"; }; then
+        cat "$dir/portcullis.log" >&2
+        exit 1
+    fi
 }
 
 # length_args: --requests N or --duration S as configured.
@@ -340,7 +355,7 @@ radius_load() {
     shift 4
     idle_rss "$name" "$pid"
     "$LOAD" radius --target "127.0.0.1:$port" --secret "$secret" --user alice \
-        --password "$ALICE_PASSWORD" --auth "$BENCH_AUTH" --sockets "$BENCH_SOCKETS" \
+        --users "$BENCH_USERS" --password "$ALICE_PASSWORD" --auth "$BENCH_AUTH" --sockets "$BENCH_SOCKETS" \
         --concurrency "$BENCH_K" --duration 1 --timeout "$BENCH_TIMEOUT" "$@" >/dev/null
     local perf_pid=""
     if [ -n "${BENCH_PERF:-}" ]; then
@@ -350,7 +365,7 @@ radius_load() {
     fi
     # shellcheck disable=SC2046
     "$LOAD" radius --target "127.0.0.1:$port" --secret "$secret" --user alice \
-        --password "$ALICE_PASSWORD" --auth "$BENCH_AUTH" --sockets "$BENCH_SOCKETS" \
+        --users "$BENCH_USERS" --password "$ALICE_PASSWORD" --auth "$BENCH_AUTH" --sockets "$BENCH_SOCKETS" \
         --concurrency "$BENCH_K" $(length_args) --timeout "$BENCH_TIMEOUT" --watch-pid "$pid" \
         --name "$name" --out-dir "$BENCH_OUT" "$@"
     if [ -n "$perf_pid" ]; then

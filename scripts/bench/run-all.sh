@@ -8,7 +8,9 @@
 # BENCH_REQUESTS (default 200000) sets the length of the runs that are not bound by argon2;
 # those that are (PAP through portcullis, REST login, local users) run BENCH_SLOW_SECONDS
 # (default 20) with a 60 s answer timeout. BENCH_LONG (default 1000000) is the length of the
-# memory run of scenario 2; BENCH_LONG=0 skips it.
+# memory run of scenario 2; BENCH_LONG=0 skips it. BENCH_USERS (default 1000) is the number of
+# user names the requests are spread over; scenario 2 CHAP also runs with one name (tag
+# -1user, at K=64 and K=1), the worst case for the per-user throttle.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -39,6 +41,10 @@ for auth in chap pap; do
 done
 run BENCH_AUTH=chap BENCH_K=1 BENCH_SOCKETS=1 BENCH_REQUESTS=20000 BENCH_TAG=-k1 "$here/2-portcullis.sh"
 run BENCH_AUTH=pap BENCH_K=1 BENCH_SOCKETS=1 BENCH_DURATION="$slow" BENCH_TIMEOUT=60 BENCH_TAG=-k1 "$here/2-portcullis.sh"
+# Every request as alice: the worst case for the throttle, which runs one user's logins one
+# at a time.
+run BENCH_AUTH=chap BENCH_USERS=1 BENCH_TAG=-1user "$here/2-portcullis.sh"
+run BENCH_AUTH=chap BENCH_USERS=1 BENCH_K=1 BENCH_SOCKETS=1 BENCH_REQUESTS=20000 BENCH_TAG=-k1-1user "$here/2-portcullis.sh"
 if [ "$long" -gt 0 ]; then
     run BENCH_AUTH=chap BENCH_REQUESTS="$long" "$here/2-portcullis.sh"
     mv "$BENCH_OUT/2-portcullis-chap.result" "$BENCH_OUT/2-portcullis-chap-long.result"
@@ -62,15 +68,17 @@ mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024; else print 
     echo "Written by \`scripts/bench/run-all.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
     echo "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average"
     echo "$(cut -d' ' -f1-3 /proc/loadavg) at the end. K = ${BENCH_K:-64} outstanding over ${BENCH_SOCKETS:-4} sockets."
+    echo "Requests are spread over ${BENCH_USERS:-1000} user names (\`users\` column; 5-local and the -1user runs send every request as alice)."
     echo
     echo "RSS idle: after start-up, before any request. RSS peak: the largest of the samples taken every 100 ms during the measured run."
     echo
-    echo "| run | requests ok | errors | timeouts | req/s | p50 µs | p99 µs | p99.9 µs | RSS idle MiB | RSS peak MiB |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| run | users | requests ok | errors | timeouts | req/s | p50 µs | p99 µs | p99.9 µs | RSS idle MiB | RSS peak MiB |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     for name in 1-upstream-chap 2-portcullis-chap 3-proxy-chap 1-upstream-pap 2-portcullis-pap 3-proxy-pap 4-login 5-local \
-        1-upstream-chap-k1 2-portcullis-chap-k1 3-proxy-chap-k1 1-upstream-pap-k1 2-portcullis-pap-k1 3-proxy-pap-k1 2-portcullis-chap-long; do
+        1-upstream-chap-k1 2-portcullis-chap-k1 3-proxy-chap-k1 1-upstream-pap-k1 2-portcullis-pap-k1 3-proxy-pap-k1 \
+        2-portcullis-chap-1user 2-portcullis-chap-k1-1user 2-portcullis-chap-long; do
         [ -f "$BENCH_OUT/$name.result" ] || continue
-        echo "| $name | $(value $name ok) | $(value $name errors) | $(value $name timeouts) | $(value $name rps) | $(value $name p50_us) | $(value $name p99_us) | $(value $name p999_us) | $(mib "$(idle $name)") | $(mib "$(value $name rss_peak_kib)") |"
+        echo "| $name | $(value $name users) | $(value $name ok) | $(value $name errors) | $(value $name timeouts) | $(value $name rps) | $(value $name p50_us) | $(value $name p99_us) | $(value $name p999_us) | $(mib "$(idle $name)") | $(mib "$(value $name rss_peak_kib)") |"
     done
     echo
     for auth in chap pap; do
@@ -81,6 +89,12 @@ mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024; else print 
             "(FreeRADIUS proxy over FreeRADIUS at K=1: $(awk -v a="$(value 3-proxy-$auth-k1 p50_us)" -v b="$(value 1-upstream-$auth-k1 p50_us)" 'BEGIN { printf "%.1f", a - b }') µs)"
         echo
     done
+    if [ -f "$BENCH_OUT/2-portcullis-chap-1user.result" ]; then
+        echo "chap through portcullis, one user name against $(value 2-portcullis-chap users):" \
+            "throughput $(value 2-portcullis-chap-1user rps) against $(value 2-portcullis-chap rps) req/s at K=${BENCH_K:-64}," \
+            "p50 $(value 2-portcullis-chap-k1-1user p50_us) against $(value 2-portcullis-chap-k1 p50_us) µs at K=1."
+        echo
+    fi
     if [ -f "$BENCH_OUT/2-portcullis-chap-long.result" ]; then
         echo "Memory over $(value 2-portcullis-chap-long ok) requests of scenario 2 (CHAP): RSS idle" \
             "$(mib "$(idle 2-portcullis-chap-long)") MiB, after the warm-up $(mib "$(value 2-portcullis-chap-long rss_idle_kib)") MiB, at 10 % $(mib "$(value 2-portcullis-chap-long rss_at_10pct_kib)") MiB," \

@@ -16,14 +16,15 @@ use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureSch
 
 use crate::run::Shared;
 use crate::stats::Latencies;
+use crate::users::Cycle;
 
 /// What one login run sends.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// The API's address.
     pub addr: SocketAddr,
-    /// User name.
-    pub user: String,
+    /// The user names; each connection cycles over them from its own offset.
+    pub users: Arc<[String]>,
     /// Password.
     pub password: String,
     /// Read timeout per answer.
@@ -46,12 +47,23 @@ pub struct Tally {
 /// Runs `connections` workers until `shared` says stop.
 pub fn run(target: &Target, connections: usize, shared: &Arc<Shared>) -> io::Result<Tally> {
     let config = Arc::new(client_config()?);
+    // One request per user name, built once and shared by the connections.
+    let requests: Arc<[Vec<u8>]> = target
+        .users
+        .iter()
+        .map(|user| request(target, user).into_bytes())
+        .collect();
+    let connections = connections.max(1);
     let mut handles = Vec::new();
-    for _ in 0..connections.max(1) {
+    for i in 0..connections {
         let target = target.clone();
         let shared = Arc::clone(shared);
         let config = Arc::clone(&config);
-        handles.push(thread::spawn(move || worker(&target, &config, &shared)));
+        let requests = Arc::clone(&requests);
+        let names = Cycle::new(requests.len(), i, connections);
+        handles.push(thread::spawn(move || {
+            worker(&target, &config, &requests, names, &shared)
+        }));
     }
     let mut total = Tally::default();
     for handle in handles {
@@ -77,27 +89,40 @@ fn connect(target: &Target, config: &Arc<ClientConfig>) -> io::Result<Stream> {
     Ok(StreamOwned::new(conn, tcp))
 }
 
-fn worker(target: &Target, config: &Arc<ClientConfig>, shared: &Shared) -> Tally {
-    let mut tally = Tally::default();
+/// The login request of `user`.
+fn request(target: &Target, user: &str) -> String {
     let body = format!(
         r#"{{"username":{},"password":{}}}"#,
-        json_string(&target.user),
+        json_string(user),
         json_string(&target.password)
     );
-    let request = format!(
+    format!(
         "POST /api/auth/1.0/login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
          Accept: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         target.addr,
         body.len()
-    );
+    )
+}
+
+fn worker(
+    target: &Target,
+    config: &Arc<ClientConfig>,
+    requests: &[Vec<u8>],
+    mut names: Cycle,
+    shared: &Shared,
+) -> Tally {
+    let mut tally = Tally::default();
     let mut stream: Option<Stream> = None;
     let mut buf = Vec::with_capacity(4096);
     while shared.take() {
+        let request = requests
+            .get(names.next_index())
+            .map_or(&[][..], Vec::as_slice);
         let started = Instant::now();
         let result = match stream.as_mut() {
-            Some(s) => exchange(s, request.as_bytes(), &mut buf),
+            Some(s) => exchange(s, request, &mut buf),
             None => match connect(target, config) {
-                Ok(s) => exchange(stream.insert(s), request.as_bytes(), &mut buf),
+                Ok(s) => exchange(stream.insert(s), request, &mut buf),
                 Err(e) => Err(e),
             },
         };
@@ -267,6 +292,21 @@ mod tests {
             Some((401, 0))
         );
         assert_eq!(parse_head("garbage"), None);
+    }
+
+    #[test]
+    fn requests_carry_each_user_name() {
+        let target = Target {
+            addr: "127.0.0.1:8443".parse().unwrap(),
+            users: Arc::from(vec!["alice-7".to_string()]),
+            password: "p\"w".into(),
+            timeout: Duration::from_secs(1),
+        };
+        let text = request(&target, "alice-7");
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert_eq!(body, r#"{"username":"alice-7","password":"p\"w"}"#);
+        assert!(head.starts_with("POST /api/auth/1.0/login HTTP/1.1\r\n"));
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
     }
 
     #[test]

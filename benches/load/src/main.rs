@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! portcullis-load radius --target 127.0.0.1:1812 --secret S --user alice --password P \
-//!     [--auth pap|chap] [--sockets 4] [--concurrency 64] (--duration 10 | --requests N) \
+//!     [--users 1000] [--auth pap|chap] [--sockets 4] [--concurrency 64] (--duration 10 | --requests N) \
 //!     [--expect accept|reject] [--watch-pid PID] [--name NAME --out-dir DIR]
 //! portcullis-load login --target 127.0.0.1:8443 --user alice --password P [--connections 16] ...
 //! portcullis-load argon2 [--iterations 20]
@@ -10,7 +10,10 @@
 //! portcullis-load plot-rss --out x.png --title T rss.csv
 //! ```
 //!
-//! A run prints its summary as `key=value` lines (requests/s, p50/p99/p99.9 in µs, errors,
+//! With `--users N` (N > 1) the requests cycle over the names `USER-0` .. `USER-(N-1)`, every
+//! socket or connection from its own offset, instead of all being sent as `USER`.
+//!
+//! A run prints its summary as `key=value` lines (user names, p50/p99/p99.9 in µs, errors,
 //! timeouts, RSS of the watched process); with `--out-dir` it also writes
 //! `NAME.result`, `NAME.percentiles.csv` and, when watching a process, `NAME.rss.csv`.
 
@@ -19,6 +22,7 @@ mod plot;
 mod radius;
 mod run;
 mod stats;
+mod users;
 
 use std::error::Error;
 use std::fmt::Write as _;
@@ -113,9 +117,19 @@ struct Common {
     /// Seconds to wait for an answer.
     #[arg(long, default_value_t = 2.0)]
     timeout: f64,
+    /// Spread the requests over this many user names, `USER-0` .. `USER-(N-1)` (same
+    /// password), each socket or connection starting at its own offset; 1 sends every
+    /// request as `USER`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    users: u32,
 }
 
 impl Common {
+    /// The user names of the run, built once.
+    fn user_names(&self, user: &str) -> Arc<[String]> {
+        users::names(user, usize::try_from(self.users).unwrap_or(1)).into()
+    }
+
     fn length(&self) -> Length {
         match (self.requests, self.duration) {
             (Some(n), _) => Length::Requests(n),
@@ -139,7 +153,7 @@ struct RadiusArgs {
     /// The shared secret.
     #[arg(long)]
     secret: String,
-    /// User-Name.
+    /// User-Name (the prefix of the names with `--users`).
     #[arg(long)]
     user: String,
     /// The password.
@@ -166,7 +180,7 @@ struct LoginArgs {
     /// The API's address (HTTPS).
     #[arg(long)]
     target: SocketAddr,
-    /// User name.
+    /// User name (the prefix of the names with `--users`).
     #[arg(long)]
     user: String,
     /// Password.
@@ -195,7 +209,7 @@ fn real_main(cli: Cli) -> Result<(), Box<dyn Error>> {
             let target = radius::Target {
                 addr: args.target,
                 secret: args.secret.into_bytes(),
-                user: args.user,
+                users: args.common.user_names(&args.user),
                 password: args.password.into_bytes(),
                 auth: args.auth,
                 expect: match args.expect {
@@ -213,7 +227,7 @@ fn real_main(cli: Cli) -> Result<(), Box<dyn Error>> {
         Command::Login(args) => {
             let target = login::Target {
                 addr: args.target,
-                user: args.user,
+                users: args.common.user_names(&args.user),
                 password: args.password,
                 timeout: Duration::from_secs_f64(args.common.timeout),
             };
@@ -285,6 +299,7 @@ fn measure(
     let (ok, errors, timeouts, latencies, last) = result?;
     let total = ok + errors + timeouts;
     let summary = Summary {
+        users: common.users,
         ok,
         errors,
         timeouts,

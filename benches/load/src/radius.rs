@@ -15,6 +15,7 @@ use portcullis_protocol::radius::{
 
 use crate::run::{Rng, Shared};
 use crate::stats::Latencies;
+use crate::users::Cycle;
 
 /// How the password travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -32,8 +33,8 @@ pub struct Target {
     pub addr: SocketAddr,
     /// Shared secret.
     pub secret: Vec<u8>,
-    /// User-Name.
-    pub user: String,
+    /// The User-Names, built once; each worker cycles over them from its own offset.
+    pub users: Arc<[String]>,
     /// The password.
     pub password: Vec<u8>,
     /// PAP or CHAP.
@@ -88,8 +89,9 @@ pub fn run(
         socket.set_read_timeout(Some(Duration::from_millis(20)))?;
         let target = target.clone();
         let shared = Arc::clone(shared);
+        let names = Cycle::new(target.users.len(), i, sockets);
         handles.push(thread::spawn(move || {
-            worker(&socket, &target, window, &shared)
+            worker(&socket, &target, window, names, &shared)
         }));
     }
     let mut total = Tally::default();
@@ -110,9 +112,17 @@ fn worker(
     socket: &UdpSocket,
     target: &Target,
     window: usize,
+    mut names: Cycle,
     shared: &Shared,
 ) -> io::Result<Tally> {
     let secret = Secret::new(target.secret.as_slice());
+    let mut send_next = |rng: &mut Rng, out: &mut [u8], id: usize| {
+        let user = target
+            .users
+            .get(names.next_index())
+            .map_or(&b""[..], |name| name.as_bytes());
+        send(socket, target, user, &secret, rng, out, id)
+    };
     let mut rng = Rng::seeded();
     let mut slots: Vec<Option<Slot>> = vec![None; window];
     let mut tally = Tally::default();
@@ -123,7 +133,7 @@ fn worker(
         if !shared.take() {
             break;
         }
-        *slot = Some(send(socket, target, &secret, &mut rng, &mut out, id)?);
+        *slot = Some(send_next(&mut rng, &mut out, id)?);
     }
     let mut last_sweep = Instant::now();
     while slots.iter().any(Option::is_some) {
@@ -150,7 +160,7 @@ fn worker(
                 }
                 shared.done();
                 let next = if shared.take() {
-                    Some(send(socket, target, &secret, &mut rng, &mut out, id)?)
+                    Some(send_next(&mut rng, &mut out, id)?)
                 } else {
                     None
                 };
@@ -177,7 +187,7 @@ fn worker(
                     tally.timeouts += 1;
                     shared.done();
                     let next = if shared.take() {
-                        Some(send(socket, target, &secret, &mut rng, &mut out, id)?)
+                        Some(send_next(&mut rng, &mut out, id)?)
                     } else {
                         None
                     };
@@ -191,11 +201,12 @@ fn worker(
     Ok(tally)
 }
 
-/// Builds and sends one Access-Request on Identifier `id`: Message-Authenticator first,
-/// User-Name, the password (PAP or CHAP), NAS-Identifier.
+/// Builds and sends one Access-Request for `user` on Identifier `id`: Message-Authenticator
+/// first, User-Name, the password (PAP or CHAP), NAS-Identifier.
 fn send(
     socket: &UdpSocket,
     target: &Target,
+    user: &[u8],
     secret: &Secret<&[u8]>,
     rng: &mut Rng,
     out: &mut [u8],
@@ -204,7 +215,7 @@ fn send(
     let mut authenticator = [0u8; 16];
     rng.fill(&mut authenticator);
     let identifier = u8::try_from(id).unwrap_or(0);
-    let len = encode(target, secret, rng, out, identifier, &authenticator)
+    let len = encode(target, user, secret, rng, out, identifier, &authenticator)
         .map_err(|e| io::Error::other(format!("building the request: {e:?}")))?;
     let sent = Instant::now();
     match socket.send(out.get(..len).unwrap_or_default()) {
@@ -220,6 +231,7 @@ fn send(
 
 fn encode(
     target: &Target,
+    user: &[u8],
     secret: &Secret<&[u8]>,
     rng: &mut Rng,
     out: &mut [u8],
@@ -227,7 +239,7 @@ fn encode(
     authenticator: &[u8; 16],
 ) -> Result<usize, portcullis_protocol::radius::Error> {
     let mut b = Builder::access_request(out, identifier, authenticator)?;
-    b.attribute(attr_type::USER_NAME, target.user.as_bytes())?;
+    b.attribute(attr_type::USER_NAME, user)?;
     match target.auth {
         Auth::Pap => {
             b.user_password(&target.password, secret)?;
@@ -312,7 +324,7 @@ mod tests {
         Target {
             addr,
             secret: SECRET.to_vec(),
-            user: "alice".into(),
+            users: Arc::from(vec!["alice".to_string()]),
             password: b"alice-password".to_vec(),
             auth,
             expect,
@@ -342,6 +354,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(password, b"alice-password");
+    }
+
+    #[test]
+    fn user_names_cycle_over_the_list() {
+        let (addr, peer) = responder(Code::AccessAccept, SECRET, 20);
+        let mut t = target(addr, Auth::Chap, Code::AccessAccept);
+        t.users = crate::users::names("alice", 10).into();
+        let shared = Shared::new(Length::Requests(20));
+        let tally = run(&t, 1, 4, &shared).unwrap();
+        assert_eq!((tally.ok, tally.errors, tally.timeouts), (20, 0, 0));
+        let seen = peer.join().unwrap();
+        let mut counts = std::collections::BTreeMap::new();
+        for request in &seen {
+            let name = Packet::new_checked(&request[..])
+                .unwrap()
+                .user_name()
+                .unwrap()
+                .to_vec();
+            *counts.entry(String::from_utf8(name).unwrap()).or_insert(0) += 1;
+        }
+        // One socket: 20 requests are two laps over the 10 names, in order.
+        let expected: std::collections::BTreeMap<String, i32> =
+            (0..10).map(|i| (format!("alice-{i}"), 2)).collect();
+        assert_eq!(counts, expected);
+        let first: Vec<_> = seen
+            .iter()
+            .take(4)
+            .map(|r| {
+                Packet::new_checked(&r[..])
+                    .unwrap()
+                    .user_name()
+                    .unwrap()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(first, [&b"alice-0"[..], b"alice-1", b"alice-2", b"alice-3"]);
     }
 
     #[test]

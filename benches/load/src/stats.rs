@@ -95,6 +95,8 @@ pub fn percentile_steps() -> Vec<f64> {
 /// What one run measured.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
+    /// User names the requests were spread over.
+    pub users: u32,
     /// Requests answered as expected (verified and of the expected kind).
     pub ok: u64,
     /// Answers that failed verification, were of the wrong kind or could not be parsed.
@@ -131,6 +133,7 @@ impl Summary {
         let mut out = String::new();
         let l = &self.latencies;
         let _ = writeln!(out, "name={name}");
+        let _ = writeln!(out, "users={}", self.users);
         let _ = writeln!(out, "ok={}", self.ok);
         let _ = writeln!(out, "errors={}", self.errors);
         let _ = writeln!(out, "timeouts={}", self.timeouts);
@@ -238,6 +241,7 @@ mod tests {
         let mut s = Summary {
             ok: 5000,
             elapsed: Duration::from_secs(2),
+            users: 1000,
             rss_idle_kib: Some(1234),
             ..Summary::default()
         };
@@ -245,6 +249,7 @@ mod tests {
         assert!((s.rate() - 2500.0).abs() < f64::EPSILON);
         let kv = s.to_kv("s1");
         assert!(kv.contains("name=s1\n"));
+        assert!(kv.contains("users=1000\n"));
         assert!(kv.contains("rps=2500\n"));
         assert!(kv.contains("rss_idle_kib=1234\n"));
         assert!(!kv.contains("rss_peak_kib"));
