@@ -9,7 +9,8 @@
 //! where, and through which route, without every handler passing it along.
 
 use std::net::SocketAddr;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -107,7 +108,19 @@ pub struct NewEvent {
 }
 
 /// Where [`record`] sends events: the queue of the writer thread, set once at start.
-static SINK: OnceLock<SyncSender<(i64, NewEvent)>> = OnceLock::new();
+static SINK: OnceLock<Sender<Queued>> = OnceLock::new();
+
+/// Events in the queue. The queue allocates as it fills (a bounded channel would hold
+/// [`QUEUE`] slots from the start), and this count keeps it bounded.
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+
+/// What the writer thread receives.
+enum Queued {
+    /// An event and when it happened.
+    Event(i64, NewEvent),
+    /// Store what is queued now, then answer.
+    Flush(SyncSender<()>),
+}
 
 /// Events waiting for the writer. A burst beyond this is dropped from the database (counted
 /// in `portcullis_audit_dropped_total`, and still in the log) rather than held in memory
@@ -117,7 +130,7 @@ const QUEUE: usize = 16 * 1024;
 /// The most events written in one transaction.
 const BATCH: usize = 512;
 
-/// How long the writer waits for more events after the first of a batch.
+/// How long the writer lets a batch gather after its first event.
 const LINGER: Duration = Duration::from_millis(20);
 
 /// Makes [`record`] write to `db` (the first call wins): starts the one writer thread, which
@@ -125,7 +138,7 @@ const LINGER: Duration = Duration::from_millis(20);
 /// logins.
 pub fn install(db: StateDb) {
     SINK.get_or_init(|| {
-        let (sender, receiver) = std::sync::mpsc::sync_channel(QUEUE);
+        let (sender, receiver) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || write_batches(&db, &receiver));
@@ -136,33 +149,65 @@ pub fn install(db: StateDb) {
     });
 }
 
+/// Stores the events queued so far before it returns (at shutdown), waiting at most 5 s.
+pub fn flush() {
+    let Some(sink) = SINK.get() else {
+        return;
+    };
+    let (done, stored) = std::sync::mpsc::sync_channel(1);
+    if sink.send(Queued::Flush(done)).is_ok()
+        && stored.recv_timeout(Duration::from_secs(5)).is_err()
+    {
+        tracing::warn!("audit events still queued at exit");
+    }
+}
+
 /// Stores what arrives on `receiver` until every sender is gone.
-fn write_batches(db: &StateDb, receiver: &Receiver<(i64, NewEvent)>) {
+fn write_batches(db: &StateDb, receiver: &Receiver<Queued>) {
     let mut batch = Vec::with_capacity(BATCH);
     while let Ok(first) = receiver.recv() {
-        // A burst is gathered for up to LINGER, so it costs a few transactions, not one each.
-        let until = std::time::Instant::now() + LINGER;
-        batch.push(first);
-        while batch.len() < BATCH {
-            let left = until.saturating_duration_since(std::time::Instant::now());
-            match receiver.recv_timeout(left) {
-                Ok(event) => batch.push(event),
+        let mut flushed = None;
+        match first {
+            Queued::Event(at, event) => {
+                batch.push((at, event));
+                // A burst gathers for LINGER, so it costs a few transactions, not one each;
+                // the writer sleeps meanwhile instead of being woken by every event.
+                std::thread::sleep(LINGER);
+            }
+            Queued::Flush(done) => flushed = Some(done),
+        }
+        while flushed.is_none() && batch.len() < BATCH {
+            match receiver.try_recv() {
+                Ok(Queued::Event(at, event)) => batch.push((at, event)),
+                Ok(Queued::Flush(done)) => flushed = Some(done),
                 Err(_) => break,
             }
         }
-        let stored = db.with(|conn| {
-            let tx = conn.transaction()?;
-            for (at, event) in &batch {
-                insert(&tx, *at, event)?;
-            }
-            tx.commit()?;
-            Ok(())
-        });
-        if let Err(e) = stored {
-            metrics::counter!("portcullis_audit_dropped_total").increment(batch.len() as u64);
-            tracing::warn!(error = %e, events = batch.len(), "audit events not stored");
-        }
+        QUEUED.fetch_sub(batch.len(), Ordering::Relaxed);
+        store_batch(db, &batch);
         batch.clear();
+        if let Some(done) = flushed {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Stores `batch` in one transaction; a failure counts its events as dropped.
+fn store_batch(db: &StateDb, batch: &[(i64, NewEvent)]) {
+    if batch.is_empty() {
+        return;
+    }
+    let stored = db.with(|conn| {
+        let tx = conn.transaction()?;
+        for (at, event) in batch {
+            insert(&tx, *at, event)?;
+        }
+        tx.commit()?;
+        Ok(())
+    });
+    if let Err(e) = stored {
+        metrics::counter!("portcullis_audit_dropped_total").increment(batch.len() as u64);
+        tracing::warn!(error = %e, events = batch.len(), "audit events not stored");
     }
 }
 
@@ -206,7 +251,10 @@ pub fn record(mut event: NewEvent) {
     let Some(sink) = SINK.get() else {
         return;
     };
-    if sink.try_send((unix_now(), event)).is_err() {
+    if QUEUED.fetch_add(1, Ordering::Relaxed) >= QUEUE
+        || sink.send(Queued::Event(unix_now(), event)).is_err()
+    {
+        QUEUED.fetch_sub(1, Ordering::Relaxed);
         metrics::counter!("portcullis_audit_dropped_total").increment(1);
         tracing::warn!("audit queue full: event kept in the log only");
     }
@@ -220,16 +268,16 @@ pub fn insert(conn: &Connection, at: i64, event: &NewEvent) -> Result<i64, State
          server, latency_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     statement.execute(rusqlite::params![
-            at,
-            event.kind.as_str(),
-            event.user,
-            event.source,
-            event.action,
-            event.result,
-            event.reason,
-            event.method,
-            event.server,
-            i64::try_from(event.latency.as_millis()).unwrap_or(i64::MAX),
+        at,
+        event.kind.as_str(),
+        event.user,
+        event.source,
+        event.action,
+        event.result,
+        event.reason,
+        event.method,
+        event.server,
+        i64::try_from(event.latency.as_millis()).unwrap_or(i64::MAX),
     ])?;
     Ok(conn.last_insert_rowid())
 }

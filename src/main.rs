@@ -110,7 +110,7 @@ fn main() -> ExitCode {
         _ => "warn",
     };
     portcullis::telemetry::init_logging(default_level);
-    match cli.command {
+    let code = match cli.command {
         Command::Serve {
             config,
             state_dir,
@@ -132,7 +132,9 @@ fn main() -> ExitCode {
             config,
         } => login(&user, password_stdin, &config),
         Command::Man { dir } => man(&dir),
-    }
+    };
+    portcullis::telemetry::flush_logs();
+    code
 }
 
 /// Loads `path`, printing errors and warnings; `None` when it is unusable.
@@ -342,6 +344,7 @@ fn serve(
             tracing::warn!(left, "stopped with RADIUS requests still in flight");
         }
         portcullis::throttle::flush(&throttle_db);
+        portcullis::audit::flush();
         match served {
             Ok(()) => {
                 tracing::info!("stopped");

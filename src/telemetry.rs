@@ -4,7 +4,9 @@
 //! or in a file, and journald's format under systemd (`$JOURNAL_STREAM` set): no timestamp
 //! (the journal adds its own) and each line prefixed with its syslog priority, `<3>` error,
 //! `<4>` warning, `<6>` info, `<7>` debug (sd-daemon(3)). The level comes from `RUST_LOG`
-//! when set, else from the configuration's `logging.level`, re-applied on reload.
+//! when set, else from the configuration's `logging.level`, re-applied on reload. Lines are
+//! written in batches by a thread of their own, at most 20 ms after they are logged (and at
+//! exit); a login never waits for the journal.
 //!
 //! Metrics are recorded through the `metrics` facade into a Prometheus recorder (no listener
 //! of its own); the API serves them at `GET /metrics`. Names start with `portcullis_`;
@@ -26,6 +28,109 @@ use tracing_subscriber::{EnvFilter, Registry, reload};
 /// Changes the level of the installed subscriber.
 static LEVEL: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 
+/// Log lines waiting to be written to standard error.
+static LOG_LINES: LogLines = LogLines {
+    pending: std::sync::Mutex::new(Vec::new()),
+    arrived: std::sync::Condvar::new(),
+    output: std::sync::Mutex::new(()),
+};
+
+/// How long the log writer lets lines gather after the first of a batch.
+const LOG_LINGER: Duration = Duration::from_millis(20);
+/// Bytes of pending lines beyond which the logging thread writes them itself.
+const LOG_HIGH_WATER: usize = 256 * 1024;
+
+/// A buffer of log lines that a thread of its own writes out: a burst of logins costs a few
+/// writes, not one each, no login waits on the journal, and the writer is woken once per
+/// batch, not once per line. Lines wait at most [`LOG_LINGER`]; past [`LOG_HIGH_WATER`] the
+/// thread that logs writes them (nothing is dropped).
+#[derive(Debug)]
+struct LogLines {
+    pending: std::sync::Mutex<Vec<u8>>,
+    arrived: std::sync::Condvar,
+    /// Held while writing, so that batches reach standard error in order.
+    output: std::sync::Mutex<()>,
+}
+
+impl LogLines {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn append(&self, line: &[u8]) {
+        let mut pending = self.pending();
+        let was_empty = pending.is_empty();
+        pending.extend_from_slice(line);
+        if pending.len() >= LOG_HIGH_WATER {
+            drop(pending);
+            self.write_out();
+        } else if was_empty {
+            self.arrived.notify_one();
+        }
+    }
+
+    /// Writes what is pending now.
+    fn write_out(&self) {
+        use std::io::Write;
+        let _output = self
+            .output
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let batch = std::mem::take(&mut *self.pending());
+        if !batch.is_empty() {
+            // Standard error is all there is to report a failure to.
+            let _ = std::io::stderr().lock().write_all(&batch);
+        }
+    }
+
+    /// The writer thread: waits for a first line, lets a batch gather, writes it.
+    fn run(&self) {
+        loop {
+            {
+                let mut pending = self.pending();
+                while pending.is_empty() {
+                    pending = self
+                        .arrived
+                        .wait(pending)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+            }
+            std::thread::sleep(LOG_LINGER);
+            self.write_out();
+        }
+    }
+}
+
+/// The `MakeWriter` of the log subscriber: each event is formatted whole, then appended.
+#[derive(Debug, Clone, Copy)]
+struct BufferedStderr;
+
+impl std::io::Write for BufferedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG_LINES.append(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BufferedStderr {
+    type Writer = BufferedStderr;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        *self
+    }
+}
+
+/// Writes the pending log lines (at exit).
+pub fn flush_logs() {
+    LOG_LINES.write_out();
+}
+
 /// Whether `RUST_LOG` chose the level (then the configuration does not).
 fn level_from_env() -> bool {
     std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty())
@@ -46,12 +151,24 @@ pub fn init_logging(level: &str) {
     };
     let (filter, handle) = reload::Layer::new(filter);
     let registry = tracing_subscriber::registry().with(filter);
+    // Lines are written by a thread of their own (see [`LogLines`]); without it, directly.
+    let buffered = std::thread::Builder::new()
+        .name("log-writer".into())
+        .spawn(|| LOG_LINES.run())
+        .is_ok();
+    let writer = tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || {
+        if buffered {
+            Box::new(BufferedStderr) as Box<dyn std::io::Write>
+        } else {
+            Box::new(std::io::stderr())
+        }
+    });
     let installed = if journald() {
         registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .event_format(Journald::default())
-                    .with_writer(std::io::stderr),
+                    .with_writer(writer),
             )
             .try_init()
     } else {
@@ -60,7 +177,7 @@ pub fn init_logging(level: &str) {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_span_events(FmtSpan::NONE)
-                    .with_writer(std::io::stderr)
+                    .with_writer(writer)
                     .with_ansi(std::io::stderr().is_terminal()),
             )
             .try_init()

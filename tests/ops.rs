@@ -449,6 +449,22 @@ fn sigterm_lets_a_login_in_flight_finish_and_exits_0() {
         "{}",
         daemon.log()
     );
+    // The login that finished during the stop is in the log and in the audit table: what
+    // was queued for them was written before the exit.
+    let audit_line = daemon
+        .log()
+        .lines()
+        .any(|line| line.contains("audit") && line.contains("remote-user"));
+    assert!(audit_line, "{}", daemon.log());
+    let db = rusqlite::Connection::open(daemon.dir().join("state/portcullis.db")).unwrap();
+    let stored: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM audit_events WHERE user = 'remote-user'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 1, "{}", daemon.log());
 }
 
 /// The value of the first sample of `name` whose labels contain every one of `labels`.

@@ -38,7 +38,7 @@ BENCH_TIMEOUT=${BENCH_TIMEOUT:-2}
 # blocks stay resident in every malloc arena that ever hashed (1.3 GiB seen). A fixed
 # threshold, as systemd/portcullis.service sets, returns them on free.
 if [ -z "${BENCH_GLIBC_DEFAULT:-}" ]; then
-    PORTCULLIS_ENV=(MALLOC_MMAP_THRESHOLD_=131072)
+    PORTCULLIS_ENV=(MALLOC_MMAP_THRESHOLD_=131072 ${BENCH_PORTCULLIS_ENV:-})
 else
     PORTCULLIS_ENV=()
 fi
@@ -363,13 +363,42 @@ radius_load() {
         perf_pid=$!
         sleep 0.5
     fi
+    local cpu_before upstream_before=""
+    cpu_before=$(cpu_ticks "$pid")
+    if [ -n "${UPSTREAM_PID:-}" ] && [ "$UPSTREAM_PID" != "$pid" ]; then
+        upstream_before=$(cpu_ticks "$UPSTREAM_PID")
+    fi
     # shellcheck disable=SC2046
     "$LOAD" radius --target "127.0.0.1:$port" --secret "$secret" --user alice \
         --users "$BENCH_USERS" --password "$ALICE_PASSWORD" --auth "$BENCH_AUTH" --sockets "$BENCH_SOCKETS" \
         --concurrency "$BENCH_K" $(length_args) --timeout "$BENCH_TIMEOUT" --watch-pid "$pid" \
         --name "$name" --out-dir "$BENCH_OUT" "$@"
+    cpu_result "$name" cpu "$pid" "$cpu_before"
+    if [ -n "$upstream_before" ]; then
+        cpu_result "$name" upstream_cpu "$UPSTREAM_PID" "$upstream_before"
+    fi
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid"
         wait "$perf_pid" || true
     fi
+}
+
+# cpu_ticks PID: user + system CPU time the process has used, in clock ticks.
+cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# cpu_result NAME PREFIX PID TICKS_BEFORE: appends PREFIX_ms (CPU time of PID during the
+# measured run) and PREFIX_us_per_req (that over the verified replies) to NAME's result file.
+# The fairest single number on a shared machine: it does not depend on what else ran.
+cpu_result() {
+    local name=$1 prefix=$2 pid=$3 before=$4 after hz ok
+    after=$(cpu_ticks "$pid")
+    hz=$(getconf CLK_TCK)
+    ok=$(sed -n 's/^ok=//p' "$BENCH_OUT/$name.result")
+    awk -v a="$after" -v b="$before" -v hz="$hz" -v ok="$ok" -v p="$prefix" 'BEGIN {
+        ms = (a - b) * 1000 / hz
+        printf "%s_ms=%.0f\n", p, ms
+        if (ok > 0) printf "%s_us_per_req=%.1f\n", p, ms * 1000 / ok
+    }' >>"$BENCH_OUT/$name.result"
 }

@@ -72,13 +72,15 @@ mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024; else print 
     echo
     echo "RSS idle: after start-up, before any request. RSS peak: the largest of the samples taken every 100 ms during the measured run."
     echo
-    echo "| run | users | requests ok | errors | timeouts | req/s | p50 µs | p99 µs | p99.9 µs | RSS idle MiB | RSS peak MiB |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "CPU µs/req: CPU time (user + system) of the process under test during the measured run over the verified replies; upstream µs/req: the same for the upstream FreeRADIUS."
+    echo
+    echo "| run | users | requests ok | errors | timeouts | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req | upstream µs/req | RSS idle MiB | RSS peak MiB |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for name in 1-upstream-chap 2-portcullis-chap 3-proxy-chap 1-upstream-pap 2-portcullis-pap 3-proxy-pap 4-login 5-local \
         1-upstream-chap-k1 2-portcullis-chap-k1 3-proxy-chap-k1 1-upstream-pap-k1 2-portcullis-pap-k1 3-proxy-pap-k1 \
         2-portcullis-chap-1user 2-portcullis-chap-k1-1user 2-portcullis-chap-long; do
         [ -f "$BENCH_OUT/$name.result" ] || continue
-        echo "| $name | $(value $name users) | $(value $name ok) | $(value $name errors) | $(value $name timeouts) | $(value $name rps) | $(value $name p50_us) | $(value $name p99_us) | $(value $name p999_us) | $(mib "$(idle $name)") | $(mib "$(value $name rss_peak_kib)") |"
+        echo "| $name | $(value $name users) | $(value $name ok) | $(value $name errors) | $(value $name timeouts) | $(value $name rps) | $(value $name p50_us) | $(value $name p99_us) | $(value $name p999_us) | $(value $name cpu_us_per_req) | $(value $name upstream_cpu_us_per_req) | $(mib "$(idle $name)") | $(mib "$(value $name rss_peak_kib)") |"
     done
     echo
     for auth in chap pap; do
