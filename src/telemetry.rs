@@ -118,11 +118,21 @@ impl std::io::Write for BufferedStderr {
     }
 }
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BufferedStderr {
-    type Writer = BufferedStderr;
+/// The subscriber's writer: [`BufferedStderr`] once its thread runs, else standard error.
+#[derive(Debug, Clone, Copy)]
+struct LogWriter {
+    buffered: bool,
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = tracing_subscriber::fmt::writer::EitherWriter<BufferedStderr, std::io::Stderr>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        *self
+        if self.buffered {
+            tracing_subscriber::fmt::writer::EitherWriter::A(BufferedStderr)
+        } else {
+            tracing_subscriber::fmt::writer::EitherWriter::B(std::io::stderr())
+        }
     }
 }
 
@@ -156,13 +166,7 @@ pub fn init_logging(level: &str) {
         .name("log-writer".into())
         .spawn(|| LOG_LINES.run())
         .is_ok();
-    let writer = tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || {
-        if buffered {
-            Box::new(BufferedStderr) as Box<dyn std::io::Write>
-        } else {
-            Box::new(std::io::stderr())
-        }
-    });
+    let writer = LogWriter { buffered };
     let installed = if journald() {
         registry
             .with(
@@ -332,11 +336,74 @@ fn describe() {
     );
 }
 
+/// Handles of labelled metrics, kept once made: the registry hashes the name and labels and
+/// allocates a key on every lookup, which was most of what a metric cost per login. Keyed by
+/// up to two static labels and one server name; at most [`MAX_HANDLES`] are kept (beyond,
+/// the registry is asked each time).
+#[derive(Debug)]
+struct Handles<T> {
+    entries: std::sync::RwLock<Vec<(HandleKey, T)>>,
+}
+
+/// Two static labels and a server name.
+type HandleKey = ([&'static str; 2], Box<str>);
+
+/// The most handles one [`Handles`] keeps.
+const MAX_HANDLES: usize = 256;
+
+impl<T: Clone> Handles<T> {
+    const fn new() -> Self {
+        Handles {
+            entries: std::sync::RwLock::new(Vec::new()),
+        }
+    }
+
+    fn get(&self, labels: [&'static str; 2], server: &str, make: impl FnOnce() -> T) -> T {
+        // Handles made before the recorder is installed would record nowhere.
+        metrics();
+        let found = self
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|((l, s), _)| *l == labels && **s == *server)
+            .map(|(_, handle)| handle.clone());
+        if let Some(handle) = found {
+            return handle;
+        }
+        let handle = make();
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() < MAX_HANDLES
+            && !entries
+                .iter()
+                .any(|((l, s), _)| *l == labels && **s == *server)
+        {
+            entries.push(((labels, server.into()), handle.clone()));
+        }
+        handle
+    }
+}
+
 /// A login decided by the engine. `method` is `-` when no method could answer.
 pub fn login(method: &'static str, result: &'static str, latency: Duration) {
-    metrics::counter!("portcullis_logins_total", "method" => method, "result" => result)
+    static COUNTERS: Handles<metrics::Counter> = Handles::new();
+    static DURATIONS: Handles<metrics::Histogram> = Handles::new();
+    COUNTERS
+        .get(
+            [method, result],
+            "",
+            || metrics::counter!("portcullis_logins_total", "method" => method, "result" => result),
+        )
         .increment(1);
-    metrics::histogram!("portcullis_login_duration_seconds", "result" => result)
+    DURATIONS
+        .get(
+            [result, ""],
+            "",
+            || metrics::histogram!("portcullis_login_duration_seconds", "result" => result),
+        )
         .record(latency.as_secs_f64());
 }
 
@@ -348,14 +415,25 @@ pub fn upstream_request(
     result: &'static str,
     latency: Duration,
 ) {
-    let server = server.to_owned();
-    metrics::counter!("portcullis_upstream_requests_total", "protocol" => protocol, "server" => server.clone(), "result" => result)
+    static REQUESTS: Handles<metrics::Counter> = Handles::new();
+    static TIMEOUTS: Handles<metrics::Counter> = Handles::new();
+    static DURATIONS: Handles<metrics::Histogram> = Handles::new();
+    REQUESTS
+        .get([protocol, result], server, || {
+            metrics::counter!("portcullis_upstream_requests_total", "protocol" => protocol, "server" => server.to_owned(), "result" => result)
+        })
         .increment(1);
     if result == "timeout" {
-        metrics::counter!("portcullis_upstream_timeouts_total", "protocol" => protocol, "server" => server.clone())
+        TIMEOUTS
+            .get([protocol, ""], server, || {
+                metrics::counter!("portcullis_upstream_timeouts_total", "protocol" => protocol, "server" => server.to_owned())
+            })
             .increment(1);
     }
-    metrics::histogram!("portcullis_upstream_duration_seconds", "protocol" => protocol, "server" => server)
+    DURATIONS
+        .get([protocol, ""], server, || {
+            metrics::histogram!("portcullis_upstream_duration_seconds", "protocol" => protocol, "server" => server.to_owned())
+        })
         .record(latency.as_secs_f64());
 }
 
@@ -380,7 +458,14 @@ pub fn upstream_dead(protocol: &'static str, server: &str) {
 /// A RADIUS front-end datagram of `kind` (`request`, `access_accept`, `access_reject`,
 /// `status_server`, `duplicate`).
 pub fn frontend_packet(kind: &'static str) {
-    metrics::counter!("portcullis_frontend_packets_total", "type" => kind).increment(1);
+    static COUNTERS: Handles<metrics::Counter> = Handles::new();
+    COUNTERS
+        .get(
+            [kind, ""],
+            "",
+            || metrics::counter!("portcullis_frontend_packets_total", "type" => kind),
+        )
+        .increment(1);
 }
 
 /// A RADIUS front-end datagram dropped.

@@ -732,6 +732,30 @@ pub async fn begin(db: &StateDb, config: &Throttle, attempt: Attempt) -> Result<
     }
 }
 
+/// What settling needs of `config`: all but `local_networks` (so a ticket clones no list).
+fn limits(config: &Throttle) -> Throttle {
+    let Throttle {
+        enabled,
+        max_failures,
+        lockout,
+        max_lockout,
+        hard_limit,
+        hard_lockout,
+        per_source,
+        local_networks: _,
+    } = config;
+    Throttle {
+        enabled: *enabled,
+        max_failures: *max_failures,
+        lockout: *lockout,
+        max_lockout: *max_lockout,
+        hard_limit: *hard_limit,
+        hard_lockout: *hard_lockout,
+        per_source: *per_source,
+        local_networks: Vec::new(),
+    }
+}
+
 type Reserved = Result<Result<Ticket, Locked>, (Attempt, tokio::sync::oneshot::Receiver<()>)>;
 
 /// One look at the counts: a ticket, a refusal, or a wait (registered before the table is let
@@ -742,7 +766,7 @@ fn reserve(db: &StateDb, config: &Throttle, attempt: Attempt) -> Reserved {
         Check::Go => Ok(Ok(Ticket {
             inner: Some(Held {
                 db: db.clone(),
-                config: config.clone(),
+                config: limits(config),
                 attempt,
                 source: true,
             }),

@@ -41,8 +41,8 @@ for auth in chap pap; do
 done
 run BENCH_AUTH=chap BENCH_K=1 BENCH_SOCKETS=1 BENCH_REQUESTS=20000 BENCH_TAG=-k1 "$here/2-portcullis.sh"
 run BENCH_AUTH=pap BENCH_K=1 BENCH_SOCKETS=1 BENCH_DURATION="$slow" BENCH_TIMEOUT=60 BENCH_TAG=-k1 "$here/2-portcullis.sh"
-# Every request as alice: the worst case for the throttle, which runs one user's logins one
-# at a time.
+# Every request as alice: the worst case for the throttle, which lets at most 10 logins of
+# one user name run at once.
 run BENCH_AUTH=chap BENCH_USERS=1 BENCH_TAG=-1user "$here/2-portcullis.sh"
 run BENCH_AUTH=chap BENCH_USERS=1 BENCH_K=1 BENCH_SOCKETS=1 BENCH_REQUESTS=20000 BENCH_TAG=-k1-1user "$here/2-portcullis.sh"
 if [ "$long" -gt 0 ]; then
