@@ -198,6 +198,7 @@ fn serve(
     rt.block_on(async {
         // Installed before the first login so every count is kept.
         portcullis::telemetry::metrics();
+        portcullis::telemetry::spawn_upkeep();
         let store = match portcullis::api::store::ConfigStore::new(path.to_path_buf(), config) {
             Ok(store) => store,
             Err(e) => {
