@@ -128,10 +128,10 @@ enum Queued {
 const QUEUE: usize = 16 * 1024;
 
 /// The most events written in one transaction.
-const BATCH: usize = 512;
+const BATCH: usize = 4096;
 
 /// How long the writer lets a batch gather after its first event.
-const LINGER: Duration = Duration::from_millis(20);
+const LINGER: Duration = Duration::from_millis(50);
 
 /// Makes [`record`] write to `db` (the first call wins): starts the one writer thread, which
 /// stores events in batches, one transaction each, so the database keeps up with bursts of
@@ -164,15 +164,19 @@ pub fn flush() {
 
 /// Stores what arrives on `receiver` until every sender is gone.
 fn write_batches(db: &StateDb, receiver: &Receiver<Queued>) {
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Vec::new();
+    let mut behind = false;
     while let Ok(first) = receiver.recv() {
         let mut flushed = None;
         match first {
             Queued::Event(at, event) => {
                 batch.push((at, event));
                 // A burst gathers for LINGER, so it costs a few transactions, not one each;
-                // the writer sleeps meanwhile instead of being woken by every event.
-                std::thread::sleep(LINGER);
+                // the writer sleeps meanwhile instead of being woken by every event. A writer
+                // that is behind (its last batch was full) goes on at once.
+                if !behind {
+                    std::thread::sleep(LINGER);
+                }
             }
             Queued::Flush(done) => flushed = Some(done),
         }
@@ -184,6 +188,7 @@ fn write_batches(db: &StateDb, receiver: &Receiver<Queued>) {
             }
         }
         QUEUED.fetch_sub(batch.len(), Ordering::Relaxed);
+        behind = batch.len() >= BATCH;
         store_batch(db, &batch);
         batch.clear();
         if let Some(done) = flushed {
