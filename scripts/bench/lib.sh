@@ -38,9 +38,14 @@ BENCH_TIMEOUT=${BENCH_TIMEOUT:-2}
 # blocks stay resident in every malloc arena that ever hashed (1.3 GiB seen). A fixed
 # threshold, as systemd/portcullis.service sets, returns them on free.
 if [ -z "${BENCH_GLIBC_DEFAULT:-}" ]; then
-    PORTCULLIS_ENV=(MALLOC_MMAP_THRESHOLD_=131072 ${BENCH_PORTCULLIS_ENV:-})
+    PORTCULLIS_ENV=(MALLOC_MMAP_THRESHOLD_=131072)
 else
     PORTCULLIS_ENV=()
+fi
+# BENCH_PORTCULLIS_ENV: more NAME=VALUE words for portcullis' environment.
+if [ -n "${BENCH_PORTCULLIS_ENV:-}" ]; then
+    read -r -a extra_env <<<"$BENCH_PORTCULLIS_ENV"
+    PORTCULLIS_ENV+=("${extra_env[@]}")
 fi
 # A command portcullis runs under (alloc.sh: valgrind --tool=dhat).
 PORTCULLIS_WRAP=()
@@ -349,6 +354,14 @@ length_args() {
     fi
 }
 
+# rate_args: --rate R when BENCH_RATE is set (open loop: R requests/s on schedule, at most
+# BENCH_K outstanding; latency counts from when a request was due).
+rate_args() {
+    if [ -n "${BENCH_RATE:-}" ]; then
+        echo "--rate $BENCH_RATE"
+    fi
+}
+
 # radius_load NAME PORT SECRET PID [extra args]: a short warm-up, then the measured run.
 radius_load() {
     local name=$1${BENCH_TAG:-} port=$2 secret=$3 pid=$4
@@ -371,7 +384,7 @@ radius_load() {
     # shellcheck disable=SC2046
     "$LOAD" radius --target "127.0.0.1:$port" --secret "$secret" --user alice \
         --users "$BENCH_USERS" --password "$ALICE_PASSWORD" --auth "$BENCH_AUTH" --sockets "$BENCH_SOCKETS" \
-        --concurrency "$BENCH_K" $(length_args) --timeout "$BENCH_TIMEOUT" --watch-pid "$pid" \
+        --concurrency "$BENCH_K" $(length_args) $(rate_args) --timeout "$BENCH_TIMEOUT" --watch-pid "$pid" \
         --name "$name" --out-dir "$BENCH_OUT" "$@"
     cpu_result "$name" cpu "$pid" "$cpu_before"
     if [ -n "$upstream_before" ]; then

@@ -11,6 +11,8 @@
 # memory run of scenario 2; BENCH_LONG=0 skips it. BENCH_USERS (default 1000) is the number of
 # user names the requests are spread over; scenario 2 CHAP also runs with one name (tag
 # -1user, at K=64 and K=1), the worst case for the per-user throttle.
+# BENCH_RATE_RUN (default 12000) is the offered load of the open-loop runs of scenarios 2 and 3
+# (tag -rate), below what the FreeRADIUS proxy can do on this machine.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -20,6 +22,7 @@ load=$release/portcullis-load
 docs=$root/docs/bench
 slow=${BENCH_SLOW_SECONDS:-20}
 long=${BENCH_LONG:-1000000}
+rate=${BENCH_RATE_RUN:-12000}
 mkdir -p "$BENCH_OUT" "$docs"
 rm -f "$BENCH_OUT"/*.result "$BENCH_OUT"/*.csv "$BENCH_OUT"/*.idle
 
@@ -45,6 +48,11 @@ run BENCH_AUTH=pap BENCH_K=1 BENCH_SOCKETS=1 BENCH_DURATION="$slow" BENCH_TIMEOU
 # one user name run at once.
 run BENCH_AUTH=chap BENCH_USERS=1 BENCH_TAG=-1user "$here/2-portcullis.sh"
 run BENCH_AUTH=chap BENCH_USERS=1 BENCH_K=1 BENCH_SOCKETS=1 BENCH_REQUESTS=20000 BENCH_TAG=-k1-1user "$here/2-portcullis.sh"
+# The same offered load through both proxies (open loop, below the FreeRADIUS proxy's
+# ceiling): latency without the closed loop's feedback between throughput and queueing.
+for scenario in 2-portcullis 3-freeradius-proxy; do
+    run BENCH_AUTH=chap BENCH_RATE="$rate" BENCH_TAG=-rate "$here/$scenario.sh"
+done
 if [ "$long" -gt 0 ]; then
     run BENCH_AUTH=chap BENCH_REQUESTS="$long" "$here/2-portcullis.sh"
     mv "$BENCH_OUT/2-portcullis-chap.result" "$BENCH_OUT/2-portcullis-chap-long.result"
@@ -78,7 +86,7 @@ mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024; else print 
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for name in 1-upstream-chap 2-portcullis-chap 3-proxy-chap 1-upstream-pap 2-portcullis-pap 3-proxy-pap 4-login 5-local \
         1-upstream-chap-k1 2-portcullis-chap-k1 3-proxy-chap-k1 1-upstream-pap-k1 2-portcullis-pap-k1 3-proxy-pap-k1 \
-        2-portcullis-chap-1user 2-portcullis-chap-k1-1user 2-portcullis-chap-long; do
+        2-portcullis-chap-1user 2-portcullis-chap-k1-1user 2-portcullis-chap-rate 3-proxy-chap-rate 2-portcullis-chap-long; do
         [ -f "$BENCH_OUT/$name.result" ] || continue
         echo "| $name | $(value $name users) | $(value $name ok) | $(value $name errors) | $(value $name timeouts) | $(value $name rps) | $(value $name p50_us) | $(value $name p99_us) | $(value $name p999_us) | $(value $name cpu_us_per_req) | $(value $name upstream_cpu_us_per_req) | $(mib "$(idle $name)") | $(mib "$(value $name rss_peak_kib)") |"
     done
@@ -91,6 +99,14 @@ mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024; else print 
             "(FreeRADIUS proxy over FreeRADIUS at K=1: $(awk -v a="$(value 3-proxy-$auth-k1 p50_us)" -v b="$(value 1-upstream-$auth-k1 p50_us)" 'BEGIN { printf "%.1f", a - b }') µs)"
         echo
     done
+    if [ -f "$BENCH_OUT/2-portcullis-chap-rate.result" ]; then
+        echo "chap at the same offered load, $rate requests/s on schedule (open loop, -rate):" \
+            "p50 $(value 2-portcullis-chap-rate p50_us) against $(value 3-proxy-chap-rate p50_us) µs," \
+            "p99 $(value 2-portcullis-chap-rate p99_us) against $(value 3-proxy-chap-rate p99_us) µs" \
+            "(p99 2/3 = $(ratio "$(value 2-portcullis-chap-rate p99_us)" "$(value 3-proxy-chap-rate p99_us)"))," \
+            "CPU $(value 2-portcullis-chap-rate cpu_us_per_req) against $(value 3-proxy-chap-rate cpu_us_per_req) µs per request."
+        echo
+    fi
     if [ -f "$BENCH_OUT/2-portcullis-chap-1user.result" ]; then
         echo "chap through portcullis, one user name against $(value 2-portcullis-chap users):" \
             "throughput $(value 2-portcullis-chap-1user rps) against $(value 2-portcullis-chap rps) req/s at K=${BENCH_K:-64}," \
@@ -124,6 +140,10 @@ plot compare-chap-k1 "CHAP, one request at a time (K=1)" \
 plot compare-chap "CHAP, side by side (K=${BENCH_K:-64})" \
     "$(p 1-upstream-chap '1: FreeRADIUS directly')" "$(p 2-portcullis-chap '2: through portcullis')" \
     "$(p 3-proxy-chap '3: through a FreeRADIUS proxy')"
+if [ -f "$BENCH_OUT/2-portcullis-chap-rate.result" ]; then
+    plot compare-chap-rate "CHAP at the same offered load ($rate requests/s, open loop)" \
+        "$(p 2-portcullis-chap-rate '2: through portcullis')" "$(p 3-proxy-chap-rate '3: through a FreeRADIUS proxy')"
+fi
 if [ -f "$BENCH_OUT/2-portcullis-chap-long.rss.csv" ]; then
     "$load" plot-rss --out "$docs/scenario-2-memory.png" \
         --title "portcullis RSS over $(value 2-portcullis-chap-long ok) requests (scenario 2, CHAP)" \

@@ -18,6 +18,7 @@
 //! `NAME.result`, `NAME.percentiles.csv` and, when watching a process, `NAME.rss.csv`.
 
 mod login;
+mod paced;
 mod plot;
 mod radius;
 mod run;
@@ -168,9 +169,14 @@ struct RadiusArgs {
     /// UDP sockets (source ports) the outstanding requests are spread over.
     #[arg(long, default_value_t = 4)]
     sockets: usize,
-    /// Requests outstanding at any time (K), at most 256 per socket.
+    /// Requests outstanding at any time (K), at most 256 per socket. With `--rate`, the most
+    /// outstanding.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Send this many requests per second on schedule (open loop) instead of a new one per
+    /// reply; latency then counts from when a request was due.
+    #[arg(long)]
+    rate: Option<f64>,
     #[command(flatten)]
     common: Common,
 }
@@ -217,6 +223,7 @@ fn real_main(cli: Cli) -> Result<(), Box<dyn Error>> {
                     Expect::Reject => Code::AccessReject,
                 },
                 timeout: Duration::from_secs_f64(args.common.timeout),
+                rate: args.rate,
             };
             let (sockets, concurrency) = (args.sockets, args.concurrency);
             measure(&args.common, |shared| {

@@ -43,6 +43,9 @@ pub struct Target {
     pub expect: Code,
     /// How long to wait for a reply before counting a timeout.
     pub timeout: Duration,
+    /// Requests per second over all sockets, sent on schedule (open loop); `None`: a new
+    /// request as soon as a reply frees its Identifier (closed loop, K outstanding).
+    pub rate: Option<f64>,
 }
 
 /// What one worker measured.
@@ -62,9 +65,11 @@ pub struct Tally {
 
 /// A request in flight on one Identifier.
 #[derive(Debug, Clone, Copy)]
-struct Slot {
-    sent: Instant,
-    authenticator: [u8; 16],
+pub(crate) struct Slot {
+    /// When it was sent (the open-loop driver: when it was due).
+    pub(crate) sent: Instant,
+    /// Its Request Authenticator.
+    pub(crate) authenticator: [u8; 16],
 }
 
 /// Runs `sockets` workers sharing `concurrency` outstanding requests until `shared` says
@@ -90,8 +95,16 @@ pub fn run(
         let target = target.clone();
         let shared = Arc::clone(shared);
         let names = Cycle::new(target.users.len(), i, sockets);
-        handles.push(thread::spawn(move || {
-            worker(&socket, &target, window, names, &shared)
+        // Open loop: each socket sends its share of the rate.
+        let pace = target
+            .rate
+            .filter(|rate| *rate > 0.0)
+            .map(|rate| Duration::from_secs_f64(sockets as f64 / rate));
+        handles.push(thread::spawn(move || match pace {
+            Some(interval) => {
+                crate::paced::worker(socket, &target, window, names, &shared, interval)
+            }
+            None => worker(&socket, &target, window, names, &shared),
         }));
     }
     let mut total = Tally::default();
@@ -215,8 +228,7 @@ fn send(
     let mut authenticator = [0u8; 16];
     rng.fill(&mut authenticator);
     let identifier = u8::try_from(id).unwrap_or(0);
-    let len = encode(target, user, secret, rng, out, identifier, &authenticator)
-        .map_err(|e| io::Error::other(format!("building the request: {e:?}")))?;
+    let len = encode_request(target, user, secret, rng, out, identifier, &authenticator)?;
     let sent = Instant::now();
     match socket.send(out.get(..len).unwrap_or_default()) {
         Ok(_) => {}
@@ -227,6 +239,20 @@ fn send(
         sent,
         authenticator,
     })
+}
+
+/// [`encode`], its error as an I/O error.
+pub(crate) fn encode_request(
+    target: &Target,
+    user: &[u8],
+    secret: &Secret<&[u8]>,
+    rng: &mut Rng,
+    out: &mut [u8],
+    identifier: u8,
+    authenticator: &[u8; 16],
+) -> io::Result<usize> {
+    encode(target, user, secret, rng, out, identifier, authenticator)
+        .map_err(|e| io::Error::other(format!("building the request: {e:?}")))
 }
 
 fn encode(
@@ -329,6 +355,7 @@ mod tests {
             auth,
             expect,
             timeout: Duration::from_secs(2),
+            rate: None,
         }
     }
 
@@ -423,5 +450,29 @@ mod tests {
         let shared = Shared::new(Length::Requests(6));
         let tally = run(&t, 2, 3, &shared).unwrap();
         assert_eq!((tally.ok, tally.timeouts), (0, 6));
+    }
+
+    #[test]
+    fn open_loop_sends_on_schedule_and_verifies_every_reply() {
+        let (addr, peer) = responder(Code::AccessAccept, SECRET, 120);
+        let mut t = target(addr, Auth::Chap, Code::AccessAccept);
+        t.rate = Some(4000.0);
+        let shared = Shared::new(Length::Requests(120));
+        let tally = run(&t, 2, 8, &shared).unwrap();
+        assert_eq!((tally.ok, tally.errors, tally.timeouts), (120, 0, 0));
+        assert_eq!(tally.latencies.len(), 120);
+        assert_eq!(peer.join().unwrap().len(), 120);
+    }
+
+    #[test]
+    fn open_loop_counts_silence_as_timeouts_and_ends() {
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut t = target(silent.local_addr().unwrap(), Auth::Pap, Code::AccessAccept);
+        t.timeout = Duration::from_millis(100);
+        t.rate = Some(1000.0);
+        // A window of 2 per socket: the later requests wait for an Identifier to time out.
+        let shared = Shared::new(Length::Requests(8));
+        let tally = run(&t, 2, 4, &shared).unwrap();
+        assert_eq!((tally.ok, tally.timeouts), (0, 8));
     }
 }
