@@ -125,13 +125,16 @@ enum Queued {
 /// Events waiting for the writer. A burst beyond this is dropped from the database (counted
 /// in `portcullis_audit_dropped_total`, and still in the log) rather than held in memory
 /// without bound.
-const QUEUE: usize = 16 * 1024;
+const QUEUE: usize = 64 * 1024;
 
 /// The most events written in one transaction.
-const BATCH: usize = 4096;
+const BATCH: usize = 16 * 1024;
 
-/// How long the writer lets a batch gather after its first event.
-const LINGER: Duration = Duration::from_millis(50);
+/// How long the writer lets a batch gather after its first event (less when [`BATCH`] events
+/// are queued sooner). Long batches matter: each transaction rewrites every page of the
+/// `(kind, user)` index it touches, about one per user: at 12,000 logins/s over 1,000 users,
+/// 50 ms batches wrote 20 to 60 MB/s to disk.
+const LINGER: Duration = Duration::from_secs(1);
 
 /// Makes [`record`] write to `db` (the first call wins): starts the one writer thread, which
 /// stores events in batches, one transaction each, so the database keeps up with bursts of
@@ -155,6 +158,7 @@ pub fn flush() {
         return;
     };
     let (done, stored) = std::sync::mpsc::sync_channel(1);
+    FLUSHING.store(true, Ordering::Relaxed);
     if sink.send(Queued::Flush(done)).is_ok()
         && stored.recv_timeout(Duration::from_secs(5)).is_err()
     {
@@ -175,7 +179,7 @@ fn write_batches(db: &StateDb, receiver: &Receiver<Queued>) {
                 // the writer sleeps meanwhile instead of being woken by every event. A writer
                 // that is behind (its last batch was full) goes on at once.
                 if !behind {
-                    std::thread::sleep(LINGER);
+                    gather();
                 }
             }
             Queued::Flush(done) => flushed = Some(done),
@@ -196,6 +200,23 @@ fn write_batches(db: &StateDb, receiver: &Receiver<Queued>) {
         }
     }
 }
+
+/// Waits until [`LINGER`] has passed or [`BATCH`] events are queued.
+fn gather() {
+    let until = std::time::Instant::now() + LINGER;
+    while QUEUED.load(Ordering::Relaxed) < BATCH
+        && !FLUSHING.load(Ordering::Relaxed)
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(GATHER_STEP);
+    }
+}
+
+/// Set by [`flush`]: the writer stops gathering.
+static FLUSHING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// How often [`gather`] looks at the queue.
+const GATHER_STEP: Duration = Duration::from_millis(10);
 
 /// Stores `batch` in one transaction; a failure counts its events as dropped.
 fn store_batch(db: &StateDb, batch: &[(i64, NewEvent)]) {
