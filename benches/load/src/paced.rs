@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use portcullis_protocol::radius::{MAX_PACKET_LEN, Secret};
 
-use crate::radius::{Slot, Tally, Target, check, encode_request};
+use crate::radius::{Slot, Tally, Target, encode_request, nothing_received};
 use crate::run::{Rng, Shared};
 use crate::users::Cycle;
 
@@ -156,21 +156,10 @@ fn receive(
                     tally.errors += 1;
                     continue;
                 };
-                if check(datagram, &slot.authenticator, &secret, target.expect) {
-                    tally.ok += 1;
-                    tally.latencies.record(now - slot.sent);
-                    tally.last = Some(now);
-                } else {
-                    tally.errors += 1;
-                }
+                tally.reply(datagram, &slot, &secret, target.expect, now);
                 shared.done();
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+            Err(e) if nothing_received(&e) => {}
             Err(e) => return Err(e),
         }
         let now = Instant::now();

@@ -63,6 +63,36 @@ pub struct Tally {
     pub last: Option<Instant>,
 }
 
+impl Tally {
+    /// Counts `datagram`, received at `now`, as the reply to the request in `slot`: verified
+    /// and of the `expect`ed code, or an error.
+    pub(crate) fn reply(
+        &mut self,
+        datagram: &[u8],
+        slot: &Slot,
+        secret: &Secret<&[u8]>,
+        expect: Code,
+        now: Instant,
+    ) {
+        if check(datagram, &slot.authenticator, secret, expect) {
+            self.ok += 1;
+            self.latencies.record(now - slot.sent);
+            self.last = Some(now);
+        } else {
+            self.errors += 1;
+        }
+    }
+}
+
+/// Whether a receive error only means nothing arrived: the read timeout, or the ICMP port
+/// unreachable of an earlier send (that request times out).
+pub(crate) fn nothing_received(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::ConnectionRefused
+    )
+}
+
 /// A request in flight on one Identifier.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Slot {
@@ -164,13 +194,7 @@ fn worker(
                     tally.errors += 1;
                     continue;
                 };
-                if check(datagram, &slot.authenticator, &secret, target.expect) {
-                    tally.ok += 1;
-                    tally.latencies.record(now - slot.sent);
-                    tally.last = Some(now);
-                } else {
-                    tally.errors += 1;
-                }
+                tally.reply(datagram, &slot, &secret, target.expect, now);
                 shared.done();
                 let next = if shared.take() {
                     Some(send_next(&mut rng, &mut out, id)?)
@@ -181,13 +205,7 @@ fn worker(
                     *slot = next;
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            // ICMP port unreachable from an earlier send: the request times out.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+            Err(e) if nothing_received(&e) => {}
             Err(e) => return Err(e),
         }
         let now = Instant::now();
