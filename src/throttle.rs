@@ -272,8 +272,6 @@ struct Held {
     db: StateDb,
     config: Throttle,
     attempt: Attempt,
-    /// Whether the source key was reserved too (`per_source` when the attempt began).
-    source: bool,
 }
 
 impl Ticket {
@@ -303,13 +301,7 @@ impl Held {
     fn settle(self, verdict: Verdict) {
         let counts = self.db.throttle_counts();
         let mut table = counts.lock();
-        table.settle(
-            &self.config,
-            &self.attempt,
-            self.source,
-            verdict,
-            unix_now(),
-        );
+        table.settle(&self.config, &self.attempt, verdict, unix_now());
         table.write_behind(&self.db);
     }
 }
@@ -440,12 +432,10 @@ impl Counts {
 }
 
 impl Table {
-    fn keys<'a>(
-        config: &Throttle,
-        attempt: &'a Attempt,
-        source: bool,
-    ) -> impl Iterator<Item = (&'a str, bool)> {
-        let with_source = source && config.per_source;
+    /// The keys `attempt` counts against under `config`: the source's only with `per_source`.
+    /// A ticket keeps the configuration it began with, so it settles the keys it reserved.
+    fn keys<'a>(config: &Throttle, attempt: &'a Attempt) -> impl Iterator<Item = (&'a str, bool)> {
+        let with_source = config.per_source;
         attempt
             .keys()
             .filter(move |(_, is_user)| *is_user || with_source)
@@ -456,7 +446,7 @@ impl Table {
     fn check(&mut self, config: &Throttle, attempt: &Attempt, now: i64) -> Check {
         self.sweep(now);
         let mut lock: Option<i64> = None;
-        for (key, _) in Self::keys(config, attempt, true) {
+        for (key, _) in Self::keys(config, attempt) {
             if let Some(count) = self.rows.get(key)
                 && count.locked_until > now
             {
@@ -469,7 +459,7 @@ impl Table {
                 until_cleared: until == FOREVER,
             });
         }
-        for (key, is_user) in Self::keys(config, attempt, true) {
+        for (key, is_user) in Self::keys(config, attempt) {
             if let Some(count) = self.rows.get_mut(key)
                 && count.in_flight >= places(config, count.failures, is_user)
             {
@@ -479,7 +469,7 @@ impl Table {
                 return Check::Wait(woken);
             }
         }
-        for (key, _) in Self::keys(config, attempt, true) {
+        for (key, _) in Self::keys(config, attempt) {
             match self.rows.get_mut(key) {
                 Some(count) => count.in_flight += 1,
                 None => {
@@ -497,15 +487,8 @@ impl Table {
     }
 
     /// Counts the outcome of an attempt that reserved its places at `now`.
-    fn settle(
-        &mut self,
-        config: &Throttle,
-        attempt: &Attempt,
-        source: bool,
-        verdict: Verdict,
-        now: i64,
-    ) {
-        for (key, is_user) in Self::keys(config, attempt, source) {
+    fn settle(&mut self, config: &Throttle, attempt: &Attempt, verdict: Verdict, now: i64) {
+        for (key, is_user) in Self::keys(config, attempt) {
             let Some(count) = self.rows.get_mut(key) else {
                 continue;
             };
@@ -768,7 +751,6 @@ fn reserve(db: &StateDb, config: &Throttle, attempt: Attempt) -> Reserved {
                 db: db.clone(),
                 config: limits(config),
                 attempt,
-                source: true,
             }),
         })),
         Check::Locked(locked) => {
@@ -931,7 +913,7 @@ mod tests {
         now: i64,
     ) -> Result<(), Locked> {
         try_at(table, config, attempt, now)?;
-        table.settle(config, attempt, true, Verdict::Failure, now);
+        table.settle(config, attempt, Verdict::Failure, now);
         Ok(())
     }
 
@@ -1064,7 +1046,7 @@ mod tests {
             119
         );
         assert_eq!(try_at(&mut table, &config, &attempt, 290), Ok(()));
-        table.settle(&config, &attempt, true, Verdict::Success, 290);
+        table.settle(&config, &attempt, Verdict::Success, 290);
         assert_eq!(failures(&table, "user:remote:alice"), 0);
         assert_eq!(failures(&table, "source:192.0.2.7"), 0);
         // Nothing is left to keep: the rows are gone and their deletion is due.
@@ -1080,14 +1062,14 @@ mod tests {
         let attempt = remote("bob");
         for n in 0..25 {
             try_at(&mut table, &config, &attempt, n).unwrap();
-            table.settle(&config, &attempt, true, Verdict::Neutral, n);
+            table.settle(&config, &attempt, Verdict::Neutral, n);
         }
         assert!(table.rows.is_empty());
         for n in 0..9 {
             fail_at(&mut table, &config, &attempt, n).unwrap();
         }
         try_at(&mut table, &config, &attempt, 10).unwrap();
-        table.settle(&config, &attempt, true, Verdict::Neutral, 10);
+        table.settle(&config, &attempt, Verdict::Neutral, 10);
         assert_eq!(failures(&table, "user:remote:bob"), 9);
         assert_eq!(table.rows["user:remote:bob"].in_flight, 0);
         assert_eq!(try_at(&mut table, &config, &attempt, 11), Ok(()));
@@ -1172,7 +1154,7 @@ mod tests {
         for n in 0..50 {
             let local = Attempt::new(&format!("user{n}"), Origin::Loopback);
             try_at(&mut table, &config, &local, 1).unwrap();
-            table.settle(&config, &local, true, Verdict::Success, 1);
+            table.settle(&config, &local, Verdict::Success, 1);
         }
         // A day without failures after the lock ended forgets the source.
         assert_eq!(
