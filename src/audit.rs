@@ -9,7 +9,7 @@
 //! where, and through which route, without every handler passing it along.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -203,17 +203,17 @@ fn write_batches(db: &StateDb, receiver: &Receiver<Queued>) {
 
 /// Waits until [`LINGER`] has passed or [`BATCH`] events are queued.
 fn gather() {
-    let until = std::time::Instant::now() + LINGER;
+    let until = Instant::now() + LINGER;
     while QUEUED.load(Ordering::Relaxed) < BATCH
         && !FLUSHING.load(Ordering::Relaxed)
-        && std::time::Instant::now() < until
+        && Instant::now() < until
     {
         std::thread::sleep(GATHER_STEP);
     }
 }
 
 /// Set by [`flush`]: the writer stops gathering.
-static FLUSHING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static FLUSHING: AtomicBool = AtomicBool::new(false);
 
 /// How often [`gather`] looks at the queue.
 const GATHER_STEP: Duration = Duration::from_millis(10);

@@ -378,12 +378,13 @@ impl<T: Clone> Handles<T> {
     fn get(&self, labels: [&'static str; 2], server: &str, make: impl FnOnce() -> T) -> T {
         // Handles made before the recorder is installed would record nowhere.
         metrics();
+        let is_key = |((l, s), _): &&(HandleKey, T)| *l == labels && **s == *server;
         let found = self
             .entries
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .find(|((l, s), _)| *l == labels && **s == *server)
+            .find(is_key)
             .map(|(_, handle)| handle.clone());
         if let Some(handle) = found {
             return handle;
@@ -393,11 +394,7 @@ impl<T: Clone> Handles<T> {
             .entries
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() < MAX_HANDLES
-            && !entries
-                .iter()
-                .any(|((l, s), _)| *l == labels && **s == *server)
-        {
+        if entries.len() < MAX_HANDLES && !entries.iter().any(|entry| is_key(&entry)) {
             entries.push(((labels, server.into()), handle.clone()));
         }
         handle
