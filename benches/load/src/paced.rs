@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use portcullis_protocol::radius::{MAX_PACKET_LEN, Secret};
 
-use crate::radius::{Slot, Tally, Target, encode_request, nothing_received};
+use crate::radius::{Slot, Tally, Target, build_request, nothing_received, transmit};
 use crate::run::{Rng, Shared};
 use crate::users::Cycle;
 
@@ -96,33 +96,15 @@ fn send_paced(
             window.done = true;
             return Ok(());
         }
-        let user = target
-            .users
-            .get(names.next_index())
-            .map_or(&b""[..], |name| name.as_bytes());
-        let mut authenticator = [0u8; 16];
-        rng.fill(&mut authenticator);
-        let identifier = u8::try_from(id).unwrap_or(0);
-        let len = encode_request(
-            target,
-            user,
-            &secret,
-            &mut rng,
-            &mut out,
-            identifier,
-            &authenticator,
-        )?;
+        let user = target.user(names.next_index());
+        let (len, authenticator) = build_request(target, user, &secret, &mut rng, &mut out, id)?;
         if let Some(slot) = lock(window).slots.get_mut(id) {
             *slot = Some(Slot {
                 sent: due,
                 authenticator,
             });
         }
-        match socket.send(out.get(..len).unwrap_or_default()) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
-            Err(e) => return Err(e),
-        }
+        transmit(socket, out.get(..len).unwrap_or_default())?;
         due += interval;
     }
 }

@@ -48,6 +48,15 @@ pub struct Target {
     pub rate: Option<f64>,
 }
 
+impl Target {
+    /// The User-Name at `index` of the cycle.
+    pub(crate) fn user(&self, index: usize) -> &[u8] {
+        self.users
+            .get(index)
+            .map_or(&b""[..], |name| name.as_bytes())
+    }
+}
+
 /// What one worker measured.
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -160,10 +169,7 @@ fn worker(
 ) -> io::Result<Tally> {
     let secret = Secret::new(target.secret.as_slice());
     let mut send_next = |rng: &mut Rng, out: &mut [u8], id: usize| {
-        let user = target
-            .users
-            .get(names.next_index())
-            .map_or(&b""[..], |name| name.as_bytes());
+        let user = target.user(names.next_index());
         send(socket, target, user, &secret, rng, out, id)
     };
     let mut rng = Rng::seeded();
@@ -243,34 +249,41 @@ fn send(
     out: &mut [u8],
     id: usize,
 ) -> io::Result<Slot> {
-    let mut authenticator = [0u8; 16];
-    rng.fill(&mut authenticator);
-    let identifier = u8::try_from(id).unwrap_or(0);
-    let len = encode_request(target, user, secret, rng, out, identifier, &authenticator)?;
+    let (len, authenticator) = build_request(target, user, secret, rng, out, id)?;
     let sent = Instant::now();
-    match socket.send(out.get(..len).unwrap_or_default()) {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
-        Err(e) => return Err(e),
-    }
+    transmit(socket, out.get(..len).unwrap_or_default())?;
     Ok(Slot {
         sent,
         authenticator,
     })
 }
 
-/// [`encode`], its error as an I/O error.
-pub(crate) fn encode_request(
+/// Builds into `out` the Access-Request for `user` on Identifier `id` with a random Request
+/// Authenticator; its length and that authenticator.
+pub(crate) fn build_request(
     target: &Target,
     user: &[u8],
     secret: &Secret<&[u8]>,
     rng: &mut Rng,
     out: &mut [u8],
-    identifier: u8,
-    authenticator: &[u8; 16],
-) -> io::Result<usize> {
-    encode(target, user, secret, rng, out, identifier, authenticator)
-        .map_err(|e| io::Error::other(format!("building the request: {e:?}")))
+    id: usize,
+) -> io::Result<(usize, [u8; 16])> {
+    let mut authenticator = [0u8; 16];
+    rng.fill(&mut authenticator);
+    let identifier = u8::try_from(id).unwrap_or(0);
+    let len = encode(target, user, secret, rng, out, identifier, &authenticator)
+        .map_err(|e| io::Error::other(format!("building the request: {e:?}")))?;
+    Ok((len, authenticator))
+}
+
+/// Sends `request`; the ICMP port unreachable of an earlier send is not an error here (that
+/// request times out).
+pub(crate) fn transmit(socket: &UdpSocket, request: &[u8]) -> io::Result<()> {
+    match socket.send(request) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 fn encode(
