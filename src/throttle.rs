@@ -9,8 +9,8 @@
 //! failure locks), and an attempt that finds none waits for one. A burst of parallel guesses
 //! therefore cannot slip past the limit, parallel logins with the right password run side by
 //! side and never lock anyone, and a login costs no database write unless it changes a count.
-//! A success clears the counts; a failure (or an attempt dropped before it is settled) adds
-//! one; an outcome that says nothing about the password (servers unavailable, no role mapped)
+//! A success clears the user's count and takes back its own share of the source's; a failure
+//! (or an attempt dropped before it is settled) adds one; an outcome that says nothing about the password (servers unavailable, no role mapped)
 //! counts nothing.
 //!
 //! Keys:
@@ -19,8 +19,8 @@
 //!   127.0.0.0/8 and ::1, IPv4-mapped too) or the Unix socket count in the loopback bucket,
 //!   all others (and every RADIUS front-end attempt, whose
 //!   NAS relays users from anywhere) in the remote one. An attacker who locks out `admin` from
-//!   the network does not lock out `admin` on the appliance itself. Names are lowercased, so
-//!   `Admin` and `ADMIN` share a count.
+//!   the network does not lock out `admin` on the appliance itself. Names are canonical
+//!   ([`UserKey`]), so `Admin`, `ADMIN` and ` admin` share a count.
 //! - `source:<address>`: an IPv4 address, or the /64 of an IPv6 address (one host usually owns
 //!   a whole /64). For the RADIUS front-end the source is the Calling-Station-Id when the NAS
 //!   sends one (the NAS itself is shared by all its users and is never locked). Sources in the
@@ -32,10 +32,12 @@
 //! reaches `hard_limit` (at most 100: "no more than 100 consecutive failed authentication
 //! attempts on a single account") is locked for `hard_lockout` seconds, or until an
 //! administrator clears it; its count stays at the limit, so one more failure locks it again.
-//! A success clears the user's count in that bucket and the source's ("disregard any previous
-//! failed attempts for that user from the same IP address"). A source's count is also
-//! forgotten after a day without failures; a user's is not, unless more than 100,000 keys
-//! are counted, when the oldest unlocked ones are forgotten.
+//! A success clears the user's count in that bucket, and of the source's count only what it
+//! disproves ("disregard any previous failed attempts for that user from the same IP
+//! address"): that user's share of it (`share:<address>|<user key>`), never other users'
+//! failures. A source's count is also forgotten after a day without failures; a user's is
+//! not, unless more than 100,000 keys are counted, when the oldest unlocked ones are
+//! forgotten.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -43,7 +45,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use portcullis_config::Throttle;
+use portcullis_config::{Throttle, UserKey};
 use rusqlite::params;
 use serde_json::json;
 
@@ -155,6 +157,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 pub struct Attempt {
     user: String,
     source: Option<String>,
+    /// `share:<source>|<user key>`: this user's failures among the source's, the part of the
+    /// source's count that this user's success disproves (and nothing more).
+    share: Option<String>,
 }
 
 impl Attempt {
@@ -175,9 +180,12 @@ impl Attempt {
             }
             Origin::Relayed(None) => None,
         };
+        let user = user_key(bucket, user);
+        let share = source.as_deref().map(|source| share_key(source, &user));
         Attempt {
-            user: user_key(bucket, user),
+            user,
             source,
+            share,
         }
     }
 
@@ -187,9 +195,22 @@ impl Attempt {
     }
 }
 
+/// `user:<bucket>:<canonical name>` ([`UserKey`]: `ALICE`, ` alice` and `ａｌｉｃｅ` are one
+/// user, as every other per-user rule sees them).
 fn user_key(bucket: &str, user: &str) -> String {
     let name: String = user.chars().take(MAX_NAME_CHARS).collect();
-    format!("user:{bucket}:{}", name.to_lowercase())
+    format!("user:{bucket}:{}", UserKey::of(&name))
+}
+
+/// The key of `user`'s share of `source`'s failures: `share:<address>|<user key>`.
+fn share_key(source: &str, user: &str) -> String {
+    let address = source.strip_prefix("source:").unwrap_or(source);
+    format!("share:{address}|{user}")
+}
+
+/// The prefix of every share key of `source`.
+fn shares_of(source: &str) -> String {
+    share_key(source, "")
 }
 
 /// `source:<ip>` for IPv4 (also IPv4-mapped), `source:<prefix>/64` for IPv6.
@@ -487,7 +508,22 @@ impl Table {
     }
 
     /// Counts the outcome of an attempt that reserved its places at `now`.
+    ///
+    /// A success clears the user's count, and takes back from the source's count only this
+    /// user's share of it: it proves this user's password, not that the other names tried
+    /// from the same address were typos. (Clearing the whole source would let an attacker who
+    /// holds one account spray guesses across every other user, a good login between every
+    /// few guesses.)
     fn settle(&mut self, config: &Throttle, attempt: &Attempt, verdict: Verdict, now: i64) {
+        let share = attempt.share.as_deref().filter(|_| config.per_source);
+        let disproved = match (verdict, share) {
+            (Verdict::Success, Some(share)) => self.take_share(share),
+            (Verdict::Failure, Some(share)) => {
+                self.add_share(share, now);
+                0
+            }
+            _ => 0,
+        };
         for (key, is_user) in Self::keys(config, attempt) {
             let Some(count) = self.rows.get_mut(key) else {
                 continue;
@@ -495,10 +531,20 @@ impl Table {
             count.in_flight = (count.in_flight - 1).max(0);
             let before = count.stored();
             match verdict {
-                Verdict::Success => {
+                Verdict::Success if is_user => {
                     count.failures = 0;
                     count.locked_until = 0;
                     count.last_failure = 0;
+                }
+                Verdict::Success => {
+                    count.failures = (count.failures - disproved).max(0);
+                    if count.failures < i64::from(config.max_failures) && count.locked_until <= now
+                    {
+                        count.locked_until = 0;
+                    }
+                    if count.failures == 0 {
+                        count.last_failure = 0;
+                    }
                 }
                 Verdict::Failure => count_failure(config, key, is_user, count, now),
                 Verdict::Neutral => {}
@@ -508,6 +554,25 @@ impl Table {
             }
             wake_waiters(config, count, is_user, now);
             self.forget_if_empty(key);
+        }
+    }
+
+    /// Counts one more failure in the user's share of a source.
+    fn add_share(&mut self, share: &str, now: i64) {
+        let count = self.rows.entry(share.to_string()).or_default();
+        count.failures = count.failures.saturating_add(1);
+        count.last_failure = now;
+        self.dirty.insert(share.to_string());
+    }
+
+    /// Forgets the user's share of a source and returns how many failures it held.
+    fn take_share(&mut self, share: &str) -> i64 {
+        match self.rows.remove(share) {
+            Some(count) => {
+                self.dirty.insert(share.to_string());
+                count.failures
+            }
+            None => 0,
         }
     }
 
@@ -521,7 +586,8 @@ impl Table {
         }
     }
 
-    /// Forgets sources without a failure for a day, at most once a minute, and the oldest
+    /// Forgets sources (and users' shares of them) without a failure for a day, at most once a
+    /// minute, and the oldest
     /// unlocked keys beyond [`MAX_KEYS`].
     fn sweep(&mut self, now: i64) {
         if now >= self.last_sweep && now.saturating_sub(self.last_sweep) < SWEEP_INTERVAL {
@@ -532,7 +598,7 @@ impl Table {
             .rows
             .iter()
             .filter(|(key, count)| {
-                key.starts_with("source:")
+                (key.starts_with("source:") || key.starts_with("share:"))
                     && count.idle()
                     && count.last_failure < now - SOURCE_MEMORY
                     && count.locked_until <= now
@@ -832,7 +898,7 @@ pub fn list(db: &StateDb) -> Vec<Entry> {
     let mut entries: Vec<Entry> = table
         .rows
         .iter()
-        .filter(|(_, count)| count.failures > 0)
+        .filter(|(key, count)| count.failures > 0 && !key.starts_with("share:"))
         .map(|(key, count)| Entry {
             key: key.clone(),
             failures: count.failures,
@@ -854,6 +920,24 @@ pub async fn clear(db: &StateDb, keys: Vec<String>) -> Result<usize, StateError>
     let mut removed = 0;
     {
         let mut table = db.throttle_counts().lock();
+        // A source's users' shares of its count go with it.
+        let shares: Vec<String> = keys
+            .iter()
+            .filter(|key| key.starts_with("source:"))
+            .flat_map(|source| {
+                let prefix = shares_of(source);
+                table
+                    .rows
+                    .keys()
+                    .filter(move |key| key.starts_with(&prefix))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for share in shares {
+            table.rows.remove(&share);
+            table.dirty.insert(share);
+        }
         for key in keys {
             let Some(count) = table.rows.get_mut(&key) else {
                 continue;
@@ -935,6 +1019,11 @@ mod tests {
         let peer = |text: &str| Some(text.parse::<SocketAddr>().unwrap());
         let v4 = Attempt::new("Admin", Origin::of_peer(peer("192.0.2.1:5000"), &config));
         assert_eq!(v4.user, "user:remote:admin");
+        let wide = Attempt::new(
+            " \u{ff21}DMIN",
+            Origin::of_peer(peer("192.0.2.1:5000"), &config),
+        );
+        assert_eq!(wide.user, "user:remote:admin");
         assert_eq!(v4.source.as_deref(), Some("source:192.0.2.1"));
         let mapped = Origin::of_peer(peer("[::ffff:127.0.0.1]:1"), &config);
         assert_eq!(mapped, Origin::Loopback);
@@ -1053,6 +1142,70 @@ mod tests {
         assert!(table.rows.is_empty());
         assert!(table.dirty.contains("user:remote:alice"));
         assert_eq!(try_at(&mut table, &config, &attempt, 291), Ok(()));
+    }
+
+    #[test]
+    fn a_success_takes_back_only_its_own_share_of_the_source() {
+        let mut table = Table::default();
+        let config = Throttle {
+            max_failures: 3,
+            ..Throttle::default()
+        };
+        // An attacker with one good account interleaves a good login every two guesses at
+        // other users: the source still locks at the third wrong guess.
+        let mut guesses = 0;
+        let mut refused = None;
+        for n in 0..6 {
+            let victim = remote(&format!("victim{n}"));
+            match fail_at(&mut table, &config, &victim, n) {
+                Ok(()) => guesses += 1,
+                Err(locked) => {
+                    refused = Some(locked);
+                    break;
+                }
+            }
+            if n % 2 == 1 {
+                let own = remote("mallory");
+                try_at(&mut table, &config, &own, n).unwrap();
+                table.settle(&config, &own, Verdict::Success, n);
+            }
+        }
+        assert_eq!(guesses, 3);
+        assert!(refused.is_some());
+        assert_eq!(failures(&table, "source:192.0.2.7"), 3);
+
+        // A user who mistyped and then succeeded takes back exactly their own failures.
+        let mut table = Table::default();
+        let config = Throttle::default();
+        for n in 0..4 {
+            fail_at(&mut table, &config, &remote("typo"), n).unwrap();
+        }
+        fail_at(&mut table, &config, &remote("other"), 5).unwrap();
+        assert_eq!(failures(&table, "source:192.0.2.7"), 5);
+        try_at(&mut table, &config, &remote("TYPO"), 6).unwrap();
+        table.settle(&config, &remote("TYPO"), Verdict::Success, 6);
+        assert_eq!(failures(&table, "source:192.0.2.7"), 1);
+        assert_eq!(failures(&table, "user:remote:typo"), 0);
+        assert_eq!(failures(&table, "user:remote:other"), 1);
+        assert!(!table.rows.contains_key("share:192.0.2.7|user:remote:typo"));
+        assert_eq!(failures(&table, "share:192.0.2.7|user:remote:other"), 1);
+    }
+
+    #[tokio::test]
+    async fn shares_are_not_listed_and_go_with_a_cleared_source() {
+        let db = StateDb::in_memory().unwrap();
+        let config = Throttle::default();
+        for user in ["a", "b"] {
+            drop(begin(&db, &config, remote(user)).await.unwrap());
+        }
+        let keys: Vec<String> = list(&db).into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["user:remote:b", "user:remote:a", "source:192.0.2.7"]);
+        assert_eq!(
+            clear(&db, vec!["source:192.0.2.7".into()]).await.unwrap(),
+            1
+        );
+        let table = db.throttle_counts().lock();
+        assert!(!table.rows.keys().any(|k| k.starts_with("share:")));
     }
 
     #[test]

@@ -271,6 +271,7 @@ fn policy_api_reads_and_changes_the_policy() {
             "roles": ["Administrator"],
             "exempt_users": ["breakglass"],
             "failmode": "secure",
+            "enrollment": "allow",
             "applications": [],
         })
     );
@@ -307,16 +308,18 @@ fn policy_api_reads_and_changes_the_policy() {
         "POST",
         "/api/mfa/1.0/policy",
         admin,
-        Some(r#"{"required": "all", "failmode": "safe"}"#),
+        Some(r#"{"required": "all", "failmode": "safe", "enrollment": "deny"}"#),
     );
     assert_eq!(changed.status, 200, "{}", changed.body);
     assert_eq!(changed.json()["required"], "all");
+    assert_eq!(changed.json()["enrollment"], "deny");
     assert_eq!(changed.json()["roles"], json!(["Administrator"]));
     assert_eq!(changed.json()["failmode"], "safe");
     let refused = daemon.request("GET", "/api/mfa/1.0/policy", watcher, None);
     assert_eq!(refused.status, 401, "{}", refused.body);
     let text = std::fs::read_to_string(daemon.config_path()).unwrap();
     assert!(text.contains("required = \"all\""), "{text}");
+    assert!(text.contains("enrollment = \"deny\""), "{text}");
 
     let overridden = daemon.request(
         "POST",
@@ -327,7 +330,7 @@ fn policy_api_reads_and_changes_the_policy() {
     assert_eq!(overridden.status, 200, "{}", overridden.body);
     assert_eq!(
         overridden.json()["applications"],
-        json!([{"application": "api", "required": "none", "roles": [], "exempt_users": [], "failmode": "secure"}])
+        json!([{"application": "api", "required": "none", "roles": [], "exempt_users": [], "failmode": "secure", "enrollment": "allow"}])
     );
     assert_eq!(
         daemon

@@ -23,6 +23,7 @@ mod error;
 mod file;
 mod frontend;
 mod host;
+mod identity;
 mod listeners;
 mod mfa;
 mod operations;
@@ -49,10 +50,11 @@ pub use frontend::{
     RoleAttribute,
 };
 pub use host::Host;
+pub use identity::UserKey;
 pub use listeners::{DEFAULT_API_LISTENER, Listeners};
 pub use mfa::{
     ApplicationPolicy, DEFAULT_LOCKOUT_BASE, DEFAULT_LOCKOUT_MAX, DEFAULT_LOCKOUT_THRESHOLD,
-    FailMode, Mfa, MfaPolicy, MfaRequired,
+    Enrollment, FailMode, Mfa, MfaPolicy, MfaRequired,
 };
 pub use operations::{
     Audit, DEFAULT_AUDIT_RETENTION_DAYS, LOG_LEVELS, Logging, MAX_AUDIT_RETENTION_DAYS, Metrics,

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Report;
+use crate::identity::UserKey;
 use crate::roles::check_role;
 
 /// Failed second factors in a row that lock a user out, by default.
@@ -43,6 +44,25 @@ pub enum FailMode {
     Safe,
 }
 
+/// Whether a login that passed only its first factor may enrol a second one.
+///
+/// A partial token proves the password and nothing more, so letting it pair an authenticator
+/// app trusts whoever typed the password first (trust on first use): an attacker who knows the
+/// password of a user who has no second factor yet can enrol theirs. `deny` closes that: a
+/// device is then paired only with a full session (a user who already has a second factor, or
+/// one the policy does not ask it of) or by an administrator
+/// (`POST /api/mfa/1.0/users/{user_id}/devices`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Enrollment {
+    /// A partial token may pair and activate the first device of a user who has no second
+    /// factor of any kind (no activated device, no validated address for delivered codes).
+    #[default]
+    Allow,
+    /// A partial token pairs nothing.
+    Deny,
+}
+
 /// The policy deciding whether a user owes a second factor.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -51,16 +71,20 @@ pub struct MfaPolicy {
     pub required: MfaRequired,
     /// With `required = "roles"`: the roles that owe a second factor. Each must be defined.
     pub roles: Vec<String>,
-    /// Users who never owe a second factor (break-glass accounts), by exact name.
+    /// Users who never owe a second factor (break-glass accounts), compared as canonical
+    /// names ([`UserKey`]: ignoring case and compatibility forms).
     pub exempt_users: Vec<String>,
     /// `secure` (refuse) or `safe` (let through) when a code cannot be delivered.
     pub failmode: FailMode,
+    /// `allow` (a partial token may enrol the first second factor of a user who has none) or
+    /// `deny` (devices are paired only with a full session or by an administrator).
+    pub enrollment: Enrollment,
 }
 
 impl MfaPolicy {
     /// Whether `user` holding `roles` owes a second factor.
-    pub fn applies(&self, user: &str, roles: &[String]) -> bool {
-        if self.exempt_users.iter().any(|u| u == user) {
+    pub fn applies(&self, user: &UserKey, roles: &[String]) -> bool {
+        if self.exempt_users.iter().any(|u| user.matches(u)) {
             return false;
         }
         match self.required {
@@ -212,7 +236,10 @@ mod tests {
     #[test]
     fn default_owes_nothing() {
         let mfa = Mfa::default();
-        assert!(!mfa.policy.applies("alice", &["Administrator".into()]));
+        assert!(
+            !mfa.policy
+                .applies(&UserKey::of("alice"), &["Administrator".into()])
+        );
         assert!(errors(&mfa).is_empty());
         assert_eq!(mfa.lockout_threshold, 10);
     }
@@ -225,9 +252,11 @@ mod tests {
         mfa.policy.exempt_users = vec!["breakglass".into()];
         let admin = ["Administrator".to_string()];
         let monitor = ["Monitor".to_string()];
-        assert!(mfa.policy.applies("alice", &admin));
-        assert!(!mfa.policy.applies("alice", &monitor));
-        assert!(!mfa.policy.applies("breakglass", &admin));
+        assert!(mfa.policy.applies(&UserKey::of("alice"), &admin));
+        assert!(!mfa.policy.applies(&UserKey::of("alice"), &monitor));
+        assert!(!mfa.policy.applies(&UserKey::of("breakglass"), &admin));
+        // Exemptions match the canonical name, like every other per-user rule.
+        assert!(!mfa.policy.applies(&UserKey::of("BreakGlass "), &admin));
         mfa.applications.push(ApplicationPolicy {
             application: "radius".into(),
             policy: MfaPolicy {
@@ -235,9 +264,15 @@ mod tests {
                 ..MfaPolicy::default()
             },
         });
-        assert!(mfa.policy_for("radius").applies("bob", &monitor));
-        assert!(mfa.policy_for("radius:vpn").applies("bob", &monitor));
-        assert!(!mfa.policy_for("api").applies("bob", &monitor));
+        assert!(
+            mfa.policy_for("radius")
+                .applies(&UserKey::of("bob"), &monitor)
+        );
+        assert!(
+            mfa.policy_for("radius:vpn")
+                .applies(&UserKey::of("bob"), &monitor)
+        );
+        assert!(!mfa.policy_for("api").applies(&UserKey::of("bob"), &monitor));
         assert!(errors(&mfa).is_empty());
     }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Report;
+use crate::identity::UserKey;
 use crate::radius::yes;
 use crate::roles::check_role;
 use crate::secret::Secret;
@@ -18,7 +19,8 @@ const MIN_HASH_B64: usize = 6;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalUser {
-    /// Login name, unique among local users, matched exactly.
+    /// Login name, matched exactly; unique among local users even ignoring case and
+    /// compatibility forms (two names with one [`crate::UserKey`] would be one identity).
     pub name: String,
     /// The password as an argon2id PHC string
     /// (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`, what `portcullis hash-password`
@@ -34,7 +36,7 @@ pub struct LocalUser {
 
 /// Validates every user: names, hashes and roles. `roles` are the defined role names.
 pub(crate) fn check_users(report: &mut Report, users: &[LocalUser], roles: &[String]) {
-    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut names: HashMap<UserKey, usize> = HashMap::new();
     for (index, user) in users.iter().enumerate() {
         let path = format!("local_users[{index}]");
         let name = user.name.as_str();
@@ -46,13 +48,23 @@ pub(crate) fn check_users(report: &mut Report, users: &[LocalUser], roles: &[Str
                 format!("{name:?} contains whitespace or a control character"),
             );
         }
-        if let Some(first) = names.get(name) {
-            report.error(
+        let key = UserKey::of(name);
+        match names.get(&key) {
+            Some(&first) if users[first].name == name => report.error(
                 format!("{path}.name"),
                 format!("{name:?} is already used by local_users[{first}]"),
-            );
-        } else {
-            names.insert(name, index);
+            ),
+            Some(&first) => report.error(
+                format!("{path}.name"),
+                format!(
+                    "{name:?} is the same user as local_users[{first}] ({:?}): names are \
+                     compared ignoring case and compatibility forms",
+                    users[first].name
+                ),
+            ),
+            None => {
+                names.insert(key, index);
+            }
         }
         if let Err(why) = check_argon2id_phc(user.password_hash.expose()) {
             report.error(format!("{path}.password_hash"), why);
@@ -214,6 +226,29 @@ mod tests {
                 "the error quotes the hash: {error}"
             );
         }
+    }
+
+    #[test]
+    fn names_differing_only_in_case_are_one_user() {
+        let user = |name: &str| LocalUser {
+            name: name.into(),
+            password_hash: Secret::new(GOOD),
+            roles: Vec::new(),
+            enabled: true,
+        };
+        let mut report = Report::default();
+        check_users(
+            &mut report,
+            &[user("alice"), user("ALICE"), user("\u{ff41}lice")],
+            &default_roles(),
+        );
+        let messages: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(
+            messages[0]
+                .starts_with("local_users[1].name: \"ALICE\" is the same user as local_users[0]")
+        );
+        assert!(messages[1].starts_with("local_users[2].name:"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use portcullis_config::UserKey;
 
 use super::AppState;
 use super::error::ApiError;
@@ -20,8 +21,10 @@ pub const MONITOR: &str = "Monitor";
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// User name.
+    /// User name, as typed.
     pub user: String,
+    /// The canonical identity of `user`: the key of everything kept per user.
+    pub key: UserKey,
     /// Roles.
     pub roles: Vec<String>,
 }
@@ -83,6 +86,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                     crate::audit::set_caller(&session.user);
                     Ok(Caller {
                         user: session.user,
+                        key: session.key,
                         roles: session.roles,
                     })
                 }
@@ -109,13 +113,16 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         ticket.finish(crate::throttle::Verdict::of(&outcome, false));
         match outcome {
             // Once MFA applies to the user, the password alone is not enough.
-            Outcome::Accept(roles) if super::mfa_login::owes_second_factor(&live, user, &roles) => {
+            Outcome::Accept(roles)
+                if super::mfa_login::owes_second_factor(&live, &UserKey::of(user), &roles) =>
+            {
                 Err(super::mfa_login::basic_refused())
             }
             Outcome::Accept(roles) => {
                 crate::audit::set_caller(user);
                 Ok(Caller {
                     user: user.to_string(),
+                    key: UserKey::of(user),
                     roles,
                 })
             }

@@ -43,10 +43,12 @@ mod tests {
     fn uncloak_is_any_value_or_none_and_for_administrators() {
         let admin = Caller {
             user: "a".into(),
+            key: portcullis_config::UserKey::of("a"),
             roles: vec!["Administrator".into()],
         };
         let monitor = Caller {
             user: "m".into(),
+            key: portcullis_config::UserKey::of("m"),
             roles: vec!["Monitor".into()],
         };
         assert!(!wants_uncloak(&admin, None).unwrap());

@@ -10,10 +10,16 @@
 //!   `DELETE /api/mfa/1.0/users/{user_id}/devices/{device_id}` (Administrator): any user's.
 //!   `user_id` is the user name (portcullis users have no UUIDs).
 //!
+//! - `POST /api/mfa/1.0/users/{user_id}/devices` (Administrator): pairs a device for a user,
+//!   active at once (the way to a first device under `enrollment = "deny"`).
+//!
+//! Devices belong to the canonical user ([`UserKey`]), so `ALICE` and `alice` share them.
 //! Any authenticated user manages their own devices. A partial token (first step of a
-//! two-step login) may list them, and pair and activate one only while the user has no
-//! activated device, so a user who owes a second factor can enrol their first authenticator;
-//! once one is active, pairing another needs a full token. Unpairing needs a full token. Errors use the reference's body
+//! two-step login) may list them; it may pair and activate one only under
+//! `[mfa.policy] enrollment = "allow"` and while the user has no second factor of any kind
+//! (no activated device, no validated address for delivered codes), so a user who owes a
+//! second factor can enrol their first authenticator but a password alone never adds a device
+//! beside an existing factor. Unpairing needs a full token. Errors use the reference's body
 //! `{error_code, error_message, property, details}`.
 
 use std::sync::Arc;
@@ -27,6 +33,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use portcullis_config::{Enrollment, UserKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -52,7 +59,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(list_current, pair_current))
         .routes(routes!(activate_current))
         .routes(routes!(unpair_current))
-        .routes(routes!(list_user))
+        .routes(routes!(list_user, pair_user))
         .routes(routes!(unpair_user))
 }
 
@@ -186,6 +193,17 @@ impl IntoResponse for DeviceError {
     }
 }
 
+/// 403 UNSUPPORTED_SESSION_TYPE (reason MFA_REQUIRED): a partial token may not enrol.
+fn enrolment_refused(message: &str) -> DeviceError {
+    let mut error = DeviceError::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::UnsupportedSessionType,
+        message,
+    );
+    error.body.details.push(json!({ "reason": "MFA_REQUIRED" }));
+    error
+}
+
 /// The caller of a device route: HTTP Basic, a full token, or a partial one.
 #[derive(Debug, Clone)]
 pub struct DeviceCaller {
@@ -206,6 +224,7 @@ impl FromRequestParts<Arc<AppState>> for DeviceCaller {
             return Ok(DeviceCaller {
                 caller: Caller {
                     user: session.user,
+                    key: session.key,
                     roles: session.roles,
                 },
                 partial: true,
@@ -220,27 +239,32 @@ impl FromRequestParts<Arc<AppState>> for DeviceCaller {
 }
 
 impl DeviceCaller {
-    /// A partial token opens pairing and activation only before the first device is
-    /// active.
+    /// A partial token proves only the password, so it opens pairing and activation only
+    /// when `[mfa.policy] enrollment = "allow"` and the user has no second factor of any kind
+    /// (no activated device, no validated address for delivered codes): otherwise an attacker
+    /// holding the password could enrol their own device and pass the second factor.
     async fn may_enrol(&self, state: &AppState) -> Result<(), DeviceError> {
         if !self.partial {
             return Ok(());
         }
-        let user = self.caller.user.clone();
-        let active = state
-            .db
-            .run(move |conn| devices::has_active(conn, &user))
+        let live = state.store.current();
+        let policy = live.config.mfa.policy_for(super::mfa_login::APPLICATION);
+        if policy.enrollment == Enrollment::Deny {
+            return Err(enrolment_refused(
+                "Devices are not paired with a partial token here (enrollment = deny): pair one \
+                 with a full session, or ask an administrator to pair it for you.",
+            ));
+        }
+        let enrolled = state
+            .mfa
+            .has_second_factor(&self.caller.key, &live.config.mfa_delivery)
             .await
-            .map_err(|e| DeviceError::state("has_active", e))?;
-        if active {
-            let mut error = DeviceError::new(
-                StatusCode::FORBIDDEN,
-                ErrorCode::UnsupportedSessionType,
-                "A partial token may pair a device only while none is active: finish the \
-                 login with POST /api/auth/1.0/login/mfa first.",
-            );
-            error.body.details.push(json!({ "reason": "MFA_REQUIRED" }));
-            return Err(error);
+            .map_err(|e| DeviceError::state("has_second_factor", e))?;
+        if enrolled {
+            return Err(enrolment_refused(
+                "A partial token may pair a device only while none is active and no address \
+                 receives codes: finish the login with POST /api/auth/1.0/login/mfa first.",
+            ));
         }
         Ok(())
     }
@@ -397,7 +421,7 @@ fn device_id(id: Result<Path<String>, PathRejection>) -> Result<String, DeviceEr
     id.map(|Path(id)| id).map_err(|_| DeviceError::not_found())
 }
 
-async fn list_of(state: &AppState, user: String) -> Result<DeviceList, DeviceError> {
+async fn list_of(state: &AppState, user: UserKey) -> Result<DeviceList, DeviceError> {
     let devices = state
         .db
         .run(move |conn| devices::list(conn, &user, true))
@@ -409,7 +433,7 @@ async fn list_of(state: &AppState, user: String) -> Result<DeviceList, DeviceErr
     })
 }
 
-async fn unpair(state: &AppState, user: String, id: String) -> Result<Response, DeviceError> {
+async fn unpair(state: &AppState, user: UserKey, id: String) -> Result<Response, DeviceError> {
     let (who, which) = (user.clone(), id.clone());
     let removed = state
         .db
@@ -419,7 +443,7 @@ async fn unpair(state: &AppState, user: String, id: String) -> Result<Response, 
     if !removed {
         return Err(DeviceError::not_found());
     }
-    tracing::info!(user, device = id, "MFA device unpaired");
+    tracing::info!(user = %user, device = id, "MFA device unpaired");
     Ok(StatusCode::OK.into_response())
 }
 
@@ -439,7 +463,7 @@ pub async fn list_current(
     caller: DeviceCaller,
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<DeviceList>, DeviceError> {
-    Ok(Json(list_of(&state, caller.caller.user).await?))
+    Ok(Json(list_of(&state, caller.caller.key).await?))
 }
 
 /// Pairs a new TOTP device for the current user: pending until activated with its first
@@ -464,13 +488,36 @@ pub async fn pair_current(
     body: Bytes,
 ) -> Result<Response, DeviceError> {
     caller.may_enrol(&state).await?;
-    let values = object(&body, &[("name", MAX_NAME), ("os", MAX_OS)])?;
-    let [name, os] = <[String; 2]>::try_from(values).map_err(|_| DeviceError::not_found())?;
     let user = caller.caller.user.clone();
-    let key = state.mfa.key().clone();
+    pair(&state, &user, caller.caller.key, &body, false).await
+}
+
+/// Pairs a device for `user` (`key` its canonical identity) from the `{name, os}` of `body`:
+/// pending until activated with its first code, or `activated` at once (an administrator
+/// pairing for a user, who is handed the secret).
+async fn pair(
+    state: &AppState,
+    user: &str,
+    key: UserKey,
+    body: &[u8],
+    activated: bool,
+) -> Result<Response, DeviceError> {
+    let values = object(body, &[("name", MAX_NAME), ("os", MAX_OS)])?;
+    let [name, os] = <[String; 2]>::try_from(values).map_err(|_| DeviceError::not_found())?;
+    let seal = state.mfa.key().clone();
     let paired = state
         .db
-        .run(move |conn| Ok(devices::pair(conn, &key, &user, &name, &os, unix_now())))
+        .run(move |conn| {
+            Ok(devices::pair(
+                conn,
+                &seal,
+                &key,
+                &name,
+                &os,
+                activated,
+                unix_now(),
+            ))
+        })
         .await
         .map_err(|e| DeviceError::state("pair", e))?;
     let (device, secret) = match paired {
@@ -487,7 +534,7 @@ pub async fn pair_current(
         }
         Err(PairError::State(e)) => return Err(DeviceError::state("pair", e)),
     };
-    let uri = totp::otpauth_uri(&caller.caller.user, &secret);
+    let uri = totp::otpauth_uri(user, &secret);
     let png = qr::png(&uri).map_err(|e| {
         tracing::error!(error = %e, "QR code");
         DeviceError::new(
@@ -496,7 +543,7 @@ pub async fn pair_current(
             "Internal error.",
         )
     })?;
-    tracing::info!(user = %caller.caller.user, device = %device.id, "MFA device paired (pending)");
+    tracing::info!(user, device = %device.id, activated, "MFA device paired");
     Ok((
         StatusCode::CREATED,
         Json(PairResponse {
@@ -535,7 +582,7 @@ pub async fn activate_current(
     let id = device_id(id)?;
     let values = object(&body, &[("code", 16)])?;
     let code = values.into_iter().next().unwrap_or_default();
-    let user = caller.caller.user.clone();
+    let user = caller.caller.key.clone();
     let key = state.mfa.key().clone();
     let outcome = state
         .db
@@ -582,7 +629,7 @@ pub async fn unpair_current(
 ) -> Result<Response, DeviceError> {
     caller.full()?;
     let id = device_id(id)?;
-    unpair(&state, caller.caller.user, id).await
+    unpair(&state, caller.caller.key, id).await
 }
 
 /// Returns a list of paired devices for a user.
@@ -607,7 +654,45 @@ pub async fn list_user(
     caller.full()?;
     caller.caller.require_reader()?;
     let user = device_id(user)?;
-    Ok(Json(list_of(&state, user).await?))
+    Ok(Json(list_of(&state, UserKey::of(&user)).await?))
+}
+
+/// Pairs a TOTP device for a user, active at once: the administrator hands the QR code or
+/// URI to the user. This is how a user gets a first device when
+/// `[mfa.policy] enrollment = "deny"`.
+#[utoipa::path(
+    post,
+    path = "/api/mfa/1.0/users/{user_id}/devices",
+    tag = "mfa",
+    security(("basic" = []), ("bearer" = [])),
+    params(("user_id" = String, Path, description = "User name")),
+    request_body = PairRequest,
+    responses(
+        (status = 201, description = "Active device: hand the QR code or the URI to the user", body = PairResponse),
+        (status = 400, description = "Bad request (property names the field), or too many devices (OUT_OF_RESOURCES)", body = DeviceErrorBody),
+        (status = 401, description = "Unauthorized request", body = DeviceErrorBody),
+        (status = 403, description = "Caller is not an Administrator", body = DeviceErrorBody),
+        (status = 500, description = "Internal server error", body = DeviceErrorBody),
+    )
+)]
+pub async fn pair_user(
+    caller: DeviceCaller,
+    State(state): State<Arc<AppState>>,
+    user: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Response, DeviceError> {
+    caller.full()?;
+    caller.caller.require_admin()?;
+    let user = device_id(user)?;
+    if user.trim().is_empty() || user.chars().any(char::is_control) {
+        return Err(DeviceError::field(
+            ErrorCode::ValueIncorrectFormat,
+            "user_id",
+            "user_id must be a user name",
+        ));
+    }
+    let key = UserKey::of(&user);
+    pair(&state, &user, key, &body, true).await
 }
 
 /// Unpairs a device from a user's device list.
@@ -638,5 +723,5 @@ pub async fn unpair_user(
     let Ok(Path((user, id))) = ids else {
         return Err(DeviceError::not_found());
     };
-    unpair(&state, user, id).await
+    unpair(&state, UserKey::of(&user), id).await
 }

@@ -20,7 +20,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use portcullis_config::FailMode;
+use portcullis_config::{FailMode, UserKey};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -54,7 +54,7 @@ pub struct MfaCodeRequest {
 }
 
 /// Whether the REST login's policy makes `user` owe a second factor.
-pub fn owes_second_factor(live: &Live, user: &str, roles: &[String]) -> bool {
+pub fn owes_second_factor(live: &Live, user: &UserKey, roles: &[String]) -> bool {
     live.config.mfa.policy_for(APPLICATION).applies(user, roles)
 }
 
@@ -117,12 +117,13 @@ pub async fn second_step(
     method: &str,
 ) -> Result<Option<Response>, ApiError> {
     let policy = live.config.mfa.policy_for(APPLICATION);
-    if !policy.applies(user, roles) {
+    let key = UserKey::of(user);
+    if !policy.applies(&key, roles) {
         return Ok(None);
     }
     if let Some(retry_after) = state
         .mfa
-        .locked_for(user)
+        .locked_for(&key)
         .await
         .map_err(|e| ApiError::internal("mfa lockout", e))?
     {
@@ -131,7 +132,7 @@ pub async fn second_step(
     let started = std::time::Instant::now();
     let options = state
         .mfa
-        .options(user, &live.config.mfa_delivery)
+        .options(&key, &live.config.mfa_delivery)
         .await
         .map_err(|e| ApiError::internal("mfa options", e))?;
     match options.delivery {
@@ -275,7 +276,7 @@ pub async fn login_mfa(
     let started = std::time::Instant::now();
     let verdict = state
         .mfa
-        .verify(&session.user, &code, settings, &live.config.mfa_delivery)
+        .verify(&session.key, &code, settings, &live.config.mfa_delivery)
         .await
         .map_err(|e| ApiError::internal("mfa verify", e))?;
     let (method, result, reason) = crate::mfa::audit_verdict(verdict);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use portcullis_config::{ApplicationPolicy, FailMode, Mfa, MfaPolicy, MfaRequired};
+use portcullis_config::{ApplicationPolicy, Enrollment, FailMode, Mfa, MfaPolicy, MfaRequired};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -45,6 +45,34 @@ pub enum Failmode {
     Secure,
     /// Let it through on the first factor.
     Safe,
+}
+
+/// Whether a partial token (first factor only) may enrol a user's first second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EnrollmentView {
+    /// Yes, while the user has no second factor of any kind (trust on first use).
+    Allow,
+    /// No: devices are paired with a full session or by an administrator.
+    Deny,
+}
+
+impl From<Enrollment> for EnrollmentView {
+    fn from(value: Enrollment) -> Self {
+        match value {
+            Enrollment::Allow => EnrollmentView::Allow,
+            Enrollment::Deny => EnrollmentView::Deny,
+        }
+    }
+}
+
+impl From<EnrollmentView> for Enrollment {
+    fn from(value: EnrollmentView) -> Self {
+        match value {
+            EnrollmentView::Allow => Enrollment::Allow,
+            EnrollmentView::Deny => Enrollment::Deny,
+        }
+    }
 }
 
 impl From<MfaRequired> for Required {
@@ -103,6 +131,13 @@ pub struct ApplicationPolicyView {
     /// `secure` or `safe`.
     #[serde(default = "secure")]
     pub failmode: Failmode,
+    /// `allow` (a partial token may enrol a first second factor) or `deny`.
+    #[serde(default = "allow")]
+    pub enrollment: EnrollmentView,
+}
+
+fn allow() -> EnrollmentView {
+    EnrollmentView::Allow
 }
 
 fn secure() -> Failmode {
@@ -120,6 +155,10 @@ pub struct PolicyView {
     pub exempt_users: Vec<String>,
     /// `secure` (refuse) or `safe` (let through) when a code cannot be delivered.
     pub failmode: Failmode,
+    /// `allow`: a partial token (password only) may enrol the first second factor of a user
+    /// who has none (trust on first use: whoever knows the password first enrols). `deny`:
+    /// devices are paired only with a full session or by an administrator.
+    pub enrollment: EnrollmentView,
     /// Per-application overrides; the first match wins.
     pub applications: Vec<ApplicationPolicyView>,
 }
@@ -140,6 +179,9 @@ pub struct PolicyUpdate {
     /// `secure` or `safe`.
     #[schema(nullable = false)]
     pub failmode: Option<Failmode>,
+    /// `allow` or `deny`.
+    #[schema(nullable = false)]
+    pub enrollment: Option<EnrollmentView>,
     /// Replaces every per-application override.
     #[schema(nullable = false)]
     pub applications: Option<Vec<ApplicationPolicyView>>,
@@ -151,6 +193,7 @@ fn view(mfa: &Mfa) -> PolicyView {
         roles: mfa.policy.roles.clone(),
         exempt_users: mfa.policy.exempt_users.clone(),
         failmode: mfa.policy.failmode.into(),
+        enrollment: mfa.policy.enrollment.into(),
         applications: mfa
             .applications
             .iter()
@@ -160,6 +203,7 @@ fn view(mfa: &Mfa) -> PolicyView {
                 roles: a.policy.roles.clone(),
                 exempt_users: a.policy.exempt_users.clone(),
                 failmode: a.policy.failmode.into(),
+                enrollment: a.policy.enrollment.into(),
             })
             .collect(),
     }
@@ -238,6 +282,9 @@ pub async fn set_policy(
             if let Some(failmode) = update.failmode {
                 policy.failmode = failmode.into();
             }
+            if let Some(enrollment) = update.enrollment {
+                policy.enrollment = enrollment.into();
+            }
             if let Some(applications) = update.applications {
                 config.mfa.applications = applications
                     .into_iter()
@@ -248,6 +295,7 @@ pub async fn set_policy(
                             roles: a.roles,
                             exempt_users: a.exempt_users,
                             failmode: a.failmode.into(),
+                            enrollment: a.enrollment.into(),
                         },
                     })
                     .collect();

@@ -22,6 +22,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use portcullis_config::UserKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -323,7 +324,8 @@ async fn run(
     let request = parse(body)?;
     let config = state.store.current().config.mfa_delivery.clone();
     let user = request.user_alias.as_str();
-    let Some(enrolment) = service::enrolment(&state.db, &config, user).await? else {
+    let key = UserKey::of(user);
+    let Some(enrolment) = service::enrolment(&state.db, &config, &key).await? else {
         return Ok(status(TokenStatus::NOT_ENOUGH_DATA));
     };
     if request.delivery_type.channel() != Some(enrolment.channel()) {
@@ -333,7 +335,8 @@ async fn run(
         if enrolment.user.locked_until > crate::state::unix_now() {
             return Ok(status(TokenStatus::LOCKOUT));
         }
-        service::login_start(&state.db, &config, &enrolment.application.id, user, None)
+        let id = &enrolment.user.id;
+        service::login_start(&state.db, &config, &enrolment.application.id, id, None)
             .await
             .map_err(|e| match e {
                 MfaError::NotValidated | MfaError::NotFound(_) => bad("The user is not enrolled."),
@@ -342,7 +345,7 @@ async fn run(
         tracing::info!(caller = %caller.user, user, "token authenticate: code sent");
         return Ok(status(TokenStatus::PENDING));
     }
-    let result = service::check_login_code(&state.db, &config, user, &request.token).await?;
+    let result = service::check_login_code(&state.db, &config, &key, &request.token).await?;
     tracing::info!(caller = %caller.user, user, result = ?result, "token authenticate");
     Ok(status(match result {
         LoginCodeCheck::Success => TokenStatus::SUCCESS,

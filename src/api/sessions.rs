@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis_config::UserKey;
 use sha2::{Digest, Sha256};
 
 /// The method name of sessions opened by the local method.
@@ -17,8 +18,10 @@ const MAX_SESSIONS: usize = 100_000;
 /// What a token stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    /// The user who logged in.
+    /// The user who logged in, as they typed their name.
     pub user: String,
+    /// Their canonical identity: the key of everything kept per user.
+    pub key: UserKey,
     /// Their roles at login.
     pub roles: Vec<String>,
     /// The method that accepted them (`Local`, `RADIUS`, `TACACS+`).
@@ -101,6 +104,7 @@ impl Sessions {
             hash(&token),
             Session {
                 user: user.to_string(),
+                key: UserKey::of(user),
                 roles,
                 method: method.to_string(),
                 expires,

@@ -23,7 +23,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use portcullis_config::{FailMode, Method};
+use portcullis_config::{FailMode, Method, UserKey};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
@@ -139,9 +139,10 @@ pub async fn password(
 ) -> Walked {
     let started = Instant::now();
     let policy = live.config.mfa.policy_for(&application(origin));
+    let key = UserKey::of(user);
     let split = match split_code(password) {
         Some((head, code)) => match mfa
-            .looks_like_code(user, code, &live.config.mfa_delivery)
+            .looks_like_code(&key, code, &live.config.mfa_delivery)
             .await
         {
             Ok(true) => Some((head, code)),
@@ -153,12 +154,12 @@ pub async fn password(
     if let Some((head, code)) = split {
         let decision = live.engine.authenticate(user, head).await;
         if let Outcome::Accept(roles) = &decision.outcome {
-            if !policy.applies(user, roles) {
+            if !policy.applies(&key, roles) {
                 return Walked::plain(decision);
             }
             let verdict = mfa
                 .verify(
-                    user,
+                    &key,
                     code,
                     Lockout::of(&live.config.mfa),
                     &live.config.mfa_delivery,
@@ -184,16 +185,17 @@ pub async fn after_first_factor(
         return Walked::plain(decision);
     };
     let policy = live.config.mfa.policy_for(&application(origin));
-    if !policy.applies(user, roles) {
+    let key = UserKey::of(user);
+    if !policy.applies(&key, roles) {
         return Walked::plain(decision);
     }
-    match mfa.locked_for(user).await {
+    match mfa.locked_for(&key).await {
         Ok(Some(seconds)) => return Walked::with(decision, Second::Reject(locked(seconds))),
         Ok(None) => {}
         Err(e) => return unavailable(decision, &e),
     }
     let started = Instant::now();
-    let options = match mfa.options(user, &live.config.mfa_delivery).await {
+    let options = match mfa.options(&key, &live.config.mfa_delivery).await {
         Ok(options) => options,
         Err(e) => return unavailable(decision, &e),
     };
@@ -299,8 +301,18 @@ pub async fn answer(
     let method = [Method::Local, Method::Radius, Method::Tacacs]
         .into_iter()
         .find(|m| m.name() == pending.method);
+    let Some(roles) = roles_now(live, method, &pending) else {
+        tracing::warn!(
+            user,
+            "RADIUS challenge answered after the local user was disabled or removed"
+        );
+        return Walked::with(
+            reject_decision(started),
+            Second::Reject(UNKNOWN_CHALLENGE.into()),
+        );
+    };
     let decision = Decision {
-        outcome: Outcome::Accept(pending.roles),
+        outcome: Outcome::Accept(roles),
         method,
         server: None,
         latency: started.elapsed(),
@@ -308,13 +320,38 @@ pub async fn answer(
     let code = String::from_utf8_lossy(code);
     let verdict = mfa
         .verify(
-            user,
+            &UserKey::of(user),
             &code,
             Lockout::of(&live.config.mfa),
             &live.config.mfa_delivery,
         )
         .await;
     settle(verdict, decision, origin, user, started)
+}
+
+/// The roles a challenge answered now grants, decided again against the live configuration:
+/// a local user must still exist and be enabled, and gets the roles they hold now (a user
+/// disabled, removed or demoted while the challenge waited gets none of the old rights).
+/// Remote users keep what their server granted at the first factor, less roles no longer
+/// defined. `None`: refuse the answer.
+fn roles_now(live: &Live, method: Option<Method>, pending: &Pending) -> Option<Vec<String>> {
+    if method == Some(Method::Local) {
+        return live
+            .config
+            .local_users
+            .iter()
+            .find(|u| u.name == pending.user && u.enabled)
+            .map(|u| u.roles.clone());
+    }
+    let defined = &live.config.roles;
+    Some(
+        pending
+            .roles
+            .iter()
+            .filter(|role| defined.contains(role))
+            .cloned()
+            .collect(),
+    )
 }
 
 /// The audit (source, action) of a request from `origin`.

@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE;
+use portcullis_config::UserKey;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
@@ -90,14 +91,16 @@ fn new_id() -> Result<String, getrandom::Error> {
     ))
 }
 
-/// Pairs a pending device for `user` with a fresh 20-octet secret, stored sealed. Returns
-/// the device and the secret (shown once, in the pairing answer).
+/// Pairs a device for `user` with a fresh 20-octet secret, stored sealed: pending until its
+/// first code, or `activated` at once (paired by an administrator). Returns the device and
+/// the secret (shown once, in the pairing answer).
 pub fn pair(
     conn: &mut Connection,
     key: &SealKey,
-    user: &str,
+    user: &UserKey,
     name: &str,
     os: &str,
+    activated: bool,
     now: i64,
 ) -> Result<(Device, Vec<u8>), PairError> {
     let tx = conn.transaction()?;
@@ -107,7 +110,7 @@ pub fn pair(
     )?;
     let count: i64 = tx.query_row(
         "SELECT count(*) FROM mfa_devices WHERE user = ?1",
-        params![user],
+        params![user.as_str()],
         |r| r.get(0),
     )?;
     if count >= MAX_DEVICES_PER_USER {
@@ -121,9 +124,17 @@ pub fn pair(
         .seal(id.as_bytes(), &secret)
         .map_err(|e| PairError::State(StateError::Task(e.to_string())))?;
     tx.execute(
-        "INSERT INTO mfa_devices (id, user, name, os, secret, created, updated) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-        params![id, user, name, os, sealed, now],
+        "INSERT INTO mfa_devices (id, user, name, os, secret, created, updated, activated) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+        params![
+            id,
+            user.as_str(),
+            name,
+            os,
+            sealed,
+            now,
+            activated.then_some(now)
+        ],
     )?;
     tx.commit()?;
     let device = Device {
@@ -133,31 +144,31 @@ pub fn pair(
         os: os.to_string(),
         created: now,
         updated: now,
-        activated: None,
+        activated: activated.then_some(now),
         last_used: None,
     };
     Ok((device, secret))
 }
 
 /// `user`'s devices, oldest first; pending ones only when `pending` is set.
-pub fn list(conn: &Connection, user: &str, pending: bool) -> Result<Vec<Device>, StateError> {
+pub fn list(conn: &Connection, user: &UserKey, pending: bool) -> Result<Vec<Device>, StateError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM mfa_devices WHERE user = ?1 AND (?2 OR activated IS NOT NULL) \
          ORDER BY created, id"
     );
     let mut statement = conn.prepare(&sql)?;
     let devices = statement
-        .query_map(params![user, pending], row)?
+        .query_map(params![user.as_str(), pending], row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(devices)
 }
 
 /// Whether `user` has an activated device.
-pub fn has_active(conn: &Connection, user: &str) -> Result<bool, StateError> {
+pub fn has_active(conn: &Connection, user: &UserKey) -> Result<bool, StateError> {
     Ok(conn
         .query_row(
             "SELECT 1 FROM mfa_devices WHERE user = ?1 AND activated IS NOT NULL LIMIT 1",
-            params![user],
+            params![user.as_str()],
             |_| Ok(()),
         )
         .optional()?
@@ -165,10 +176,10 @@ pub fn has_active(conn: &Connection, user: &str) -> Result<bool, StateError> {
 }
 
 /// Unpairs `user`'s device `id`; whether there was one.
-pub fn unpair(conn: &Connection, user: &str, id: &str) -> Result<bool, StateError> {
+pub fn unpair(conn: &Connection, user: &UserKey, id: &str) -> Result<bool, StateError> {
     Ok(conn.execute(
         "DELETE FROM mfa_devices WHERE user = ?1 AND id = ?2",
-        params![user, id],
+        params![user.as_str(), id],
     )? > 0)
 }
 
@@ -177,7 +188,7 @@ pub fn unpair(conn: &Connection, user: &str, id: &str) -> Result<bool, StateErro
 pub fn activate(
     conn: &mut Connection,
     key: &SealKey,
-    user: &str,
+    user: &UserKey,
     id: &str,
     code: &str,
     now: i64,
@@ -186,7 +197,7 @@ pub fn activate(
     let found: Option<(Vec<u8>, Option<i64>)> = tx
         .query_row(
             "SELECT secret, activated FROM mfa_devices WHERE user = ?1 AND id = ?2",
-            params![user, id],
+            params![user.as_str(), id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
@@ -207,7 +218,12 @@ pub fn activate(
     tx.execute(
         "UPDATE mfa_devices SET activated = ?3, updated = ?3, last_step = ?4 \
          WHERE user = ?1 AND id = ?2",
-        params![user, id, now, i64::try_from(accepted).unwrap_or(i64::MAX)],
+        params![
+            user.as_str(),
+            id,
+            now,
+            i64::try_from(accepted).unwrap_or(i64::MAX)
+        ],
     )?;
     let device = tx.query_row(
         &format!("SELECT {COLUMNS} FROM mfa_devices WHERE id = ?1"),
@@ -224,7 +240,7 @@ pub fn activate(
 pub fn check_totp(
     conn: &Connection,
     key: &SealKey,
-    user: &str,
+    user: &UserKey,
     code: &str,
     now: i64,
 ) -> Result<bool, StateError> {
@@ -232,7 +248,7 @@ pub fn check_totp(
         "SELECT id, secret, last_step FROM mfa_devices WHERE user = ?1 AND activated IS NOT NULL",
     )?;
     let devices = statement
-        .query_map(params![user], |r| {
+        .query_map(params![user.as_str()], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, Vec<u8>>(1)?,
@@ -291,58 +307,95 @@ pub(crate) mod tests {
         let db = StateDb::in_memory().unwrap();
         let key = SealKey::random().unwrap();
         db.with(|conn| {
-            let (device, secret) = pair(conn, &key, "alice", "phone", "iOS", NOW).unwrap();
+            let (device, secret) = pair(
+                conn,
+                &key,
+                &UserKey::of("alice"),
+                "phone",
+                "iOS",
+                false,
+                NOW,
+            )
+            .unwrap();
             assert!(device.id.starts_with("mobile-sha256-"));
             assert_eq!(device.id.len(), "mobile-sha256-".len() + 44);
-            assert!(list(conn, "alice", false)?.is_empty());
-            assert_eq!(list(conn, "alice", true)?.len(), 1);
-            assert!(!has_active(conn, "alice")?);
+            assert!(list(conn, &UserKey::of("alice"), false)?.is_empty());
+            assert_eq!(list(conn, &UserKey::of("alice"), true)?.len(), 1);
+            assert!(!has_active(conn, &UserKey::of("alice"))?);
             // A pending device does not log in.
             assert!(!check_totp(
                 conn,
                 &key,
-                "alice",
+                &UserKey::of("alice"),
                 &code_at(&secret, NOW),
                 NOW
             )?);
             let wrong = wrong_code(&secret, NOW);
             assert_eq!(
-                activate(conn, &key, "alice", &device.id, &wrong, NOW)?,
+                activate(conn, &key, &UserKey::of("alice"), &device.id, &wrong, NOW)?,
                 Activation::WrongCode
             );
             assert_eq!(
-                activate(conn, &key, "bob", &device.id, &code_at(&secret, NOW), NOW)?,
+                activate(
+                    conn,
+                    &key,
+                    &UserKey::of("bob"),
+                    &device.id,
+                    &code_at(&secret, NOW),
+                    NOW
+                )?,
                 Activation::NotFound
             );
-            let Activation::Activated(active) =
-                activate(conn, &key, "alice", &device.id, &code_at(&secret, NOW), NOW)?
+            let Activation::Activated(active) = activate(
+                conn,
+                &key,
+                &UserKey::of("alice"),
+                &device.id,
+                &code_at(&secret, NOW),
+                NOW,
+            )?
             else {
                 panic!("not activated");
             };
             assert_eq!(active.activated, Some(NOW));
-            assert!(has_active(conn, "alice")?);
+            assert!(has_active(conn, &UserKey::of("alice"))?);
             // The activation code is spent; the next step's code works once.
             assert!(!check_totp(
                 conn,
                 &key,
-                "alice",
+                &UserKey::of("alice"),
                 &code_at(&secret, NOW),
                 NOW
             )?);
             let next = code_at(&secret, NOW + 30);
-            assert!(check_totp(conn, &key, "alice", &next, NOW + 30)?);
-            assert!(!check_totp(conn, &key, "alice", &next, NOW + 30)?);
+            assert!(check_totp(
+                conn,
+                &key,
+                &UserKey::of("alice"),
+                &next,
+                NOW + 30
+            )?);
             assert!(!check_totp(
                 conn,
                 &key,
-                "bob",
+                &UserKey::of("alice"),
+                &next,
+                NOW + 30
+            )?);
+            assert!(!check_totp(
+                conn,
+                &key,
+                &UserKey::of("bob"),
                 &code_at(&secret, NOW + 60),
                 NOW + 60
             )?);
-            assert_eq!(list(conn, "alice", false)?[0].last_used, Some(NOW + 30));
-            assert!(!unpair(conn, "bob", &device.id)?);
-            assert!(unpair(conn, "alice", &device.id)?);
-            assert!(!has_active(conn, "alice")?);
+            assert_eq!(
+                list(conn, &UserKey::of("alice"), false)?[0].last_used,
+                Some(NOW + 30)
+            );
+            assert!(!unpair(conn, &UserKey::of("bob"), &device.id)?);
+            assert!(unpair(conn, &UserKey::of("alice"), &device.id)?);
+            assert!(!has_active(conn, &UserKey::of("alice"))?);
             Ok(())
         })
         .unwrap();
@@ -353,7 +406,16 @@ pub(crate) mod tests {
         let db = StateDb::in_memory().unwrap();
         let key = SealKey::random().unwrap();
         db.with(|conn| {
-            let (device, secret) = pair(conn, &key, "carol", "p", "Android", NOW).unwrap();
+            let (device, secret) = pair(
+                conn,
+                &key,
+                &UserKey::of("carol"),
+                "p",
+                "Android",
+                false,
+                NOW,
+            )
+            .unwrap();
             let stored: Vec<u8> = conn.query_row(
                 "SELECT secret FROM mfa_devices WHERE id = ?1",
                 params![device.id],
@@ -361,10 +423,27 @@ pub(crate) mod tests {
             )?;
             assert!(!stored.windows(secret.len()).any(|w| w == secret.as_slice()));
             for _ in 1..MAX_DEVICES_PER_USER {
-                pair(conn, &key, "carol", "p", "Android", NOW).unwrap();
+                pair(
+                    conn,
+                    &key,
+                    &UserKey::of("carol"),
+                    "p",
+                    "Android",
+                    false,
+                    NOW,
+                )
+                .unwrap();
             }
             assert!(matches!(
-                pair(conn, &key, "carol", "p", "Android", NOW),
+                pair(
+                    conn,
+                    &key,
+                    &UserKey::of("carol"),
+                    "p",
+                    "Android",
+                    false,
+                    NOW
+                ),
                 Err(PairError::TooMany)
             ));
             // Pending devices expire, making room.
@@ -372,9 +451,10 @@ pub(crate) mod tests {
                 pair(
                     conn,
                     &key,
-                    "carol",
+                    &UserKey::of("carol"),
                     "p",
                     "Android",
+                    false,
                     NOW + PENDING_LIFETIME + 1
                 )
                 .is_ok()

@@ -2,6 +2,7 @@
 //! user is locked out, first for `base` seconds, then twice as long each time it happens
 //! again before a success, at most `max` seconds. A success clears the record.
 
+use portcullis_config::UserKey;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::state::StateError;
@@ -37,11 +38,11 @@ impl Lockout {
 }
 
 /// Seconds `user` stays locked out after `now`, if they are.
-pub fn locked_for(conn: &Connection, user: &str, now: i64) -> Result<Option<u64>, StateError> {
+pub fn locked_for(conn: &Connection, user: &UserKey, now: i64) -> Result<Option<u64>, StateError> {
     let until: Option<i64> = conn
         .query_row(
             "SELECT locked_until FROM mfa_failures WHERE user = ?1",
-            params![user],
+            params![user.as_str()],
             |r| r.get(0),
         )
         .optional()?;
@@ -53,14 +54,14 @@ pub fn locked_for(conn: &Connection, user: &str, now: i64) -> Result<Option<u64>
 /// Counts a failure; returns the lockout's length when this failure starts one.
 pub fn record_failure(
     conn: &Connection,
-    user: &str,
+    user: &UserKey,
     now: i64,
     settings: Lockout,
 ) -> Result<Option<u64>, StateError> {
     let (failures, lockouts): (i64, i64) = conn
         .query_row(
             "SELECT failures, lockouts FROM mfa_failures WHERE user = ?1",
-            params![user],
+            params![user.as_str()],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?
@@ -77,14 +78,17 @@ pub fn record_failure(
     conn.execute(
         "INSERT INTO mfa_failures (user, failures, lockouts, locked_until) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (user) DO UPDATE SET failures = ?2, lockouts = ?3, locked_until = ?4",
-        params![user, failures, lockouts, until],
+        params![user.as_str(), failures, lockouts, until],
     )?;
     Ok(locked)
 }
 
 /// Clears `user`'s failures and lockout history after a good second factor.
-pub fn record_success(conn: &Connection, user: &str) -> Result<(), StateError> {
-    conn.execute("DELETE FROM mfa_failures WHERE user = ?1", params![user])?;
+pub fn record_success(conn: &Connection, user: &UserKey) -> Result<(), StateError> {
+    conn.execute(
+        "DELETE FROM mfa_failures WHERE user = ?1",
+        params![user.as_str()],
+    )?;
     Ok(())
 }
 
@@ -117,25 +121,25 @@ mod tests {
         };
         db.with(|c| {
             let t = 1000;
-            assert_eq!(record_failure(c, "u", t, l)?, None);
-            assert_eq!(record_failure(c, "u", t, l)?, None);
-            assert_eq!(locked_for(c, "u", t)?, None);
-            assert_eq!(record_failure(c, "u", t, l)?, Some(60));
-            assert_eq!(locked_for(c, "u", t + 10)?, Some(50));
-            assert_eq!(locked_for(c, "other", t)?, None);
-            assert_eq!(locked_for(c, "u", t + 60)?, None);
+            assert_eq!(record_failure(c, &UserKey::of("u"), t, l)?, None);
+            assert_eq!(record_failure(c, &UserKey::of("u"), t, l)?, None);
+            assert_eq!(locked_for(c, &UserKey::of("u"), t)?, None);
+            assert_eq!(record_failure(c, &UserKey::of("u"), t, l)?, Some(60));
+            assert_eq!(locked_for(c, &UserKey::of("u"), t + 10)?, Some(50));
+            assert_eq!(locked_for(c, &UserKey::of("other"), t)?, None);
+            assert_eq!(locked_for(c, &UserKey::of("u"), t + 60)?, None);
             // The second lockout is twice as long.
             for _ in 0..2 {
-                assert_eq!(record_failure(c, "u", t + 60, l)?, None);
+                assert_eq!(record_failure(c, &UserKey::of("u"), t + 60, l)?, None);
             }
-            assert_eq!(record_failure(c, "u", t + 60, l)?, Some(120));
+            assert_eq!(record_failure(c, &UserKey::of("u"), t + 60, l)?, Some(120));
             // A success forgets everything.
-            record_success(c, "u")?;
-            assert_eq!(locked_for(c, "u", t + 61)?, None);
+            record_success(c, &UserKey::of("u"))?;
+            assert_eq!(locked_for(c, &UserKey::of("u"), t + 61)?, None);
             for _ in 0..2 {
-                record_failure(c, "u", t + 61, l)?;
+                record_failure(c, &UserKey::of("u"), t + 61, l)?;
             }
-            assert_eq!(record_failure(c, "u", t + 61, l)?, Some(60));
+            assert_eq!(record_failure(c, &UserKey::of("u"), t + 61, l)?, Some(60));
             Ok(())
         })
         .unwrap();

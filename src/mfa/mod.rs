@@ -21,7 +21,7 @@ pub mod totp;
 
 use std::path::Path;
 
-use portcullis_config::MfaDelivery;
+use portcullis_config::{MfaDelivery, UserKey};
 use rusqlite::Connection;
 
 use crate::state::{StateDb, StateError, unix_now};
@@ -115,8 +115,12 @@ impl MfaStore {
 
     /// How `user` can give a second factor: without an activated TOTP device, a login code is
     /// sent to the user's validated address in the application of `[mfa_delivery]`.
-    pub async fn options(&self, user: &str, delivery: &MfaDelivery) -> Result<Options, StateError> {
-        let owned = user.to_string();
+    pub async fn options(
+        &self,
+        user: &UserKey,
+        delivery: &MfaDelivery,
+    ) -> Result<Options, StateError> {
+        let owned = user.clone();
         let totp = self
             .db
             .run(move |conn| devices::has_active(conn, &owned))
@@ -129,15 +133,32 @@ impl MfaStore {
         Ok(Options { totp, delivery })
     }
 
+    /// Whether `user` has a second factor of any kind: an activated TOTP device, or a
+    /// validated address for delivered codes in the application of `delivery`.
+    pub async fn has_second_factor(
+        &self,
+        user: &UserKey,
+        delivery: &MfaDelivery,
+    ) -> Result<bool, StateError> {
+        let (user, application) = (user.clone(), delivery.application.clone());
+        self.db
+            .run(move |conn| {
+                Ok(devices::has_active(conn, &user)?
+                    || service::has_validated_address(conn, &application, &user)
+                        .map_err(|e| StateError::Task(format!("enrolment: {e}")))?)
+            })
+            .await
+    }
+
     /// Whether `text` has the shape of a code `user` could give: six digits with an activated
     /// TOTP device, or the shape of the login codes of their validated address.
     pub async fn looks_like_code(
         &self,
-        user: &str,
+        user: &UserKey,
         text: &str,
         delivery: &MfaDelivery,
     ) -> Result<bool, StateError> {
-        let (user, text) = (user.to_string(), text.to_string());
+        let (user, text) = (user.clone(), text.to_string());
         let application = delivery.application.clone();
         self.db
             .run(move |conn| {
@@ -152,8 +173,8 @@ impl MfaStore {
     }
 
     /// Seconds `user` stays locked out, if they are.
-    pub async fn locked_for(&self, user: &str) -> Result<Option<u64>, StateError> {
-        let user = user.to_string();
+    pub async fn locked_for(&self, user: &UserKey) -> Result<Option<u64>, StateError> {
+        let user = user.clone();
         self.db
             .run(move |conn| lockout::locked_for(conn, &user, unix_now()))
             .await
@@ -165,12 +186,12 @@ impl MfaStore {
     /// `delivery`. Emits `portcullis_mfa_outcomes_total`.
     pub async fn verify(
         &self,
-        user: &str,
+        user: &UserKey,
         code: &str,
         settings: Lockout,
         delivery: &MfaDelivery,
     ) -> Result<Verdict, StateError> {
-        let (user, code, key) = (user.to_string(), code.to_string(), self.key.clone());
+        let (user, code, key) = (user.clone(), code.to_string(), self.key.clone());
         let application = delivery.application.clone();
         let verdict = self
             .db
@@ -269,7 +290,7 @@ impl SecondFactor {
         self,
         conn: &Connection,
         factors: &Factors<'_>,
-        user: &str,
+        user: &UserKey,
         code: &str,
         now: i64,
     ) -> Result<bool, StateError> {
@@ -298,7 +319,7 @@ pub struct Factors<'a> {
 fn check_delivered_code(
     conn: &Connection,
     application: &str,
-    user: &str,
+    user: &UserKey,
     code: &str,
     now: i64,
 ) -> Result<bool, StateError> {
@@ -308,19 +329,19 @@ fn check_delivered_code(
 
 /// Sends a login code when a login owes a second factor and the user has a validated
 /// address; the reason of a failed delivery is logged (never the code).
-async fn start_delivery(db: &StateDb, config: &MfaDelivery, user: &str) -> Delivery {
+async fn start_delivery(db: &StateDb, config: &MfaDelivery, user: &UserKey) -> Delivery {
     let enrolment = match service::enrolment(db, config, user).await {
         Ok(Some(enrolment)) => enrolment,
         Ok(None) => return Delivery::NotConfigured,
         Err(e) => {
-            tracing::warn!(user, error = %e, "login code: enrolment lookup failed");
+            tracing::warn!(user = %user, error = %e, "login code: enrolment lookup failed");
             return Delivery::Down;
         }
     };
     match service::send_login_code(db, config, user).await {
         Ok(service::LoginCodeSent::Sent) => {
             tracing::info!(
-                user,
+                user = %user,
                 channel = enrolment.channel().as_str(),
                 "login code sent"
             );
@@ -329,11 +350,11 @@ async fn start_delivery(db: &StateDb, config: &MfaDelivery, user: &str) -> Deliv
         Ok(service::LoginCodeSent::NotEnrolled) => Delivery::NotConfigured,
         Ok(service::LoginCodeSent::Locked) => Delivery::Locked,
         Ok(service::LoginCodeSent::DeliveryFailed(why)) => {
-            tracing::warn!(user, reason = %why, "login code could not be delivered");
+            tracing::warn!(user = %user, reason = %why, "login code could not be delivered");
             Delivery::Down
         }
         Err(e) => {
-            tracing::warn!(user, error = %e, "login code could not be sent");
+            tracing::warn!(user = %user, error = %e, "login code could not be sent");
             Delivery::Down
         }
     }
@@ -343,7 +364,7 @@ async fn start_delivery(db: &StateDb, config: &MfaDelivery, user: &str) -> Deliv
 pub fn verify_at(
     conn: &mut Connection,
     factors: &Factors<'_>,
-    user: &str,
+    user: &UserKey,
     code: &str,
     settings: Lockout,
     now: i64,
@@ -391,10 +412,25 @@ mod tests {
         store
             .db()
             .with(|conn| {
-                let (device, secret) =
-                    devices::pair(conn, store.key(), "dan", "p", "iOS", now).unwrap();
+                let (device, secret) = devices::pair(
+                    conn,
+                    store.key(),
+                    &UserKey::of("dan"),
+                    "p",
+                    "iOS",
+                    false,
+                    now,
+                )
+                .unwrap();
                 let code = |t: i64| totp::code(&secret, totp::step(t as u64));
-                devices::activate(conn, store.key(), "dan", &device.id, &code(now), now)?;
+                devices::activate(
+                    conn,
+                    store.key(),
+                    &UserKey::of("dan"),
+                    &device.id,
+                    &code(now),
+                    now,
+                )?;
                 let wrong = devices::tests::wrong_code(&secret, now + 60);
                 let good = code(now + 90);
                 let factors = Factors {
@@ -402,7 +438,7 @@ mod tests {
                     application: "gateway",
                 };
                 let v = |conn: &mut Connection, c: &str, t| {
-                    verify_at(conn, &factors, "dan", c, settings, t)
+                    verify_at(conn, &factors, &UserKey::of("dan"), c, settings, t)
                 };
                 assert_eq!(
                     v(conn, &wrong, now + 30)?,

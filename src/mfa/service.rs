@@ -24,7 +24,7 @@
 //! users of the application named `[mfa_delivery] application` whose id is the gateway user
 //! name.
 
-use portcullis_config::{MfaDelivery, check_mailbox};
+use portcullis_config::{MfaDelivery, UserKey, check_mailbox};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::codes::{self, TokenType};
@@ -857,6 +857,26 @@ fn find_user(c: &Connection, application: &str, user: &str) -> Result<Option<Use
     .optional()?)
 }
 
+/// 409/1011 when `application` has a user whose id differs from `user_id` only in case or
+/// compatibility forms: both would be one gateway user ([`UserKey`]), and which address its
+/// codes went to would depend on how the name was typed.
+fn refuse_namesake(c: &Connection, application: &str, user_id: &str) -> Result<(), MfaError> {
+    let key = UserKey::of(user_id);
+    let taken: Option<String> = c
+        .query_row(
+            "SELECT id FROM mfa_users WHERE application_id = ?1 AND user_key = ?2 LIMIT 1",
+            params![application, key.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match taken {
+        Some(other) => Err(MfaError::Duplicate(format!(
+            "User {other:?} exists already: user ids are compared ignoring case."
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The documented filters of the user list (and of the GET of one user).
 #[derive(Debug, Default)]
 pub struct UserFilter {
@@ -1051,6 +1071,9 @@ fn draft(
     let tx = c.transaction()?;
     let app = get_application(&tx, application)?;
     let user = find_user(&tx, application, user_id)?;
+    if user.is_none() && purpose == Purpose::Associate {
+        refuse_namesake(&tx, application, user_id)?;
+    }
     let address = match (purpose, new_address) {
         (Purpose::Associate, Some(address)) => check_address(app.channel(), address)?,
         _ => {
@@ -1119,14 +1142,16 @@ fn commit(c: &mut Connection, draft: &Draft, now: i64) -> Result<(), MfaError> {
         (Purpose::Associate, None) => {
             tx.execute(
                 &format!(
-                    "INSERT INTO mfa_users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, 0, 0)"
+                    "INSERT INTO mfa_users ({USER_COLUMNS}, user_key) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, 0, 0, ?6)"
                 ),
                 params![
                     app.id,
                     draft.user_id,
                     draft.address,
                     Status::ValidationPending.as_str(),
-                    now
+                    now,
+                    UserKey::of(&draft.user_id).as_str(),
                 ],
             )?;
         }
@@ -1496,23 +1521,41 @@ impl Enrolment {
 pub async fn enrolment(
     db: &StateDb,
     config: &MfaDelivery,
-    user: &str,
+    user: &UserKey,
 ) -> Result<Option<Enrolment>, MfaError> {
-    let (name, user) = (config.application.clone(), user.to_owned());
-    if chars(&user) > MAX_ID {
-        return Ok(None);
-    }
+    let (name, user) = (config.application.clone(), user.clone());
     db.run(move |c| Ok(find_enrolment(c, &name, &user))).await?
 }
 
-fn find_enrolment(c: &Connection, name: &str, user: &str) -> Result<Option<Enrolment>, MfaError> {
+/// The validated user of application `name` whose id is the canonical user `user` (ids that
+/// differ only in case are refused at association, so there is at most one).
+fn find_enrolment(
+    c: &Connection,
+    name: &str,
+    user: &UserKey,
+) -> Result<Option<Enrolment>, MfaError> {
+    if chars(user.as_str()) > MAX_ID {
+        return Ok(None);
+    }
     let Some(application) = find_application_by_name(c, name)? else {
         return Ok(None);
     };
-    let found = find_user(c, &application.id, user)?;
-    Ok(found
-        .filter(User::validated)
-        .map(|user| Enrolment { application, user }))
+    let found = c
+        .query_row(
+            &format!(
+                "SELECT {USER_COLUMNS} FROM mfa_users WHERE application_id = ?1 AND user_key = ?2 \
+                 AND status = ?3 ORDER BY id LIMIT 1"
+            ),
+            params![application.id, user.as_str(), Status::Validated.as_str()],
+            User::from_row,
+        )
+        .optional()?;
+    Ok(found.map(|user| Enrolment { application, user }))
+}
+
+/// Whether gateway user `user` has a validated address in application `name`.
+pub fn has_validated_address(c: &Connection, name: &str, user: &UserKey) -> Result<bool, MfaError> {
+    Ok(find_enrolment(c, name, user)?.is_some())
 }
 
 /// What [`send_login_code`] did.
@@ -1533,12 +1576,13 @@ pub enum LoginCodeSent {
 pub async fn send_login_code(
     db: &StateDb,
     config: &MfaDelivery,
-    user: &str,
+    user: &UserKey,
 ) -> Result<LoginCodeSent, MfaError> {
     let Some(enrolment) = enrolment(db, config, user).await? else {
         return Ok(LoginCodeSent::NotEnrolled);
     };
-    match login_start(db, config, &enrolment.application.id, user, None).await {
+    let id = &enrolment.user.id;
+    match login_start(db, config, &enrolment.application.id, id, None).await {
         Ok(()) => Ok(LoginCodeSent::Sent),
         Err(MfaError::NotValidated | MfaError::NotFound(_)) => Ok(LoginCodeSent::NotEnrolled),
         Err(MfaError::TooMany(_)) => Ok(LoginCodeSent::Locked),
@@ -1556,11 +1600,11 @@ pub async fn send_login_code(
 pub fn consume_login_code(
     c: &Connection,
     name: &str,
-    user: &str,
+    user: &UserKey,
     code: &str,
     now: i64,
 ) -> Result<bool, MfaError> {
-    if chars(user) > MAX_ID || chars(code) > MAX_CODE_INPUT {
+    if chars(code) > MAX_CODE_INPUT {
         return Ok(false);
     }
     let Some(enrolment) = find_enrolment(c, name, user)? else {
@@ -1569,7 +1613,7 @@ pub fn consume_login_code(
     let result = check_in(
         c,
         &enrolment.application.id,
-        user,
+        &enrolment.user.id,
         code,
         &[Purpose::Login],
         now,
@@ -1583,10 +1627,10 @@ pub fn consume_login_code(
 pub fn looks_like_login_code(
     c: &Connection,
     name: &str,
-    user: &str,
+    user: &UserKey,
     text: &str,
 ) -> Result<bool, MfaError> {
-    if chars(user) > MAX_ID || chars(text) > MAX_CODE_INPUT {
+    if chars(text) > MAX_CODE_INPUT {
         return Ok(false);
     }
     let Some(enrolment) = find_enrolment(c, name, user)? else {
@@ -1626,7 +1670,7 @@ pub enum LoginCodeCheck {
 pub async fn check_login_code(
     db: &StateDb,
     config: &MfaDelivery,
-    user: &str,
+    user: &UserKey,
     code: &str,
 ) -> Result<LoginCodeCheck, MfaError> {
     let Some(enrolment) = enrolment(db, config, user).await? else {
@@ -1634,7 +1678,7 @@ pub async fn check_login_code(
     };
     let (application, user, code) = (
         enrolment.application.id.clone(),
-        user.to_owned(),
+        enrolment.user.id.clone(),
         code.to_owned(),
     );
     if chars(&code) > MAX_CODE_INPUT {

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use portcullis_config::UserKey;
 use rusqlite::Connection;
 
 /// The file name of the database under the state directory.
@@ -31,6 +32,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0005_throttle",
         include_str!("migrations/0005_throttle.sql"),
+    ),
+    (
+        "0006_canonical_users",
+        include_str!("migrations/0006_canonical_users.sql"),
     ),
 ];
 
@@ -123,6 +128,7 @@ impl StateDb {
     fn from_connection(mut connection: Connection, path: PathBuf) -> Result<Self, StateError> {
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        register_functions(&connection)?;
         migrate(&mut connection, &path)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -172,6 +178,22 @@ impl StateDb {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// SQL functions of ours: `canonical_user(name)`, the [`UserKey`] of a name, for migrations
+/// that rekey per-user rows.
+fn register_functions(connection: &Connection) -> Result<(), StateError> {
+    use rusqlite::functions::FunctionFlags;
+    connection.create_scalar_function(
+        "canonical_user",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |context| {
+            let name: String = context.get(0)?;
+            Ok(UserKey::of(&name).as_str().to_owned())
+        },
+    )?;
+    Ok(())
 }
 
 /// Applies the migrations `connection` has not run yet, each in its own transaction.
@@ -263,6 +285,69 @@ mod tests {
         drop(connection);
         let error = StateDb::open(dir.path()).unwrap_err();
         assert!(matches!(error, StateError::TooNew { .. }), "{error}");
+    }
+
+    #[test]
+    fn rows_of_name_variants_are_rekeyed_to_one_canonical_user() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let connection = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+            for (_, sql) in &MIGRATIONS[..5] {
+                connection.execute_batch(sql).unwrap();
+            }
+            connection.pragma_update(None, "user_version", 5).unwrap();
+            connection
+                .execute_batch(
+                    "INSERT INTO mfa_devices (id, user, name, os, secret, created, updated, activated) \
+                         VALUES ('d1', 'Alice', 'phone', 'iOS', x'00', 1, 1, 1);
+                     INSERT INTO mfa_failures VALUES ('ALICE', 3, 1, 500), ('alice', 7, 0, 100);
+                     INSERT INTO throttle VALUES ('user:remote:\u{ff41}lice', 4, 0, 9),
+                         ('user:remote:alice', 2, 50, 8), ('source:192.0.2.1', 1, 0, 7);
+                     INSERT INTO mfa_applications VALUES ('app', 'gateway', '', 6, 'NUMERIC', 300, \
+                         '', 'SMS', '', '', '', '', 1, 1, 1);
+                     INSERT INTO mfa_users (application_id, id, user_address, status, created, \
+                         updated, version_number) VALUES ('app', ' Alice', '+15550100', 'VALIDATED', 1, 1, 1);
+                     INSERT INTO audit_events (at, kind, user, source, action, result, latency_ms) \
+                         VALUES (1, 'login', 'ALICE', '-', '-', 'accept', 0);",
+                )
+                .unwrap();
+        }
+        let db = StateDb::open(dir.path()).unwrap();
+        assert_eq!(version(&db), MIGRATIONS.len() as i64);
+        db.with(|c| {
+            let user: String = c.query_row("SELECT user FROM mfa_devices", [], |r| r.get(0))?;
+            assert_eq!(user, "alice");
+            let failures: (String, i64, i64, i64) = c.query_row(
+                "SELECT user, failures, lockouts, locked_until FROM mfa_failures",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+            assert_eq!(failures, ("alice".into(), 7, 1, 500));
+            let mut keys =
+                c.prepare("SELECT key, failures, locked_until FROM throttle ORDER BY key")?;
+            let keys: Vec<(String, i64, i64)> = keys
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            assert_eq!(
+                keys,
+                [
+                    ("source:192.0.2.1".into(), 1, 0),
+                    ("user:remote:alice".into(), 4, 50)
+                ]
+            );
+            let (id, key): (String, String) =
+                c.query_row("SELECT id, user_key FROM mfa_users", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            assert_eq!((id.as_str(), key.as_str()), (" Alice", "alice"));
+            let (user, key): (String, String) =
+                c.query_row("SELECT user, user_key FROM audit_events", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            assert_eq!((user.as_str(), key.as_str()), ("ALICE", "alice"));
+            Ok(())
+        })
+        .unwrap();
     }
 
     #[tokio::test]

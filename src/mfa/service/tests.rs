@@ -600,7 +600,9 @@ async fn gateway_login_codes() {
     let config = delivery(url);
     // No application yet.
     assert_eq!(
-        send_login_code(&db, &config, "alice").await.unwrap(),
+        send_login_code(&db, &config, &UserKey::of("alice"))
+            .await
+            .unwrap(),
         LoginCodeSent::NotEnrolled
     );
     let app = create(&db, fields("portcullis")).unwrap();
@@ -618,11 +620,13 @@ async fn gateway_login_codes() {
     );
     // Pending, not validated: not enrolled.
     assert_eq!(
-        send_login_code(&db, &config, "alice").await.unwrap(),
+        send_login_code(&db, &config, &UserKey::of("alice"))
+            .await
+            .unwrap(),
         LoginCodeSent::NotEnrolled
     );
     assert_eq!(
-        check_login_code(&db, &config, "alice", "123456")
+        check_login_code(&db, &config, &UserKey::of("alice"), "123456")
             .await
             .unwrap(),
         LoginCodeCheck::NotEnrolled
@@ -634,7 +638,9 @@ async fn gateway_login_codes() {
     );
 
     assert_eq!(
-        send_login_code(&db, &config, "alice").await.unwrap(),
+        send_login_code(&db, &config, &UserKey::of("alice"))
+            .await
+            .unwrap(),
         LoginCodeSent::Sent
     );
     let code = last_code(&received);
@@ -646,19 +652,19 @@ async fn gateway_login_codes() {
     );
     let wrong = if code == "000000" { "000001" } else { "000000" };
     assert_eq!(
-        check_login_code(&db, &config, "alice", wrong)
+        check_login_code(&db, &config, &UserKey::of("alice"), wrong)
             .await
             .unwrap(),
         LoginCodeCheck::Invalid
     );
     assert_eq!(
-        check_login_code(&db, &config, "alice", &code)
+        check_login_code(&db, &config, &UserKey::of("alice"), &code)
             .await
             .unwrap(),
         LoginCodeCheck::Success
     );
     assert_eq!(
-        check_login_code(&db, &config, "alice", &code)
+        check_login_code(&db, &config, &UserKey::of("alice"), &code)
             .await
             .unwrap(),
         LoginCodeCheck::Invalid
@@ -678,14 +684,16 @@ async fn gateway_login_codes() {
     })
     .unwrap();
     assert_eq!(
-        check_login_code(&db, &config, "bob", &association)
+        check_login_code(&db, &config, &UserKey::of("bob"), &association)
             .await
             .unwrap(),
         LoginCodeCheck::Invalid
     );
 
     // Expired: make the outstanding code old.
-    send_login_code(&db, &config, "alice").await.unwrap();
+    send_login_code(&db, &config, &UserKey::of("alice"))
+        .await
+        .unwrap();
     let code = last_code(&received);
     db.with(|c| {
         c.execute(
@@ -696,7 +704,7 @@ async fn gateway_login_codes() {
     })
     .unwrap();
     assert_eq!(
-        check_login_code(&db, &config, "alice", &code)
+        check_login_code(&db, &config, &UserKey::of("alice"), &code)
             .await
             .unwrap(),
         LoginCodeCheck::Expired
@@ -706,20 +714,22 @@ async fn gateway_login_codes() {
     // resets the count, expiry does not count).
     for _ in 1..MAX_FAILURES {
         assert_eq!(
-            check_login_code(&db, &config, "alice", "nope")
+            check_login_code(&db, &config, &UserKey::of("alice"), "nope")
                 .await
                 .unwrap(),
             LoginCodeCheck::Invalid
         );
     }
     assert_eq!(
-        check_login_code(&db, &config, "alice", "nope")
+        check_login_code(&db, &config, &UserKey::of("alice"), "nope")
             .await
             .unwrap(),
         LoginCodeCheck::Locked
     );
     assert_eq!(
-        send_login_code(&db, &config, "alice").await.unwrap(),
+        send_login_code(&db, &config, &UserKey::of("alice"))
+            .await
+            .unwrap(),
         LoginCodeSent::Locked
     );
 }
@@ -760,7 +770,10 @@ async fn delivery_failures_change_nothing() {
         .with(|c| Ok(get_user(c, &app.id, "alice")))
         .unwrap()
         .unwrap();
-    match send_login_code(&db, &config, "alice").await.unwrap() {
+    match send_login_code(&db, &config, &UserKey::of("alice"))
+        .await
+        .unwrap()
+    {
         LoginCodeSent::DeliveryFailed(why) => assert!(why.contains("503"), "{why}"),
         other => panic!("{other:?}"),
     }
@@ -811,7 +824,7 @@ async fn second_factor_consumes_login_codes_without_counting_failures() {
     validate(&db, &app.id, "alice", &code).await.unwrap();
     let name = config.application.clone();
     let shaped = |text: &str| {
-        db.with(|c| Ok(looks_like_login_code(c, &name, "alice", text)))
+        db.with(|c| Ok(looks_like_login_code(c, &name, &UserKey::of("alice"), text)))
             .unwrap()
             .unwrap()
     };
@@ -819,22 +832,37 @@ async fn second_factor_consumes_login_codes_without_counting_failures() {
     assert!(!shaped("12345"));
     assert!(!shaped("12345a"));
     assert!(
-        !db.with(|c| Ok(looks_like_login_code(c, &name, "bob", "123456")))
-            .unwrap()
-            .unwrap()
+        !db.with(|c| Ok(looks_like_login_code(
+            c,
+            &name,
+            &UserKey::of("bob"),
+            "123456"
+        )))
+        .unwrap()
+        .unwrap()
     );
 
     assert_eq!(
-        send_login_code(&db, &config, "alice").await.unwrap(),
+        send_login_code(&db, &config, &UserKey::of("alice"))
+            .await
+            .unwrap(),
         LoginCodeSent::Sent
     );
     let code = last_code(&received);
     let wrong = if code == "000000" { "000001" } else { "000000" };
     let now = unix_now();
     let consume = |text: &str| {
-        db.with(|c| Ok(consume_login_code(c, &name, "alice", text, now)))
-            .unwrap()
-            .unwrap()
+        db.with(|c| {
+            Ok(consume_login_code(
+                c,
+                &name,
+                &UserKey::of("alice"),
+                text,
+                now,
+            ))
+        })
+        .unwrap()
+        .unwrap()
     };
     // A wrong code is not counted here (the gateway's lockout counts it once).
     for _ in 0..MAX_FAILURES {
@@ -846,8 +874,14 @@ async fn second_factor_consumes_login_codes_without_counting_failures() {
     assert!(!consume(&code));
     // Only login codes count, and only for validated users.
     assert!(
-        !db.with(|c| Ok(consume_login_code(c, &name, "bob", &code, now)))
-            .unwrap()
-            .unwrap()
+        !db.with(|c| Ok(consume_login_code(
+            c,
+            &name,
+            &UserKey::of("bob"),
+            &code,
+            now
+        )))
+        .unwrap()
+        .unwrap()
     );
 }
