@@ -235,9 +235,18 @@ fn serve(
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
+        let sessions = portcullis::api::sessions::Sessions::new();
+        {
+            // Every change that goes live (API write, reload) ends the sessions of the local
+            // users it removed, disabled, re-roled or re-passworded.
+            let sessions = sessions.clone();
+            store.on_change(move |old, new| {
+                sessions.revoke_changed_local_users(old, new);
+            });
+        }
         let state = std::sync::Arc::new(portcullis::api::AppState {
             store,
-            sessions: portcullis::api::sessions::Sessions::new(),
+            sessions,
             db,
             mfa: mfa.clone(),
         });

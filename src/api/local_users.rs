@@ -296,8 +296,7 @@ pub async fn update_user(
             Ok(view)
         })
         .await?;
-    let revoked = state.sessions.revoke_local_user(&name);
-    tracing::info!(caller = %caller.user, user = %view.name, revoked, "local user updated");
+    tracing::info!(caller = %caller.user, user = %view.name, "local user updated");
     Ok(Json(view))
 }
 
@@ -336,8 +335,7 @@ pub async fn delete_user(
             Ok(())
         })
         .await?;
-    let revoked = state.sessions.revoke_local_user(&name);
-    tracing::info!(caller = %caller.user, user = %name, revoked, "local user deleted");
+    tracing::info!(caller = %caller.user, user = %name, "local user deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -386,8 +384,7 @@ pub async fn set_password(
             Ok(())
         })
         .await?;
-    let revoked = state.sessions.revoke_local_user(&name);
-    tracing::info!(caller = %caller.user, user = %name, revoked, "local user password set");
+    tracing::info!(caller = %caller.user, user = %name, "local user password set");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -1,19 +1,24 @@
 //! Login sessions: bearer tokens of 256 random bits, kept only as SHA-256 hashes.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis_config::UserKey;
+use portcullis_config::{Config, UserKey};
 use sha2::{Digest, Sha256};
 
 /// The method name of sessions opened by the local method.
 const LOCAL_METHOD: &str = "Local";
 
-/// Sessions kept at most; past it, the one closest to expiry makes room.
+/// Sessions kept at most; past it, the oldest makes room.
 const MAX_SESSIONS: usize = 100_000;
+
+/// Sessions one user keeps at most; past it, that user's oldest makes room. A user (or a
+/// script holding one account) can therefore never push other users' sessions out: filling
+/// the table takes thousands of accounts.
+pub const MAX_SESSIONS_PER_USER: usize = 32;
 
 /// What a token stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,13 +42,100 @@ pub struct Session {
 /// How long a partial token lives: five minutes to give the second factor.
 pub const PARTIAL_LIFETIME: Duration = Duration::from_secs(300);
 
-/// The session table.
-#[derive(Debug, Default)]
+/// The session table, shared by its clones.
+#[derive(Debug, Clone, Default)]
 pub struct Sessions {
-    by_hash: Mutex<HashMap<[u8; 32], Session>>,
+    table: Arc<Mutex<Table>>,
 }
 
-fn hash(token: &str) -> [u8; 32] {
+type TokenHash = [u8; 32];
+
+/// Sessions by token hash, with the order they were made in, overall and per user, so that
+/// making room costs the same however full the table is.
+#[derive(Debug, Default)]
+struct Table {
+    by_hash: HashMap<TokenHash, Session>,
+    /// Every session's hash, oldest first; hashes of sessions already gone are skipped when
+    /// they reach the front.
+    order: VecDeque<TokenHash>,
+    /// Each user's live sessions, oldest first.
+    by_user: HashMap<UserKey, VecDeque<TokenHash>>,
+}
+
+impl Table {
+    fn remove(&mut self, hash: &TokenHash) -> Option<Session> {
+        let session = self.by_hash.remove(hash)?;
+        if let Some(mine) = self.by_user.get_mut(&session.key) {
+            mine.retain(|h| h != hash);
+            if mine.is_empty() {
+                self.by_user.remove(&session.key);
+            }
+        }
+        Some(session)
+    }
+
+    /// Makes room for one more session of `key` at `now`: that user's oldest beyond
+    /// [`MAX_SESSIONS_PER_USER`], expired ones at the front, and the oldest beyond
+    /// [`MAX_SESSIONS`].
+    fn make_room(&mut self, key: &UserKey, now: SystemTime) {
+        let mine: Vec<TokenHash> = self
+            .by_user
+            .get(key)
+            .map(|hashes| hashes.iter().copied().collect())
+            .unwrap_or_default();
+        for hash in mine {
+            if self.by_hash.get(&hash).is_none_or(|s| s.expires <= now) {
+                self.remove(&hash);
+            }
+        }
+        while self
+            .by_user
+            .get(key)
+            .is_some_and(|hashes| hashes.len() >= MAX_SESSIONS_PER_USER)
+        {
+            let Some(oldest) = self.by_user.get(key).and_then(|h| h.front().copied()) else {
+                break;
+            };
+            self.remove(&oldest);
+        }
+        while let Some(front) = self.order.front().copied() {
+            let gone = match self.by_hash.get(&front) {
+                None => true,
+                Some(session) if session.expires <= now => {
+                    self.remove(&front);
+                    true
+                }
+                Some(_) if self.by_hash.len() >= MAX_SESSIONS => {
+                    self.remove(&front);
+                    true
+                }
+                Some(_) => false,
+            };
+            if !gone {
+                break;
+            }
+            self.order.pop_front();
+        }
+        // Hashes of sessions removed out of order (logout, revocation) are dropped from the
+        // order once they outnumber the live ones, so it stays within twice the table.
+        if self.order.len() > 2 * self.by_hash.len() + 64 {
+            let live = &self.by_hash;
+            self.order.retain(|hash| live.contains_key(hash));
+        }
+    }
+
+    fn insert(&mut self, hash: TokenHash, session: Session) {
+        self.make_room(&session.key, SystemTime::now());
+        self.order.push_back(hash);
+        self.by_user
+            .entry(session.key.clone())
+            .or_default()
+            .push_back(hash);
+        self.by_hash.insert(hash, session);
+    }
+}
+
+fn hash(token: &str) -> TokenHash {
     Sha256::digest(token.as_bytes()).into()
 }
 
@@ -53,8 +145,8 @@ impl Sessions {
         Sessions::default()
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
-        self.by_hash.lock().unwrap_or_else(|p| p.into_inner())
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Opens a session valid for `lifetime` and returns its token (43 URL-safe characters)
@@ -92,25 +184,15 @@ impl Sessions {
         getrandom::fill(&mut random)?;
         let token = URL_SAFE_NO_PAD.encode(random);
         let expires = SystemTime::now() + lifetime;
-        let mut table = self.table();
-        let now = SystemTime::now();
-        table.retain(|_, s| s.expires > now);
-        if table.len() >= MAX_SESSIONS {
-            if let Some(oldest) = table.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| *k) {
-                table.remove(&oldest);
-            }
-        }
-        table.insert(
-            hash(&token),
-            Session {
-                user: user.to_string(),
-                key: UserKey::of(user),
-                roles,
-                method: method.to_string(),
-                expires,
-                partial,
-            },
-        );
+        let session = Session {
+            user: user.to_string(),
+            key: UserKey::of(user),
+            roles,
+            method: method.to_string(),
+            expires,
+            partial,
+        };
+        self.table().insert(hash(&token), session);
         Ok((token, expires))
     }
 
@@ -129,7 +211,7 @@ impl Sessions {
     pub fn lookup_any(&self, token: &str) -> Option<Session> {
         let key = hash(token);
         let mut table = self.table();
-        match table.get(&key) {
+        match table.by_hash.get(&key) {
             Some(session) if session.expires > SystemTime::now() => Some(session.clone()),
             Some(_) => {
                 table.remove(&key);
@@ -139,19 +221,68 @@ impl Sessions {
         }
     }
 
-    /// Ends every session a local login of `user` opened, so a deleted or disabled local
-    /// user, or one whose roles or password changed, keeps no token with the old rights.
-    /// Sessions of remote users who happen to share the name are not theirs and stay.
+    /// Ends every session (full or partial) a local login of `user` opened, so a deleted or
+    /// disabled local user, or one whose roles or password changed, keeps no token with the
+    /// old rights. Sessions of remote users who happen to share the name are not theirs and
+    /// stay.
     pub fn revoke_local_user(&self, user: &str) -> usize {
+        let key = UserKey::of(user);
         let mut table = self.table();
-        let before = table.len();
-        table.retain(|_, s| !(s.user == user && s.method == LOCAL_METHOD));
-        before - table.len()
+        let theirs: Vec<TokenHash> = table
+            .by_user
+            .get(&key)
+            .map(|hashes| hashes.iter().copied().collect())
+            .unwrap_or_default();
+        let mut revoked = 0;
+        for hash in theirs {
+            if table
+                .by_hash
+                .get(&hash)
+                .is_some_and(|s| s.method == LOCAL_METHOD)
+            {
+                table.remove(&hash);
+                revoked += 1;
+            }
+        }
+        revoked
     }
 
     /// Ends the session of `token`; whether there was one.
     pub fn revoke(&self, token: &str) -> bool {
         self.table().remove(&hash(token)).is_some()
+    }
+
+    /// Ends the sessions of every local user whom the change from `old` to `new` removed,
+    /// disabled, or gave other roles or another password: the one rule every configuration
+    /// change (API write, reload, ...) passes through. Returns how many ended.
+    pub fn revoke_changed_local_users(&self, old: &Config, new: &Config) -> usize {
+        let mut revoked = 0;
+        for before in &old.local_users {
+            let unchanged = new.local_users.iter().any(|after| {
+                after.name == before.name
+                    && after.enabled
+                    && after.roles == before.roles
+                    && after.password_hash.expose() == before.password_hash.expose()
+            });
+            if !unchanged {
+                let n = self.revoke_local_user(&before.name);
+                if n > 0 {
+                    tracing::info!(user = %before.name, sessions = n, "local user changed: sessions ended");
+                }
+                revoked += n;
+            }
+        }
+        revoked
+    }
+
+    /// Sessions in the table (live or not yet swept).
+    pub fn len(&self) -> usize {
+        self.table().by_hash.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -175,7 +306,7 @@ mod tests {
         assert!(sessions.lookup(&token).is_none());
         assert!(!sessions.revoke(&token));
         // Only hashes are stored.
-        assert!(!format!("{:?}", sessions.table()).contains(&token));
+        assert!(!format!("{:?}", *sessions.table()).contains(&token));
     }
 
     #[test]
@@ -212,6 +343,106 @@ mod tests {
         assert!(sessions.lookup_partial(&full).is_none());
         assert!(sessions.revoke(&token));
         assert!(sessions.lookup_any(&token).is_none());
+    }
+
+    #[test]
+    fn one_user_cannot_push_out_other_users_sessions() {
+        let sessions = Sessions::new();
+        let hour = Duration::from_secs(3600);
+        let (victim, _) = sessions.create("victim", vec![], "Local", hour).unwrap();
+        let mut mine = Vec::new();
+        for _ in 0..(MAX_SESSIONS_PER_USER * 10) {
+            mine.push(
+                sessions
+                    .create("Mallory", vec![], "RADIUS", hour)
+                    .unwrap()
+                    .0,
+            );
+        }
+        // Variants of a name are one user, and hold at most the cap: the oldest went first.
+        mine.push(
+            sessions
+                .create("MALLORY", vec![], "RADIUS", hour)
+                .unwrap()
+                .0,
+        );
+        assert_eq!(sessions.len(), MAX_SESSIONS_PER_USER + 1);
+        assert!(sessions.lookup(&victim).is_some());
+        assert!(sessions.lookup(&mine[0]).is_none());
+        assert!(sessions.lookup(mine.last().unwrap()).is_some());
+        let live = mine.iter().filter(|t| sessions.lookup(t).is_some()).count();
+        assert_eq!(live, MAX_SESSIONS_PER_USER);
+        // Logouts and revocations leave nothing behind in the bookkeeping.
+        for token in &mine {
+            sessions.revoke(token);
+        }
+        let table = sessions.table();
+        assert_eq!(table.by_hash.len(), 1);
+        assert_eq!(table.by_user.len(), 1);
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_expired_sessions_make_room_first() {
+        let sessions = Sessions::new();
+        let hour = Duration::from_secs(3600);
+        let (stale, _) = sessions
+            .create("early", vec![], "Local", Duration::ZERO)
+            .unwrap();
+        for n in 0..MAX_SESSIONS {
+            sessions
+                .create(&format!("user{n}"), vec![], "Local", hour)
+                .unwrap();
+        }
+        assert!(sessions.lookup(&stale).is_none());
+        assert_eq!(sessions.len(), MAX_SESSIONS);
+        let (last, _) = sessions.create("latecomer", vec![], "Local", hour).unwrap();
+        assert_eq!(sessions.len(), MAX_SESSIONS);
+        assert!(sessions.lookup(&last).is_some());
+        // The oldest live one made room.
+        let table = sessions.table();
+        assert!(!table.by_user.contains_key(&UserKey::of("user0")));
+        assert!(table.by_user.contains_key(&UserKey::of("user1")));
+    }
+
+    #[test]
+    fn a_configuration_change_ends_the_sessions_of_changed_local_users() {
+        let user =
+            |name: &str, roles: &[&str], enabled: bool, hash: &str| portcullis_config::LocalUser {
+                name: name.into(),
+                password_hash: portcullis_config::Secret::new(hash),
+                roles: roles.iter().map(|r| (*r).to_string()).collect(),
+                enabled,
+            };
+        let old = Config {
+            local_users: vec![
+                user("same", &["Monitor"], true, "h1"),
+                user("demoted", &["Administrator"], true, "h2"),
+                user("disabled", &["Monitor"], true, "h3"),
+                user("removed", &["Monitor"], true, "h4"),
+                user("repassworded", &["Monitor"], true, "h5"),
+            ],
+            ..Config::default()
+        };
+        let mut new = old.clone();
+        new.local_users[1].roles = vec!["Monitor".into()];
+        new.local_users[2].enabled = false;
+        new.local_users[4].password_hash = portcullis_config::Secret::new("h6");
+        new.local_users.remove(3);
+        let sessions = Sessions::new();
+        let hour = Duration::from_secs(3600);
+        let tokens: Vec<String> = old
+            .local_users
+            .iter()
+            .map(|u| sessions.create(&u.name, vec![], "Local", hour).unwrap().0)
+            .collect();
+        let (remote, _) = sessions.create("removed", vec![], "RADIUS", hour).unwrap();
+        assert_eq!(sessions.revoke_changed_local_users(&old, &new), 4);
+        assert!(sessions.lookup(&tokens[0]).is_some());
+        for token in &tokens[1..] {
+            assert!(sessions.lookup(token).is_none());
+        }
+        assert!(sessions.lookup(&remote).is_some());
+        assert_eq!(sessions.revoke_changed_local_users(&new, &new), 0);
     }
 
     #[test]

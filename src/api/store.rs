@@ -8,7 +8,7 @@ use arc_swap::ArcSwap;
 use portcullis_config::{Config, ConfigError};
 
 use super::error::ApiError;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, Memory};
 
 /// A configuration and the engine built from it.
 #[derive(Debug)]
@@ -19,15 +19,48 @@ pub struct Live {
     pub engine: Engine,
 }
 
+/// Called with the old and the new configuration each time a change goes live.
+pub type Watcher = Box<dyn Fn(&Config, &Config) + Send + Sync>;
+
 /// The configuration file and the live configuration.
-#[derive(Debug)]
 pub struct ConfigStore {
     path: PathBuf,
     live: Arc<ArcSwap<Live>>,
+    /// What the engines learn about upstream servers, handed from each engine to the next.
+    memory: Memory,
+    /// Rules that follow every change, whoever made it (API write, reload).
+    watchers: Arc<std::sync::RwLock<Vec<Watcher>>>,
     /// Held from reading the configuration to the swap, so concurrent writers never lose a
     /// change. The blocking task that saves owns it: a request dropped while its save runs
     /// still finishes save and swap before the next writer starts.
     writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for ConfigStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigStore")
+            .field("path", &self.path)
+            .field("live", &self.live)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes `config` live with `engine`, then tells every watcher: the one place a configuration
+/// change takes effect.
+fn install(
+    live: &ArcSwap<Live>,
+    watchers: &std::sync::RwLock<Vec<Watcher>>,
+    config: Config,
+    engine: Engine,
+) {
+    let old = live.swap(Arc::new(Live { config, engine }));
+    let new = live.load();
+    let watchers = watchers
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for watcher in watchers.iter() {
+        watcher(&old.config, &new.config);
+    }
 }
 
 impl ConfigStore {
@@ -39,12 +72,24 @@ impl ConfigStore {
             Ok(n) => tracing::warn!(removed = n, "removed temp files of an interrupted save"),
             Err(e) => tracing::warn!(error = %e, "cannot remove temp files of an interrupted save"),
         }
-        let engine = Engine::new(&config)?;
+        let memory = Memory::default();
+        let engine = Engine::build(&config, &memory)?;
         Ok(ConfigStore {
             path,
             live: Arc::new(ArcSwap::from_pointee(Live { config, engine })),
+            memory,
+            watchers: Arc::default(),
             writer: Arc::new(tokio::sync::Mutex::new(())),
         })
+    }
+
+    /// Runs `watcher` with the old and the new configuration after every change that goes
+    /// live, whoever made it.
+    pub fn on_change(&self, watcher: impl Fn(&Config, &Config) + Send + Sync + 'static) {
+        self.watchers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Box::new(watcher));
     }
 
     /// The live configuration and engine.
@@ -72,6 +117,7 @@ impl ConfigStore {
         let writer = Arc::clone(&self.writer).lock_owned().await;
         let path = self.path.clone();
         let live = Arc::clone(&self.live);
+        let (memory, watchers) = (self.memory.clone(), Arc::clone(&self.watchers));
         tokio::task::spawn_blocking(move || {
             if !path.exists() {
                 return Err(format!(
@@ -80,11 +126,8 @@ impl ConfigStore {
                 ));
             }
             let loaded = portcullis_config::load(&path).map_err(|e| e.to_string())?;
-            let engine = Engine::new(&loaded.config).map_err(|e| e.to_string())?;
-            live.store(Arc::new(Live {
-                config: loaded.config,
-                engine,
-            }));
+            let engine = Engine::build(&loaded.config, &memory).map_err(|e| e.to_string())?;
+            install(&live, &watchers, loaded.config, engine);
             drop(writer);
             Ok(loaded.warnings)
         })
@@ -113,14 +156,16 @@ impl ConfigStore {
         }
         let path = self.path.clone();
         let live = Arc::clone(&self.live);
+        let (memory, watchers) = (self.memory.clone(), Arc::clone(&self.watchers));
         // Saving fsyncs and building the engine runs argon2: off the async workers. Engine,
         // save and swap run to completion under the writer lock even if this request is
         // dropped meanwhile, so the next writer always starts from what was saved last.
         tokio::task::spawn_blocking(move || {
-            let engine = Engine::new(&config).map_err(|e| ApiError::internal("build engine", e))?;
+            let engine = Engine::build(&config, &memory)
+                .map_err(|e| ApiError::internal("build engine", e))?;
             portcullis_config::save(&config, &path)
                 .map_err(|e| ApiError::internal("save configuration", e))?;
-            live.store(Arc::new(Live { config, engine }));
+            install(&live, &watchers, config, engine);
             drop(writer);
             Ok::<(), ApiError>(())
         })

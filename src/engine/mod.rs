@@ -15,6 +15,7 @@
 pub mod local;
 pub mod roles;
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +26,7 @@ use portcullis_config::{
 use portcullis_protocol::radius::Secret;
 use tokio::time::Instant;
 
+use crate::upstream::Learned;
 pub use crate::upstream::radius::ChapProof;
 use crate::upstream::radius::{
     self as radius_client, Answer, AuthProtocol, RadiusClient, RequestOptions, Requirement,
@@ -82,29 +84,73 @@ pub enum EngineError {
     Hash(#[from] local::HashError),
 }
 
-/// A remote server with its dead mark.
+/// A remote server with what was learned about it (its dead mark).
 #[derive(Debug)]
 struct Remote<C> {
     /// `address:port` as configured, for logs and decisions.
     name: String,
     client: C,
-    /// Until when the server is skipped, after it stayed silent.
-    dead_until: Mutex<Option<Instant>>,
+    /// The dead mark (and, for RADIUS, whether it signs), shared with the engines before
+    /// and after this one.
+    learned: Arc<Learned>,
 }
 
 impl<C> Remote<C> {
     fn is_dead(&self, now: Instant) -> bool {
-        lock(&self.dead_until).is_some_and(|until| until > now)
+        lock(&self.learned.dead_until).is_some_and(|until| until > now)
     }
 
     fn mark_dead(&self, dead_time: Duration) {
         if !dead_time.is_zero() {
-            *lock(&self.dead_until) = Some(Instant::now() + dead_time);
+            *lock(&self.learned.dead_until) = Some(Instant::now() + dead_time);
         }
     }
 
     fn mark_alive(&self) {
-        *lock(&self.dead_until) = None;
+        *lock(&self.learned.dead_until) = None;
+    }
+}
+
+/// Who a server is, for [`Memory`]: a changed address or secret is another server, which
+/// starts with nothing learned.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ServerId {
+    protocol: &'static str,
+    addr: SocketAddr,
+    /// SHA-256 of the shared secret (the secret itself is not kept twice).
+    secret: [u8; 32],
+}
+
+impl ServerId {
+    fn new(protocol: &'static str, addr: SocketAddr, secret: &[u8]) -> ServerId {
+        use sha2::{Digest, Sha256};
+        ServerId {
+            protocol,
+            addr,
+            secret: Sha256::digest(secret).into(),
+        }
+    }
+}
+
+/// What the engines learn about upstream servers (dead marks, whether a RADIUS server signs
+/// its replies), handed from each engine to the one built after it by [`Engine::build`], for
+/// every server whose identity is unchanged. Clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    servers: Arc<Mutex<HashMap<ServerId, Arc<Learned>>>>,
+}
+
+impl Memory {
+    /// Keeps what was learned about the servers of `ids` (each made fresh when new) and
+    /// forgets the rest; returns them in the order of `ids`.
+    fn take_over(&self, ids: &[ServerId]) -> Vec<Arc<Learned>> {
+        let mut servers = lock(&self.servers);
+        let learned: Vec<Arc<Learned>> = ids
+            .iter()
+            .map(|id| Arc::clone(servers.entry(id.clone()).or_default()))
+            .collect();
+        servers.retain(|id, _| ids.contains(id));
+        learned
     }
 }
 
@@ -140,9 +186,16 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Builds the engine for `config`. Server host names are resolved here, once; a name that
-    /// does not resolve leaves its server out, with a warning.
+    /// Builds the engine for `config`, knowing nothing about its servers yet. Server host
+    /// names are resolved here, once; a name that does not resolve leaves its server out,
+    /// with a warning.
     pub fn new(config: &Config) -> Result<Engine, EngineError> {
+        Self::build(config, &Memory::default())
+    }
+
+    /// [`Engine::new`], going on from what `memory` learned about the servers that keep their
+    /// identity (protocol, address, secret): their dead marks and whether they sign.
+    pub fn build(config: &Config, memory: &Memory) -> Result<Engine, EngineError> {
         let auth = &config.authentication;
         let sequence = portcullis_config::sequence(auth.current_sequence)
             .ok_or(EngineError::UnknownSequence(auth.current_sequence))?;
@@ -166,15 +219,33 @@ impl Engine {
             timeout: Duration::from_secs(u64::from(settings.connection_timeout)),
             tries: settings.max_number_of_tries,
         };
-        let radius = config
+        let radius_servers: Vec<_> = config
             .radius
             .enabled_servers()
             .into_iter()
-            .filter_map(|server| {
-                let addr = resolve(&server.address, server.port)?;
-                Some(Remote {
-                    name: format!("{}:{}", server.address, server.port),
-                    client: RadiusClient::new(ServerSpec {
+            .filter_map(|server| Some((resolve(&server.address, server.port)?, server)))
+            .collect();
+        let tacacs_servers: Vec<_> = config
+            .tacacs
+            .enabled_servers()
+            .into_iter()
+            .filter_map(|server| Some((resolve(&server.address, server.port)?, server)))
+            .collect();
+        let ids: Vec<ServerId> = radius_servers
+            .iter()
+            .map(|(addr, server)| ServerId::new("radius", *addr, server.secret.expose().as_bytes()))
+            .chain(tacacs_servers.iter().map(|(addr, server)| {
+                ServerId::new("tacacs", *addr, server.secret.expose().as_bytes())
+            }))
+            .collect();
+        let mut learned = memory.take_over(&ids).into_iter();
+        let radius = radius_servers
+            .into_iter()
+            .zip(learned.by_ref())
+            .map(|((addr, server), learned)| Remote {
+                name: format!("{}:{}", server.address, server.port),
+                client: RadiusClient::with_learned(
+                    ServerSpec {
                         addr,
                         secret: Secret::new(server.secret.expose().as_bytes().into()),
                         protocol: match server.protocol {
@@ -186,9 +257,10 @@ impl Engine {
                             RequireMessageAuthenticator::No => Requirement::No,
                             RequireMessageAuthenticator::Auto => Requirement::Auto,
                         },
-                    }),
-                    dead_until: Mutex::new(None),
-                })
+                    },
+                    Arc::clone(&learned),
+                ),
+                learned,
             })
             .collect();
         let radius_mappings = config
@@ -205,26 +277,22 @@ impl Engine {
 
         let tacacs_timeout =
             Duration::from_secs(u64::from(config.tacacs.settings.connection_timeout));
-        let tacacs = config
-            .tacacs
-            .enabled_servers()
+        let tacacs = tacacs_servers
             .into_iter()
-            .filter_map(|server| {
-                let addr = resolve(&server.address, server.port)?;
-                Some(Remote {
-                    name: format!("{}:{}", server.address, server.port),
-                    client: TacacsClient::new(tacacs_client::ServerSpec {
-                        addr,
-                        key: tacacs_client::Key::new(server.secret.expose().as_bytes()),
-                        protocol: match server.protocol {
-                            TacacsProtocol::Pap => tacacs_client::Protocol::Pap,
-                            TacacsProtocol::Ascii => tacacs_client::Protocol::Ascii,
-                        },
-                        client_port: server.client_port.clone(),
-                        timeout: tacacs_timeout,
-                    }),
-                    dead_until: Mutex::new(None),
-                })
+            .zip(learned)
+            .map(|((addr, server), learned)| Remote {
+                name: format!("{}:{}", server.address, server.port),
+                client: TacacsClient::new(tacacs_client::ServerSpec {
+                    addr,
+                    key: tacacs_client::Key::new(server.secret.expose().as_bytes()),
+                    protocol: match server.protocol {
+                        TacacsProtocol::Pap => tacacs_client::Protocol::Pap,
+                        TacacsProtocol::Ascii => tacacs_client::Protocol::Ascii,
+                    },
+                    client_port: server.client_port.clone(),
+                    timeout: tacacs_timeout,
+                }),
+                learned,
             })
             .collect();
         let tacacs_mappings = config
@@ -618,4 +686,84 @@ fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "portcullis".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    fn config(servers: &[(&str, u16, &str)]) -> Config {
+        let mut toml = String::from("[authentication]\ncurrent_sequence = 1\n");
+        for (id, (address, port, secret)) in servers.iter().enumerate() {
+            toml.push_str(&format!(
+                "[[radius.servers]]\nid = {n}\norder = {n}\naddress = \"{address}\"\nport = {port}\nsecret = \"{secret}\"\n\
+                 [[tacacs.servers]]\nid = {n}\norder = {n}\naddress = \"{address}\"\nport = {port}\nsecret = \"{secret}\"\n",
+                n = id + 1
+            ));
+        }
+        Config::from_toml(&toml).unwrap().config
+    }
+
+    #[test]
+    fn what_was_learned_about_a_server_survives_rebuilds_while_its_identity_holds() {
+        let memory = Memory::default();
+        let first = Engine::build(
+            &config(&[
+                ("127.0.0.1", 1812, "secret-one-long"),
+                ("127.0.0.2", 1812, "secret-two-long"),
+            ]),
+            &memory,
+        )
+        .unwrap();
+        for server in &first.radius {
+            server.learned.signed_seen.store(true, Ordering::Relaxed);
+            server.mark_dead(Duration::from_secs(60));
+        }
+        first.tacacs[0].mark_dead(Duration::from_secs(60));
+        let now = Instant::now();
+
+        // Another change (the order of the servers, say) keeps both marks.
+        let second = Engine::build(
+            &config(&[
+                ("127.0.0.2", 1812, "secret-two-long"),
+                ("127.0.0.1", 1812, "secret-one-long"),
+            ]),
+            &memory,
+        )
+        .unwrap();
+        for server in &second.radius {
+            assert!(
+                server.learned.signed_seen.load(Ordering::Relaxed),
+                "{}",
+                server.name
+            );
+            assert!(server.is_dead(now), "{}", server.name);
+        }
+        assert!(second.tacacs.iter().any(|s| s.is_dead(now)));
+        assert!(second.tacacs.iter().any(|s| !s.is_dead(now)));
+
+        // A new secret or address is a new server; a server left out is forgotten.
+        let third = Engine::build(
+            &config(&[
+                ("127.0.0.1", 1812, "secret-new-long"),
+                ("127.0.0.2", 1813, "secret-two-long"),
+            ]),
+            &memory,
+        )
+        .unwrap();
+        for server in &third.radius {
+            assert!(
+                !server.learned.signed_seen.load(Ordering::Relaxed),
+                "{}",
+                server.name
+            );
+            assert!(!server.is_dead(now), "{}", server.name);
+        }
+        assert_eq!(lock(&memory.servers).len(), 4);
+        // A fresh engine learns from nothing.
+        let fresh = Engine::new(&config(&[("127.0.0.1", 1812, "secret-new-long")])).unwrap();
+        assert!(!fresh.radius[0].learned.signed_seen.load(Ordering::Relaxed));
+    }
 }

@@ -2,3 +2,23 @@
 
 pub mod radius;
 pub mod tacacs;
+
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+
+use tokio::time::Instant;
+
+/// What portcullis learns about one upstream server while it runs. It outlives the engine
+/// that learned it: the next engine (after a configuration change) takes it over for every
+/// server whose identity (protocol, address, secret) is unchanged, so a change elsewhere in
+/// the configuration neither revives a dead server nor forgets that one signs its replies.
+#[derive(Debug, Default)]
+pub struct Learned {
+    /// Until when the server is skipped, after it stayed silent.
+    pub dead_until: Mutex<Option<Instant>>,
+    /// The RADIUS server has sent a valid Message-Authenticator: with
+    /// `require_message_authenticator = "auto"` every reply must carry one from now on.
+    pub signed_seen: AtomicBool,
+    /// An unsigned RADIUS reply was accepted and reported once.
+    pub unsigned_warned: AtomicBool,
+}

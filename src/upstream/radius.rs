@@ -14,7 +14,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -26,6 +26,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use super::Learned;
 
 /// How a server proves who it is: which password scheme the Access-Request uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,21 +184,25 @@ const MAX_SOCKETS: usize = 64;
 pub struct RadiusClient {
     spec: ServerSpec,
     sockets: Mutex<Vec<Arc<Channel>>>,
-    /// The server has sent a valid Message-Authenticator (for [`Requirement::Auto`]).
-    signed_seen: AtomicBool,
-    /// An unsigned reply was accepted and reported once.
-    unsigned_warned: AtomicBool,
+    /// Whether the server signs its replies (for [`Requirement::Auto`]), kept across
+    /// configuration changes.
+    learned: Arc<Learned>,
     stats: Arc<Stats>,
 }
 
 impl RadiusClient {
-    /// A client for `spec`; sockets are opened on first use.
+    /// A client for `spec` that has learned nothing yet; sockets are opened on first use.
     pub fn new(spec: ServerSpec) -> Self {
+        Self::with_learned(spec, Arc::default())
+    }
+
+    /// A client for `spec` that goes on from what an earlier client for the same server
+    /// learned.
+    pub fn with_learned(spec: ServerSpec, learned: Arc<Learned>) -> Self {
         RadiusClient {
             spec,
             sockets: Mutex::new(Vec::new()),
-            signed_seen: AtomicBool::new(false),
-            unsigned_warned: AtomicBool::new(false),
+            learned,
             stats: Arc::new(Stats::default()),
         }
     }
@@ -390,13 +396,13 @@ impl RadiusClient {
         let (code, signature) = verdict;
         match signature {
             Signature::Signed => {
-                self.signed_seen.store(true, Ordering::Relaxed);
+                self.learned.signed_seen.store(true, Ordering::Relaxed);
             }
             Signature::Unsigned => {
                 let required = match self.spec.require_message_authenticator {
                     Requirement::Yes => true,
                     Requirement::No => false,
-                    Requirement::Auto => self.signed_seen.load(Ordering::Relaxed),
+                    Requirement::Auto => self.learned.signed_seen.load(Ordering::Relaxed),
                 };
                 if required {
                     self.stats.unsigned_dropped.fetch_add(1, Ordering::Relaxed);
@@ -405,7 +411,7 @@ impl RadiusClient {
                     return None;
                 }
                 self.stats.unsigned_accepted.fetch_add(1, Ordering::Relaxed);
-                if !self.unsigned_warned.swap(true, Ordering::Relaxed) {
+                if !self.learned.unsigned_warned.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         server = %self.spec.addr,
                         "server does not sign its replies with Message-Authenticator (RFC 3579); \
