@@ -229,6 +229,21 @@ pub async fn handle_signals(
     }
 }
 
+/// Warns once per enabled TACACS+ server: RFC 8907 §4.5 obfuscation is an XOR pad, not
+/// integrity, so an on-path attacker who does not know the key can still flip a FAIL reply
+/// into PASS and answer the authorization that follows. Only TLS (RFC 8907 leaves it to a
+/// later standard; not built yet) or a network path no one else can write to protects them.
+pub fn warn_unprotected_upstreams(config: &portcullis_config::Config) {
+    for server in config.tacacs.enabled_servers() {
+        tracing::warn!(
+            server = %format!("{}:{}", server.address, server.port),
+            "TACACS+ server without TLS: its replies carry no integrity check (RFC 8907 §4.5), so \
+             an on-path attacker can turn a rejected login into an accepted one; keep it on a \
+             trusted network path"
+        );
+    }
+}
+
 /// Re-reads and validates the configuration file and swaps it in (configuration, engine, log
 /// level); an unusable file is refused with a log line and the running configuration stays.
 /// Either way the attempt is an audit event.
@@ -243,6 +258,7 @@ pub async fn reload(state: &crate::api::AppState, notifier: &Notifier) {
                 tracing::warn!(%warning, "reloaded configuration has a warning");
             }
             let live = state.store.current();
+            warn_unprotected_upstreams(&live.config);
             if live.config.listeners != before.config.listeners {
                 tracing::warn!(
                     "listeners changed: sockets are bound at start, restart to apply the change"

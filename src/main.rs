@@ -25,7 +25,7 @@ Signals:
 Environment:
   PORTCULLIS_ADMIN_PASSWORD  password of the bootstrap administrator `admin` when the
                              configuration file does not exist (else one is generated and
-                             logged once)
+                             written to <state-dir>/bootstrap-admin-password, mode 0600)
   RUST_LOG                   log filter; wins over the configuration's logging.level
   NOTIFY_SOCKET              systemd readiness: READY=1, STATUS=, STOPPING=1
   WATCHDOG_USEC              systemd watchdog: WATCHDOG=1 every half of it
@@ -176,12 +176,13 @@ fn serve(
     let config = if path.exists() {
         load_config(path)
     } else {
-        bootstrap_config(path)
+        bootstrap_config(path, state_dir)
     };
     let Some(config) = config else {
         return ExitCode::from(EXIT_CONFIG);
     };
     portcullis::telemetry::set_level(&config.logging.level);
+    portcullis::daemon::warn_unprotected_upstreams(&config);
     let Some(addr) = listen.or_else(|| config.listeners.api.first().copied()) else {
         eprintln!("portcullis: no API listener: pass --listen or set listeners.api");
         return ExitCode::from(EXIT_CONFIG);
@@ -368,10 +369,14 @@ fn serve(
     })
 }
 
+/// The file under the state directory that holds a generated bootstrap password.
+const BOOTSTRAP_PASSWORD_FILE: &str = "bootstrap-admin-password";
+
 /// The embedded default for a missing configuration file: loopback listener, "Local only",
 /// and a bootstrap `admin` whose password comes from `PORTCULLIS_ADMIN_PASSWORD` or is
-/// generated and printed once to the log.
-fn bootstrap_config(path: &Path) -> Option<Config> {
+/// generated and written to `state_dir/bootstrap-admin-password` (mode 0600; the log names
+/// the file, never the password, which would stay readable in the journal).
+fn bootstrap_config(path: &Path, state_dir: &Path) -> Option<Config> {
     let mut config = Config::default();
     // The RADIUS front-end answers on loopback only; it drops every request until a client
     // is configured.
@@ -412,8 +417,22 @@ fn bootstrap_config(path: &Path) -> Option<Config> {
         "no configuration file: starting on the embedded default (loopback, Local only)"
     );
     if generated {
-        // Printed once, on purpose: the only way to learn the bootstrap password.
-        tracing::warn!(user = "admin", password = %password, "bootstrap administrator created");
+        let file = match write_private(state_dir, BOOTSTRAP_PASSWORD_FILE, &password) {
+            Ok(file) => file,
+            Err(e) => {
+                eprintln!(
+                    "portcullis: cannot write the bootstrap password under {}: {e}",
+                    state_dir.display()
+                );
+                return None;
+            }
+        };
+        tracing::warn!(
+            user = "admin",
+            file = %file.display(),
+            "bootstrap administrator created; its generated password is in the file (mode 0600): \
+             change it, then delete the file"
+        );
     } else {
         tracing::warn!(
             user = "admin",
@@ -421,6 +440,30 @@ fn bootstrap_config(path: &Path) -> Option<Config> {
         );
     }
     Some(config)
+}
+
+/// Writes `text` to `dir/name`, replacing it, readable by this user only (a 0700 `dir` is
+/// created when missing).
+fn write_private(dir: &Path, name: &str, text: &str) -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let path = dir.join(name);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    // An older file keeps its mode through open: tighten it.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    Ok(path)
 }
 
 /// Writes `portcullis.8` and one page per visible command into `dir`.

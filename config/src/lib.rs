@@ -154,6 +154,27 @@ pub struct Loaded {
 }
 
 impl Config {
+    /// Whether the user `user` holds `role`, or might at their next login: a local user of
+    /// that canonical name holds what the file gives them; a remote login (a user who is not
+    /// local, or also a local one when `fallback_on_reject` lets a wrong local password go on)
+    /// might get `role` whenever a remote method of the current sequence can grant it (a role
+    /// mapping or the default role). Used where the answer must err on the safe side.
+    pub fn may_hold(&self, user: &UserKey, role: &str) -> bool {
+        let local = self.local_users.iter().find(|u| user.matches(&u.name));
+        if local.is_some_and(|u| u.roles.iter().any(|r| r == role)) {
+            return true;
+        }
+        let remote_login =
+            local.is_none_or(|u| !u.enabled) || self.authentication.fallback_on_reject;
+        let remote_methods = sequence(self.authentication.current_sequence)
+            .is_some_and(|methods| methods.iter().any(|m| *m != Method::Local));
+        remote_login
+            && remote_methods
+            && (self.authentication.default_role.as_deref() == Some(role)
+                || self.radius.role_mappings.iter().any(|m| m.role == role)
+                || self.tacacs.role_mappings.iter().any(|m| m.role == role))
+    }
+
     /// Parses TOML text and validates it. Parse errors carry toml's line and column;
     /// validation errors list every broken rule.
     pub fn from_toml(text: &str) -> Result<Loaded, ConfigError> {
@@ -240,6 +261,34 @@ mod tests {
             Err(ConfigError::Invalid(errors)) => errors.iter().map(ToString::to_string).collect(),
             other => panic!("expected Invalid, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn who_may_hold_a_role() {
+        let text = format!(
+            "[[local_users]]\nname = \"Root\"\npassword_hash = \"{HASH}\"\nroles = [\"Administrator\"]\n\
+             [[local_users]]\nname = \"viewer\"\npassword_hash = \"{HASH}\"\nroles = [\"Monitor\"]\n"
+        );
+        let mut config = Config::from_toml(&text).unwrap().config;
+        let admin =
+            |config: &Config, name: &str| config.may_hold(&UserKey::of(name), ADMINISTRATOR);
+        // Local only: what the file says, by canonical name.
+        assert!(admin(&config, "ROOT"));
+        assert!(!admin(&config, "viewer"));
+        assert!(!admin(&config, "stranger"));
+        // A remote method that can grant it: anyone not local might hold it.
+        config.authentication.current_sequence = 3;
+        config.radius.role_mappings.push(RadiusRoleMapping {
+            role: ADMINISTRATOR.into(),
+            attribute: 25,
+            attribute_value: "admins".into(),
+            vendor_type: None,
+        });
+        assert!(admin(&config, "stranger"));
+        assert!(!admin(&config, "viewer"));
+        config.authentication.fallback_on_reject = true;
+        assert!(admin(&config, "viewer"));
+        assert!(!config.may_hold(&UserKey::of("stranger"), "Operator"));
     }
 
     #[test]

@@ -31,6 +31,7 @@ use super::auth::{ADMINISTRATOR, Caller, MONITOR};
 use super::error::ApiError;
 use crate::mfa::service::{self, Application, ApplicationFields, CodeCheck, MfaError, User};
 use crate::mfa::time::rfc3339;
+use portcullis_config::UserKey;
 
 /// The role of services that run MFA flows for their users.
 pub const MFA_SERVICE: &str = "MFA Service";
@@ -188,6 +189,37 @@ pub(crate) fn service_caller(caller: Result<Caller, ApiError>) -> Result<Caller,
     } else {
         Err(ApiError::forbidden("Administrator or MFA Service"))
     }
+}
+
+/// Changing the delivered second factor of a gateway user (a user of the application named by
+/// `[mfa_delivery] application`) who holds Administrator, or might at their next login, needs
+/// Administrator: an `MFA Service` caller who could re-associate an administrator's address
+/// (or remove it, which reopens first-use enrolment) would hold that administrator's second
+/// factor.
+async fn may_change_factor(
+    caller: &Caller,
+    state: &AppState,
+    application: &str,
+    user: &str,
+) -> Answer<()> {
+    if has(caller, ADMINISTRATOR) {
+        return Ok(());
+    }
+    let live = state.store.current();
+    if !live.config.may_hold(&UserKey::of(user), ADMINISTRATOR) {
+        return Ok(());
+    }
+    let gateway = live.config.mfa_delivery.application.clone();
+    let id = application.to_owned();
+    let is_gateway = run(state, move |c| {
+        Ok(service::get_application(c, &id).is_ok_and(|app| app.name == gateway))
+    })
+    .await?;
+    if is_gateway {
+        tracing::warn!(caller = %caller.user, user, "MFA Service caller refused: the user may hold Administrator");
+        return Err(MfaApiError::forbidden(ADMINISTRATOR));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -893,6 +925,7 @@ pub async fn delete_user(
 ) -> Answer<Json<Empty>> {
     let caller = service_caller(caller)?;
     let (app, user) = path_ids(ids)?;
+    may_change_factor(&caller, &state, &app, &user).await?;
     let logged = user.clone();
     run(&state, move |c| service::delete_user(c, &app, &user)).await?;
     tracing::info!(caller = %caller.user, user = %logged, "MFA user deleted");
@@ -916,7 +949,7 @@ pub async fn delete_user(
         (status = 200, description = "Code sent; the user's id", body = CreatedResource),
         (status = 400, description = "Invalid request or address (400) or over-long value (1023)", body = MfaErrorBody),
         (status = 401, description = "No or invalid credentials", body = MfaErrorBody),
-        (status = 403, description = "Not Administrator or MFA Service", body = MfaErrorBody),
+        (status = 403, description = "Not Administrator or MFA Service; or an MFA Service caller and a gateway user who holds (or may hold) Administrator", body = MfaErrorBody),
         (status = 404, description = "No such application", body = MfaErrorBody),
         (status = 412, description = "No sender is configured for the application's delivery method (412); nothing changed", body = MfaErrorBody),
         (status = 429, description = "User locked after wrong codes, or too many codes sent (2004)", body = MfaErrorBody),
@@ -930,8 +963,9 @@ pub async fn associate(
     ids: Result<Path<(String, String)>, PathRejection>,
     body: Bytes,
 ) -> Answer<Json<CreatedResource>> {
-    service_caller(caller)?;
+    let caller = service_caller(caller)?;
     let (app, user) = path_ids(ids)?;
+    may_change_factor(&caller, &state, &app, &user).await?;
     let request: AssociateRequest = parse_body(&body)?;
     let config = state.store.current().config.mfa_delivery.clone();
     service::associate(
@@ -970,8 +1004,9 @@ pub async fn dissociate(
     State(state): State<Arc<AppState>>,
     ids: Result<Path<(String, String)>, PathRejection>,
 ) -> Answer<Json<Empty>> {
-    service_caller(caller)?;
+    let caller = service_caller(caller)?;
     let (app, user) = path_ids(ids)?;
+    may_change_factor(&caller, &state, &app, &user).await?;
     let now = crate::state::unix_now();
     run(&state, move |c| service::dissociate(c, &app, &user, now)).await?;
     Ok(Json(Empty {}))
