@@ -432,7 +432,9 @@ impl UserModel {
     /// The latest send of a success answered before `sent` (whatever failed before it was
     /// sent was cleared before `sent`).
     fn cleared_before(&self, sent: f64) -> f64 {
-        let n = self.successes.partition_point(|(answered, _)| *answered < sent);
+        let n = self
+            .successes
+            .partition_point(|(answered, _)| *answered < sent);
         n.checked_sub(1)
             .and_then(|i| self.successes.get(i))
             .map_or(f64::NEG_INFINITY, |(_, latest)| *latest)
@@ -443,8 +445,8 @@ impl UserModel {
         let cleared = self.cleared_before(sent);
         let from = self.failures.partition_point(|(_, a)| *a < cleared);
         let settled = self.failures.len() - from;
-        let pending = self.in_flight.values().filter(|(_, right)| !right).count()
-            + self.lost_wrong as usize;
+        let pending =
+            self.in_flight.values().filter(|(_, right)| !right).count() + self.lost_wrong as usize;
         let most = u32::try_from(settled + pending)
             .unwrap_or(u32::MAX)
             .min(RULE.hard_limit);
@@ -818,9 +820,9 @@ fn verdict(reply: &[u8], id: u8, authenticator: &[u8; 16]) -> Option<Verdict> {
         Code::AccessAccept => Some(Verdict::Accept),
         Code::AccessReject => {
             let says = |message: &str| {
-                packet.attributes().any(|a| {
-                    a.typ() == attr_type::REPLY_MESSAGE && a.value() == message.as_bytes()
-                })
+                packet
+                    .attributes()
+                    .any(|a| a.typ() == attr_type::REPLY_MESSAGE && a.value() == message.as_bytes())
             };
             Some(if says(UNAVAILABLE) {
                 Verdict::Unavailable

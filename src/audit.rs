@@ -1,33 +1,23 @@
 //! The audit log: every login attempt and every configuration change (who, from where, what,
-//! result, reason, latency), kept in the state database for `audit.retention_days`, served
-//! at `GET /api/audit/1.0/events`, and mirrored to the log with target `audit`.
+//! result, reason, latency), kept in the state database for `audit.retention_days`, queried
+//! by [`query`] (served at `GET /api/audit/1.0/events` by the REST layer), and mirrored to
+//! the log with target `audit`.
 //!
 //! Callers record events with [`record`]; it logs at once and writes the row on the blocking
 //! pool, so a login never waits for SQLite. The REST API's requests run inside a
-//! [`RequestContext`] (set by [`context_layer`]), which is how a configuration change made in
-//! [`ConfigStore::update`](crate::api::store::ConfigStore::update) learns who asked, from
+//! [`RequestContext`] (set by the REST layer, `api::audit::context_layer`), which is how a configuration change made in
+//! [`ConfigStore::update`](crate::live::ConfigStore::change) learns who asked, from
 //! where, and through which route, without every handler passing it along.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::extract::{ConnectInfo, MatchedPath, Query, Request, State};
-use axum::http::Uri;
-use axum::middleware::Next;
-use axum::response::Response;
 use rusqlite::{Connection, params_from_iter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-use crate::api::AppState;
-use crate::api::auth::Caller;
-use crate::api::error::{ApiError, ErrorBody};
 use crate::engine::{Decision, Outcome};
 use crate::state::{StateDb, StateError, unix_now};
 
@@ -316,11 +306,10 @@ pub fn prune(conn: &Connection, before: i64) -> Result<usize, StateError> {
 
 /// Records to the daemon's state database from now on, and prunes it per
 /// `audit.retention_days` of the live configuration.
-pub fn start(state: &Arc<AppState>) {
-    install(state.db.clone());
-    let live = Arc::clone(state);
-    spawn_pruning(state.db.clone(), move || {
-        live.store.current().config.audit.retention_days
+pub fn start(db: &StateDb, store: Arc<crate::live::ConfigStore>) {
+    install(db.clone());
+    spawn_pruning(db.clone(), move || {
+        store.current().config.audit.retention_days
     });
 }
 
@@ -452,66 +441,6 @@ pub fn query(conn: &Connection, filter: &Filter) -> Result<Page, StateError> {
     })
 }
 
-/// The audit routes.
-pub fn routes() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new().routes(routes!(events))
-}
-
-/// Lists audit events, newest first, with filters and paging.
-#[utoipa::path(
-    get,
-    path = "/api/audit/1.0/events",
-    tag = "audit",
-    security(("basic" = []), ("bearer" = [])),
-    params(Filter),
-    responses(
-        (status = 200, description = "One page of events, newest first", body = Page),
-        (status = 400, description = "A filter or paging parameter is malformed or out of range", body = ErrorBody),
-        (status = 401, description = "No or invalid credentials", body = ErrorBody),
-        (status = 403, description = "Caller is not an Administrator", body = ErrorBody),
-    )
-)]
-pub async fn events(
-    caller: Caller,
-    State(state): State<Arc<AppState>>,
-    uri: Uri,
-) -> Result<Json<Page>, ApiError> {
-    caller.require_admin()?;
-    let Query(filter) = Query::<Filter>::try_from_uri(&uri)
-        .map_err(|e| ApiError::bad_request(format!("Query: {}", e.body_text())))?;
-    let mut fields = Vec::new();
-    if filter.limit.is_some_and(|l| !(1..=MAX_PAGE).contains(&l)) {
-        fields.push((
-            "limit".to_string(),
-            format!("must be within 1..={MAX_PAGE}"),
-        ));
-    }
-    if filter.offset.is_some_and(|o| o > 1_000_000) {
-        fields.push((
-            "offset".to_string(),
-            "must be within 0..=1000000".to_string(),
-        ));
-    }
-    for (name, value, low) in [
-        ("since", filter.since, 0),
-        ("until", filter.until, 0),
-        ("before", filter.before, 1),
-    ] {
-        if value.is_some_and(|v| v < low) {
-            fields.push((name.to_string(), format!("must be {low} or more")));
-        }
-    }
-    if !fields.is_empty() {
-        return Err(ApiError::invalid_fields("Invalid argument.", fields));
-    }
-    let page = state
-        .db
-        .run(move |conn| query(conn, &filter))
-        .await
-        .map_err(|e| ApiError::internal("audit query", e))?;
-    Ok(Json(page))
-}
-
 /// Who is asking, from where, through which route: set for each REST request.
 #[derive(Debug)]
 pub struct RequestContext {
@@ -519,71 +448,53 @@ pub struct RequestContext {
     action: String,
     user: Mutex<Option<String>>,
     /// Whether a configuration change was recorded for this request.
-    recorded: std::sync::atomic::AtomicBool,
+    recorded: AtomicBool,
 }
 
 tokio::task_local! {
     static CONTEXT: Arc<RequestContext>;
 }
 
-/// The client's address as an audit `source`: `ip:port`, or `unix` without one (the Unix
-/// socket).
-pub fn source_of(request_extensions: &axum::http::Extensions) -> String {
-    request_extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unix".to_string(), |ConnectInfo(addr)| addr.to_string())
-}
+impl RequestContext {
+    /// The context of a request from `source` (`ip:port`, `unix`) doing `action`
+    /// (`POST /api/...`, the route template).
+    pub fn new(source: String, action: String) -> Arc<RequestContext> {
+        Arc::new(RequestContext {
+            source,
+            action,
+            user: Mutex::new(None),
+            recorded: AtomicBool::new(false),
+        })
+    }
 
-/// Runs the rest of the request inside its [`RequestContext`]. A route layer, so the route
-/// template is known. A write to a management route that was refused before it reached
-/// [`ConfigStore::update`](crate::api::store::ConfigStore::update) (bad body, unknown role,
-/// not an Administrator, ...) is recorded here, with its status as the reason.
-pub async fn context_layer(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or_else(
-        || request.uri().path().to_string(),
-        |p| p.as_str().to_string(),
-    );
-    let write = !matches!(
-        *request.method(),
-        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
-    );
-    let management = route.starts_with("/api/mgmt.");
-    let context = Arc::new(RequestContext {
-        source: source_of(request.extensions()),
-        action: format!("{} {route}", request.method()),
-        user: Mutex::new(None),
-        recorded: std::sync::atomic::AtomicBool::new(false),
-    });
-    let started = Instant::now();
-    let response = CONTEXT.scope(Arc::clone(&context), next.run(request)).await;
-    if write && management && !context.recorded.load(std::sync::atomic::Ordering::Acquire) {
-        let status = response.status();
-        let (result, reason) = if status.is_success() {
-            ("ok", None)
-        } else if status.is_client_error() {
-            ("refused", Some(format!("HTTP {status}")))
-        } else {
-            ("failed", Some(format!("HTTP {status}")))
-        };
-        let user = context
-            .user
+    /// Whether a configuration change was recorded while the request ran.
+    pub fn recorded(&self) -> bool {
+        self.recorded.load(Ordering::Acquire)
+    }
+
+    /// The authenticated caller, or `-`.
+    pub fn user(&self) -> String {
+        self.user
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .unwrap_or_else(|| "-".into());
-        record(NewEvent {
-            kind: Kind::Config,
-            user,
-            source: context.source.clone(),
-            action: context.action.clone(),
-            result,
-            reason,
-            method: None,
-            server: None,
-            latency: started.elapsed(),
-        });
+            .unwrap_or_else(|| "-".into())
     }
-    response
+
+    /// The request's source.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The request's action.
+    pub fn action(&self) -> &str {
+        &self.action
+    }
+}
+
+/// Runs `request` inside `context`, so the events it records know who, from where, what.
+pub async fn within<F: std::future::Future>(context: Arc<RequestContext>, request: F) -> F::Output {
+    CONTEXT.scope(context, request).await
 }
 
 /// Remembers the authenticated caller for the current request's audit events.
@@ -616,7 +527,7 @@ pub fn login(user: &str, decision: &Decision, origin: Option<(String, String)>) 
         .unwrap_or_else(|| ("-".to_string(), "-".to_string()));
     let (result, reason) = match &decision.outcome {
         Outcome::Accept(_) => ("accept", None),
-        Outcome::Reject(reason) => ("reject", Some(reason.clone())),
+        Outcome::Reject(reason) => ("reject", Some(reason.to_string())),
         Outcome::Unavailable(reason) => ("unavailable", Some(reason.clone())),
     };
     record(NewEvent {
@@ -632,13 +543,20 @@ pub fn login(user: &str, decision: &Decision, origin: Option<(String, String)>) 
     });
 }
 
+/// How a refused or failed configuration change is recorded: whether the caller's request
+/// was refused (`refused`) or the change failed (`failed`), and a one-line reason.
+pub trait Refusal {
+    /// A refusal of the request (bad input, not allowed), not a failure of the daemon.
+    fn refused(&self) -> bool;
+    /// The reason, one line.
+    fn describe(&self) -> String;
+}
+
 /// Records a configuration change made through the API (or by `source` when outside a
 /// request) that ended in `outcome`.
-pub fn config_change(outcome: Result<(), &ApiError>, started: Instant, fallback: (&str, &str)) {
+pub fn config_change(outcome: Result<(), &dyn Refusal>, started: Instant, fallback: (&str, &str)) {
     let _ = CONTEXT.try_with(|context| {
-        context
-            .recorded
-            .store(true, std::sync::atomic::Ordering::Release);
+        context.recorded.store(true, Ordering::Release);
     });
     let (user, source, action) = current().unwrap_or_else(|| {
         (
@@ -649,8 +567,8 @@ pub fn config_change(outcome: Result<(), &ApiError>, started: Instant, fallback:
     });
     let (result, reason) = match outcome {
         Ok(()) => ("ok", None),
-        Err(e) if e.status.is_client_error() => ("refused", Some(describe(e))),
-        Err(e) => ("failed", Some(describe(e))),
+        Err(e) if e.refused() => ("refused", Some(e.describe())),
+        Err(e) => ("failed", Some(e.describe())),
     };
     record(NewEvent {
         kind: Kind::Config,
@@ -663,33 +581,6 @@ pub fn config_change(outcome: Result<(), &ApiError>, started: Instant, fallback:
         server: None,
         latency: started.elapsed(),
     });
-}
-
-/// An API error as a one-line reason: its text and the fields it names.
-fn describe(error: &ApiError) -> String {
-    let fields: Vec<String> = error
-        .error_info
-        .as_ref()
-        .and_then(|info| info.get("fields"))
-        .and_then(|fields| fields.as_array())
-        .map(|fields| {
-            fields
-                .iter()
-                .filter_map(|f| {
-                    Some(format!(
-                        "{}: {}",
-                        f.get("field")?.as_str()?,
-                        f.get("reason")?.as_str()?
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if fields.is_empty() {
-        error.error_text.clone()
-    } else {
-        format!("{} ({})", error.error_text, fields.join("; "))
-    }
 }
 
 #[cfg(test)]
@@ -810,36 +701,18 @@ mod tests {
         assert_eq!(ids(&all), [4, 3]);
     }
 
-    #[test]
-    fn refused_changes_name_their_fields() {
-        let error = ApiError::invalid_fields(
-            "Invalid argument.",
-            vec![(
-                "radius.servers[0].port".into(),
-                "0 is outside 1..=65535".into(),
-            )],
-        );
-        assert_eq!(
-            describe(&error),
-            "Invalid argument. (radius.servers[0].port: 0 is outside 1..=65535)"
-        );
-    }
-
     #[tokio::test]
     async fn the_request_context_carries_the_caller() {
         assert!(current().is_none());
-        let context = Arc::new(RequestContext {
-            source: "10.0.0.9:4000".into(),
-            action: "POST /api/mgmt.local_users/1.0/users".into(),
-            user: Mutex::new(None),
-            recorded: std::sync::atomic::AtomicBool::new(false),
-        });
-        let seen = CONTEXT
-            .scope(context, async {
-                set_caller("admin");
-                current()
-            })
-            .await;
+        let context = RequestContext::new(
+            "10.0.0.9:4000".into(),
+            "POST /api/mgmt.local_users/1.0/users".into(),
+        );
+        let seen = within(context, async {
+            set_caller("admin");
+            current()
+        })
+        .await;
         assert_eq!(
             seen,
             Some((

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::live::ConfigStore;
+
 /// How long in-flight logins get to finish after SIGTERM.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -211,13 +213,13 @@ impl Signals {
 /// [`reload`]); a stop sends `STOPPING=1` and sets `stop`.
 pub async fn handle_signals(
     mut signals: Signals,
-    state: Arc<crate::api::AppState>,
+    store: Arc<ConfigStore>,
     notifier: Arc<Notifier>,
     stop: tokio::sync::watch::Sender<bool>,
 ) {
     loop {
         match signals.next().await {
-            Signal::Reload => reload(&state, &notifier).await,
+            Signal::Reload => reload(&store, &notifier).await,
             Signal::Stop => {
                 tracing::info!("stopping: draining requests in flight");
                 notifier.notify("STOPPING=1");
@@ -247,17 +249,17 @@ pub fn warn_unprotected_upstreams(config: &portcullis_config::Config) {
 /// Re-reads and validates the configuration file and swaps it in (configuration, engine, log
 /// level); an unusable file is refused with a log line and the running configuration stays.
 /// Either way the attempt is an audit event.
-pub async fn reload(state: &crate::api::AppState, notifier: &Notifier) {
+pub async fn reload(store: &ConfigStore, notifier: &Notifier) {
     let started = std::time::Instant::now();
     tracing::info!("SIGHUP: reloading the configuration file");
-    let before = state.store.current();
-    let result = state.store.reload().await;
+    let before = store.current();
+    let result = store.reload().await;
     let (outcome, reason) = match &result {
         Ok(warnings) => {
             for warning in warnings {
                 tracing::warn!(%warning, "reloaded configuration has a warning");
             }
-            let live = state.store.current();
+            let live = store.current();
             warn_unprotected_upstreams(&live.config);
             if live.config.listeners != before.config.listeners {
                 tracing::warn!(

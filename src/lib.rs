@@ -6,6 +6,7 @@ pub mod audit;
 pub mod daemon;
 pub mod engine;
 pub mod frontend;
+pub mod live;
 pub mod mfa;
 pub mod state;
 pub mod telemetry;

@@ -200,7 +200,7 @@ fn serve(
         // Installed before the first login so every count is kept.
         portcullis::telemetry::metrics();
         portcullis::telemetry::spawn_upkeep();
-        let store = match portcullis::api::store::ConfigStore::new(path.to_path_buf(), config) {
+        let store = match portcullis::live::ConfigStore::new(path.to_path_buf(), config) {
             Ok(store) => store,
             Err(e) => {
                 eprintln!("portcullis: {e}");
@@ -246,12 +246,12 @@ fn serve(
             });
         }
         let state = std::sync::Arc::new(portcullis::api::AppState {
-            store,
+            store: portcullis::api::Store(std::sync::Arc::new(store)),
             sessions,
             db,
             mfa: mfa.clone(),
         });
-        portcullis::audit::start(&state);
+        portcullis::audit::start(&state.db, std::sync::Arc::clone(&state.store.0));
         // The throttle's counts are read now rather than by the first login.
         let throttle_db = state.db.clone();
         throttle_db.throttle_counts();
@@ -289,7 +289,7 @@ fn serve(
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(portcullis::daemon::handle_signals(
             signals,
-            std::sync::Arc::clone(&state),
+            std::sync::Arc::clone(&state.store.0),
             std::sync::Arc::clone(&notifier),
             stop,
         ));
@@ -576,7 +576,7 @@ fn login(user: &str, password_stdin: bool, path: &Path) -> ExitCode {
 fn report(decision: &Decision) -> String {
     let (result, roles, reason) = match &decision.outcome {
         Outcome::Accept(roles) => ("accept", roles.join(", "), "-".to_string()),
-        Outcome::Reject(reason) => ("reject", "-".to_string(), reason.clone()),
+        Outcome::Reject(reason) => ("reject", "-".to_string(), reason.to_string()),
         Outcome::Unavailable(reason) => ("unavailable", "-".to_string(), reason.clone()),
     };
     format!(

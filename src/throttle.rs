@@ -42,15 +42,10 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::StatusCode;
-use axum::http::request::Parts;
 use portcullis_config::{Throttle, UserKey};
 use rusqlite::params;
-use serde_json::json;
 
-use crate::api::error::ApiError;
-use crate::engine::Outcome;
+use crate::engine::{Outcome, Reason};
 use crate::state::{StateDb, StateError, unix_now};
 
 /// The Reply-Message of a RADIUS Access-Reject for a locked user or source. It says nothing
@@ -121,35 +116,6 @@ impl Origin {
 fn station_key(value: &[u8]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     Sha256::digest(value).into()
-}
-
-/// The peer address of a REST request: `None` on the Unix socket. Never rejects.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub Option<SocketAddr>);
-
-impl Peer {
-    /// The peer recorded in `parts` by the HTTPS server.
-    pub fn of(parts: &Parts) -> Peer {
-        Peer(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0),
-        )
-    }
-
-    /// The origin of a request from this peer under `config`.
-    pub fn origin(self, config: &Throttle) -> Origin {
-        Origin::of_peer(self.0, config)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, Self::Rejection> {
-        Ok(Peer::of(parts))
-    }
 }
 
 /// The keys one attempt counts against.
@@ -247,7 +213,7 @@ impl Verdict {
     pub fn of(outcome: &Outcome, has_remote_servers: bool) -> Verdict {
         match outcome {
             Outcome::Accept(_) => Verdict::Success,
-            Outcome::Reject(reason) if reason == "no role mapped" => Verdict::Neutral,
+            Outcome::Reject(Reason::NoRoleMapped) => Verdict::Neutral,
             Outcome::Reject(_) => Verdict::Failure,
             Outcome::Unavailable(_) if has_remote_servers => Verdict::Neutral,
             Outcome::Unavailable(_) => Verdict::Failure,
@@ -262,21 +228,6 @@ pub struct Locked {
     pub retry_after: u64,
     /// Whether only an administrator can end it.
     pub until_cleared: bool,
-}
-
-impl Locked {
-    /// 429 LOCKED_OUT with `error_info {reason, retry_after}`; the response carries
-    /// `Retry-After`.
-    pub fn api_error(self) -> ApiError {
-        let mut error = ApiError::bad_request(
-            "Too many failed logins: this account or address is temporarily locked. Try again \
-             later.",
-        )
-        .with_info(json!({ "reason": LOCKED_OUT, "retry_after": self.retry_after }));
-        error.status = StatusCode::TOO_MANY_REQUESTS;
-        error.error_id = LOCKED_OUT;
-        error
-    }
 }
 
 /// An attempt that passed the check: it holds a place among the attempts in flight for its
@@ -825,19 +776,6 @@ fn reserve(db: &StateDb, config: &Throttle, attempt: Attempt) -> Reserved {
         }
         Check::Wait(woken) => Err((attempt, woken)),
     }
-}
-
-/// [`begin`] for a REST attempt, the refusal as the 429 answer.
-pub async fn begin_api(
-    state: &crate::api::AppState,
-    user: &str,
-    peer: Peer,
-) -> Result<Ticket, ApiError> {
-    let config = state.store.current().config.throttle.clone();
-    let origin = peer.origin(&config);
-    begin(&state.db, &config, Attempt::new(user, origin))
-        .await
-        .map_err(Locked::api_error)
 }
 
 /// [`begin`] for a RADIUS front-end request (`db` is `None` when the front-end runs without a

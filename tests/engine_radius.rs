@@ -9,7 +9,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use portcullis::engine::local::hash_password;
-use portcullis::engine::{Engine, Outcome};
+use portcullis::engine::{Engine, Outcome, Reason};
 use portcullis_config::{Config, Method};
 use support::freeradius::{
     ALICE_PASSWORD, BOB_PASSWORD, DEFAULT_SECRET, DEFAULT_USERS, FreeRadius,
@@ -176,7 +176,7 @@ async fn unmapped_user_gets_the_default_role_or_is_rejected() {
     let servers = [server(1, radius.auth_addr, DEFAULT_SECRET, "PAP")];
     let strict = Engine::new(&config(&servers, 2, 2, "")).unwrap();
     let bob = strict.authenticate("bob", BOB_PASSWORD.as_bytes()).await;
-    assert_eq!(bob.outcome, Outcome::Reject("no role mapped".into()));
+    assert_eq!(bob.outcome, Outcome::Reject(Reason::NoRoleMapped));
 
     let lenient = Engine::new(&config(&servers, 2, 2, r#"default_role = "Monitor""#)).unwrap();
     let bob = lenient.authenticate("bob", BOB_PASSWORD.as_bytes()).await;
@@ -199,7 +199,10 @@ async fn local_users_come_first_and_unknown_ones_fall_through() {
     // A wrong local password is final: RADIUS is not asked.
     let before = radius.log().matches("Received Access-Request").count();
     let wrong = engine.authenticate("localadmin", b"nope").await;
-    assert_eq!(wrong.outcome, Outcome::Reject("wrong password".into()));
+    assert_eq!(
+        wrong.outcome,
+        Outcome::Reject(Reason::Refused("wrong password".into()))
+    );
     assert_eq!(wrong.method, Some(Method::Local));
     assert_eq!(
         radius.log().matches("Received Access-Request").count(),

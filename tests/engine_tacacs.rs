@@ -8,7 +8,7 @@ mod support;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::time::Duration;
 
-use portcullis::engine::{Engine, Outcome};
+use portcullis::engine::{Engine, Outcome, Reason};
 use portcullis_config::{Config, Method};
 use support::tacacs_server::{Config as ServerConfig, KEY, Misbehaviour, TacacsServer, User};
 
@@ -97,7 +97,7 @@ async fn av_pairs_map_to_roles() {
         assert_eq!(otto.outcome, Outcome::Accept(vec!["Operator".into()]));
         // Authenticated, but no mapping matches and there is no default role.
         let nora = engine.authenticate("nora", b"nora-pw").await;
-        assert_eq!(nora.outcome, Outcome::Reject("no role mapped".into()));
+        assert_eq!(nora.outcome, Outcome::Reject(Reason::NoRoleMapped));
         let wrong = engine.authenticate("tina", b"nope").await;
         assert!(matches!(wrong.outcome, Outcome::Reject(_)), "{wrong:?}");
         // The authorization asked for the configured service, from the configured port.

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use portcullis::engine::local::hash_password;
-use portcullis::engine::{Decision, Engine, Outcome};
+use portcullis::engine::{Decision, Engine, Outcome, Reason};
 use portcullis_config::Config;
 use portcullis_protocol::radius::{Builder, Code, Packet, Secret, attr_type};
 use support::fault_proxy::{Counters, Fault, Rates, Schedule, UdpProxy};
@@ -268,10 +268,10 @@ async fn duplicated_requests_and_replies_change_nothing() {
         let bob = login(&engine, "bob", password, bound(1, 2)).await;
         if right {
             // bob has no mapped role: authenticated, then "no role mapped".
-            assert_eq!(bob.outcome, Outcome::Reject("no role mapped".into()));
+            assert_eq!(bob.outcome, Outcome::Reject(Reason::NoRoleMapped));
         } else {
             assert!(is_reject(&bob), "{bob:?}");
-            assert_ne!(bob.outcome, Outcome::Reject("no role mapped".into()));
+            assert_ne!(bob.outcome, Outcome::Reject(Reason::NoRoleMapped));
         }
     }
     assert!(Counters::get(&proxy.replies.duplicated) >= 10);

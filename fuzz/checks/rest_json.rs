@@ -26,8 +26,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Method, Request, header};
 use portcullis::api::sessions::Sessions;
-use portcullis::api::store::ConfigStore;
 use portcullis::api::{AppState, router, routes};
+use portcullis::live::ConfigStore;
 use portcullis::mfa::MfaStore;
 use portcullis_config::Config;
 use tower::ServiceExt;
@@ -89,7 +89,7 @@ fn harness() -> &'static Harness {
             .expect("session");
         let mfa = MfaStore::in_memory().expect("state db");
         let state = Arc::new(AppState {
-            store,
+            store: portcullis::api::Store(Arc::new(store)),
             sessions,
             db: mfa.db().clone(),
             mfa,

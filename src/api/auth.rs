@@ -103,8 +103,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         let Some((user, password)) = decoded.split_once(':') else {
             return Err(ApiError::invalid_credentials());
         };
-        let ticket =
-            crate::throttle::begin_api(state, user, crate::throttle::Peer::of(parts)).await?;
+        let ticket = super::throttle::begin(state, user, super::throttle::Peer::of(parts)).await?;
         let live = state.store.current();
         let outcome = live
             .engine

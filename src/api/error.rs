@@ -145,6 +145,50 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::live::StoreError> for ApiError {
+    fn from(error: crate::live::StoreError) -> ApiError {
+        match error {
+            crate::live::StoreError::Invalid(fields) => {
+                ApiError::invalid_fields("Invalid argument.", fields)
+            }
+            crate::live::StoreError::Failed(context, detail) => ApiError::internal(context, detail),
+        }
+    }
+}
+
+impl crate::audit::Refusal for ApiError {
+    fn refused(&self) -> bool {
+        self.status.is_client_error()
+    }
+
+    /// The error's text and the fields it names.
+    fn describe(&self) -> String {
+        let fields: Vec<String> = self
+            .error_info
+            .as_ref()
+            .and_then(|info| info.get("fields"))
+            .and_then(|fields| fields.as_array())
+            .map(|fields| {
+                fields
+                    .iter()
+                    .filter_map(|f| {
+                        Some(format!(
+                            "{}: {}",
+                            f.get("field")?.as_str()?,
+                            f.get("reason")?.as_str()?
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if fields.is_empty() {
+            self.error_text.clone()
+        } else {
+            format!("{} ({})", self.error_text, fields.join("; "))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +217,20 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(value["error_id"], "BAD_REQUEST");
         assert_eq!(value["error_info"]["fields"][0]["field"], "port");
+    }
+
+    #[test]
+    fn refused_changes_name_their_fields() {
+        let error = ApiError::invalid_fields(
+            "Invalid argument.",
+            vec![(
+                "radius.servers[0].port".into(),
+                "0 is outside 1..=65535".into(),
+            )],
+        );
+        assert_eq!(
+            crate::audit::Refusal::describe(&error),
+            "Invalid argument. (radius.servers[0].port: 0 is outside 1..=65535)"
+        );
     }
 }

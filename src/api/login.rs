@@ -19,7 +19,7 @@ use super::AppState;
 use super::auth::bearer_token;
 use super::error::{ApiError, ErrorBody};
 use super::sessions::Session;
-use crate::engine::Outcome;
+use crate::engine::{Outcome, Reason};
 
 /// The login, session and logout routes.
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
@@ -159,11 +159,11 @@ fn credentials(body: &[u8]) -> Result<(String, String), ApiError> {
 )]
 pub async fn login(
     State(state): State<Arc<AppState>>,
-    peer: crate::throttle::Peer,
+    peer: super::throttle::Peer,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (username, password) = credentials(&body)?;
-    let ticket = crate::throttle::begin_api(&state, &username, peer).await?;
+    let ticket = super::throttle::begin(&state, &username, peer).await?;
     let live = state.store.current();
     let decision = live
         .engine
@@ -199,7 +199,7 @@ pub async fn login(
             })
             .into_response())
         }
-        Outcome::Reject(reason) if reason == "no role mapped" => Err(failure("NO_ROLE_MAPPED")),
+        Outcome::Reject(Reason::NoRoleMapped) => Err(failure("NO_ROLE_MAPPED")),
         Outcome::Reject(_) => Err(failure("INVALID_CREDENTIALS")),
         // With remote servers in the sequence, "unavailable" means they did not answer; with
         // only local users it means an unknown user, which must look like a wrong password.

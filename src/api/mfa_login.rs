@@ -31,7 +31,7 @@ use super::AppState;
 use super::auth::bearer_token;
 use super::error::{ApiError, ErrorBody};
 use super::login::{LoginResponse, UserInfo, rfc3339};
-use super::store::Live;
+use crate::live::Live;
 use crate::mfa::lockout::Lockout;
 use crate::mfa::{Delivery, Verdict};
 

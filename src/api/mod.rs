@@ -1,6 +1,7 @@
 //! The REST API over HTTPS: login and sessions, and (as it grows) the management API that edits
 //! the configuration.
 
+pub mod audit;
 pub mod auth;
 pub mod cloak;
 pub mod error;
@@ -17,7 +18,7 @@ pub mod mfa_token;
 pub mod radius_clients;
 pub mod remote_auth;
 pub mod sessions;
-pub mod store;
+pub mod throttle;
 pub mod unix;
 
 use std::io;
@@ -42,9 +43,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::live::ConfigStore;
 use error::ApiError;
 use sessions::Sessions;
-use store::ConfigStore;
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY: usize = 1 << 20;
@@ -57,13 +58,35 @@ pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10)
 #[derive(Debug)]
 pub struct AppState {
     /// The live configuration and engine.
-    pub store: ConfigStore,
+    pub store: Store,
     /// Login sessions.
     pub sessions: Sessions,
     /// Runtime state (MFA, failure counters, audit log).
     pub db: crate::state::StateDb,
     /// Paired MFA devices and second-factor checks (on `db`, with the sealing key).
     pub mfa: crate::mfa::MfaStore,
+}
+
+/// The configuration store as the REST layer uses it: its changes answer [`ApiError`]s.
+#[derive(Debug, Clone)]
+pub struct Store(pub Arc<ConfigStore>);
+
+impl std::ops::Deref for Store {
+    type Target = ConfigStore;
+
+    fn deref(&self) -> &ConfigStore {
+        &self.0
+    }
+}
+
+impl Store {
+    /// [`ConfigStore::change`] with the REST layer's errors.
+    pub async fn update<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&mut portcullis_config::Config) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        self.0.change(change).await
+    }
 }
 
 /// The OpenAPI document's frame; the paths come from the handlers' annotations.
@@ -108,7 +131,7 @@ pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .merge(lockouts::routes())
         .merge(mfa_service::routes())
         .merge(mfa_token::routes())
-        .merge(crate::audit::routes())
+        .merge(audit::routes())
         .split_for_parts();
     add_common_responses(&mut openapi);
     (routes, openapi)
@@ -171,7 +194,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             }),
         )
         .route("/metrics", get(metrics::metrics))
-        .route_layer(middleware::from_fn(crate::audit::context_layer))
+        .route_layer(middleware::from_fn(audit::context_layer))
         .route_layer(middleware::from_fn(metrics::count_requests))
         .fallback(|| async { ApiError::not_found("No such resource.") })
         .method_not_allowed_fallback(|| async {

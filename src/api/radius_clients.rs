@@ -5,7 +5,7 @@
 //! `****************` unless the URL carries `uncloak` (Administrators only); a `PUT` that
 //! sends the cloak back keeps the configured secret, a `POST` that sends it is refused.
 //!
-//! Every write goes through [`ConfigStore::update`](super::store::ConfigStore::update): it is
+//! Every write goes through [`ConfigStore::update`](crate::live::ConfigStore::change): it is
 //! validated, saved atomically and made live, or nothing changes. The front-end reads the live
 //! configuration for every packet, so a change applies to the next request. Invalid requests
 //! answer 400 with `error_info.fields` naming each failing field (`address`, `secret`);

@@ -9,7 +9,7 @@
 //! - TACACS+ settings are read at `tacacs/settings` and written at `tacacs/connection`;
 //! - secrets are listed as `****************` unless the URL carries `uncloak`.
 //!
-//! Every write goes through [`ConfigStore::update`](super::store::ConfigStore::update): it is
+//! Every write goes through [`ConfigStore::update`](crate::live::ConfigStore::change): it is
 //! validated, saved atomically and made live, or nothing changes. Invalid requests answer 400
 //! with `error_info.fields` naming each failing field as the request spells it
 //! (`port`, `[1].secret`, `authentication.nas_id_value`); unknown server ids answer 404.

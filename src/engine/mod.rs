@@ -54,9 +54,36 @@ pub enum Outcome {
     /// The user may log in with these roles.
     Accept(Vec<String>),
     /// The user may not log in.
-    Reject(String),
+    Reject(Reason),
     /// Nobody could answer.
     Unavailable(String),
+}
+
+/// Why a login was rejected. Doors and the throttle decide by the variant, never by text;
+/// [`Display`](std::fmt::Display) gives the text the audit log and the log lines carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The credentials were refused: a wrong local password, or a server's reject (with what
+    /// the method said: `wrong password`, the server's Reply-Message, ...).
+    Refused(String),
+    /// The user was accepted, but no role mapping matched and there is no default role. It
+    /// says nothing about the password.
+    NoRoleMapped,
+    /// The RADIUS server answered with an Access-Challenge, which is not relayed.
+    Challenged,
+    /// The second factor failed (RADIUS front-end).
+    SecondFactor,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Refused(detail) => f.write_str(detail),
+            Reason::NoRoleMapped => f.write_str("no role mapped"),
+            Reason::Challenged => f.write_str("RADIUS server sent an Access-Challenge"),
+            Reason::SecondFactor => f.write_str("second factor"),
+        }
+    }
 }
 
 /// The result of a login: the outcome, which method and server decided it, and how long the
@@ -376,7 +403,7 @@ impl Engine {
     async fn walk(&self, user: &str, proof: Proof<'_>) -> Decision {
         let started = Instant::now();
         let mut unavailable = Vec::new();
-        let mut rejected: Option<(Method, Option<String>, String)> = None;
+        let mut rejected: Option<(Method, Option<String>, Reason)> = None;
         for (index, &method) in self.sequence.iter().enumerate() {
             let (outcome, server) = match (method, proof) {
                 // An unknown user's dummy argon2 check hides who is local only when nothing
@@ -469,7 +496,7 @@ impl Engine {
                 user,
                 method = method_name,
                 server = server.as_deref(),
-                reason,
+                reason = %reason,
                 latency_ms = latency.as_millis() as u64,
                 "login rejected"
             ),
@@ -495,7 +522,7 @@ impl Engine {
         }
         match &self.default_role {
             Some(role) => Outcome::Accept(vec![role.clone()]),
-            None => Outcome::Reject("no role mapped".into()),
+            None => Outcome::Reject(Reason::NoRoleMapped),
         }
     }
 
@@ -513,7 +540,7 @@ impl Engine {
         let verdict = tokio::task::spawn_blocking(move || users.verify(&user, &password)).await;
         match verdict {
             Ok(LocalOutcome::Accept(roles)) => self.with_default_role(roles),
-            Ok(LocalOutcome::Reject(reason)) => Outcome::Reject(reason.into()),
+            Ok(LocalOutcome::Reject(reason)) => Outcome::Reject(Reason::Refused(reason.into())),
             Ok(LocalOutcome::Unavailable(reason)) => Outcome::Unavailable(reason.into()),
             Err(e) => Outcome::Unavailable(format!("local check failed: {e}")),
         }
@@ -566,14 +593,11 @@ impl Engine {
                     let reason = reply
                         .reply_message()
                         .unwrap_or_else(|| "rejected by RADIUS server".into());
-                    return (Outcome::Reject(reason), name);
+                    return (Outcome::Reject(Reason::Refused(reason)), name);
                 }
                 Ok(Answer::Challenge(_)) => {
                     server.mark_alive();
-                    return (
-                        Outcome::Reject("RADIUS server sent an Access-Challenge".into()),
-                        name,
-                    );
+                    return (Outcome::Reject(Reason::Challenged), name);
                 }
                 Err(radius_client::ClientError::Timeout { .. }) => {
                     tracing::warn!(server = %server.name, "RADIUS server did not answer; marked dead");
@@ -637,7 +661,7 @@ impl Engine {
                         Some(message) => format!("{reason}: {message}"),
                         None => reason.to_string(),
                     };
-                    return (Outcome::Reject(reason), name);
+                    return (Outcome::Reject(Reason::Refused(reason)), name);
                 }
                 Err(e) => {
                     tracing::warn!(server = %server.name, error = %e, "TACACS+ server unavailable; marked dead");

@@ -27,8 +27,8 @@ use portcullis_config::{FailMode, Method, UserKey};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use crate::api::store::Live;
-use crate::engine::{Decision, Outcome};
+use crate::engine::{Decision, Outcome, Reason};
+use crate::live::Live;
 use crate::mfa::delivery::Channel;
 use crate::mfa::lockout::Lockout;
 use crate::mfa::{Delivery, MfaStore, Verdict};
@@ -105,7 +105,7 @@ impl Walked {
 
 fn reject_decision(started: Instant) -> Decision {
     Decision {
-        outcome: Outcome::Reject("second factor".into()),
+        outcome: Outcome::Reject(Reason::SecondFactor),
         method: None,
         server: None,
         latency: started.elapsed(),

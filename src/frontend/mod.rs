@@ -42,8 +42,8 @@ use portcullis_protocol::radius::{
 use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::api::store::Live;
-use crate::engine::{ChapProof, Outcome};
+use crate::engine::{ChapProof, Outcome, Reason};
+use crate::live::Live;
 use dedup::{Begin, Cache, Key};
 
 /// The Reply-Message of a CHAP Access-Request when no RADIUS server could check it.
@@ -720,9 +720,7 @@ impl Frontend {
             (Some(challenge::Second::Reject(message)), _) => ("reject", Answer::Reject(message)),
             (None, outcome) => match outcome {
                 Outcome::Accept(roles) => ("accept", Answer::Accept(roles, role_attribute)),
-                Outcome::Reject(reason) if reason == "no role mapped" => {
-                    ("reject", Answer::Reject(NO_ROLE_MAPPED))
-                }
+                Outcome::Reject(Reason::NoRoleMapped) => ("reject", Answer::Reject(NO_ROLE_MAPPED)),
                 Outcome::Reject(_) => ("reject", Answer::Reject(INVALID_CREDENTIALS)),
                 // With remote servers, "unavailable" means they did not answer; with only local
                 // users it means an unknown user, which must look like a wrong password.

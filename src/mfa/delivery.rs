@@ -5,8 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{Request, Uri};
 use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use portcullis_config::{MfaDelivery, SmsDelivery};
 use rustls::pki_types::CertificateDer;
@@ -210,15 +211,12 @@ async fn send_sms(config: &SmsDelivery, message: &Message<'_>) -> Result<(), Del
     }
 }
 
-fn bytes_of(text: String) -> axum::body::Bytes {
-    axum::body::Bytes::from(text)
+fn bytes_of(text: String) -> Bytes {
+    Bytes::from(text)
 }
 
 /// Sends `request` over `stream` with HTTP/1.1 and returns the status.
-async fn post<S>(
-    stream: S,
-    request: Request<Full<axum::body::Bytes>>,
-) -> Result<axum::http::StatusCode, DeliveryError>
+async fn post<S>(stream: S, request: Request<Full<Bytes>>) -> Result<StatusCode, DeliveryError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {

@@ -1,5 +1,12 @@
 //! The live configuration: read without locks, changed by one writer at a time, persisted
-//! atomically before the change is visible.
+//! atomically before the change is visible. Every change that goes live (an API write, a
+//! reload of the file) passes [`install`], which tells the watchers registered with
+//! [`ConfigStore::on_change`]: rules that must follow every change (ending the sessions of
+//! changed local users) live there, not in each caller.
+//!
+//! This module speaks no HTTP: a change's own errors are the caller's type `E`, and what the
+//! store itself refuses ([`StoreError`]) converts into it (`impl From<StoreError> for ApiError`
+//! at the REST edge).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,8 +14,37 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use portcullis_config::{Config, ConfigError};
 
-use super::error::ApiError;
+use crate::audit::Refusal;
 use crate::engine::{Engine, EngineError, Memory};
+
+/// Why the store refused or failed a change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The changed configuration does not validate: each broken rule as (field path, why).
+    #[error("invalid configuration: {}", describe_fields(.0))]
+    Invalid(Vec<(String, String)>),
+    /// Building the engine, saving the file or the writer task failed: (what, why).
+    #[error("{0}: {1}")]
+    Failed(&'static str, String),
+}
+
+fn describe_fields(fields: &[(String, String)]) -> String {
+    let fields: Vec<String> = fields
+        .iter()
+        .map(|(f, why)| format!("{f}: {why}"))
+        .collect();
+    fields.join("; ")
+}
+
+impl Refusal for StoreError {
+    fn refused(&self) -> bool {
+        matches!(self, StoreError::Invalid(_))
+    }
+
+    fn describe(&self) -> String {
+        self.to_string()
+    }
+}
 
 /// A configuration and the engine built from it.
 #[derive(Debug)]
@@ -100,13 +136,17 @@ impl ConfigStore {
     /// Applies `change` to a copy of the configuration; if the result validates, saves it
     /// (temp file, fsync, rename) and makes it live. On any error nothing changes. Every
     /// call is an audit event: who asked, from where, through which route, and the result.
-    pub async fn update<T: Send + 'static>(
+    pub async fn change<T: Send + 'static, E: From<StoreError> + Refusal>(
         &self,
-        change: impl FnOnce(&mut Config) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
+        change: impl FnOnce(&mut Config) -> Result<T, E>,
+    ) -> Result<T, E> {
         let started = std::time::Instant::now();
         let result = self.apply(change).await;
-        crate::audit::config_change(result.as_ref().map(|_| ()), started, ("-", "update"));
+        crate::audit::config_change(
+            result.as_ref().map(|_| ()).map_err(|e| e as &dyn Refusal),
+            started,
+            ("-", "update"),
+        );
         result
     }
 
@@ -135,10 +175,10 @@ impl ConfigStore {
         .map_err(|e| format!("reload task: {e}"))?
     }
 
-    async fn apply<T: Send + 'static>(
+    async fn apply<T: Send + 'static, E: From<StoreError>>(
         &self,
-        change: impl FnOnce(&mut Config) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
+        change: impl FnOnce(&mut Config) -> Result<T, E>,
+    ) -> Result<T, E> {
         let writer = Arc::clone(&self.writer).lock_owned().await;
         let mut config = self.live.load().config.clone();
         let value = change(&mut config)?;
@@ -150,9 +190,9 @@ impl ConfigStore {
             }
             Err(ConfigError::Invalid(errors)) => {
                 let fields = errors.into_iter().map(|e| (e.path, e.message)).collect();
-                return Err(ApiError::invalid_fields("Invalid argument.", fields));
+                return Err(StoreError::Invalid(fields).into());
             }
-            Err(e) => return Err(ApiError::internal("validate", e)),
+            Err(e) => return Err(StoreError::Failed("validate", e.to_string()).into()),
         }
         let path = self.path.clone();
         let live = Arc::clone(&self.live);
@@ -162,15 +202,15 @@ impl ConfigStore {
         // dropped meanwhile, so the next writer always starts from what was saved last.
         tokio::task::spawn_blocking(move || {
             let engine = Engine::build(&config, &memory)
-                .map_err(|e| ApiError::internal("build engine", e))?;
+                .map_err(|e| StoreError::Failed("build engine", e.to_string()))?;
             portcullis_config::save(&config, &path)
-                .map_err(|e| ApiError::internal("save configuration", e))?;
+                .map_err(|e| StoreError::Failed("save configuration", e.to_string()))?;
             install(&live, &watchers, config, engine);
             drop(writer);
-            Ok::<(), ApiError>(())
+            Ok::<(), StoreError>(())
         })
         .await
-        .map_err(|e| ApiError::internal("configuration writer", e))??;
+        .map_err(|e| StoreError::Failed("configuration writer", e.to_string()))??;
         Ok(value)
     }
 }
