@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod engine;
 pub mod frontend;
 pub mod live;
+pub mod login;
 pub mod mfa;
 pub mod state;
 pub mod telemetry;

@@ -12,6 +12,7 @@ use portcullis_config::UserKey;
 use super::AppState;
 use super::error::ApiError;
 use crate::engine::Outcome;
+use crate::login::{Attempt, Audit};
 
 /// The role that may change the configuration.
 pub const ADMINISTRATOR: &str = "Administrator";
@@ -103,13 +104,17 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         let Some((user, password)) = decoded.split_once(':') else {
             return Err(ApiError::invalid_credentials());
         };
-        let ticket = super::throttle::begin(state, user, super::throttle::Peer::of(parts)).await?;
         let live = state.store.current();
-        let outcome = live
-            .engine
-            .authenticate_local(user, password.as_bytes())
-            .await;
-        ticket.finish(crate::throttle::Verdict::of(&outcome, false));
+        let attempt = Attempt {
+            user,
+            origin: super::throttle::Peer::of(parts).origin(&live.config.throttle),
+            local_only: true,
+            audit: Audit::Skip,
+        };
+        let walk = live.engine.authenticate_local(user, password.as_bytes());
+        let outcome = crate::login::first_factor(Some(&state.db), &live, attempt, walk)
+            .await
+            .map_err(super::throttle::locked)?;
         match outcome {
             // Once MFA applies to the user, the password alone is not enough.
             Outcome::Accept(roles)

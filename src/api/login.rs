@@ -19,7 +19,7 @@ use super::AppState;
 use super::auth::bearer_token;
 use super::error::{ApiError, ErrorBody};
 use super::sessions::Session;
-use crate::engine::{Outcome, Reason};
+use crate::login::{Answer, Attempt, Audit};
 
 /// The login, session and logout routes.
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
@@ -163,20 +163,22 @@ pub async fn login(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (username, password) = credentials(&body)?;
-    let ticket = super::throttle::begin(&state, &username, peer).await?;
     let live = state.store.current();
-    let decision = live
-        .engine
-        .authenticate(&username, password.as_bytes())
-        .await;
-    let verdict = crate::throttle::Verdict::of(&decision.outcome, live.engine.has_remote_servers());
-    ticket.finish(verdict);
-    crate::audit::login(&username, &decision, None);
-    match decision.outcome {
-        Outcome::Accept(roles) => {
+    let attempt = Attempt {
+        user: &username,
+        origin: peer.origin(&live.config.throttle),
+        local_only: false,
+        audit: Audit::Request,
+    };
+    let walk = live.engine.authenticate(&username, password.as_bytes());
+    let decision = crate::login::first_factor(Some(&state.db), &live, attempt, walk)
+        .await
+        .map_err(super::throttle::locked)?;
+    match Answer::of(&decision.outcome, live.engine.has_remote_servers()) {
+        Answer::Accepted(roles) => {
             let method = decision.method.map_or("", |m| m.name());
             if let Some(partial) =
-                super::mfa_login::second_step(&state, &live, &username, &roles, method).await?
+                super::mfa_login::second_step(&state, &live, &username, roles, method).await?
             {
                 return Ok(partial);
             }
@@ -185,13 +187,13 @@ pub async fn login(
             ));
             let (token, expires) = state
                 .sessions
-                .create(&username, roles.clone(), method, lifetime)
+                .create(&username, roles.to_vec(), method, lifetime)
                 .map_err(|e| ApiError::internal("token", e))?;
             Ok(Json(LoginResponse {
                 user: UserInfo { username },
-                roles,
+                roles: roles.to_vec(),
                 method: method.to_string(),
-                server: decision.server,
+                server: decision.server.clone(),
                 token,
                 expires: rfc3339(expires),
                 need_two_factor_auth: false,
@@ -199,14 +201,9 @@ pub async fn login(
             })
             .into_response())
         }
-        Outcome::Reject(Reason::NoRoleMapped) => Err(failure("NO_ROLE_MAPPED")),
-        Outcome::Reject(_) => Err(failure("INVALID_CREDENTIALS")),
-        // With remote servers in the sequence, "unavailable" means they did not answer; with
-        // only local users it means an unknown user, which must look like a wrong password.
-        Outcome::Unavailable(_) if live.engine.has_remote_servers() => {
-            Err(failure("SERVERS_UNAVAILABLE"))
-        }
-        Outcome::Unavailable(_) => Err(failure("INVALID_CREDENTIALS")),
+        Answer::NoRoleMapped => Err(failure("NO_ROLE_MAPPED")),
+        Answer::InvalidCredentials => Err(failure("INVALID_CREDENTIALS")),
+        Answer::ServersUnavailable => Err(failure("SERVERS_UNAVAILABLE")),
     }
 }
 

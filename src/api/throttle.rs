@@ -9,9 +9,8 @@ use axum::http::request::Parts;
 use portcullis_config::Throttle;
 use serde_json::json;
 
-use super::AppState;
 use super::error::ApiError;
-use crate::throttle::{Attempt, LOCKED_OUT, Locked, Origin, Ticket};
+use crate::throttle::{LOCKED_OUT, Locked, Origin};
 
 /// The peer address of a REST request: `None` on the Unix socket. Never rejects.
 #[derive(Debug, Clone, Copy)]
@@ -53,13 +52,4 @@ pub fn locked(lock: Locked) -> ApiError {
     error.status = StatusCode::TOO_MANY_REQUESTS;
     error.error_id = LOCKED_OUT;
     error
-}
-
-/// [`crate::throttle::begin`] for a REST attempt, the refusal as the 429 answer.
-pub async fn begin(state: &AppState, user: &str, peer: Peer) -> Result<Ticket, ApiError> {
-    let config = state.store.current().config.throttle.clone();
-    let origin = peer.origin(&config);
-    crate::throttle::begin(&state.db, &config, Attempt::new(user, origin))
-        .await
-        .map_err(locked)
 }

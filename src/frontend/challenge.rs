@@ -87,6 +87,16 @@ pub struct Walked {
     pub second: Option<Second>,
 }
 
+impl crate::login::Walked for Walked {
+    fn outcome(&self) -> &Outcome {
+        &self.decision.outcome
+    }
+
+    fn decision(&self) -> Option<&Decision> {
+        Some(&self.decision)
+    }
+}
+
 impl Walked {
     fn plain(decision: Decision) -> Walked {
         Walked {

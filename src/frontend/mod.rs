@@ -42,8 +42,9 @@ use portcullis_protocol::radius::{
 use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::engine::{ChapProof, Outcome, Reason};
+use crate::engine::ChapProof;
 use crate::live::Live;
+use crate::login::{self, Attempt, Audit};
 use dedup::{Begin, Cache, Key};
 
 /// The Reply-Message of a CHAP Access-Request when no RADIUS server could check it.
@@ -655,9 +656,58 @@ impl Frontend {
             origin,
         } = walk;
         let user = std::str::from_utf8(user.as_slice()).unwrap_or_default();
-        let throttle = &live.config.throttle;
-        let Ok(ticket) =
-            crate::throttle::begin_relayed(self.state.get(), throttle, user, origin).await
+        let attempt = Attempt {
+            user,
+            origin,
+            local_only: false,
+            audit: Audit::At(source.to_string(), format!("radius:{}", client.name)),
+        };
+        let origin = challenge::Origin {
+            client_id: client.id,
+            client_name: client.name.clone(),
+            source,
+        };
+        let mfa = self.mfa.get();
+        let walk = async {
+            bump(&self.counters.walks);
+            match (&proof, &state, mfa) {
+                (WalkProof::Password(code), Some(state), Some(mfa)) => {
+                    challenge::answer(mfa, &live, &origin, user, state, code.as_slice()).await
+                }
+                (WalkProof::Password(password), None, Some(mfa)) => {
+                    challenge::password(mfa, &live, &origin, user, password.as_slice()).await
+                }
+                _ => {
+                    let decision = match &proof {
+                        WalkProof::Password(password) => {
+                            live.engine.authenticate(user, password.as_slice()).await
+                        }
+                        WalkProof::Chap {
+                            ident,
+                            response,
+                            challenge,
+                        } => {
+                            let chap = ChapProof {
+                                ident: *ident,
+                                response,
+                                challenge: challenge.as_slice(),
+                            };
+                            live.engine.authenticate_chap(user, &chap).await
+                        }
+                    };
+                    match mfa {
+                        Some(mfa) => {
+                            challenge::after_first_factor(mfa, &live, &origin, user, decision).await
+                        }
+                        None => challenge::Walked {
+                            decision,
+                            second: None,
+                        },
+                    }
+                }
+            }
+        };
+        let Ok(walked) = crate::login::first_factor(self.state.get(), &live, attempt, walk).await
         else {
             tracing::info!(client = %client.name, %source, user, "RADIUS front-end: locked out");
             let answer = Answer::Reject(crate::throttle::RADIUS_LOCKED);
@@ -665,72 +715,25 @@ impl Frontend {
                 .reply(key, &client, &request, &answer, &socket, source)
                 .await;
         };
-        bump(&self.counters.walks);
-        let origin = challenge::Origin {
-            client_id: client.id,
-            client_name: client.name.clone(),
-            source,
-        };
-        let mfa = self.mfa.get();
-        let walked = match (&proof, &state, mfa) {
-            (WalkProof::Password(code), Some(state), Some(mfa)) => {
-                challenge::answer(mfa, &live, &origin, user, state, code.as_slice()).await
-            }
-            (WalkProof::Password(password), None, Some(mfa)) => {
-                challenge::password(mfa, &live, &origin, user, password.as_slice()).await
-            }
-            _ => {
-                let decision = match &proof {
-                    WalkProof::Password(password) => {
-                        live.engine.authenticate(user, password.as_slice()).await
-                    }
-                    WalkProof::Chap {
-                        ident,
-                        response,
-                        challenge,
-                    } => {
-                        let chap = ChapProof {
-                            ident: *ident,
-                            response,
-                            challenge: challenge.as_slice(),
-                        };
-                        live.engine.authenticate_chap(user, &chap).await
-                    }
-                };
-                match mfa {
-                    Some(mfa) => {
-                        challenge::after_first_factor(mfa, &live, &origin, user, decision).await
-                    }
-                    None => challenge::Walked {
-                        decision,
-                        second: None,
-                    },
-                }
-            }
-        };
         drop(permit);
         let decision = walked.decision;
-        let verdict =
-            crate::throttle::Verdict::of(&decision.outcome, live.engine.has_remote_servers());
-        ticket.finish(verdict);
-        let (result, answer) = match (&walked.second, &decision.outcome) {
-            (Some(challenge::Second::Challenge(state, prompt)), _) => {
+        let (result, answer) = match &walked.second {
+            Some(challenge::Second::Challenge(state, prompt)) => {
                 ("challenge", Answer::Challenge(state, prompt))
             }
-            (Some(challenge::Second::Reject(message)), _) => ("reject", Answer::Reject(message)),
-            (None, outcome) => match outcome {
-                Outcome::Accept(roles) => ("accept", Answer::Accept(roles, role_attribute)),
-                Outcome::Reject(Reason::NoRoleMapped) => ("reject", Answer::Reject(NO_ROLE_MAPPED)),
-                Outcome::Reject(_) => ("reject", Answer::Reject(INVALID_CREDENTIALS)),
-                // With remote servers, "unavailable" means they did not answer; with only local
-                // users it means an unknown user, which must look like a wrong password.
-                Outcome::Unavailable(_) if live.engine.has_remote_servers() => {
+            Some(challenge::Second::Reject(message)) => ("reject", Answer::Reject(message)),
+            None => match login::Answer::of(&decision.outcome, live.engine.has_remote_servers()) {
+                login::Answer::Accepted(roles) => ("accept", Answer::Accept(roles, role_attribute)),
+                login::Answer::NoRoleMapped => ("reject", Answer::Reject(NO_ROLE_MAPPED)),
+                login::Answer::InvalidCredentials => {
+                    ("reject", Answer::Reject(INVALID_CREDENTIALS))
+                }
+                login::Answer::ServersUnavailable => {
                     ("unavailable", Answer::Reject(SERVERS_UNAVAILABLE))
                 }
-                Outcome::Unavailable(_) => ("reject", Answer::Reject(INVALID_CREDENTIALS)),
             },
         };
-        // The audit event below is the line at `info`.
+        // The audit event (recorded by the pipeline) is the line at `info`.
         tracing::debug!(
             client = %client.name,
             %source,
@@ -740,11 +743,6 @@ impl Frontend {
             server = decision.server.as_deref().unwrap_or("-"),
             latency_ms = u64::try_from(decision.latency.as_millis()).unwrap_or(u64::MAX),
             "{WALK_LOG}"
-        );
-        crate::audit::login(
-            user,
-            &decision,
-            Some((source.to_string(), format!("radius:{}", client.name))),
         );
         self.reply(key, &client, &request, &answer, &socket, source)
             .await;
