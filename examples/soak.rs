@@ -432,7 +432,9 @@ impl UserModel {
     /// The latest send of a success answered before `sent` (whatever failed before it was
     /// sent was cleared before `sent`).
     fn cleared_before(&self, sent: f64) -> f64 {
-        let n = self.successes.partition_point(|(answered, _)| *answered < sent);
+        let n = self
+            .successes
+            .partition_point(|(answered, _)| *answered < sent);
         n.checked_sub(1)
             .and_then(|i| self.successes.get(i))
             .map_or(f64::NEG_INFINITY, |(_, latest)| *latest)
@@ -443,8 +445,8 @@ impl UserModel {
         let cleared = self.cleared_before(sent);
         let from = self.failures.partition_point(|(_, a)| *a < cleared);
         let settled = self.failures.len() - from;
-        let pending = self.in_flight.values().filter(|(_, right)| !right).count()
-            + self.lost_wrong as usize;
+        let pending =
+            self.in_flight.values().filter(|(_, right)| !right).count() + self.lost_wrong as usize;
         let most = u32::try_from(settled + pending)
             .unwrap_or(u32::MAX)
             .min(RULE.hard_limit);
@@ -818,9 +820,9 @@ fn verdict(reply: &[u8], id: u8, authenticator: &[u8; 16]) -> Option<Verdict> {
         Code::AccessAccept => Some(Verdict::Accept),
         Code::AccessReject => {
             let says = |message: &str| {
-                packet.attributes().any(|a| {
-                    a.typ() == attr_type::REPLY_MESSAGE && a.value() == message.as_bytes()
-                })
+                packet
+                    .attributes()
+                    .any(|a| a.typ() == attr_type::REPLY_MESSAGE && a.value() == message.as_bytes())
             };
             Some(if says(UNAVAILABLE) {
                 Verdict::Unavailable
@@ -1082,12 +1084,7 @@ fn main() {
         .find(|(done, _)| *done >= sent / 10)
         .map_or(rss_start, |s| s.1);
     let peak = rss_samples.iter().map(|s| s.1).max().unwrap_or(0);
-    let done = get(&tally.accepts)
-        + get(&tally.rejects)
-        + get(&tally.unavailable)
-        + get(&tally.false_accepts)
-        + get(&tally.false_rejects)
-        + get(&tally.lost);
+    let done = tally.done();
     println!("---- soak result ----");
     println!(
         "logins {done} of {} in {:.1} s ({:.0}/s)",
@@ -1096,16 +1093,26 @@ fn main() {
         done as f64 / elapsed.as_secs_f64()
     );
     println!(
-        "accept {} (right password), reject {} (wrong password), unavailable {}",
+        "accept {} (right password), reject {} (wrong password), locked (rule) {}, unavailable {}",
         get(&tally.accepts),
         get(&tally.rejects),
+        get(&tally.locked),
         get(&tally.unavailable)
     );
     println!(
-        "false accepts {}, false rejects {}, lost answers {}",
+        "false accepts {}, false rejects {}, lost answers {}, passwords checked while locked {}",
         get(&tally.false_accepts),
         get(&tally.false_rejects),
-        get(&tally.lost)
+        get(&tally.lost),
+        get(&tally.checked_while_locked)
+    );
+    println!(
+        "lockouts: {} of them certain by the rule; hot users {} logins, {} locked; other users \
+         {} locked",
+        get(&tally.locked_certain),
+        get(&tally.hot_logins),
+        get(&tally.hot_locked),
+        get(&tally.spread_locked)
     );
     println!(
         "client retransmissions {}, damaged or stray replies ignored {}",
@@ -1132,10 +1139,7 @@ fn main() {
             args.logins
         );
     }
-    let failed = get(&tally.false_accepts) > 0
-        || get(&tally.false_rejects) > 0
-        || get(&tally.lost) > 0
-        || done != sent;
+    let failed = tally.failed() || done != sent;
     drop(front);
     drop(daemon);
     drop(upstream);
