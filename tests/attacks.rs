@@ -20,7 +20,9 @@
 //!    answered after the local user was disabled is rejected, and after a demotion it carries
 //!    only the new roles.
 //! 7. [`one_user_cannot_flood_the_session_table`]: a user keeps at most 32 sessions (their
-//!    oldest go first); another user's session stays.
+//!    oldest go first); another user's session stays. And
+//!    [`partial_logins_cannot_push_out_a_full_session`]: partial sessions, which a password
+//!    alone opens, never push out the user's full one.
 //! 8. [`mfa_service_cannot_take_over_an_administrators_factor`]: an `MFA Service` caller may
 //!    not re-associate, dissociate or delete the delivered factor of a gateway Administrator
 //!    (in any spelling of the name), but still serves other users.
@@ -965,6 +967,28 @@ fn one_user_cannot_flood_the_session_table() {
     assert!(live[..8].iter().all(|l| !l), "{live:?}");
     assert!(live[8..].iter().all(|l| *l), "{live:?}");
     assert_eq!(session_status(&daemon, &bystander), 200);
+}
+
+/// Whoever knows only the password opens partial sessions: as many as they like, they never
+/// push out the user's full ones (found after the session cap was built).
+#[test]
+fn partial_logins_cannot_push_out_a_full_session() {
+    let config = format!(
+        "[mfa.policy]\nrequired = \"all\"\n\n{}",
+        local_user("gina", &hash("gina-password"), &["Monitor"], true),
+    );
+    let daemon = Daemon::start(Some(&config));
+    let mut device = enrol_early(&daemon, "gina", "gina-password");
+    let partial = partial_login(&daemon, "gina", "gina-password");
+    let full = finish_login(&daemon, &partial, &take_code(&mut device));
+    assert_eq!(session_status(&daemon, &full), 200);
+    let partials: Vec<String> = (0..40)
+        .map(|_| partial_login(&daemon, "gina", "gina-password"))
+        .collect();
+    assert_eq!(session_status(&daemon, &full), 200);
+    // The newest partial still works for the second step.
+    let last = second_step(&daemon, partials.last().unwrap(), &take_code(&mut device));
+    assert_eq!(last.status, 200, "{}", last.body);
 }
 
 // --- 8. MFA Service and an Administrator's delivered factor -------------------------------
