@@ -1084,12 +1084,7 @@ fn main() {
         .find(|(done, _)| *done >= sent / 10)
         .map_or(rss_start, |s| s.1);
     let peak = rss_samples.iter().map(|s| s.1).max().unwrap_or(0);
-    let done = get(&tally.accepts)
-        + get(&tally.rejects)
-        + get(&tally.unavailable)
-        + get(&tally.false_accepts)
-        + get(&tally.false_rejects)
-        + get(&tally.lost);
+    let done = tally.done();
     println!("---- soak result ----");
     println!(
         "logins {done} of {} in {:.1} s ({:.0}/s)",
@@ -1098,16 +1093,26 @@ fn main() {
         done as f64 / elapsed.as_secs_f64()
     );
     println!(
-        "accept {} (right password), reject {} (wrong password), unavailable {}",
+        "accept {} (right password), reject {} (wrong password), locked (rule) {}, unavailable {}",
         get(&tally.accepts),
         get(&tally.rejects),
+        get(&tally.locked),
         get(&tally.unavailable)
     );
     println!(
-        "false accepts {}, false rejects {}, lost answers {}",
+        "false accepts {}, false rejects {}, lost answers {}, passwords checked while locked {}",
         get(&tally.false_accepts),
         get(&tally.false_rejects),
-        get(&tally.lost)
+        get(&tally.lost),
+        get(&tally.checked_while_locked)
+    );
+    println!(
+        "lockouts: {} of them certain by the rule; hot users {} logins, {} locked; other users \
+         {} locked",
+        get(&tally.locked_certain),
+        get(&tally.hot_logins),
+        get(&tally.hot_locked),
+        get(&tally.spread_locked)
     );
     println!(
         "client retransmissions {}, damaged or stray replies ignored {}",
@@ -1134,10 +1139,7 @@ fn main() {
             args.logins
         );
     }
-    let failed = get(&tally.false_accepts) > 0
-        || get(&tally.false_rejects) > 0
-        || get(&tally.lost) > 0
-        || done != sent;
+    let failed = tally.failed() || done != sent;
     drop(front);
     drop(daemon);
     drop(upstream);

@@ -111,11 +111,13 @@ fn enrol_phone(daemon: &Daemon, sms: &SmsSink) {
     assert_eq!(answer.status, 200, "{}", answer.body);
     let app = answer.json()["id"].as_str().unwrap().to_owned();
     let user = format!("{BASE}/{app}/users/admin");
+    // An Administrator associates admin's number: an `MFA Service` caller may not change an
+    // Administrator's factor (tests/attacks.rs).
     let answer = send(
         daemon,
         "POST",
         &format!("{user}/associate"),
-        SERVICE,
+        BREAKGLASS,
         Some(json!({"address": PHONE})),
     );
     assert_eq!(answer.status, 200, "{}", answer.body);

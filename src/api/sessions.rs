@@ -15,10 +15,15 @@ const LOCAL_METHOD: &str = "Local";
 /// Sessions kept at most; past it, the oldest makes room.
 const MAX_SESSIONS: usize = 100_000;
 
-/// Sessions one user keeps at most; past it, that user's oldest makes room. A user (or a
+/// Full sessions one user keeps at most; past it, that user's oldest makes room. A user (or a
 /// script holding one account) can therefore never push other users' sessions out: filling
 /// the table takes thousands of accounts.
 pub const MAX_SESSIONS_PER_USER: usize = 32;
+
+/// Partial sessions (second factor still owed) one user keeps at most, apart from the full
+/// ones: a password alone opens partial sessions, so they never push out a full one, or
+/// whoever knows the password could log the user out.
+pub const MAX_PARTIAL_PER_USER: usize = 8;
 
 /// What a token stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,10 +79,11 @@ impl Table {
         Some(session)
     }
 
-    /// Makes room for one more session of `key` at `now`: that user's oldest beyond
-    /// [`MAX_SESSIONS_PER_USER`], expired ones at the front, and the oldest beyond
+    /// Makes room for one more session of `key` at `now` (`partial` or full): that user's
+    /// expired ones, their oldest of the same kind beyond [`MAX_SESSIONS_PER_USER`] (full) or
+    /// [`MAX_PARTIAL_PER_USER`] (partial), expired ones at the front, and the oldest beyond
     /// [`MAX_SESSIONS`].
-    fn make_room(&mut self, key: &UserKey, now: SystemTime) {
+    fn make_room(&mut self, key: &UserKey, partial: bool, now: SystemTime) {
         let mine: Vec<TokenHash> = self
             .by_user
             .get(key)
@@ -88,15 +94,27 @@ impl Table {
                 self.remove(&hash);
             }
         }
-        while self
+        let cap = if partial {
+            MAX_PARTIAL_PER_USER
+        } else {
+            MAX_SESSIONS_PER_USER
+        };
+        let same_kind: Vec<TokenHash> = self
             .by_user
             .get(key)
-            .is_some_and(|hashes| hashes.len() >= MAX_SESSIONS_PER_USER)
+            .map(|hashes| {
+                hashes
+                    .iter()
+                    .filter(|h| self.by_hash.get(*h).is_some_and(|s| s.partial == partial))
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for oldest in same_kind
+            .iter()
+            .take((same_kind.len() + 1).saturating_sub(cap))
         {
-            let Some(oldest) = self.by_user.get(key).and_then(|h| h.front().copied()) else {
-                break;
-            };
-            self.remove(&oldest);
+            self.remove(oldest);
         }
         while let Some(front) = self.order.front().copied() {
             let gone = match self.by_hash.get(&front) {
@@ -125,7 +143,7 @@ impl Table {
     }
 
     fn insert(&mut self, hash: TokenHash, session: Session) {
-        self.make_room(&session.key, SystemTime::now());
+        self.make_room(&session.key, session.partial, SystemTime::now());
         self.order.push_back(hash);
         self.by_user
             .entry(session.key.clone())
@@ -369,7 +387,21 @@ mod tests {
         assert_eq!(sessions.len(), MAX_SESSIONS_PER_USER + 1);
         assert!(sessions.lookup(&victim).is_some());
         assert!(sessions.lookup(&mine[0]).is_none());
-        assert!(sessions.lookup(mine.last().unwrap()).is_some());
+        // Partial sessions (a password alone opens them) have their own cap and never push
+        // out a full one.
+        for _ in 0..(MAX_PARTIAL_PER_USER * 3) {
+            let (partial, _) = sessions
+                .create_partial("mallory", vec![], "RADIUS")
+                .unwrap();
+            mine.push(partial);
+        }
+        assert_eq!(
+            sessions.len(),
+            MAX_SESSIONS_PER_USER + MAX_PARTIAL_PER_USER + 1
+        );
+        assert!(sessions.lookup_partial(mine.last().unwrap()).is_some());
+        // The newest full session is still there.
+        assert!(sessions.lookup(&mine[MAX_SESSIONS_PER_USER * 10]).is_some());
         let live = mine.iter().filter(|t| sessions.lookup(t).is_some()).count();
         assert_eq!(live, MAX_SESSIONS_PER_USER);
         // Logouts and revocations leave nothing behind in the bookkeeping.

@@ -181,4 +181,9 @@ impl SmsSink {
             .recv_timeout(WAIT)
             .expect("no request reached the SMS gateway")
     }
+
+    /// Whether no request arrives within `wait`.
+    pub fn nothing_within(&self, wait: Duration) -> bool {
+        self.requests.recv_timeout(wait).is_err()
+    }
 }
