@@ -10,6 +10,7 @@ pub mod live;
 pub mod login;
 pub mod mfa;
 pub mod state;
+pub mod sync;
 pub mod telemetry;
 pub mod throttle;
 pub mod upstream;

@@ -35,11 +35,9 @@
 
 mod support;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use portcullis::engine::local::hash_password;
@@ -50,6 +48,7 @@ use support::daemon::{Answer, Auth, Daemon};
 use support::freeradius::ClientOutput;
 use support::mfa::{Enrolled, enrol, finish_login, partial_login};
 use support::mfa_peers::SmsSink;
+use support::scripted_radius::Scripted;
 
 const LOGIN: &str = "/api/auth/1.0/login";
 const LOGIN_MFA: &str = "/api/auth/1.0/login/mfa";
@@ -432,64 +431,6 @@ fn enrollment_deny_leaves_pairing_to_administrators() {
 }
 
 // --- A scripted upstream RADIUS server ----------------------------------------------------
-
-/// How the scripted server answers the n-th request (0-based): the datagrams to send back.
-type Answerer = Box<dyn Fn(&[u8], usize) -> Vec<Vec<u8>> + Send + Sync>;
-
-/// A RADIUS server on loopback that answers as a script says. Stops when dropped.
-struct Scripted {
-    addr: SocketAddr,
-    requests: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Scripted {
-    fn start(answer: Answerer) -> Scripted {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
-        let addr = socket.local_addr().unwrap();
-        let requests = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let requests = Arc::clone(&requests);
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while !stop.load(Ordering::Relaxed) {
-                    let Ok((n, from)) = socket.recv_from(&mut buf) else {
-                        continue;
-                    };
-                    let nth = requests.fetch_add(1, Ordering::Relaxed);
-                    for reply in answer(&buf[..n], nth) {
-                        let _ = socket.send_to(&reply, from);
-                    }
-                }
-            })
-        };
-        Scripted {
-            addr,
-            requests,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn requests(&self) -> usize {
-        self.requests.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Scripted {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
 
 /// The secret the scripted server shares with portcullis.
 const UPSTREAM_SECRET: &str = "scripted-upstream-secret";

@@ -12,7 +12,6 @@ mod support;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use portcullis::engine::local::hash_password;
@@ -23,6 +22,7 @@ use support::fault_proxy::{Counters, Fault, Rates, Schedule, UdpProxy};
 use support::freeradius::{
     ALICE_PASSWORD, BOB_PASSWORD, DEFAULT_SECRET, DEFAULT_USERS, FreeRadius,
 };
+use support::scripted_radius::{Answerer, Scripted};
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// `connection_timeout` of every test, in seconds (the configuration's unit).
@@ -490,64 +490,6 @@ async fn random_faults_on_both_directions_never_admit_a_wrong_password() {
 }
 
 // --- Crafted replies from a scripted server ----------------------------------------------
-
-/// How the scripted server answers the n-th request (0-based): the datagrams to send back.
-type Answerer = Box<dyn Fn(&[u8], usize) -> Vec<Vec<u8>> + Send + Sync>;
-
-/// A RADIUS server on loopback that answers as a script says. Stops when dropped.
-struct Scripted {
-    addr: SocketAddr,
-    requests: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Scripted {
-    fn start(answer: Answerer) -> Scripted {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
-        let addr = socket.local_addr().unwrap();
-        let requests = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let requests = Arc::clone(&requests);
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while !stop.load(Ordering::Relaxed) {
-                    let Ok((n, from)) = socket.recv_from(&mut buf) else {
-                        continue;
-                    };
-                    let nth = requests.fetch_add(1, Ordering::Relaxed);
-                    for reply in answer(&buf[..n], nth) {
-                        socket.send_to(&reply, from).unwrap();
-                    }
-                }
-            })
-        };
-        Scripted {
-            addr,
-            requests,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn requests(&self) -> usize {
-        self.requests.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Scripted {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
 
 /// The secret the scripted server shares with portcullis.
 const SCRIPTED_SECRET: &str = "scripted-server-secret";

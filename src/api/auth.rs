@@ -15,7 +15,7 @@ use crate::engine::Outcome;
 use crate::login::{Attempt, Audit};
 
 /// The role that may change the configuration.
-pub const ADMINISTRATOR: &str = "Administrator";
+pub use portcullis_config::ADMINISTRATOR;
 /// The role that may read it.
 pub const MONITOR: &str = "Monitor";
 

@@ -26,6 +26,7 @@ use portcullis_config::{
 use portcullis_protocol::radius::Secret;
 use tokio::time::Instant;
 
+use crate::sync::lock;
 use crate::upstream::Learned;
 pub use crate::upstream::radius::ChapProof;
 use crate::upstream::radius::{
@@ -179,12 +180,6 @@ impl Memory {
         servers.retain(|id, _| ids.contains(id));
         learned
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Servers in the order to try them: those not marked dead first (in `order`), then the dead

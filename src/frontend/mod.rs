@@ -31,7 +31,7 @@ pub mod dedup;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use portcullis_config::{IpNet, RequireMessageAuthenticator, RoleAttribute};
@@ -45,6 +45,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::engine::ChapProof;
 use crate::live::Live;
 use crate::login::{self, Attempt, Audit};
+use crate::sync::lock;
 use dedup::{Begin, Cache, Key};
 
 /// The Reply-Message of a CHAP Access-Request when no RADIUS server could check it.
@@ -837,13 +838,6 @@ fn build_reply(
     }
     let len = builder.finish_reply(&request.authenticator, secret)?;
     Ok(Arc::from(buf.get(..len).unwrap_or_default()))
-}
-
-/// Locks `mutex`, ignoring poisoning: every critical section here leaves consistent state.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portcullis_protocol::radius::{
@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::Learned;
+use crate::sync::lock;
 
 /// How a server proves who it is: which password scheme the Access-Request uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -459,14 +460,6 @@ impl RadiusClient {
             replies: Some(replies),
         })
     }
-}
-
-/// Locks a mutex whose data stays consistent even if a holder panicked (every critical
-/// section here is a few assignments).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Who waits on each Identifier of one socket. Every Identifier has a channel of its own for

@@ -10,4 +10,5 @@ pub mod fault_proxy;
 pub mod freeradius;
 pub mod mfa;
 pub mod mfa_peers;
+pub mod scripted_radius;
 pub mod tacacs_server;
