@@ -9,7 +9,6 @@ mod support;
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use portcullis::engine::local::hash_password;
@@ -290,24 +289,7 @@ fn rest_two_step_login_with_a_delivered_code_and_failmode() {
 
 fn radclient(dir: &Path, daemon: &Daemon, input: &str) -> ClientOutput {
     let addr = daemon.radius_addr.expect("the RADIUS front-end listens");
-    let mut cmd = Command::new("radclient");
-    cmd.arg("-x")
-        .arg("-d")
-        .arg(dir)
-        .args(["-t", "3", "-r", "1"])
-        .arg(addr.to_string())
-        .arg("auth")
-        .arg(RADIUS_SECRET);
-    support::freeradius::run_bounded(&mut cmd, input, Duration::from_secs(20))
-}
-
-fn state_of(output: &ClientOutput) -> String {
-    output
-        .stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("State = "))
-        .unwrap_or_else(|| panic!("no State in {output:?}"))
-        .to_string()
+    support::freeradius::radclient_auth(dir, addr, RADIUS_SECRET, input, Duration::from_secs(20))
 }
 
 #[test]
@@ -327,7 +309,7 @@ fn radius_challenge_with_a_delivered_code() {
     let challenge = radclient(dir.path(), &daemon, &first);
     assert!(challenge.received("Access-Challenge"), "{challenge:?}");
     assert!(challenge.stdout.contains(PROMPT_SMS), "{challenge:?}");
-    let state = state_of(&challenge);
+    let state = challenge.state();
     let code = sms_code(&sms);
     let accept = radclient(
         dir.path(),
@@ -342,7 +324,7 @@ fn radius_challenge_with_a_delivered_code() {
 
     // A wrong delivered code is refused.
     let challenge = radclient(dir.path(), &daemon, &first);
-    let state = state_of(&challenge);
+    let state = challenge.state();
     let code = sms_code(&sms);
     let reject = radclient(
         dir.path(),

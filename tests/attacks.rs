@@ -37,7 +37,6 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use portcullis::engine::local::hash_password;
@@ -757,25 +756,7 @@ const FRONTEND_SECRET: &str = "attacks-frontend-secret";
 const FRONTEND_PASSWORD: &str = "frontend-user-password";
 
 fn radclient(dir: &Path, addr: SocketAddr, input: &str) -> ClientOutput {
-    let mut cmd = Command::new("radclient");
-    cmd.arg("-x")
-        .arg("-d")
-        .arg(dir)
-        .args(["-t", "3", "-r", "1"])
-        .arg(addr.to_string())
-        .arg("auth")
-        .arg(FRONTEND_SECRET);
-    support::freeradius::run_bounded(&mut cmd, input, WAIT)
-}
-
-/// The `State = 0x...` radclient printed for the reply.
-fn state_of(output: &ClientOutput) -> String {
-    output
-        .stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("State = "))
-        .unwrap_or_else(|| panic!("no State in {output:?}"))
-        .to_string()
+    support::freeradius::radclient_auth(dir, addr, FRONTEND_SECRET, input, WAIT)
 }
 
 /// The Class values (hex as radclient prints them) of the reply.
@@ -823,7 +804,7 @@ fn radius_challenge_answer_takes_the_roles_of_now() {
             &format!("User-Name = {user}\nUser-Password = {FRONTEND_PASSWORD}\n"),
         );
         assert!(output.received("Access-Challenge"), "{output:?}");
-        state_of(&output)
+        output.state()
     };
     let answer = |user: &str, state: &str, code: &str| {
         radclient(

@@ -65,25 +65,7 @@ fn enrolled(daemon: &Daemon, user: &str) -> Enrolled {
 }
 
 fn radclient(dir: &Path, addr: SocketAddr, input: &str) -> ClientOutput {
-    let mut cmd = Command::new("radclient");
-    cmd.arg("-x")
-        .arg("-d")
-        .arg(dir)
-        .args(["-t", "3", "-r", "1"])
-        .arg(addr.to_string())
-        .arg("auth")
-        .arg(SECRET);
-    support::freeradius::run_bounded(&mut cmd, input, CLIENT_TIMEOUT)
-}
-
-/// The `State = 0x...` radclient printed for the reply.
-fn state_of(output: &ClientOutput) -> String {
-    output
-        .stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("State = "))
-        .unwrap_or_else(|| panic!("no State in {output:?}"))
-        .to_string()
+    support::freeradius::radclient_auth(dir, addr, SECRET, input, CLIENT_TIMEOUT)
 }
 
 fn dictionary_dir() -> tempfile::TempDir {
@@ -184,7 +166,7 @@ fn radclient_challenge_state_is_bound_to_the_user() {
     );
     assert!(challenge.received("Access-Challenge"), "{challenge:?}");
     assert!(challenge.stdout.contains(PROMPT), "{challenge:?}");
-    let state = state_of(&challenge);
+    let state = challenge.state();
     assert_eq!(state.len(), 2 + 32, "{state}");
 
     // Carol cannot answer bob's challenge, even with her own good code; and the State is
@@ -205,7 +187,7 @@ fn radclient_challenge_state_is_bound_to_the_user() {
         addr,
         &format!("User-Name = bob\nUser-Password = {PASSWORD}\n"),
     );
-    let state = state_of(&challenge);
+    let state = challenge.state();
     let accept = radclient(
         dir.path(),
         addr,

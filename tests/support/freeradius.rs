@@ -118,6 +118,35 @@ impl ClientOutput {
     pub fn received(&self, code: &str) -> bool {
         self.stdout.contains(&format!("Received {code} "))
     }
+
+    /// The `State = 0x...` the client printed for the reply (panics without one).
+    pub fn state(&self) -> String {
+        self.stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("State = "))
+            .unwrap_or_else(|| panic!("no State in {self:?}"))
+            .to_string()
+    }
+}
+
+/// `radclient -x` sending `input` as Access-Requests to `addr` with `secret`, dictionaries
+/// from `dir`, one try of 3 s, bounded by `limit`.
+pub fn radclient_auth(
+    dir: &Path,
+    addr: SocketAddr,
+    secret: &str,
+    input: &str,
+    limit: Duration,
+) -> ClientOutput {
+    let mut cmd = Command::new("radclient");
+    cmd.arg("-x")
+        .arg("-d")
+        .arg(dir)
+        .args(["-t", "3", "-r", "1"])
+        .arg(addr.to_string())
+        .arg("auth")
+        .arg(secret);
+    run_bounded(&mut cmd, input, limit)
 }
 
 impl FreeRadius {
