@@ -118,7 +118,12 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         match outcome {
             // Once MFA applies to the user, the password alone is not enough.
             Outcome::Accept(roles)
-                if super::mfa_login::owes_second_factor(&live, &UserKey::of(user), &roles) =>
+                if crate::login::owes_second_factor(
+                    &live,
+                    crate::login::API,
+                    &UserKey::of(user),
+                    &roles,
+                ) =>
             {
                 Err(super::mfa_login::basic_refused())
             }

@@ -20,7 +20,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use portcullis_config::{FailMode, UserKey};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -32,11 +31,11 @@ use super::auth::bearer_token;
 use super::error::{ApiError, ErrorBody};
 use super::login::{LoginResponse, UserInfo, rfc3339};
 use crate::live::Live;
-use crate::mfa::lockout::Lockout;
-use crate::mfa::{Delivery, Verdict};
+use crate::login::Owed;
+use crate::mfa::Verdict;
 
 /// The application name of the REST login in `[mfa]` overrides.
-pub const APPLICATION: &str = "api";
+pub use crate::login::API as APPLICATION;
 /// Where the second step goes.
 pub const SECOND_STEP: &str = "/api/auth/1.0/login/mfa";
 
@@ -51,11 +50,6 @@ pub struct MfaCodeRequest {
     /// The second factor: a code from a paired authenticator app (or a delivered code).
     #[schema(min_length = 1, example = "123456")]
     pub code: String,
-}
-
-/// Whether the REST login's policy makes `user` owe a second factor.
-pub fn owes_second_factor(live: &Live, user: &UserKey, roles: &[String]) -> bool {
-    live.config.mfa.policy_for(APPLICATION).applies(user, roles)
 }
 
 /// 401 for HTTP Basic by a user who owes a second factor.
@@ -108,7 +102,8 @@ pub fn lockout_response(retry_after: u64) -> Response {
 
 /// The hook of `POST /api/auth/1.0/login` after the first factor accepted `user`: `None` when
 /// no second factor is owed (a full token follows), else the answer with a partial token
-/// (or 429 while the user is locked out).
+/// (or 429 while the user is locked out). The rules are the pipeline's
+/// ([`crate::login::second_factor`]); this turns them into HTTP.
 pub async fn second_step(
     state: &AppState,
     live: &Live,
@@ -116,84 +111,22 @@ pub async fn second_step(
     roles: &[String],
     method: &str,
 ) -> Result<Option<Response>, ApiError> {
-    let policy = live.config.mfa.policy_for(APPLICATION);
-    let key = UserKey::of(user);
-    if !policy.applies(&key, roles) {
-        return Ok(None);
-    }
-    if let Some(retry_after) = state
-        .mfa
-        .locked_for(&key)
-        .await
-        .map_err(|e| ApiError::internal("mfa lockout", e))?
-    {
-        return Ok(Some(lockout_response(retry_after)));
-    }
-    let started = std::time::Instant::now();
-    let options = state
-        .mfa
-        .options(&key, &live.config.mfa_delivery)
-        .await
-        .map_err(|e| ApiError::internal("mfa options", e))?;
-    match options.delivery {
-        Delivery::Down if policy.failmode == FailMode::Safe => {
-            tracing::warn!(
-                user,
-                "second factor cannot be delivered; failmode safe lets the login through"
-            );
-            crate::mfa::audit(
-                user,
-                None,
-                None,
-                "accept",
-                Some(format!(
-                    "{DELIVERY_FAILED}; failmode safe: no second factor"
-                )),
-                started.elapsed(),
-            );
-            return Ok(None);
-        }
-        Delivery::Down => {
-            tracing::warn!(
-                user,
-                "second factor cannot be delivered; failmode secure refuses the login"
-            );
-            crate::mfa::audit(
-                user,
-                None,
-                None,
-                "reject",
-                Some(format!("{DELIVERY_FAILED}; failmode secure")),
-                started.elapsed(),
-            );
-            return Err(delivery_failed());
-        }
-        Delivery::Locked => {
-            crate::mfa::audit(
-                user,
-                None,
-                None,
-                "reject",
-                Some("LOCKOUT: the MFA service sends no more codes for now".into()),
-                started.elapsed(),
-            );
-            return Ok(Some(lockout_response(
-                crate::mfa::service::LOCKOUT_SECONDS.unsigned_abs(),
-            )));
-        }
-        Delivery::NotConfigured | Delivery::Sent(_) => {}
-    }
+    let owed = crate::login::second_factor(&state.mfa, live, APPLICATION, user, roles, None).await;
+    let (totp, sent) = match owed {
+        Owed::Nothing => return Ok(None),
+        Owed::Code { totp, sent } => (totp, sent),
+        Owed::LockedOut(retry_after) => return Ok(Some(lockout_response(retry_after))),
+        Owed::DeliveryFailed => return Err(delivery_failed()),
+        Owed::Unavailable(e) => return Err(ApiError::internal("mfa", e)),
+    };
     let (token, expires) = state
         .sessions
         .create_partial(user, roles.to_vec(), method)
         .map_err(|e| ApiError::internal("token", e))?;
-    let delivered = match options.delivery {
-        Delivery::Sent(channel) => channel.as_str(),
-        _ => "-",
-    };
+    let delivered = sent.map_or("-", |channel| channel.as_str());
     tracing::info!(
         user,
-        enrolled = options.totp,
+        enrolled = totp,
         delivered,
         "login owes a second factor"
     );
@@ -272,22 +205,16 @@ pub async fn login_mfa(
     };
     let code = code_of(&body)?;
     let live = state.store.current();
-    let settings = Lockout::of(&live.config.mfa);
-    let started = std::time::Instant::now();
-    let verdict = state
-        .mfa
-        .verify(&session.key, &code, settings, &live.config.mfa_delivery)
-        .await
-        .map_err(|e| ApiError::internal("mfa verify", e))?;
-    let (method, result, reason) = crate::mfa::audit_verdict(verdict);
-    crate::mfa::audit(
+    let verdict = crate::login::check_code(
+        &state.mfa,
+        &live,
         &session.user,
+        &code,
         None,
-        method,
-        result,
-        reason,
-        started.elapsed(),
-    );
+        std::time::Instant::now(),
+    )
+    .await
+    .map_err(|e| ApiError::internal("mfa verify", e))?;
     match verdict {
         Verdict::Accepted { method } => {
             state.sessions.revoke(token);

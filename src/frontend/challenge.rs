@@ -23,15 +23,15 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use portcullis_config::{FailMode, Method, UserKey};
+use portcullis_config::{Method, UserKey};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use crate::engine::{Decision, Outcome, Reason};
 use crate::live::Live;
+use crate::login::Owed;
 use crate::mfa::delivery::Channel;
-use crate::mfa::lockout::Lockout;
-use crate::mfa::{Delivery, MfaStore, Verdict};
+use crate::mfa::{MfaStore, Verdict};
 use crate::state::{StateError, unix_now};
 
 /// Octets of a State.
@@ -124,7 +124,7 @@ fn reject_decision(started: Instant) -> Decision {
 
 /// The application name of `origin` in `[mfa]` overrides.
 pub fn application(origin: &Origin) -> String {
-    format!("radius:{}", origin.client_name)
+    crate::login::radius_application(&origin.client_name)
 }
 
 /// `password,code` → (`password`, `code`) at the last comma, when what follows is short
@@ -167,15 +167,10 @@ pub async fn password(
             if !policy.applies(&key, roles) {
                 return Walked::plain(decision);
             }
-            let verdict = mfa
-                .verify(
-                    &key,
-                    code,
-                    Lockout::of(&live.config.mfa),
-                    &live.config.mfa_delivery,
-                )
-                .await;
-            return settle(verdict, decision, origin, user, started);
+            let verdict =
+                crate::login::check_code(mfa, live, user, code, Some(where_from(origin)), started)
+                    .await;
+            return settle(verdict, decision, user, started);
         }
         return Walked::plain(decision);
     }
@@ -194,65 +189,36 @@ pub async fn after_first_factor(
     let Outcome::Accept(roles) = &decision.outcome else {
         return Walked::plain(decision);
     };
-    let policy = live.config.mfa.policy_for(&application(origin));
-    let key = UserKey::of(user);
-    if !policy.applies(&key, roles) {
-        return Walked::plain(decision);
-    }
-    match mfa.locked_for(&key).await {
-        Ok(Some(seconds)) => return Walked::with(decision, Second::Reject(locked(seconds))),
-        Ok(None) => {}
-        Err(e) => return unavailable(decision, &e),
-    }
-    let started = Instant::now();
-    let options = match mfa.options(&key, &live.config.mfa_delivery).await {
-        Ok(options) => options,
-        Err(e) => return unavailable(decision, &e),
-    };
-    let audit = |result, reason: String| {
-        crate::mfa::audit(
-            user,
-            Some(where_from(origin)),
-            None,
-            result,
-            Some(reason),
-            started.elapsed(),
-        );
-    };
-    let prompt = match options.delivery {
-        _ if options.totp => PROMPT,
-        Delivery::Sent(Channel::Sms) => PROMPT_SMS,
-        Delivery::Sent(Channel::Email) => PROMPT_EMAIL,
-        Delivery::Down if policy.failmode == FailMode::Safe => {
-            tracing::warn!(
-                user,
-                "second factor cannot be delivered; failmode safe lets the login through"
-            );
-            audit(
-                "accept",
-                "MFA_DELIVERY_FAILED; failmode safe: no second factor".into(),
-            );
-            return Walked::plain(decision);
-        }
-        Delivery::Down => {
-            tracing::warn!(
-                user,
-                "second factor cannot be delivered; failmode secure refuses the login"
-            );
-            audit("reject", "MFA_DELIVERY_FAILED; failmode secure".into());
-            return Walked::with(decision, Second::Reject(DELIVERY_FAILED.into()));
-        }
-        Delivery::Locked => {
-            let seconds = crate::mfa::service::LOCKOUT_SECONDS.unsigned_abs();
-            audit(
-                "reject",
-                "LOCKOUT: the MFA service sends no more codes for now".into(),
-            );
-            return Walked::with(decision, Second::Reject(locked(seconds)));
-        }
-        Delivery::NotConfigured => {
+    let owed = crate::login::second_factor(
+        mfa,
+        live,
+        &application(origin),
+        user,
+        roles,
+        Some(where_from(origin)),
+    )
+    .await;
+    let prompt = match owed {
+        Owed::Nothing => return Walked::plain(decision),
+        Owed::Code { totp: true, .. } => PROMPT,
+        Owed::Code {
+            sent: Some(Channel::Sms),
+            ..
+        } => PROMPT_SMS,
+        Owed::Code {
+            sent: Some(Channel::Email),
+            ..
+        } => PROMPT_EMAIL,
+        Owed::Code { sent: None, .. } => {
             return Walked::with(decision, Second::Reject(NOT_ENROLLED.into()));
         }
+        Owed::LockedOut(seconds) => {
+            return Walked::with(decision, Second::Reject(locked(seconds)));
+        }
+        Owed::DeliveryFailed => {
+            return Walked::with(decision, Second::Reject(DELIVERY_FAILED.into()));
+        }
+        Owed::Unavailable(e) => return unavailable(decision, &e),
     };
     let method = decision.method.map_or("", |m| m.name()).to_string();
     let pending = Pending {
@@ -328,15 +294,9 @@ pub async fn answer(
         latency: started.elapsed(),
     };
     let code = String::from_utf8_lossy(code);
-    let verdict = mfa
-        .verify(
-            &UserKey::of(user),
-            &code,
-            Lockout::of(&live.config.mfa),
-            &live.config.mfa_delivery,
-        )
-        .await;
-    settle(verdict, decision, origin, user, started)
+    let verdict =
+        crate::login::check_code(mfa, live, user, &code, Some(where_from(origin)), started).await;
+    settle(verdict, decision, user, started)
 }
 
 /// The roles a challenge answered now grants, decided again against the live configuration:
@@ -372,26 +332,14 @@ fn where_from(origin: &Origin) -> (String, String) {
     )
 }
 
-/// The answer for a checked code: `decision` (an accept) when the code is good. The outcome
-/// is recorded in the audit log.
+/// The answer for a code checked (and recorded) by [`crate::login::check_code`]: `decision`
+/// (an accept) when the code is good.
 fn settle(
     verdict: Result<Verdict, StateError>,
     decision: Decision,
-    origin: &Origin,
     user: &str,
     started: Instant,
 ) -> Walked {
-    if let Ok(verdict) = &verdict {
-        let (method, result, reason) = crate::mfa::audit_verdict(*verdict);
-        crate::mfa::audit(
-            user,
-            Some(where_from(origin)),
-            method,
-            result,
-            reason,
-            started.elapsed(),
-        );
-    }
     match verdict {
         Ok(Verdict::Accepted { .. }) => Walked::plain(decision),
         Ok(Verdict::Rejected { locked_for: None }) => {
