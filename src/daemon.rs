@@ -106,21 +106,22 @@ pub fn spawn_watchdog(notifier: Arc<Notifier>, interval: Duration) {
     });
 }
 
-/// Requests in flight that a shutdown waits for.
-#[derive(Debug)]
-pub struct InFlight {
+/// Requests in flight that a shutdown waits for (each RADIUS front-end counts its walks; the
+/// HTTPS server drains its own connections). Clones count the same requests.
+#[derive(Debug, Clone, Default)]
+pub struct InFlight(Arc<Counted>);
+
+#[derive(Debug, Default)]
+struct Counted {
     count: AtomicUsize,
     idle: Notify,
 }
 
-/// The RADIUS front-end's walks in flight (the HTTPS server drains its own connections).
-pub static REQUESTS: InFlight = InFlight::new();
-
 /// Held while a request is in flight; [`InFlight::drain`] waits until none is.
 #[derive(Debug)]
-pub struct InFlightGuard<'a>(&'a InFlight);
+pub struct InFlightGuard(Arc<Counted>);
 
-impl Drop for InFlightGuard<'_> {
+impl Drop for InFlightGuard {
     fn drop(&mut self) {
         if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.idle.notify_waiters();
@@ -130,22 +131,19 @@ impl Drop for InFlightGuard<'_> {
 
 impl InFlight {
     /// Nothing in flight.
-    pub const fn new() -> InFlight {
-        InFlight {
-            count: AtomicUsize::new(0),
-            idle: Notify::const_new(),
-        }
+    pub fn new() -> InFlight {
+        InFlight::default()
     }
 
     /// Marks a request in flight until the guard is dropped.
-    pub fn enter(&self) -> InFlightGuard<'_> {
-        self.count.fetch_add(1, Ordering::AcqRel);
-        InFlightGuard(self)
+    pub fn enter(&self) -> InFlightGuard {
+        self.0.count.fetch_add(1, Ordering::AcqRel);
+        InFlightGuard(Arc::clone(&self.0))
     }
 
     /// Requests in flight now.
     pub fn count(&self) -> usize {
-        self.count.load(Ordering::Acquire)
+        self.0.count.load(Ordering::Acquire)
     }
 
     /// Waits until no request is in flight, or `timeout`; returns how many were still
@@ -153,7 +151,7 @@ impl InFlight {
     pub async fn drain(&self, timeout: Duration) -> usize {
         let wait = async {
             loop {
-                let idle = self.idle.notified();
+                let idle = self.0.idle.notified();
                 if self.count() == 0 {
                     return;
                 }
@@ -162,12 +160,6 @@ impl InFlight {
         };
         let _ = tokio::time::timeout(timeout, wait).await;
         self.count()
-    }
-}
-
-impl Default for InFlight {
-    fn default() -> Self {
-        InFlight::new()
     }
 }
 
@@ -335,17 +327,17 @@ mod tests {
 
     #[tokio::test]
     async fn drain_waits_for_guards_and_gives_up_at_the_timeout() {
-        static REQUESTS: InFlight = InFlight::new();
-        let guard = REQUESTS.enter();
+        let requests = InFlight::new();
+        let guard = requests.enter();
         let released = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
             drop(guard);
         });
-        assert_eq!(REQUESTS.drain(Duration::from_secs(30)).await, 0);
+        assert_eq!(requests.drain(Duration::from_secs(30)).await, 0);
         released.await.unwrap();
-        let stuck = REQUESTS.enter();
-        assert_eq!(REQUESTS.drain(Duration::from_millis(20)).await, 1);
+        let stuck = requests.enter();
+        assert_eq!(requests.drain(Duration::from_millis(20)).await, 1);
         drop(stuck);
-        assert_eq!(REQUESTS.count(), 0);
+        assert_eq!(requests.count(), 0);
     }
 }

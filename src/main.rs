@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use portcullis::engine::{Decision, Engine, Outcome};
+use portcullis::server::{Listeners, Server};
 use portcullis_config::{Config, DEFAULT_PATH, Loaded};
 
 /// Exit status for a rejected login.
@@ -183,101 +184,23 @@ fn serve(
     };
     portcullis::telemetry::set_level(&config.logging.level);
     portcullis::daemon::warn_unprotected_upstreams(&config);
-    let Some(addr) = listen.or_else(|| config.listeners.api.first().copied()) else {
-        eprintln!("portcullis: no API listener: pass --listen or set listeners.api");
-        return ExitCode::from(EXIT_CONFIG);
-    };
-    let radius_addrs = if radius_listen.is_empty() {
-        config.listeners.radius_frontend.clone()
-    } else {
-        radius_listen.to_vec()
-    };
     let Some(rt) = runtime() else {
         return ExitCode::from(EXIT_CONFIG);
     };
     let notifier = std::sync::Arc::new(portcullis::daemon::Notifier::from_env());
+    let listeners = Listeners {
+        api: listen,
+        radius: radius_listen.to_vec(),
+        unix_socket: unix_socket.map(Path::to_path_buf),
+    };
     rt.block_on(async {
-        // Installed before the first login so every count is kept.
-        portcullis::telemetry::metrics();
-        portcullis::telemetry::spawn_upkeep();
-        let store = match portcullis::live::ConfigStore::new(path.to_path_buf(), config) {
-            Ok(store) => store,
+        let server = match Server::bind(path, config, state_dir, listeners).await {
+            Ok(server) => server,
             Err(e) => {
                 eprintln!("portcullis: {e}");
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
-        let tls = match portcullis::api::tls_config(state_dir).await {
-            Ok(tls) => tls,
-            Err(e) => {
-                eprintln!("portcullis: TLS under {}: {e}", state_dir.display());
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        };
-        let listener = match std::net::TcpListener::bind(addr) {
-            Ok(listener) => listener,
-            Err(e) => {
-                eprintln!("portcullis: cannot listen on {addr}: {e}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        };
-        let bound = listener.local_addr().map_or(addr, |a| a);
-        let db = match portcullis::state::StateDb::open(state_dir) {
-            Ok(db) => db,
-            Err(e) => {
-                eprintln!("portcullis: {e}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        };
-        let mfa = match portcullis::mfa::MfaStore::open(db.clone(), state_dir) {
-            Ok(mfa) => mfa,
-            Err(e) => {
-                eprintln!("portcullis: MFA key under {}: {e}", state_dir.display());
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        };
-        let sessions = portcullis::api::sessions::Sessions::new();
-        {
-            // Every change that goes live (API write, reload) ends the sessions of the local
-            // users it removed, disabled, re-roled or re-passworded.
-            let sessions = sessions.clone();
-            store.on_change(move |old, new| {
-                sessions.revoke_changed_local_users(old, new);
-            });
-        }
-        let state = std::sync::Arc::new(portcullis::api::AppState {
-            store: portcullis::api::Store(std::sync::Arc::new(store)),
-            sessions,
-            db,
-            mfa: mfa.clone(),
-        });
-        portcullis::audit::start(&state.db, std::sync::Arc::clone(&state.store.0));
-        // The throttle's counts are read now rather than by the first login.
-        let throttle_db = state.db.clone();
-        throttle_db.throttle_counts();
-        let mut receivers = Vec::new();
-        if !radius_addrs.is_empty() {
-            let frontend = {
-                let state = std::sync::Arc::clone(&state);
-                portcullis::frontend::Frontend::new(std::sync::Arc::new(move || {
-                    state.store.current()
-                }))
-                .with_mfa(mfa)
-            };
-            frontend.attach_state(state.db.clone());
-            for addr in &radius_addrs {
-                let socket = match tokio::net::UdpSocket::bind(addr).await {
-                    Ok(socket) => socket,
-                    Err(e) => {
-                        eprintln!("portcullis: cannot listen on UDP {addr} (RADIUS): {e}");
-                        return ExitCode::from(EXIT_CONFIG);
-                    }
-                };
-                let bound = socket.local_addr().map_or(*addr, |a| a);
-                tracing::info!("RADIUS front-end listening on {bound}");
-                receivers.push(tokio::spawn(std::sync::Arc::clone(&frontend).serve(socket)));
-            }
-        }
         // SIGHUP reloads; SIGTERM or SIGINT stops every server.
         let signals = match portcullis::daemon::Signals::install() {
             Ok(signals) => signals,
@@ -286,83 +209,23 @@ fn serve(
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(portcullis::daemon::handle_signals(
             signals,
-            std::sync::Arc::clone(&state.store.0),
+            server.store(),
             std::sync::Arc::clone(&notifier),
             stop,
         ));
-        let on_stop = move || {
-            let mut stopped = stopped.clone();
-            async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            }
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
         };
-        // On stop the RADIUS sockets take no new requests; walks in flight are drained below.
-        tokio::spawn({
-            let stopped = on_stop();
-            async move {
-                stopped.await;
-                receivers.iter().for_each(tokio::task::JoinHandle::abort);
-            }
-        });
-        let unix_server = if let Some(path) = unix_socket {
-            let (path, state, stop) = (path.to_path_buf(), std::sync::Arc::clone(&state), on_stop());
-            // Bound before readiness is reported.
-            let bound = portcullis::api::unix::bind_unix(&path);
-            let listener = match bound {
-                Ok(listener) => listener,
-                Err(e) => {
-                    eprintln!("portcullis: cannot listen on {}: {e}", path.display());
-                    return ExitCode::from(EXIT_CONFIG);
-                }
-            };
-            Some(tokio::spawn(async move {
-                if let Err(e) = portcullis::api::unix::serve_bound(listener, &path, state, stop).await {
-                    tracing::error!(path = %path.display(), error = %e, "Unix socket listener failed");
-                }
-            }))
-        } else {
-            None
-        };
-        tracing::info!("listening on https://{bound}");
-        // Every listener is bound and the configuration is loaded.
-        notifier.notify("READY=1");
-        notifier.status(&format!("Running; API on https://{bound}"));
-        if let Some(interval) = portcullis::daemon::watchdog_interval() {
-            portcullis::daemon::spawn_watchdog(std::sync::Arc::clone(&notifier), interval);
-        }
-        // Everything in flight gets DRAIN_TIMEOUT from the stop signal, not more.
-        let drain_deadline = tokio::spawn({
-            let stopped = on_stop();
-            async move {
-                stopped.await;
-                tokio::time::Instant::now() + portcullis::daemon::DRAIN_TIMEOUT
-            }
-        });
-        let served = portcullis::api::serve(listener, tls, state, on_stop()).await;
-        let deadline = drain_deadline
-            .await
-            .unwrap_or_else(|_| tokio::time::Instant::now());
-        if let Some(unix_server) = unix_server {
-            let _ = tokio::time::timeout_at(deadline, unix_server).await;
-        }
-        let left = portcullis::daemon::REQUESTS
-            .drain(deadline.saturating_duration_since(tokio::time::Instant::now()))
-            .await;
-        if left > 0 {
-            tracing::warn!(left, "stopped with RADIUS requests still in flight");
-        }
-        portcullis::throttle::flush(&throttle_db);
-        portcullis::audit::flush();
-        match served {
+        match server.run(notifier, shutdown).await {
             Ok(()) => {
                 tracing::info!("stopped");
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("portcullis: API server: {e}");
+                eprintln!("portcullis: {e}");
                 ExitCode::from(EXIT_CONFIG)
             }
         }

@@ -31,7 +31,7 @@ pub mod dedup;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portcullis_config::{IpNet, RequireMessageAuthenticator, RoleAttribute};
@@ -42,6 +42,7 @@ use portcullis_protocol::radius::{
 use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::daemon::InFlight;
 use crate::engine::ChapProof;
 use crate::live::Live;
 use crate::login::{self, Attempt, Audit};
@@ -260,10 +261,12 @@ pub struct Frontend {
     /// The `max_in_flight` the semaphore was sized for.
     permits: Mutex<usize>,
     counters: Counters,
-    /// Second factors, when the daemon has a state database.
-    mfa: OnceLock<crate::mfa::MfaStore>,
+    /// Second factors (Access-Challenge); none: the sequence's answer alone.
+    mfa: Option<crate::mfa::MfaStore>,
     /// Where failed logins are counted ([`crate::throttle`]); none: not throttled.
-    state: std::sync::OnceLock<crate::state::StateDb>,
+    state: Option<crate::state::StateDb>,
+    /// The walks in flight, which a stop drains.
+    walks: InFlight,
 }
 
 impl std::fmt::Debug for Frontend {
@@ -367,8 +370,14 @@ enum Answer<'a> {
 }
 
 impl Frontend {
-    /// A front-end reading its configuration through `current`.
-    pub fn new(current: CurrentFn) -> Arc<Frontend> {
+    /// A front-end reading its configuration through `current`; with `mfa`, it asks users
+    /// whom the MFA policy applies to for a second factor (Access-Challenge); with `state`, it
+    /// counts failed logins and refuses locked users ([`crate::throttle`]).
+    pub fn new(
+        current: CurrentFn,
+        mfa: Option<crate::mfa::MfaStore>,
+        state: Option<crate::state::StateDb>,
+    ) -> Arc<Frontend> {
         let live = current();
         let frontend = &live.config.radius_frontend;
         let max_in_flight = usize::try_from(frontend.max_in_flight).unwrap_or(1).max(1);
@@ -379,21 +388,11 @@ impl Frontend {
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             permits: Mutex::new(max_in_flight),
             counters: Counters::default(),
-            state: std::sync::OnceLock::new(),
+            state,
             current,
-            mfa: OnceLock::new(),
+            mfa,
+            walks: InFlight::new(),
         })
-    }
-
-    /// Asks users whom the MFA policy applies to for a second factor (Access-Challenge).
-    pub fn with_mfa(self: Arc<Self>, mfa: crate::mfa::MfaStore) -> Arc<Self> {
-        let _ = self.mfa.set(mfa);
-        self
-    }
-
-    /// Counts failed logins in `db` and refuses locked users ([`crate::throttle`]).
-    pub fn attach_state(&self, db: crate::state::StateDb) {
-        let _ = self.state.set(db);
     }
 
     /// What the front-end has done so far.
@@ -401,13 +400,24 @@ impl Frontend {
         &self.counters
     }
 
-    /// Serves `socket` until the task is dropped.
-    pub async fn serve(self: Arc<Self>, socket: UdpSocket) {
+    /// Serves `socket` until `stop` resolves; the walks it started go on ([`Frontend::drain`]
+    /// waits for them).
+    pub async fn serve(
+        self: Arc<Self>,
+        socket: UdpSocket,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
         let socket = Arc::new(socket);
         // One octet more than RADIUS allows, so an oversized datagram is seen as such.
         let mut buf = vec![0u8; MAX_PACKET_LEN + 1];
+        let mut stop = std::pin::pin!(stop);
         loop {
-            let (len, source) = match socket.recv_from(&mut buf).await {
+            let received = tokio::select! {
+                biased;
+                () = &mut stop => return,
+                received = socket.recv_from(&mut buf) => received,
+            };
+            let (len, source) = match received {
                 Ok(received) => received,
                 Err(e) => {
                     tracing::warn!(error = %e, "RADIUS front-end: receive failed");
@@ -429,8 +439,8 @@ impl Frontend {
                 Action::Walk(walk) => {
                     let frontend = Arc::clone(&self);
                     let socket = Arc::clone(&socket);
-                    // A shutdown waits (bounded) for the walks in flight.
-                    let in_flight = crate::daemon::REQUESTS.enter();
+                    // A stop waits (bounded) for the walks in flight.
+                    let in_flight = self.walks.enter();
                     // Boxed before it is spawned: the walk's future is kilobytes (the
                     // upstream packet buffers), and the task would otherwise copy it by value.
                     tokio::spawn(Box::pin(async move {
@@ -440,6 +450,11 @@ impl Frontend {
                 }
             }
         }
+    }
+
+    /// Waits until no walk is in flight, or `timeout`; returns how many were still running.
+    pub async fn drain(&self, timeout: Duration) -> usize {
+        self.walks.drain(timeout).await
     }
 
     /// The table for the live configuration, rebuilt when it changed.
@@ -668,7 +683,7 @@ impl Frontend {
             client_name: client.name.clone(),
             source,
         };
-        let mfa = self.mfa.get();
+        let mfa = self.mfa.as_ref();
         let walk = async {
             bump(&self.counters.walks);
             match (&proof, &state, mfa) {
@@ -708,7 +723,8 @@ impl Frontend {
                 }
             }
         };
-        let Ok(walked) = crate::login::first_factor(self.state.get(), &live, attempt, walk).await
+        let Ok(walked) =
+            crate::login::first_factor(self.state.as_ref(), &live, attempt, walk).await
         else {
             tracing::info!(client = %client.name, %source, user, "RADIUS front-end: locked out");
             let answer = Answer::Reject(crate::throttle::RADIUS_LOCKED);

@@ -39,7 +39,7 @@ roles = ["Administrator", "Operator"]
 }
 
 fn frontend(live: Arc<Live>) -> Arc<Frontend> {
-    Frontend::new(Arc::new(move || Arc::clone(&live)))
+    Frontend::new(Arc::new(move || Arc::clone(&live)), None, None)
 }
 
 fn source(last: u8) -> SocketAddr {
@@ -263,7 +263,10 @@ async fn walks_reply_with_roles_over_udp() {
     let fe = frontend(live(""));
     let server = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let addr = server.local_addr().expect("addr");
-    let task = tokio::spawn(Arc::clone(&fe).serve(server));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(Arc::clone(&fe).serve(server, async move {
+        let _ = stopped.await;
+    }));
     let client = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let mut buf = [0u8; 4096];
     for (id, password, code) in [
@@ -288,7 +291,13 @@ async fn walks_reply_with_roles_over_udp() {
     }
     assert_eq!(fe.counters().walks.load(Ordering::Relaxed), 2);
     assert_eq!(fe.counters().accepts.load(Ordering::Relaxed), 1);
-    task.abort();
+    // The stop ends the receive loop; nothing is left in flight.
+    stop.send(()).expect("serving");
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the loop ends on stop")
+        .expect("no panic");
+    assert_eq!(fe.drain(Duration::from_secs(1)).await, 0);
 }
 
 #[test]
