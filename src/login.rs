@@ -10,7 +10,7 @@
 //! 3. settles the throttle with what the walk proved ([`crate::throttle::Verdict::of`]);
 //! 4. records the attempt in the audit log (unless the door audits no logins: HTTP Basic).
 //!
-//! [`Answer::of`] then reads the decision the way every door answers it: accepted with roles,
+//! [`Conclusion::of`] then reads the decision the way every door answers it: accepted with roles,
 //! no role mapped, invalid credentials, or servers unavailable (an unknown user when only
 //! local users are configured, which must look like a wrong password).
 //!
@@ -127,7 +127,7 @@ pub async fn first_factor<W: Walked>(
 
 /// A decision as every door answers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer<'a> {
+pub enum Conclusion<'a> {
     /// Logged in with these roles.
     Accepted(&'a [String]),
     /// The credentials were right, but no role mapping matched.
@@ -138,16 +138,16 @@ pub enum Answer<'a> {
     ServersUnavailable,
 }
 
-impl<'a> Answer<'a> {
+impl<'a> Conclusion<'a> {
     /// How `outcome` is answered; `remote` is whether remote servers are configured: without
     /// them, "unavailable" means an unknown local user, which must look like a wrong password.
-    pub fn of(outcome: &'a Outcome, remote: bool) -> Answer<'a> {
+    pub fn of(outcome: &'a Outcome, remote: bool) -> Conclusion<'a> {
         match outcome {
-            Outcome::Accept(roles) => Answer::Accepted(roles),
-            Outcome::Reject(Reason::NoRoleMapped) => Answer::NoRoleMapped,
-            Outcome::Reject(_) => Answer::InvalidCredentials,
-            Outcome::Unavailable(_) if remote => Answer::ServersUnavailable,
-            Outcome::Unavailable(_) => Answer::InvalidCredentials,
+            Outcome::Accept(roles) => Conclusion::Accepted(roles),
+            Outcome::Reject(Reason::NoRoleMapped) => Conclusion::NoRoleMapped,
+            Outcome::Reject(_) => Conclusion::InvalidCredentials,
+            Outcome::Unavailable(_) if remote => Conclusion::ServersUnavailable,
+            Outcome::Unavailable(_) => Conclusion::InvalidCredentials,
         }
     }
 }
@@ -290,13 +290,19 @@ mod tests {
     fn answers_hide_unknown_local_users() {
         let roles = vec!["Monitor".to_string()];
         let accept = Outcome::Accept(roles.clone());
-        assert_eq!(Answer::of(&accept, false), Answer::Accepted(&roles));
+        assert_eq!(Conclusion::of(&accept, false), Conclusion::Accepted(&roles));
         let unmapped = Outcome::Reject(Reason::NoRoleMapped);
-        assert_eq!(Answer::of(&unmapped, true), Answer::NoRoleMapped);
+        assert_eq!(Conclusion::of(&unmapped, true), Conclusion::NoRoleMapped);
         let wrong = Outcome::Reject(Reason::Refused("wrong password".into()));
-        assert_eq!(Answer::of(&wrong, true), Answer::InvalidCredentials);
+        assert_eq!(Conclusion::of(&wrong, true), Conclusion::InvalidCredentials);
         let silent = Outcome::Unavailable("no RADIUS server answered".into());
-        assert_eq!(Answer::of(&silent, true), Answer::ServersUnavailable);
-        assert_eq!(Answer::of(&silent, false), Answer::InvalidCredentials);
+        assert_eq!(
+            Conclusion::of(&silent, true),
+            Conclusion::ServersUnavailable
+        );
+        assert_eq!(
+            Conclusion::of(&silent, false),
+            Conclusion::InvalidCredentials
+        );
     }
 }

@@ -19,7 +19,7 @@ use super::AppState;
 use super::auth::bearer_token;
 use super::error::{ApiError, ErrorBody};
 use super::sessions::Session;
-use crate::login::{Answer, Attempt, Audit};
+use crate::login::{Attempt, Audit, Conclusion};
 
 /// The login, session and logout routes.
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
@@ -174,8 +174,8 @@ pub async fn login(
     let decision = crate::login::first_factor(Some(&state.db), &live, attempt, walk)
         .await
         .map_err(super::throttle::locked)?;
-    match Answer::of(&decision.outcome, live.engine.has_remote_servers()) {
-        Answer::Accepted(roles) => {
+    match Conclusion::of(&decision.outcome, live.engine.has_remote_servers()) {
+        Conclusion::Accepted(roles) => {
             let method = decision.method.map_or("", |m| m.name());
             if let Some(partial) =
                 super::mfa_login::second_step(&state, &live, &username, roles, method).await?
@@ -201,9 +201,9 @@ pub async fn login(
             })
             .into_response())
         }
-        Answer::NoRoleMapped => Err(failure("NO_ROLE_MAPPED")),
-        Answer::InvalidCredentials => Err(failure("INVALID_CREDENTIALS")),
-        Answer::ServersUnavailable => Err(failure("SERVERS_UNAVAILABLE")),
+        Conclusion::NoRoleMapped => Err(failure("NO_ROLE_MAPPED")),
+        Conclusion::InvalidCredentials => Err(failure("INVALID_CREDENTIALS")),
+        Conclusion::ServersUnavailable => Err(failure("SERVERS_UNAVAILABLE")),
     }
 }
 

@@ -358,7 +358,7 @@ struct RequestInfo {
 }
 
 /// The body of a reply.
-enum Answer<'a> {
+enum Reply<'a> {
     /// Access-Accept with these roles.
     Accept(&'a [String], RoleAttribute),
     /// Access-Accept to a Status-Server.
@@ -545,7 +545,7 @@ impl Frontend {
             // RFC 5997 §3: no duplicate detection is needed, the answer is always the same.
             bump(&self.counters.status_server);
             crate::telemetry::frontend_packet("status_server");
-            return match build_reply(&request, &client.secret, &Answer::Alive) {
+            return match build_reply(&request, &client.secret, &Reply::Alive) {
                 Ok(reply) => Action::Send(reply),
                 Err(_) => Action::Drop(DropReason::ReplyFailed),
             };
@@ -590,7 +590,7 @@ impl Frontend {
     ) -> Action {
         let reject = |message: &str| {
             bump(&self.counters.rejects);
-            match build_reply(&request, &client.secret, &Answer::Reject(message)) {
+            match build_reply(&request, &client.secret, &Reply::Reject(message)) {
                 Ok(reply) => Action::Send(reply),
                 Err(_) => Action::Drop(DropReason::ReplyFailed),
             }
@@ -727,7 +727,7 @@ impl Frontend {
             crate::login::first_factor(self.state.as_ref(), &live, attempt, walk).await
         else {
             tracing::info!(client = %client.name, %source, user, "RADIUS front-end: locked out");
-            let answer = Answer::Reject(crate::throttle::RADIUS_LOCKED);
+            let answer = Reply::Reject(crate::throttle::RADIUS_LOCKED);
             return self
                 .reply(key, &client, &request, &answer, &socket, source)
                 .await;
@@ -736,19 +736,23 @@ impl Frontend {
         let decision = walked.decision;
         let (result, answer) = match &walked.second {
             Some(challenge::Second::Challenge(state, prompt)) => {
-                ("challenge", Answer::Challenge(state, prompt))
+                ("challenge", Reply::Challenge(state, prompt))
             }
-            Some(challenge::Second::Reject(message)) => ("reject", Answer::Reject(message)),
-            None => match login::Answer::of(&decision.outcome, live.engine.has_remote_servers()) {
-                login::Answer::Accepted(roles) => ("accept", Answer::Accept(roles, role_attribute)),
-                login::Answer::NoRoleMapped => ("reject", Answer::Reject(NO_ROLE_MAPPED)),
-                login::Answer::InvalidCredentials => {
-                    ("reject", Answer::Reject(INVALID_CREDENTIALS))
+            Some(challenge::Second::Reject(message)) => ("reject", Reply::Reject(message)),
+            None => {
+                match login::Conclusion::of(&decision.outcome, live.engine.has_remote_servers()) {
+                    login::Conclusion::Accepted(roles) => {
+                        ("accept", Reply::Accept(roles, role_attribute))
+                    }
+                    login::Conclusion::NoRoleMapped => ("reject", Reply::Reject(NO_ROLE_MAPPED)),
+                    login::Conclusion::InvalidCredentials => {
+                        ("reject", Reply::Reject(INVALID_CREDENTIALS))
+                    }
+                    login::Conclusion::ServersUnavailable => {
+                        ("unavailable", Reply::Reject(SERVERS_UNAVAILABLE))
+                    }
                 }
-                login::Answer::ServersUnavailable => {
-                    ("unavailable", Answer::Reject(SERVERS_UNAVAILABLE))
-                }
-            },
+            }
         };
         // The audit event (recorded by the pipeline) is the line at `info`.
         tracing::debug!(
@@ -771,7 +775,7 @@ impl Frontend {
         key: Key,
         client: &Client,
         request: &RequestInfo,
-        answer: &Answer<'_>,
+        answer: &Reply<'_>,
         socket: &UdpSocket,
         source: SocketAddr,
     ) {
@@ -785,15 +789,15 @@ impl Frontend {
             }
         };
         match answer {
-            Answer::Accept(..) => {
+            Reply::Accept(..) => {
                 bump(&self.counters.accepts);
                 crate::telemetry::frontend_packet("access_accept");
             }
-            Answer::Challenge(..) => {
+            Reply::Challenge(..) => {
                 bump(&self.counters.challenges);
                 crate::telemetry::frontend_packet("access_challenge");
             }
-            Answer::Reject(_) | Answer::Alive => {
+            Reply::Reject(_) | Reply::Alive => {
                 bump(&self.counters.rejects);
                 crate::telemetry::frontend_packet("access_reject");
             }
@@ -812,18 +816,18 @@ impl Frontend {
 fn build_reply(
     request: &RequestInfo,
     secret: &Secret<Vec<u8>>,
-    answer: &Answer<'_>,
+    answer: &Reply<'_>,
 ) -> Result<Arc<[u8]>, portcullis_protocol::radius::Error> {
     let mut buf = [0u8; MAX_PACKET_LEN];
     let code = match answer {
-        Answer::Accept(..) | Answer::Alive => Code::AccessAccept,
-        Answer::Reject(_) => Code::AccessReject,
-        Answer::Challenge(..) => Code::AccessChallenge,
+        Reply::Accept(..) | Reply::Alive => Code::AccessAccept,
+        Reply::Reject(_) => Code::AccessReject,
+        Reply::Challenge(..) => Code::AccessChallenge,
     };
     let mut builder = Builder::new(&mut buf, code, request.identifier, &[0; AUTHENTICATOR_LEN])?;
     builder.message_authenticator()?;
     match answer {
-        Answer::Accept(roles, attribute) => {
+        Reply::Accept(roles, attribute) => {
             for role in roles.iter() {
                 let value = role.as_bytes();
                 match *attribute {
@@ -840,11 +844,11 @@ fn build_reply(
                 }
             }
         }
-        Answer::Alive => {}
-        Answer::Reject(message) => {
+        Reply::Alive => {}
+        Reply::Reject(message) => {
             builder.attribute(attr_type::REPLY_MESSAGE, message.as_bytes())?;
         }
-        Answer::Challenge(state, prompt) => {
+        Reply::Challenge(state, prompt) => {
             builder.attribute(attr_type::REPLY_MESSAGE, prompt.as_bytes())?;
             builder.attribute(attr_type::STATE, state)?;
         }

@@ -312,7 +312,7 @@ fn vendor_role_attribute() {
     let reply = build_reply(
         &request,
         &secret,
-        &Answer::Accept(
+        &Reply::Accept(
             &roles,
             RoleAttribute::Vendor {
                 vendor: 17164,

@@ -363,8 +363,8 @@ impl TacacsClient {
         auth_service: &str,
     ) -> Result<Answer, ClientError> {
         let authen_msg = match self.authentication(user, password, rem_addr).await? {
-            Verdict::Pass(msg) => msg,
-            Verdict::Fail(msg) => {
+            Ending::Pass(msg) => msg,
+            Ending::Fail(msg) => {
                 return Ok(Answer::Reject {
                     reason: RejectReason::AuthenticationFailed,
                     server_msg: msg,
@@ -405,7 +405,7 @@ impl TacacsClient {
         user: &str,
         password: &[u8],
         rem_addr: &str,
-    ) -> Result<Verdict, ClientError> {
+    ) -> Result<Ending, ClientError> {
         let stage = Stage::Authentication;
         let protocol = self.spec.protocol;
         let mut header = Header::request(
@@ -444,8 +444,8 @@ impl TacacsClient {
                 .map_err(|source| ClientError::Malformed { stage, source })?;
             let server_msg = text(reply.server_msg);
             let answer: &[u8] = match (reply.status, protocol) {
-                (authen::Status::Pass, _) => return Ok(Verdict::Pass(server_msg)),
-                (authen::Status::Fail, _) => return Ok(Verdict::Fail(server_msg)),
+                (authen::Status::Pass, _) => return Ok(Ending::Pass(server_msg)),
+                (authen::Status::Fail, _) => return Ok(Ending::Fail(server_msg)),
                 (authen::Status::Error, _) => {
                     return Err(server_status(stage, "ERROR", server_msg));
                 }
@@ -540,7 +540,7 @@ impl TacacsClient {
 }
 
 /// How an authentication session ended, short of an error.
-enum Verdict {
+enum Ending {
     /// PASS, with its server_msg.
     Pass(Option<String>),
     /// FAIL, with its server_msg.
