@@ -158,7 +158,8 @@ pub enum ClientError {
     Busy,
 }
 
-/// Counters for one server, read by the metrics exporter.
+/// This client's own counts of what happened on the wire, for diagnostics and its tests; the
+/// metrics exporter does not read them (metrics go through [`crate::telemetry`]).
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Access-Requests started.

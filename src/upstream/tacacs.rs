@@ -263,7 +263,8 @@ impl ClientError {
     }
 }
 
-/// Counters for one server, read by the metrics exporter.
+/// This client's own counts of what happened on the wire, for diagnostics and its tests; the
+/// metrics exporter does not read them (metrics go through [`crate::telemetry`]).
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Logins started.
