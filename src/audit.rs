@@ -305,12 +305,10 @@ pub fn prune(conn: &Connection, before: i64) -> Result<usize, StateError> {
 }
 
 /// Records to the daemon's state database from now on, and prunes it per
-/// `audit.retention_days` of the live configuration.
-pub fn start(db: &StateDb, store: Arc<crate::live::ConfigStore>) {
+/// `retention_days()` (the live configuration's `audit.retention_days`).
+pub fn start(db: &StateDb, retention_days: impl Fn() -> u32 + Send + 'static) {
     install(db.clone());
-    spawn_pruning(db.clone(), move || {
-        store.current().config.audit.retention_days
-    });
+    spawn_pruning(db.clone(), retention_days);
 }
 
 /// Prunes events older than `retention_days()` days now and every hour after.

@@ -107,7 +107,10 @@ impl Server {
             });
         }
         let store = Arc::new(store);
-        crate::audit::start(&db, Arc::clone(&store));
+        crate::audit::start(&db, {
+            let store = Arc::clone(&store);
+            move || store.current().config.audit.retention_days
+        });
         // The throttle's counts are read now rather than by the first login.
         db.throttle_counts();
         let frontend = if radius_addrs.is_empty() {
