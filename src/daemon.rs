@@ -7,10 +7,7 @@
 
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-use tokio::sync::Notify;
 
 use crate::live::ConfigStore;
 
@@ -104,63 +101,6 @@ pub fn spawn_watchdog(notifier: Arc<Notifier>, interval: Duration) {
             notifier.notify("WATCHDOG=1");
         }
     });
-}
-
-/// Requests in flight that a shutdown waits for (each RADIUS front-end counts its walks; the
-/// HTTPS server drains its own connections). Clones count the same requests.
-#[derive(Debug, Clone, Default)]
-pub struct InFlight(Arc<Counted>);
-
-#[derive(Debug, Default)]
-struct Counted {
-    count: AtomicUsize,
-    idle: Notify,
-}
-
-/// Held while a request is in flight; [`InFlight::drain`] waits until none is.
-#[derive(Debug)]
-pub struct InFlightGuard(Arc<Counted>);
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
-impl InFlight {
-    /// Nothing in flight.
-    pub fn new() -> InFlight {
-        InFlight::default()
-    }
-
-    /// Marks a request in flight until the guard is dropped.
-    pub fn enter(&self) -> InFlightGuard {
-        self.0.count.fetch_add(1, Ordering::AcqRel);
-        InFlightGuard(Arc::clone(&self.0))
-    }
-
-    /// Requests in flight now.
-    pub fn count(&self) -> usize {
-        self.0.count.load(Ordering::Acquire)
-    }
-
-    /// Waits until no request is in flight, or `timeout`; returns how many were still
-    /// running.
-    pub async fn drain(&self, timeout: Duration) -> usize {
-        let wait = async {
-            loop {
-                let idle = self.0.idle.notified();
-                if self.count() == 0 {
-                    return;
-                }
-                idle.await;
-            }
-        };
-        let _ = tokio::time::timeout(timeout, wait).await;
-        self.count()
-    }
 }
 
 /// What a signal asks of the daemon.
@@ -323,21 +263,5 @@ mod tests {
         assert_eq!(&buf[..n], b"READY=1");
         let n = receiver.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"STATUS=twolines");
-    }
-
-    #[tokio::test]
-    async fn drain_waits_for_guards_and_gives_up_at_the_timeout() {
-        let requests = InFlight::new();
-        let guard = requests.enter();
-        let released = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            drop(guard);
-        });
-        assert_eq!(requests.drain(Duration::from_secs(30)).await, 0);
-        released.await.unwrap();
-        let stuck = requests.enter();
-        assert_eq!(requests.drain(Duration::from_millis(20)).await, 1);
-        drop(stuck);
-        assert_eq!(requests.count(), 0);
     }
 }

@@ -42,10 +42,10 @@ use portcullis_protocol::radius::{
 use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::daemon::InFlight;
 use crate::engine::ChapProof;
 use crate::live::Live;
 use crate::login::{self, Attempt, Audit};
+use crate::sync::InFlight;
 use crate::sync::lock;
 use dedup::{Begin, Cache, Key};
 
