@@ -11,8 +11,7 @@ use portcullis_config::UserKey;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::engine::Outcome;
-use crate::login::{Attempt, Audit};
+use crate::login::{Attempt, Credential, Door, Refusal, Settled};
 
 /// The role that may change the configuration.
 pub use portcullis_config::ADMINISTRATOR;
@@ -107,35 +106,27 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         let live = state.store.current();
         let attempt = Attempt {
             user,
+            credential: Credential::Password(password.as_bytes()),
             origin: super::throttle::Peer::of(parts).origin(&live.config.throttle),
-            local_only: true,
-            audit: Audit::Skip,
+            door: Door::Basic,
         };
-        let walk = live.engine.authenticate_local(user, password.as_bytes());
-        let outcome = crate::login::first_factor(Some(&state.db), &live, attempt, walk)
+        let login = crate::login::login(state.pipeline(), &live, attempt)
             .await
             .map_err(super::throttle::locked)?;
-        match outcome {
-            // Once MFA applies to the user, the password alone is not enough.
-            Outcome::Accept(roles)
-                if crate::login::owes_second_factor(
-                    &live,
-                    crate::login::API,
-                    &UserKey::of(user),
-                    &roles,
-                ) =>
-            {
-                Err(super::mfa_login::basic_refused())
-            }
-            Outcome::Accept(roles) => {
+        match login.settled {
+            Settled::Accepted => {
                 crate::audit::set_caller(user);
                 Ok(Caller {
                     user: user.to_string(),
                     key: UserKey::of(user),
-                    roles,
+                    roles: login.roles().to_vec(),
                 })
             }
-            Outcome::Reject(_) | Outcome::Unavailable(_) => Err(ApiError::invalid_credentials()),
+            // Once MFA applies to the user, the password alone is not enough.
+            Settled::Refused(Refusal::SecondFactorRequired) => {
+                Err(super::mfa_login::basic_refused())
+            }
+            _ => Err(ApiError::invalid_credentials()),
         }
     }
 }

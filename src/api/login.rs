@@ -19,7 +19,7 @@ use super::AppState;
 use super::auth::bearer_token;
 use super::error::{ApiError, ErrorBody};
 use super::sessions::Session;
-use crate::login::{Attempt, Audit, Conclusion};
+use crate::login::{Attempt, CodeRefusal, Credential, Door, Refusal, Settled};
 
 /// The login, session and logout routes.
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
@@ -166,22 +166,17 @@ pub async fn login(
     let live = state.store.current();
     let attempt = Attempt {
         user: &username,
+        credential: Credential::Password(password.as_bytes()),
         origin: peer.origin(&live.config.throttle),
-        local_only: false,
-        audit: Audit::Request,
+        door: Door::Rest,
     };
-    let walk = live.engine.authenticate(&username, password.as_bytes());
-    let decision = crate::login::first_factor(Some(&state.db), &live, attempt, walk)
+    let login = crate::login::login(state.pipeline(), &live, attempt)
         .await
         .map_err(super::throttle::locked)?;
-    match Conclusion::of(&decision.outcome, live.engine.has_remote_servers()) {
-        Conclusion::Accepted(roles) => {
-            let method = decision.method.map_or("", |m| m.name());
-            if let Some(partial) =
-                super::mfa_login::second_step(&state, &live, &username, roles, method).await?
-            {
-                return Ok(partial);
-            }
+    let method = login.decision.method.map_or("", |m| m.name());
+    let roles = login.roles();
+    match login.settled {
+        Settled::Accepted => {
             let lifetime = std::time::Duration::from_secs(u64::from(
                 live.config.authentication.token_lifetime,
             ));
@@ -193,7 +188,7 @@ pub async fn login(
                 user: UserInfo { username },
                 roles: roles.to_vec(),
                 method: method.to_string(),
-                server: decision.server.clone(),
+                server: login.decision.server.clone(),
                 token,
                 expires: rfc3339(expires),
                 need_two_factor_auth: false,
@@ -201,9 +196,20 @@ pub async fn login(
             })
             .into_response())
         }
-        Conclusion::NoRoleMapped => Err(failure("NO_ROLE_MAPPED")),
-        Conclusion::InvalidCredentials => Err(failure("INVALID_CREDENTIALS")),
-        Conclusion::ServersUnavailable => Err(failure("SERVERS_UNAVAILABLE")),
+        Settled::Owed { totp, sent } => {
+            super::mfa_login::partial(&state, &username, roles, method, totp, sent)
+        }
+        Settled::Refused(Refusal::NoRoleMapped) => Err(failure("NO_ROLE_MAPPED")),
+        Settled::Refused(Refusal::InvalidCredentials) => Err(failure("INVALID_CREDENTIALS")),
+        Settled::Refused(Refusal::ServersUnavailable) => Err(failure("SERVERS_UNAVAILABLE")),
+        Settled::Refused(Refusal::SecondFactor(CodeRefusal::LockedOut(retry_after))) => {
+            Ok(super::mfa_login::lockout_response(retry_after))
+        }
+        Settled::Refused(Refusal::SecondFactor(CodeRefusal::DeliveryFailed)) => {
+            Err(super::mfa_login::delivery_failed())
+        }
+        Settled::Refused(refusal) => Err(ApiError::internal("login", format!("{refusal:?}"))),
+        Settled::Challenged(..) => Err(ApiError::internal("login", "a RADIUS challenge")),
     }
 }
 

@@ -30,9 +30,8 @@ use super::AppState;
 use super::auth::bearer_token;
 use super::error::{ApiError, ErrorBody};
 use super::login::{LoginResponse, UserInfo, rfc3339};
-use crate::live::Live;
-use crate::login::Owed;
 use crate::mfa::Verdict;
+use crate::mfa::delivery::Channel;
 
 /// The application name of the REST login in `[mfa]` overrides.
 pub use crate::login::API as APPLICATION;
@@ -100,25 +99,16 @@ pub fn lockout_response(retry_after: u64) -> Response {
     response
 }
 
-/// The hook of `POST /api/auth/1.0/login` after the first factor accepted `user`: `None` when
-/// no second factor is owed (a full token follows), else the answer with a partial token
-/// (or 429 while the user is locked out). The rules are the pipeline's
-/// ([`crate::login::second_factor`]); this turns them into HTTP.
-pub async fn second_step(
+/// The answer of `POST /api/auth/1.0/login` when the pipeline says a second factor is owed:
+/// a partial token, and how a code was sent (`sent`) if one was.
+pub fn partial(
     state: &AppState,
-    live: &Live,
     user: &str,
     roles: &[String],
     method: &str,
-) -> Result<Option<Response>, ApiError> {
-    let owed = crate::login::second_factor(&state.mfa, live, APPLICATION, user, roles, None).await;
-    let (totp, sent) = match owed {
-        Owed::Nothing => return Ok(None),
-        Owed::Code { totp, sent } => (totp, sent),
-        Owed::LockedOut(retry_after) => return Ok(Some(lockout_response(retry_after))),
-        Owed::DeliveryFailed => return Err(delivery_failed()),
-        Owed::Unavailable(e) => return Err(ApiError::internal("mfa", e)),
-    };
+    totp: bool,
+    sent: Option<Channel>,
+) -> Result<Response, ApiError> {
     let (token, expires) = state
         .sessions
         .create_partial(user, roles.to_vec(), method)
@@ -130,21 +120,19 @@ pub async fn second_step(
         delivered,
         "login owes a second factor"
     );
-    Ok(Some(
-        Json(LoginResponse {
-            user: UserInfo {
-                username: user.to_string(),
-            },
-            roles: roles.to_vec(),
-            method: method.to_string(),
-            server: None,
-            token,
-            expires: rfc3339(expires),
-            need_two_factor_auth: true,
-            code_sent_by: (delivered != "-").then(|| delivered.to_string()),
-        })
-        .into_response(),
-    ))
+    Ok(Json(LoginResponse {
+        user: UserInfo {
+            username: user.to_string(),
+        },
+        roles: roles.to_vec(),
+        method: method.to_string(),
+        server: None,
+        token,
+        expires: rfc3339(expires),
+        need_two_factor_auth: true,
+        code_sent_by: (delivered != "-").then(|| delivered.to_string()),
+    })
+    .into_response())
 }
 
 /// Reads `{code}`: 400 for a body that is not a JSON object, 422 for a missing or mistyped

@@ -67,6 +67,16 @@ pub struct AppState {
     pub mfa: crate::mfa::MfaStore,
 }
 
+impl AppState {
+    /// What the login pipeline needs of this state.
+    pub fn pipeline(&self) -> crate::login::Pipeline<'_> {
+        crate::login::Pipeline {
+            db: Some(&self.db),
+            mfa: Some(&self.mfa),
+        }
+    }
+}
+
 /// The configuration store as the REST layer uses it: its changes answer [`ApiError`]s.
 #[derive(Debug, Clone)]
 pub struct Store(pub Arc<ConfigStore>);

@@ -29,6 +29,7 @@
 pub mod challenge;
 pub mod dedup;
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,7 +45,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::engine::ChapProof;
 use crate::live::Live;
-use crate::login::{self, Attempt, Audit};
+use crate::login::radius;
+use crate::login::{self, Attempt, Credential, Door, Pipeline, Refusal, Settled};
 use crate::sync::InFlight;
 use crate::sync::lock;
 use dedup::{Begin, Cache, Key};
@@ -364,7 +366,7 @@ enum Reply<'a> {
     /// Access-Accept to a Status-Server.
     Alive,
     /// Access-Reject with this Reply-Message.
-    Reject(&'a str),
+    Reject(Cow<'a, str>),
     /// Access-Challenge with this State and a prompt (RFC 2865 §4.4).
     Challenge(&'a [u8], &'a str),
 }
@@ -590,7 +592,7 @@ impl Frontend {
     ) -> Action {
         let reject = |message: &str| {
             bump(&self.counters.rejects);
-            match build_reply(&request, &client.secret, &Reply::Reject(message)) {
+            match build_reply(&request, &client.secret, &Reply::Reject(message.into())) {
                 Ok(reply) => Action::Send(reply),
                 Err(_) => Action::Drop(DropReason::ReplyFailed),
             }
@@ -672,88 +674,78 @@ impl Frontend {
             origin,
         } = walk;
         let user = std::str::from_utf8(user.as_slice()).unwrap_or_default();
-        let attempt = Attempt {
-            user,
-            origin,
-            local_only: false,
-            audit: Audit::At(source.to_string(), format!("radius:{}", client.name)),
-        };
-        let origin = challenge::Origin {
+        let at = radius::Origin {
             client_id: client.id,
             client_name: client.name.clone(),
             source,
         };
-        let mfa = self.mfa.as_ref();
-        let walk = async {
-            bump(&self.counters.walks);
-            match (&proof, &state, mfa) {
-                (WalkProof::Password(code), Some(state), Some(mfa)) => {
-                    challenge::answer(mfa, &live, &origin, user, state, code.as_slice()).await
-                }
-                (WalkProof::Password(password), None, Some(mfa)) => {
-                    challenge::password(mfa, &live, &origin, user, password.as_slice()).await
-                }
-                _ => {
-                    let decision = match &proof {
-                        WalkProof::Password(password) => {
-                            live.engine.authenticate(user, password.as_slice()).await
-                        }
-                        WalkProof::Chap {
-                            ident,
-                            response,
-                            challenge,
-                        } => {
-                            let chap = ChapProof {
-                                ident: *ident,
-                                response,
-                                challenge: challenge.as_slice(),
-                            };
-                            live.engine.authenticate_chap(user, &chap).await
-                        }
-                    };
-                    match mfa {
-                        Some(mfa) => {
-                            challenge::after_first_factor(mfa, &live, &origin, user, decision).await
-                        }
-                        None => challenge::Walked {
-                            decision,
-                            second: None,
-                        },
-                    }
-                }
+        let chap;
+        let credential = match (&proof, &state) {
+            (WalkProof::Password(code), Some(state)) => Credential::ChallengeAnswer {
+                state,
+                code: code.as_slice(),
+            },
+            (WalkProof::Password(password), None) => Credential::Password(password.as_slice()),
+            (
+                WalkProof::Chap {
+                    ident,
+                    response,
+                    challenge,
+                },
+                _,
+            ) => {
+                chap = ChapProof {
+                    ident: *ident,
+                    response,
+                    challenge: challenge.as_slice(),
+                };
+                Credential::Chap(chap)
             }
         };
-        let Ok(walked) =
-            crate::login::first_factor(self.state.as_ref(), &live, attempt, walk).await
-        else {
+        let attempt = Attempt {
+            user,
+            credential,
+            origin,
+            door: Door::Radius(&at),
+        };
+        let pipeline = Pipeline {
+            db: self.state.as_ref(),
+            mfa: self.mfa.as_ref(),
+        };
+        let Ok(login) = login::login(pipeline, &live, attempt).await else {
             tracing::info!(client = %client.name, %source, user, "RADIUS front-end: locked out");
-            let answer = Reply::Reject(crate::throttle::RADIUS_LOCKED);
+            let answer = Reply::Reject(crate::throttle::RADIUS_LOCKED.into());
             return self
                 .reply(key, &client, &request, &answer, &socket, source)
                 .await;
         };
         drop(permit);
-        let decision = walked.decision;
-        let (result, answer) = match &walked.second {
-            Some(challenge::Second::Challenge(state, prompt)) => {
-                ("challenge", Reply::Challenge(state, prompt))
+        // A walk ran (a locked-out attempt is refused before any).
+        bump(&self.counters.walks);
+        let roles = login.roles();
+        let (result, answer) = match &login.settled {
+            Settled::Accepted => ("accept", Reply::Accept(roles, role_attribute)),
+            Settled::Challenged(state, prompt) => (
+                "challenge",
+                Reply::Challenge(state, challenge::prompt(*prompt)),
+            ),
+            Settled::Owed { .. } | Settled::Refused(Refusal::InvalidCredentials) => {
+                ("reject", Reply::Reject(INVALID_CREDENTIALS.into()))
             }
-            Some(challenge::Second::Reject(message)) => ("reject", Reply::Reject(message)),
-            None => {
-                match login::Conclusion::of(&decision.outcome, live.engine.has_remote_servers()) {
-                    login::Conclusion::Accepted(roles) => {
-                        ("accept", Reply::Accept(roles, role_attribute))
-                    }
-                    login::Conclusion::NoRoleMapped => ("reject", Reply::Reject(NO_ROLE_MAPPED)),
-                    login::Conclusion::InvalidCredentials => {
-                        ("reject", Reply::Reject(INVALID_CREDENTIALS))
-                    }
-                    login::Conclusion::ServersUnavailable => {
-                        ("unavailable", Reply::Reject(SERVERS_UNAVAILABLE))
-                    }
-                }
+            Settled::Refused(Refusal::NoRoleMapped) => {
+                ("reject", Reply::Reject(NO_ROLE_MAPPED.into()))
+            }
+            Settled::Refused(Refusal::ServersUnavailable) => {
+                ("unavailable", Reply::Reject(SERVERS_UNAVAILABLE.into()))
+            }
+            Settled::Refused(Refusal::SecondFactorRequired) => {
+                ("reject", Reply::Reject(challenge::NOT_ENROLLED.into()))
+            }
+            Settled::Refused(Refusal::SecondFactor(refusal)) => {
+                ("reject", Reply::Reject(challenge::refusal(*refusal)))
             }
         };
+        let decision = &login.decision;
         // The audit event (recorded by the pipeline) is the line at `info`.
         tracing::debug!(
             client = %client.name,
