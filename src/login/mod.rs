@@ -22,7 +22,7 @@
 use std::future::Future;
 use std::time::Instant;
 
-use portcullis_config::{FailMode, UserKey};
+use portcullis_config::{FailMode, MfaRequired, UserKey};
 
 pub mod radius;
 
@@ -255,7 +255,9 @@ pub async fn login(
         }
         Door::Radius(at) => {
             let audit = Audit::At(at.source.to_string(), radius_application(&at.client_name));
-            let walk = radius::walk(pipeline.mfa, live, at, user, credential);
+            // Boxed: the walk's future is kilobytes (the upstream packet buffers), and every
+            // layer above would otherwise copy it by value.
+            let walk = Box::pin(radius::walk(pipeline.mfa, live, at, user, credential));
             let walked = first_factor(pipeline.db, live, user, origin, remote, audit, walk).await?;
             (walked.decision, walked.second)
         }
@@ -401,6 +403,10 @@ pub async fn second_factor(
     at: Option<(String, String)>,
 ) -> Owed {
     let policy = live.config.mfa.policy_for(application);
+    // Nobody owes one under this policy: no need for the user's key.
+    if policy.required == MfaRequired::None {
+        return Owed::Nothing;
+    }
     let key = UserKey::of(user);
     if !policy.applies(&key, roles) {
         return Owed::Nothing;

@@ -171,34 +171,34 @@ pub async fn password(
     password: &[u8],
 ) -> Walked {
     let started = Instant::now();
-    let policy = live.config.mfa.policy_for(&application(origin));
-    let key = UserKey::of(user);
-    let split = match split_code(password) {
-        Some((head, code)) => match mfa
-            .looks_like_code(&key, code, &live.config.mfa_delivery)
-            .await
-        {
-            Ok(true) => Some((head, code)),
-            Ok(false) => None,
-            Err(e) => return unavailable(reject_decision(started), &e),
-        },
-        None => None,
+    let Some((head, code)) = split_code(password) else {
+        let decision = live.engine.authenticate(user, password).await;
+        return after_first_factor(mfa, live, origin, user, decision).await;
     };
-    if let Some((head, code)) = split {
-        let decision = live.engine.authenticate(user, head).await;
-        if let Outcome::Accept(roles) = &decision.outcome {
-            if !policy.applies(&key, roles) {
-                return Walked::plain(decision);
-            }
-            let verdict =
-                crate::login::check_code(mfa, live, user, code, Some(where_from(origin)), started)
-                    .await;
-            return settle(verdict, decision, user, started);
+    let key = UserKey::of(user);
+    match mfa
+        .looks_like_code(&key, code, &live.config.mfa_delivery)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            let decision = live.engine.authenticate(user, password).await;
+            return after_first_factor(mfa, live, origin, user, decision).await;
         }
-        return Walked::plain(decision);
+        Err(e) => return unavailable(reject_decision(started), &e),
     }
-    let decision = live.engine.authenticate(user, password).await;
-    after_first_factor(mfa, live, origin, user, decision).await
+    let decision = live.engine.authenticate(user, head).await;
+    if let Outcome::Accept(roles) = &decision.outcome {
+        let policy = live.config.mfa.policy_for(&application(origin));
+        if !policy.applies(&key, roles) {
+            return Walked::plain(decision);
+        }
+        let verdict =
+            crate::login::check_code(mfa, live, user, code, Some(where_from(origin)), started)
+                .await;
+        return settle(verdict, decision, user, started);
+    }
+    Walked::plain(decision)
 }
 
 /// After the first factor (PAP or CHAP): a challenge when the policy applies to the user.
