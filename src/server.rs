@@ -97,7 +97,9 @@ impl Server {
         let db = crate::state::StateDb::open(state_dir).map_err(|e| StartError(e.to_string()))?;
         let mfa = crate::mfa::MfaStore::open(db.clone(), state_dir)
             .map_err(|e| StartError(format!("MFA key under {}: {e}", state_dir.display())))?;
-        let sessions = crate::api::sessions::Sessions::new();
+        let store = Arc::new(store);
+        let sessions = crate::api::sessions::Sessions::open(db.clone(), Arc::clone(&store))
+            .map_err(|e| StartError(e.to_string()))?;
         {
             // Every change that goes live (API write, reload) ends the sessions of the local
             // users it removed, disabled, re-roled or re-passworded.
@@ -106,7 +108,6 @@ impl Server {
                 sessions.revoke_changed_local_users(old, new);
             });
         }
-        let store = Arc::new(store);
         crate::audit::start(&db, {
             let store = Arc::clone(&store);
             move || store.current().config.audit.retention_days

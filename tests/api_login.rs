@@ -328,3 +328,52 @@ fn the_api_also_answers_on_a_unix_socket() {
         .unwrap();
     assert_eq!(String::from_utf8(anonymous.stdout).unwrap(), "401");
 }
+
+#[test]
+fn sessions_survive_a_restart_unless_revoked_or_their_local_user_changed() {
+    let hash =
+        |password: &str| portcullis::engine::local::hash_password(password.as_bytes()).unwrap();
+    // Hashed once: a new hash of the same password is a changed password (new salt).
+    let (admin, carol) = (hash(ADMIN_PASSWORD), hash("carol-password"));
+    let config = |carol_roles: &str| {
+        format!(
+            r#"
+[[local_users]]
+name = "admin"
+password_hash = "{admin}"
+roles = ["Administrator"]
+
+[[local_users]]
+name = "carol"
+password_hash = "{carol}"
+roles = [{carol_roles}]
+"#,
+        )
+    };
+    let daemon = Daemon::start(Some(&config(r#""Monitor""#)));
+    let kept = daemon.login("admin", ADMIN_PASSWORD);
+    let revoked = daemon.login("admin", ADMIN_PASSWORD);
+    let carol = daemon.login("carol", "carol-password");
+    let logout = daemon.request("POST", "/api/auth/1.0/logout", Auth::Bearer(&revoked), None);
+    assert_eq!(logout.status, 204, "{}", logout.body);
+    // While the daemon is down, carol's roles change in the file.
+    std::fs::write(daemon.config_path(), config(r#""Operator""#)).unwrap();
+
+    let daemon = daemon.restart();
+    let session =
+        |token: &str| daemon.request("GET", "/api/auth/1.0/session", Auth::Bearer(token), None);
+    let alive = session(&kept);
+    assert_eq!(alive.status, 200, "{}", alive.body);
+    assert_eq!(alive.json()["user"]["username"], "admin");
+    assert_eq!(alive.json()["roles"], json!(["Administrator"]));
+    assert_eq!(session(&revoked).status, 401);
+    assert_eq!(session(&carol).status, 401);
+    // Only hashes are kept: no token is in the state database.
+    let db = std::fs::read(daemon.dir().join("state").join("portcullis.db")).unwrap();
+    for token in [&kept, &revoked, &carol] {
+        assert!(
+            !db.windows(token.len()).any(|w| w == token.as_bytes()),
+            "a token is stored in clear"
+        );
+    }
+}

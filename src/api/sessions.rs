@@ -1,4 +1,9 @@
 //! Login sessions: bearer tokens of 256 random bits, kept only as SHA-256 hashes.
+//!
+//! The table is in memory; with a state database ([`Sessions::open`]) every change is also
+//! written through to it ([`crate::state::sessions::SessionState`]), under the table's lock
+//! so the two never disagree on order, and the table is read back at start: sessions
+//! survive a restart. Lookups never touch the database.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -8,6 +13,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_config::{Config, UserKey};
 use sha2::{Digest, Sha256};
+
+use crate::live::ConfigStore;
+use crate::state::sessions::{SessionState, StoredSession, TokenHash};
+use crate::state::{StateDb, StateError};
 
 /// The method name of sessions opened by the local method.
 const LOCAL_METHOD: &str = "Local";
@@ -51,9 +60,42 @@ pub const PARTIAL_LIFETIME: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone, Default)]
 pub struct Sessions {
     table: Arc<Mutex<Table>>,
+    /// Where the table is written through to (none: memory only).
+    store: Option<StateDb>,
+    /// The live configuration, for the grants of local users' sessions.
+    config: Option<Arc<ConfigStore>>,
 }
 
-type TokenHash = [u8; 32];
+/// Why a session could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No randomness for the token.
+    #[error("random token: {0}")]
+    Random(#[from] getrandom::Error),
+    /// The state database did not keep it.
+    #[error("{0}")]
+    State(#[from] StateError),
+}
+
+/// What a local user is, hashed: the session of a local login is kept only while the user
+/// still exists under the same name, enabled, with the same roles and password (the rule of
+/// [`Sessions::revoke_changed_local_users`], applied across a restart).
+fn local_grant(config: &Config, user: &str) -> Option<TokenHash> {
+    let key = UserKey::of(user);
+    let local = config
+        .local_users
+        .iter()
+        .find(|u| u.enabled && UserKey::of(&u.name) == key)?;
+    let mut digest = Sha256::new();
+    digest.update(local.name.as_bytes());
+    for role in &local.roles {
+        digest.update([0]);
+        digest.update(role.as_bytes());
+    }
+    digest.update([1]);
+    digest.update(local.password_hash.expose().as_bytes());
+    Some(digest.finalize().into())
+}
 
 /// Sessions by token hash, with the order they were made in, overall and per user, so that
 /// making room costs the same however full the table is.
@@ -65,11 +107,14 @@ struct Table {
     order: VecDeque<TokenHash>,
     /// Each user's live sessions, oldest first.
     by_user: HashMap<UserKey, VecDeque<TokenHash>>,
+    /// Sessions removed since the store last heard of it.
+    gone: Vec<TokenHash>,
 }
 
 impl Table {
     fn remove(&mut self, hash: &TokenHash) -> Option<Session> {
         let session = self.by_hash.remove(hash)?;
+        self.gone.push(*hash);
         if let Some(mine) = self.by_user.get_mut(&session.key) {
             mine.retain(|h| h != hash);
             if mine.is_empty() {
@@ -157,14 +202,63 @@ fn hash(token: &str) -> TokenHash {
     Sha256::digest(token.as_bytes()).into()
 }
 
+fn unix_ns(time: SystemTime) -> i64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
 impl Sessions {
-    /// An empty table.
+    /// An empty table in memory only.
     pub fn new() -> Sessions {
         Sessions::default()
     }
 
+    /// The table kept in `db`: the live sessions stored there come back (caps applied as
+    /// when they were made), and every change from now on is written through.
+    pub fn open(db: StateDb, config: Arc<ConfigStore>) -> Result<Sessions, StateError> {
+        let now = SystemTime::now();
+        let stored = db.load_sessions(unix_ns(now))?;
+        let live = config.current();
+        let mut table = Table::default();
+        for row in stored {
+            if row.method == LOCAL_METHOD
+                && (row.grant.is_none() || row.grant != local_grant(&live.config, &row.user))
+            {
+                // The local user changed while the daemon was down.
+                table.gone.push(row.hash);
+                continue;
+            }
+            let session = Session {
+                key: UserKey::of(&row.user),
+                user: row.user,
+                roles: row.roles,
+                method: row.method,
+                expires: SystemTime::UNIX_EPOCH
+                    + Duration::from_nanos(u64::try_from(row.expires_ns).unwrap_or(0)),
+                partial: row.partial,
+            };
+            table.insert(row.hash, session);
+        }
+        db.delete_sessions(&std::mem::take(&mut table.gone))?;
+        Ok(Sessions {
+            table: Arc::new(Mutex::new(table)),
+            store: Some(db),
+            config: Some(config),
+        })
+    }
+
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the sessions removed from `table` through to the store, under its lock.
+    fn forget_gone(&self, table: &mut Table) {
+        let gone = std::mem::take(&mut table.gone);
+        if let Some(store) = &self.store {
+            if let Err(e) = store.delete_sessions(&gone) {
+                tracing::error!(error = %e, "sessions: state database");
+            }
+        }
     }
 
     /// Opens a session valid for `lifetime` and returns its token (43 URL-safe characters)
@@ -175,7 +269,7 @@ impl Sessions {
         roles: Vec<String>,
         method: &str,
         lifetime: Duration,
-    ) -> Result<(String, SystemTime), getrandom::Error> {
+    ) -> Result<(String, SystemTime), SessionError> {
         self.insert(user, roles, method, lifetime, false)
     }
 
@@ -186,7 +280,7 @@ impl Sessions {
         user: &str,
         roles: Vec<String>,
         method: &str,
-    ) -> Result<(String, SystemTime), getrandom::Error> {
+    ) -> Result<(String, SystemTime), SessionError> {
         self.insert(user, roles, method, PARTIAL_LIFETIME, true)
     }
 
@@ -197,7 +291,7 @@ impl Sessions {
         method: &str,
         lifetime: Duration,
         partial: bool,
-    ) -> Result<(String, SystemTime), getrandom::Error> {
+    ) -> Result<(String, SystemTime), SessionError> {
         let mut random = [0u8; 32];
         getrandom::fill(&mut random)?;
         let token = URL_SAFE_NO_PAD.encode(random);
@@ -210,7 +304,33 @@ impl Sessions {
             expires,
             partial,
         };
-        self.table().insert(hash(&token), session);
+        let hash = hash(&token);
+        let mut table = self.table();
+        table.insert(hash, session.clone());
+        self.forget_gone(&mut table);
+        if let Some(store) = &self.store {
+            let stored = StoredSession {
+                hash,
+                user: session.user,
+                roles: session.roles,
+                method: session.method,
+                expires_ns: unix_ns(expires),
+                partial,
+                grant: match &self.config {
+                    Some(config) if method == LOCAL_METHOD => {
+                        local_grant(&config.current().config, user)
+                    }
+                    _ => None,
+                },
+            };
+            if let Err(e) = store.save_session(&stored) {
+                // Not kept: the token would not survive a restart, so it is not handed out.
+                table.remove(&hash);
+                table.gone.clear();
+                tracing::error!(error = %e, "sessions: state database");
+                return Err(SessionError::State(e));
+            }
+        }
         Ok((token, expires))
     }
 
@@ -233,6 +353,7 @@ impl Sessions {
             Some(session) if session.expires > SystemTime::now() => Some(session.clone()),
             Some(_) => {
                 table.remove(&key);
+                self.forget_gone(&mut table);
                 None
             }
             None => None,
@@ -262,12 +383,16 @@ impl Sessions {
                 revoked += 1;
             }
         }
+        self.forget_gone(&mut table);
         revoked
     }
 
     /// Ends the session of `token`; whether there was one.
     pub fn revoke(&self, token: &str) -> bool {
-        self.table().remove(&hash(token)).is_some()
+        let mut table = self.table();
+        let revoked = table.remove(&hash(token)).is_some();
+        self.forget_gone(&mut table);
+        revoked
     }
 
     /// Ends the sessions of every local user whom the change from `old` to `new` removed,

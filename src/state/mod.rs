@@ -8,6 +8,8 @@
 //! SQLite calls block: call [`StateDb::with`] from `tokio::task::spawn_blocking` (or
 //! [`StateDb::run`], which does that).
 
+pub mod sessions;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -36,6 +38,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0006_canonical_users",
         include_str!("migrations/0006_canonical_users.sql"),
+    ),
+    (
+        "0007_sessions",
+        include_str!("migrations/0007_sessions.sql"),
     ),
 ];
 
