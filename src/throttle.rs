@@ -42,8 +42,8 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
+use crate::state::throttle::ThrottleState;
 use portcullis_config::{Throttle, UserKey};
-use rusqlite::params;
 
 use crate::engine::{Outcome, Reason};
 use crate::state::{StateDb, StateError, unix_now};
@@ -365,21 +365,18 @@ enum Check {
 impl Counts {
     /// The counts the database holds (a database that cannot be read starts empty, logged).
     pub fn load(db: &StateDb) -> Counts {
-        let loaded = db.with(|conn| {
-            let mut statement =
-                conn.prepare("SELECT key, failures, locked_until, last_failure FROM throttle")?;
-            let rows = statement.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    Count {
-                        failures: r.get(1)?,
-                        locked_until: r.get(2)?,
-                        last_failure: r.get(3)?,
+        let loaded = db.load_counts().map(|rows| {
+            rows.into_iter()
+                .map(|(key, (failures, locked_until, last_failure))| {
+                    let count = Count {
+                        failures,
+                        locked_until,
+                        last_failure,
                         ..Count::default()
-                    },
-                ))
-            })?;
-            Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
+                    };
+                    (key, count)
+                })
+                .collect::<HashMap<_, _>>()
         });
         let rows = loaded.unwrap_or_else(|e| {
             tracing::error!(error = %e, "throttle: cannot read the counts; starting from none");
@@ -684,23 +681,7 @@ fn write_dirty(db: &StateDb) {
 
 /// Stores `batch` in one transaction (a failure is logged; the counts in memory still apply).
 fn store(db: &StateDb, batch: &[(String, Option<Row>)]) {
-    let stored = db.with(|conn| {
-        let tx = conn.transaction()?;
-        for (key, row) in batch {
-            match row {
-                Some((failures, until, last)) => tx.execute(
-                    "INSERT INTO throttle (key, failures, locked_until, last_failure) \
-                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET \
-                     failures = excluded.failures, locked_until = excluded.locked_until, \
-                     last_failure = excluded.last_failure",
-                    params![key, failures, until, last],
-                )?,
-                None => tx.execute("DELETE FROM throttle WHERE key = ?1", [key])?,
-            };
-        }
-        tx.commit()?;
-        Ok(())
-    });
+    let stored = db.store_counts(batch);
     if let Err(e) = stored {
         tracing::error!(error = %e, keys = batch.len(), "throttle: cannot store the counts");
     }
@@ -812,7 +793,7 @@ fn locked_until(config: &Throttle, failures: i64, is_user: bool, now: i64) -> i6
     now.saturating_add(period)
 }
 
-type Row = (i64, i64, i64);
+type Row = crate::state::throttle::StoredCount;
 
 /// One counted key, for the management API.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,7 +23,6 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use portcullis_config::{Method, UserKey};
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::{CodeRefusal, Credential, Owed};
@@ -31,6 +30,7 @@ use crate::engine::{Decision, Outcome, Reason};
 use crate::live::Live;
 use crate::mfa::delivery::Channel;
 use crate::mfa::{MfaStore, Verdict};
+use crate::state::challenges::{ChallengeState, Pending};
 use crate::state::{StateError, unix_now};
 
 /// Octets of a State.
@@ -253,7 +253,7 @@ pub async fn after_first_factor(
     };
     let created = mfa
         .db()
-        .run(move |conn| create(conn, &pending, unix_now()))
+        .call(move |db| create(db, &pending, unix_now()))
         .await;
     match created {
         Ok(state) => Walked::with(decision, Second::Challenge(state, prompt)),
@@ -274,7 +274,7 @@ pub async fn answer(
     let hash: [u8; 32] = Sha256::digest(state).into();
     let taken = mfa
         .db()
-        .run(move |conn| take(conn, &hash, unix_now()))
+        .call(move |db| db.take_challenge(&hash, unix_now()))
         .await;
     let pending = match taken {
         Ok(Some(pending)) => pending,
@@ -393,100 +393,23 @@ fn unavailable(decision: Decision, error: &StateError) -> Walked {
     Walked::with(decision, Second::Refused(CodeRefusal::Unavailable))
 }
 
-/// A challenge waiting for its code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pending {
-    /// The user it was sent to.
-    pub user: String,
-    /// The front-end client it was sent to.
-    pub client_id: u32,
-    /// The source address it was sent to.
-    pub source: String,
-    /// The roles the first factor granted.
-    pub roles: Vec<String>,
-    /// The method that accepted the first factor.
-    pub method: String,
-}
-
 /// Stores a new challenge and returns its State (16 random octets; only the hash is kept).
 pub fn create(
-    conn: &mut Connection,
+    db: &dyn ChallengeState,
     pending: &Pending,
     now: i64,
 ) -> Result<[u8; STATE_LEN], StateError> {
     let mut state = [0u8; STATE_LEN];
     getrandom::fill(&mut state).map_err(|e| StateError::Task(format!("random: {e}")))?;
     let hash: [u8; 32] = Sha256::digest(state).into();
-    let roles =
-        serde_json::to_string(&pending.roles).map_err(|e| StateError::Task(e.to_string()))?;
-    let tx = conn.transaction()?;
-    tx.execute(
-        "DELETE FROM mfa_challenges WHERE expires <= ?1",
-        params![now],
+    db.save_challenge(
+        &hash,
+        pending,
+        now,
+        now + CHALLENGE_LIFETIME,
+        MAX_CHALLENGES,
     )?;
-    let count: i64 = tx.query_row("SELECT count(*) FROM mfa_challenges", [], |r| r.get(0))?;
-    if count >= MAX_CHALLENGES {
-        tx.execute(
-            "DELETE FROM mfa_challenges WHERE state_hash IN \
-             (SELECT state_hash FROM mfa_challenges ORDER BY expires LIMIT ?1)",
-            params![count - MAX_CHALLENGES + 1],
-        )?;
-    }
-    tx.execute(
-        "INSERT INTO mfa_challenges (state_hash, user, client_id, source, roles, method, expires) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            hash.as_slice(),
-            pending.user,
-            pending.client_id,
-            pending.source,
-            roles,
-            pending.method,
-            now + CHALLENGE_LIFETIME
-        ],
-    )?;
-    tx.commit()?;
     Ok(state)
-}
-
-/// Removes and returns the live challenge whose State hashes to `hash` (single use).
-pub fn take(
-    conn: &mut Connection,
-    hash: &[u8; 32],
-    now: i64,
-) -> Result<Option<Pending>, StateError> {
-    let tx = conn.transaction()?;
-    let row: Option<(String, u32, String, String, String, i64)> = tx
-        .query_row(
-            "SELECT user, client_id, source, roles, method, expires FROM mfa_challenges \
-             WHERE state_hash = ?1",
-            params![hash.as_slice()],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            },
-        )
-        .optional()?;
-    tx.execute(
-        "DELETE FROM mfa_challenges WHERE state_hash = ?1",
-        params![hash.as_slice()],
-    )?;
-    tx.commit()?;
-    Ok(row.filter(|(.., expires)| *expires > now).map(
-        |(user, client_id, source, roles, method, _)| Pending {
-            user,
-            client_id,
-            source,
-            roles: serde_json::from_str(&roles).unwrap_or_default(),
-            method,
-        },
-    ))
 }
 
 #[cfg(test)]
@@ -517,22 +440,31 @@ mod tests {
             roles: vec!["Administrator".into()],
             method: "Local".into(),
         };
+        let state = create(&db, &pending, 1000).unwrap();
+        let hash: [u8; 32] = Sha256::digest(state).into();
+        assert_eq!(
+            db.take_challenge(&hash, 1001).unwrap(),
+            Some(pending.clone())
+        );
+        assert_eq!(db.take_challenge(&hash, 1001).unwrap(), None);
+        let state = create(&db, &pending, 1000).unwrap();
+        let hash: [u8; 32] = Sha256::digest(state).into();
+        assert_eq!(
+            db.take_challenge(&hash, 1000 + CHALLENGE_LIFETIME).unwrap(),
+            None
+        );
+        // The State itself is never stored.
+        let state = create(&db, &pending, 2000).unwrap();
+        let stored: Vec<u8> = db
+            .with(|conn| {
+                Ok(conn.query_row("SELECT state_hash FROM mfa_challenges", [], |r| r.get(0))?)
+            })
+            .unwrap();
+        assert_ne!(stored, state);
+        for now in 0..(MAX_CHALLENGES + 5) {
+            create(&db, &pending, 3000 + now % 2).unwrap();
+        }
         db.with(|conn| {
-            let state = create(conn, &pending, 1000)?;
-            let hash: [u8; 32] = Sha256::digest(state).into();
-            assert_eq!(take(conn, &hash, 1001)?, Some(pending.clone()));
-            assert_eq!(take(conn, &hash, 1001)?, None);
-            let state = create(conn, &pending, 1000)?;
-            let hash: [u8; 32] = Sha256::digest(state).into();
-            assert_eq!(take(conn, &hash, 1000 + CHALLENGE_LIFETIME)?, None);
-            // The State itself is never stored.
-            let state = create(conn, &pending, 2000)?;
-            let stored: Vec<u8> =
-                conn.query_row("SELECT state_hash FROM mfa_challenges", [], |r| r.get(0))?;
-            assert_ne!(stored, state);
-            for now in 0..(MAX_CHALLENGES + 5) {
-                create(conn, &pending, 3000 + now % 2)?;
-            }
             let count: i64 =
                 conn.query_row("SELECT count(*) FROM mfa_challenges", [], |r| r.get(0))?;
             assert_eq!(count, MAX_CHALLENGES);

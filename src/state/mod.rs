@@ -8,7 +8,9 @@
 //! SQLite calls block: call [`StateDb::with`] from `tokio::task::spawn_blocking` (or
 //! [`StateDb::run`], which does that).
 
+pub mod challenges;
 pub mod sessions;
+pub mod throttle;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,6 +46,20 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0007_sessions.sql"),
     ),
 ];
+
+/// What the daemon keeps between requests, as one interface: each concern is a trait of
+/// blocking calls, each call one transaction, with no SQLite type in its signature, so that
+/// another backend is an added implementation. [`StateDb`] (SQLite) implements it.
+///
+/// Behind it so far: sessions, RADIUS challenges and the throttle's counts. The audit log and
+/// the MFA data (devices, replay steps, lockouts, the MFA service) are still reached through
+/// connection functions in their modules (`audit.rs`, `mfa/`), run with [`StateDb::run`].
+pub trait Backend:
+    sessions::SessionState + challenges::ChallengeState + throttle::ThrottleState + Send + Sync
+{
+}
+
+impl Backend for StateDb {}
 
 /// Why the state database cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +172,18 @@ impl StateDb {
         f: impl FnOnce(&mut Connection) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
         f(&mut self.lock())
+    }
+
+    /// Runs `f` with this database on tokio's blocking pool (for the state traits, such as
+    /// [`challenges::ChallengeState`]).
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&StateDb) -> Result<T, StateError> + Send + 'static,
+    ) -> Result<T, StateError> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| StateError::Task(e.to_string()))?
     }
 
     /// Runs `f` with the connection on tokio's blocking pool.

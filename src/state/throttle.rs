@@ -1,0 +1,51 @@
+//! The brute-force throttle's counts (`crate::throttle`), kept across restarts: per key
+//! (`user:<bucket>:<user key>`, `source:<address>`, `share:<address>|<user key>`).
+
+use rusqlite::params;
+
+use super::{StateDb, StateError};
+
+/// One key's stored count: (consecutive failures, locked until, last failure), the times in
+/// Unix seconds (0: not locked).
+pub type StoredCount = (i64, i64, i64);
+
+/// Where the throttle's counts are kept. Every call blocks; each is one transaction.
+pub trait ThrottleState {
+    /// Every stored count.
+    fn load_counts(&self) -> Result<Vec<(String, StoredCount)>, StateError>;
+    /// Stores each key's count, or forgets the key (`None`).
+    fn store_counts(&self, batch: &[(String, Option<StoredCount>)]) -> Result<(), StateError>;
+}
+
+impl ThrottleState for StateDb {
+    fn load_counts(&self) -> Result<Vec<(String, StoredCount)>, StateError> {
+        self.with(|conn| {
+            let mut statement =
+                conn.prepare("SELECT key, failures, locked_until, last_failure FROM throttle")?;
+            let rows = statement.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn store_counts(&self, batch: &[(String, Option<StoredCount>)]) -> Result<(), StateError> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            for (key, row) in batch {
+                match row {
+                    Some((failures, until, last)) => tx.execute(
+                        "INSERT INTO throttle (key, failures, locked_until, last_failure) \
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET \
+                         failures = excluded.failures, locked_until = excluded.locked_until, \
+                         last_failure = excluded.last_failure",
+                        params![key, failures, until, last],
+                    )?,
+                    None => tx.execute("DELETE FROM throttle WHERE key = ?1", [key])?,
+                };
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+}
