@@ -195,9 +195,9 @@ pub fn user_keys(user: &str) -> [String; 2] {
     [user_key("remote", user), user_key("loopback", user)]
 }
 
-/// How an attempt ended, for the counts.
+/// What an attempt proved about the credential, for the counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Evidence {
     /// The password (or CHAP response) was right: clear the counts.
     Success,
     /// A wrong password or an unknown user: keep the failure.
@@ -207,16 +207,16 @@ pub enum Verdict {
     Neutral,
 }
 
-impl Verdict {
+impl Evidence {
     /// The verdict of a sequence walk's `outcome`, read as the login answer reads it: an
     /// unavailable method is an unknown user unless remote servers are configured.
-    pub fn of(outcome: &Outcome, has_remote_servers: bool) -> Verdict {
+    pub fn of(outcome: &Outcome, has_remote_servers: bool) -> Evidence {
         match outcome {
-            Outcome::Accept(_) => Verdict::Success,
-            Outcome::Reject(Reason::NoRoleMapped) => Verdict::Neutral,
-            Outcome::Reject(_) => Verdict::Failure,
-            Outcome::Unavailable(_) if has_remote_servers => Verdict::Neutral,
-            Outcome::Unavailable(_) => Verdict::Failure,
+            Outcome::Accept(_) => Evidence::Success,
+            Outcome::Reject(Reason::NoRoleMapped) => Evidence::Neutral,
+            Outcome::Reject(_) => Evidence::Failure,
+            Outcome::Unavailable(_) if has_remote_servers => Evidence::Neutral,
+            Outcome::Unavailable(_) => Evidence::Failure,
         }
     }
 }
@@ -254,7 +254,7 @@ impl Ticket {
 
     /// Settles the attempt: its outcome is counted in memory at once and written to the state
     /// database behind the answer.
-    pub fn finish(mut self, verdict: Verdict) {
+    pub fn finish(mut self, verdict: Evidence) {
         if let Some(held) = self.inner.take() {
             held.settle(verdict);
         }
@@ -264,13 +264,13 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         if let Some(held) = self.inner.take() {
-            held.settle(Verdict::Failure);
+            held.settle(Evidence::Failure);
         }
     }
 }
 
 impl Held {
-    fn settle(self, verdict: Verdict) {
+    fn settle(self, verdict: Evidence) {
         let counts = self.db.throttle_counts();
         let mut table = counts.lock();
         table.settle(&self.config, &self.attempt, verdict, unix_now());
@@ -462,11 +462,11 @@ impl Table {
     /// from the same address were typos. (Clearing the whole source would let an attacker who
     /// holds one account spray guesses across every other user, a good login between every
     /// few guesses.)
-    fn settle(&mut self, config: &Throttle, attempt: &Attempt, verdict: Verdict, now: i64) {
+    fn settle(&mut self, config: &Throttle, attempt: &Attempt, verdict: Evidence, now: i64) {
         let share = attempt.share.as_deref().filter(|_| config.per_source);
         let disproved = match (verdict, share) {
-            (Verdict::Success, Some(share)) => self.take_share(share),
-            (Verdict::Failure, Some(share)) => {
+            (Evidence::Success, Some(share)) => self.take_share(share),
+            (Evidence::Failure, Some(share)) => {
                 self.add_share(share, now);
                 0
             }
@@ -479,12 +479,12 @@ impl Table {
             count.in_flight = (count.in_flight - 1).max(0);
             let before = count.stored();
             match verdict {
-                Verdict::Success if is_user => {
+                Evidence::Success if is_user => {
                     count.failures = 0;
                     count.locked_until = 0;
                     count.last_failure = 0;
                 }
-                Verdict::Success => {
+                Evidence::Success => {
                     count.failures = (count.failures - disproved).max(0);
                     if count.failures < i64::from(config.max_failures) && count.locked_until <= now
                     {
@@ -494,8 +494,8 @@ impl Table {
                         count.last_failure = 0;
                     }
                 }
-                Verdict::Failure => count_failure(config, key, is_user, count, now),
-                Verdict::Neutral => {}
+                Evidence::Failure => count_failure(config, key, is_user, count, now),
+                Evidence::Neutral => {}
             }
             if count.stored() != before {
                 self.dirty.insert(key.to_string());
@@ -916,7 +916,7 @@ mod tests {
         now: i64,
     ) -> Result<(), Locked> {
         try_at(table, config, attempt, now)?;
-        table.settle(config, attempt, Verdict::Failure, now);
+        table.settle(config, attempt, Evidence::Failure, now);
         Ok(())
     }
 
@@ -1054,7 +1054,7 @@ mod tests {
             119
         );
         assert_eq!(try_at(&mut table, &config, &attempt, 290), Ok(()));
-        table.settle(&config, &attempt, Verdict::Success, 290);
+        table.settle(&config, &attempt, Evidence::Success, 290);
         assert_eq!(failures(&table, "user:remote:alice"), 0);
         assert_eq!(failures(&table, "source:192.0.2.7"), 0);
         // Nothing is left to keep: the rows are gone and their deletion is due.
@@ -1086,7 +1086,7 @@ mod tests {
             if n % 2 == 1 {
                 let own = remote("mallory");
                 try_at(&mut table, &config, &own, n).unwrap();
-                table.settle(&config, &own, Verdict::Success, n);
+                table.settle(&config, &own, Evidence::Success, n);
             }
         }
         assert_eq!(guesses, 3);
@@ -1102,7 +1102,7 @@ mod tests {
         fail_at(&mut table, &config, &remote("other"), 5).unwrap();
         assert_eq!(failures(&table, "source:192.0.2.7"), 5);
         try_at(&mut table, &config, &remote("TYPO"), 6).unwrap();
-        table.settle(&config, &remote("TYPO"), Verdict::Success, 6);
+        table.settle(&config, &remote("TYPO"), Evidence::Success, 6);
         assert_eq!(failures(&table, "source:192.0.2.7"), 1);
         assert_eq!(failures(&table, "user:remote:typo"), 0);
         assert_eq!(failures(&table, "user:remote:other"), 1);
@@ -1134,14 +1134,14 @@ mod tests {
         let attempt = remote("bob");
         for n in 0..25 {
             try_at(&mut table, &config, &attempt, n).unwrap();
-            table.settle(&config, &attempt, Verdict::Neutral, n);
+            table.settle(&config, &attempt, Evidence::Neutral, n);
         }
         assert!(table.rows.is_empty());
         for n in 0..9 {
             fail_at(&mut table, &config, &attempt, n).unwrap();
         }
         try_at(&mut table, &config, &attempt, 10).unwrap();
-        table.settle(&config, &attempt, Verdict::Neutral, 10);
+        table.settle(&config, &attempt, Evidence::Neutral, 10);
         assert_eq!(failures(&table, "user:remote:bob"), 9);
         assert_eq!(table.rows["user:remote:bob"].in_flight, 0);
         assert_eq!(try_at(&mut table, &config, &attempt, 11), Ok(()));
@@ -1226,7 +1226,7 @@ mod tests {
         for n in 0..50 {
             let local = Attempt::new(&format!("user{n}"), Origin::Loopback);
             try_at(&mut table, &config, &local, 1).unwrap();
-            table.settle(&config, &local, Verdict::Success, 1);
+            table.settle(&config, &local, Evidence::Success, 1);
         }
         // A day without failures after the lock ended forgets the source.
         assert_eq!(
@@ -1283,7 +1283,7 @@ mod tests {
             begin(&db, &config, remote("eve"))
                 .await
                 .unwrap()
-                .finish(Verdict::Failure);
+                .finish(Evidence::Failure);
         }
         assert!(list(&db).is_empty());
     }
@@ -1299,7 +1299,7 @@ mod tests {
                     let ticket = begin(&db, &config, remote("grace")).await?;
                     let held = in_flight(&db, "user:remote:grace");
                     tokio::task::yield_now().await;
-                    ticket.finish(Verdict::Success);
+                    ticket.finish(Evidence::Success);
                     Ok::<i64, Locked>(held)
                 })
             })
@@ -1372,14 +1372,14 @@ mod tests {
             async move {
                 begin(&db, &config, remote("heidi"))
                     .await
-                    .map(|t| t.finish(Verdict::Success))
+                    .map(|t| t.finish(Evidence::Success))
             }
         });
         tokio::task::yield_now().await;
-        held.pop().unwrap().finish(Verdict::Success);
+        held.pop().unwrap().finish(Evidence::Success);
         assert_eq!(waiter.await.unwrap(), Ok(()));
         for ticket in held {
-            ticket.finish(Verdict::Success);
+            ticket.finish(Evidence::Success);
         }
         assert!(db.throttle_counts().lock().rows.is_empty());
     }
@@ -1393,7 +1393,7 @@ mod tests {
             begin(&db, &config, remote("ivan"))
                 .await
                 .unwrap()
-                .finish(Verdict::Failure);
+                .finish(Evidence::Failure);
         }
         flush(&db);
         drop(db);

@@ -7,7 +7,7 @@
 //!    refused unseen: [`Locked`]);
 //! 2. runs the walk: the engine's sequence (local users only for HTTP Basic); for the RADIUS
 //!    front-end, with its second factor ([`radius`]: a challenge, or the answer to one);
-//! 3. settles the throttle with what the walk proved ([`crate::throttle::Verdict::of`]);
+//! 3. settles the throttle with what the walk proved ([`crate::throttle::Evidence::of`]);
 //! 4. records the attempt in the audit log (unless the door audits no logins: HTTP Basic);
 //! 5. reads the decision the way every door answers it ([`Conclusion::of`]: an unknown user
 //!    when only local users are configured must look like a wrong password), and for an
@@ -32,7 +32,7 @@ use crate::mfa::delivery::Channel;
 use crate::mfa::lockout::Lockout;
 use crate::mfa::{Delivery, MfaStore};
 use crate::state::{StateDb, StateError};
-use crate::throttle::{self, Locked, Origin, Ticket, Verdict};
+use crate::throttle::{self, Evidence, Locked, Origin, Ticket};
 
 /// The application name of the REST API (login and HTTP Basic) in `[mfa]` overrides.
 pub const API: &str = "api";
@@ -320,7 +320,7 @@ async fn first_factor<W: Walked>(
         None => Ticket::none(),
     };
     let walked = walk.await;
-    ticket.finish(Verdict::of(walked.outcome(), remote));
+    ticket.finish(Evidence::of(walked.outcome(), remote));
     match (audit, walked.decision()) {
         (Audit::Skip, _) | (_, None) => {}
         (Audit::Request, Some(decision)) => crate::audit::login(user, decision, None),
