@@ -116,6 +116,22 @@ impl ApiError {
     }
 }
 
+/// The challenge every 401 of the API carries: both schemes it accepts.
+const CHALLENGE: &str = "Basic realm=\"portcullis\", Bearer";
+
+/// `body` as JSON with `status`, and the `WWW-Authenticate` challenge when it is a 401: the
+/// one place every error type of the API (each API has its own body shape) answers through.
+pub fn json_response(status: StatusCode, body: impl serde::Serialize) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static(CHALLENGE),
+        );
+    }
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // 429 LOCKED_OUT tells when to come back in error_info and in Retry-After.
@@ -129,13 +145,7 @@ impl IntoResponse for ApiError {
         if let (Some(info), Some(map)) = (self.error_info, body.as_object_mut()) {
             map.insert("error_info".into(), info);
         }
-        let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Basic realm=\"portcullis\", Bearer"),
-            );
-        }
+        let mut response = json_response(self.status, body);
         if let Some(seconds) = retry_after {
             response
                 .headers_mut()

@@ -182,14 +182,7 @@ impl From<ApiError> for DeviceError {
 
 impl IntoResponse for DeviceError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Basic realm=\"portcullis\", Bearer"),
-            );
-        }
-        response
+        super::error::json_response(self.status, self.body)
     }
 }
 

@@ -139,18 +139,11 @@ impl IntoResponse for MfaApiError {
             error_code: self.code.to_owned(),
             error_description: self.description,
         };
-        let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Basic realm=\"portcullis\", Bearer"),
-            );
-        }
-        response
+        super::error::json_response(self.status, body)
     }
 }
 
-type Answer<T> = Result<T, MfaApiError>;
+type Handled<T> = Result<T, MfaApiError>;
 
 // ---------------------------------------------------------------------------------------------
 // Access
@@ -160,7 +153,7 @@ fn has(caller: &Caller, role: &str) -> bool {
 }
 
 /// Reads: Administrator, Monitor or MFA Service.
-fn reader(caller: Result<Caller, ApiError>) -> Answer<Caller> {
+fn reader(caller: Result<Caller, ApiError>) -> Handled<Caller> {
     let caller = caller?;
     if has(&caller, ADMINISTRATOR) || has(&caller, MONITOR) || has(&caller, MFA_SERVICE) {
         Ok(caller)
@@ -172,7 +165,7 @@ fn reader(caller: Result<Caller, ApiError>) -> Answer<Caller> {
 }
 
 /// Application writes: Administrator.
-fn administrator(caller: Result<Caller, ApiError>) -> Answer<Caller> {
+fn administrator(caller: Result<Caller, ApiError>) -> Handled<Caller> {
     let caller = caller?;
     if has(&caller, ADMINISTRATOR) {
         Ok(caller)
@@ -201,7 +194,7 @@ async fn may_change_factor(
     state: &AppState,
     application: &str,
     user: &str,
-) -> Answer<()> {
+) -> Handled<()> {
     if has(caller, ADMINISTRATOR) {
         return Ok(());
     }
@@ -564,7 +557,7 @@ pub struct UserFilters {
 
 /// A JSON object body: malformed JSON, another type, `null` members, unknown members and
 /// members of the wrong type are 400 (code 400).
-fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Answer<T> {
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Handled<T> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| MfaApiError::bad(format!("The request body is not JSON: {e}")))?;
     let Some(members) = value.as_object() else {
@@ -580,13 +573,13 @@ fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Answer<T> {
 
 fn query_pairs(
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> Answer<Vec<(String, String)>> {
+) -> Handled<Vec<(String, String)>> {
     query
         .map(|Query(pairs)| pairs)
         .map_err(|e| MfaApiError::bad(format!("Invalid query: {}", e.body_text())))
 }
 
-fn path_ids<T: DeserializeOwned + Send>(path: Result<Path<T>, PathRejection>) -> Answer<T> {
+fn path_ids<T: DeserializeOwned + Send>(path: Result<Path<T>, PathRejection>) -> Handled<T> {
     path.map(|Path(ids)| ids).map_err(|e| {
         MfaApiError::new(
             StatusCode::NOT_FOUND,
@@ -599,7 +592,7 @@ fn path_ids<T: DeserializeOwned + Send>(path: Result<Path<T>, PathRejection>) ->
 async fn run<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, MfaError> + Send + 'static,
-) -> Answer<T> {
+) -> Handled<T> {
     Ok(state
         .db
         .run(move |c| Ok(f(c)))
@@ -629,7 +622,7 @@ pub async fn list_applications(
     caller: Result<Caller, ApiError>,
     State(state): State<Arc<AppState>>,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> Answer<Json<Vec<ApplicationView>>> {
+) -> Handled<Json<Vec<ApplicationView>>> {
     reader(caller)?;
     let filters = query_pairs(query)?;
     let apps = run(&state, move |c| service::list_applications(c, &filters)).await?;
@@ -656,7 +649,7 @@ pub async fn create_application(
     caller: Result<Caller, ApiError>,
     State(state): State<Arc<AppState>>,
     body: Bytes,
-) -> Answer<Json<CreatedResource>> {
+) -> Handled<Json<CreatedResource>> {
     let caller = administrator(caller)?;
     let new: NewApplication = parse_body(&body)?;
     let fields = ApplicationFields {
@@ -707,7 +700,7 @@ pub async fn get_application(
     State(state): State<Arc<AppState>>,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> Answer<Json<ApplicationView>> {
+) -> Handled<Json<ApplicationView>> {
     reader(caller)?;
     let id = path_ids(id)?;
     let filters = query_pairs(query)?;
@@ -749,7 +742,7 @@ pub async fn update_application(
     State(state): State<Arc<AppState>>,
     id: Result<Path<String>, PathRejection>,
     body: Bytes,
-) -> Answer<Json<ApplicationView>> {
+) -> Handled<Json<ApplicationView>> {
     let caller = administrator(caller)?;
     let id = path_ids(id)?;
     let update: ApplicationUpdate = parse_body(&body)?;
@@ -810,7 +803,7 @@ pub async fn delete_application(
     caller: Result<Caller, ApiError>,
     State(state): State<Arc<AppState>>,
     id: Result<Path<String>, PathRejection>,
-) -> Answer<Json<Empty>> {
+) -> Handled<Json<Empty>> {
     let caller = administrator(caller)?;
     let id = path_ids(id)?;
     let logged = id.clone();
@@ -846,7 +839,7 @@ pub async fn list_users(
     State(state): State<Arc<AppState>>,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> Answer<Json<Vec<UserView>>> {
+) -> Handled<Json<Vec<UserView>>> {
     reader(caller)?;
     let id = path_ids(id)?;
     let filters = query_pairs(query)?;
@@ -879,7 +872,7 @@ pub async fn get_user(
     State(state): State<Arc<AppState>>,
     ids: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> Answer<Json<UserView>> {
+) -> Handled<Json<UserView>> {
     reader(caller)?;
     let (app, user) = path_ids(ids)?;
     let filters = query_pairs(query)?;
@@ -922,7 +915,7 @@ pub async fn delete_user(
     caller: Result<Caller, ApiError>,
     State(state): State<Arc<AppState>>,
     ids: Result<Path<(String, String)>, PathRejection>,
-) -> Answer<Json<Empty>> {
+) -> Handled<Json<Empty>> {
     let caller = service_caller(caller)?;
     let (app, user) = path_ids(ids)?;
     may_change_factor(&caller, &state, &app, &user).await?;
@@ -962,7 +955,7 @@ pub async fn associate(
     State(state): State<Arc<AppState>>,
     ids: Result<Path<(String, String)>, PathRejection>,
     body: Bytes,
-) -> Answer<Json<CreatedResource>> {
+) -> Handled<Json<CreatedResource>> {
     let caller = service_caller(caller)?;
     let (app, user) = path_ids(ids)?;
     may_change_factor(&caller, &state, &app, &user).await?;
@@ -1003,7 +996,7 @@ pub async fn dissociate(
     caller: Result<Caller, ApiError>,
     State(state): State<Arc<AppState>>,
     ids: Result<Path<(String, String)>, PathRejection>,
-) -> Answer<Json<Empty>> {
+) -> Handled<Json<Empty>> {
     let caller = service_caller(caller)?;
     let (app, user) = path_ids(ids)?;
     may_change_factor(&caller, &state, &app, &user).await?;
@@ -1040,7 +1033,7 @@ pub async fn validate(
     State(state): State<Arc<AppState>>,
     ids: Result<Path<(String, String)>, PathRejection>,
     body: Bytes,
-) -> Answer<Json<CreatedResource>> {
+) -> Handled<Json<CreatedResource>> {
     service_caller(caller)?;
     let (app, user) = path_ids(ids)?;
     let request: ValidateRequest = parse_body(&body)?;
@@ -1086,7 +1079,7 @@ pub async fn login_start(
     State(state): State<Arc<AppState>>,
     ids: Result<Path<(String, String)>, PathRejection>,
     body: Bytes,
-) -> Answer<Json<CreatedResource>> {
+) -> Handled<Json<CreatedResource>> {
     service_caller(caller)?;
     let (app, user) = path_ids(ids)?;
     let request: LoginStartRequest = if body.iter().all(u8::is_ascii_whitespace) {

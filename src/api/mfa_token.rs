@@ -237,18 +237,10 @@ impl IntoResponse for TokenError {
                 };
                 (status, Json(body)).into_response()
             }
-            TokenError::Unauthorized(text) => {
-                let mut response = (
-                    StatusCode::UNAUTHORIZED,
-                    Json(UnauthorizedBody { error: text }),
-                )
-                    .into_response();
-                response.headers_mut().insert(
-                    axum::http::header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"portcullis\", Bearer"),
-                );
-                response
-            }
+            TokenError::Unauthorized(text) => super::error::json_response(
+                StatusCode::UNAUTHORIZED,
+                UnauthorizedBody { error: text },
+            ),
             TokenError::RateLimited => {
                 let mut response = (
                     StatusCode::TOO_MANY_REQUESTS,
