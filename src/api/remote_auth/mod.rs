@@ -24,9 +24,8 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use portcullis_config::{
-    CLOAK, Config, ConfigError, DEFAULT_RADIUS_PORT, DEFAULT_TACACS_PORT, FIRST_SEQUENCE,
-    LAST_SEQUENCE, NasIdType, RadiusProtocol, RadiusRoleMapping, RadiusServer,
-    RequireMessageAuthenticator, SEQUENCES, Secret, TacacsProtocol, TacacsRoleMapping,
+    CLOAK, Config, ConfigError, FIRST_SEQUENCE, LAST_SEQUENCE, NasIdType, RadiusProtocol,
+    RadiusRoleMapping, RadiusServer, SEQUENCES, Secret, TacacsProtocol, TacacsRoleMapping,
     TacacsServer, sequence_name,
 };
 use serde::de::{self, DeserializeOwned, Deserializer, Unexpected, Visitor};
@@ -40,8 +39,10 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Caller;
-use super::cloak::{keeps_secret, shown, wants_uncloak};
+use super::cloak::shown;
 use super::error::{ApiError, ErrorBody};
+
+mod servers;
 
 /// The remote-authentication management routes.
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
@@ -712,15 +713,7 @@ pub async fn list_radius_servers(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<RadiusServerView>>, ApiError> {
-    caller.require_reader()?;
-    let uncloak = wants_uncloak(&caller, query.as_deref())?;
-    let live = state.store.current();
-    Ok(Json(
-        in_order(&live.config.radius.servers)
-            .into_iter()
-            .map(|server| RadiusServerView::new(server, uncloak))
-            .collect(),
-    ))
+    servers::list::<RadiusServer>(state, caller, query).await
 }
 
 /// Adds a RADIUS server at the end of the try order; its `server_id` is one more than the
@@ -744,40 +737,7 @@ pub async fn add_radius_server(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let request: RadiusServerRequest = parse_object(&body)?;
-    let absent = [
-        ("address", request.address.is_none()),
-        ("secret", request.secret.is_none()),
-    ];
-    let (Some(address), Some(secret)) = (request.address, request.secret) else {
-        return Err(missing(&absent));
-    };
-    state
-        .store
-        .update(move |config| {
-            let servers = &mut config.radius.servers;
-            let id = next_id(servers)?;
-            let order = servers
-                .iter()
-                .map(|server| server.order.saturating_add(1))
-                .max()
-                .unwrap_or(0);
-            servers.push(RadiusServer {
-                id,
-                order,
-                address,
-                port: request.port.unwrap_or(DEFAULT_RADIUS_PORT),
-                secret: Secret::new(secret),
-                protocol: request.protocol.unwrap_or_default(),
-                enabled: request.enabled.is_none_or(|flag| flag.0),
-                require_message_authenticator: RequireMessageAuthenticator::default(),
-            });
-            renumber(servers);
-            let index = servers.iter().position(|s| s.id == id).unwrap_or(0);
-            validated(config, |field| server_field(field, "radius.servers", index))
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    servers::add::<RadiusServer>(state, body).await
 }
 
 /// Changes a RADIUS server: the fields given, keeping the others (and the secret when it is
@@ -805,35 +765,7 @@ pub async fn update_radius_server(
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     let id = server_id(id, "RADIUS")?;
-    let request: RadiusServerRequest = parse_object(&body)?;
-    state
-        .store
-        .update(move |config| {
-            let servers = &mut config.radius.servers;
-            let index = servers
-                .iter()
-                .position(|server| server.id == id)
-                .ok_or_else(|| no_server("RADIUS", id))?;
-            let server = &mut servers[index];
-            if let Some(address) = request.address {
-                server.address = address;
-            }
-            if let Some(port) = request.port {
-                server.port = port;
-            }
-            if !keeps_secret(request.secret.as_deref()) {
-                server.secret = Secret::new(request.secret.unwrap_or_default());
-            }
-            if let Some(protocol) = request.protocol {
-                server.protocol = protocol;
-            }
-            if let Some(enabled) = request.enabled {
-                server.enabled = enabled.0;
-            }
-            validated(config, |field| server_field(field, "radius.servers", index))
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    servers::update::<RadiusServer>(state, id, body).await
 }
 
 /// Deletes a RADIUS server; the others keep their ids and close up the order.
@@ -857,20 +789,7 @@ pub async fn delete_radius_server(
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     let id = server_id(id, "RADIUS")?;
-    state
-        .store
-        .update(move |config| {
-            let servers = &mut config.radius.servers;
-            let before = servers.len();
-            servers.retain(|server| server.id != id);
-            if servers.len() == before {
-                return Err(no_server("RADIUS", id));
-            }
-            renumber(servers);
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    servers::delete::<RadiusServer>(state, id).await
 }
 
 /// Deletes every RADIUS server.
@@ -890,14 +809,7 @@ pub async fn delete_all_radius_servers(
     caller: Caller,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    state
-        .store
-        .update(|config| {
-            config.radius.servers.clear();
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    servers::delete_all::<RadiusServer>(state).await
 }
 
 /// Replaces the RADIUS servers with the list given, in its order (the array position is the
@@ -922,68 +834,7 @@ pub async fn reorder_radius_servers(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let entries: Vec<RadiusReorderEntry> = parse_array(&body)?;
-    state
-        .store
-        .update(move |config| {
-            let old = std::mem::take(&mut config.radius.servers);
-            let mut ids = NewIds::new(&old)?;
-            let mut errors = Vec::new();
-            let mut servers = Vec::with_capacity(entries.len());
-            for (index, entry) in entries.into_iter().enumerate() {
-                let Some(id) = ids.resolve(entry.server_id, index, &mut errors) else {
-                    continue;
-                };
-                let mut server = match old.iter().find(|server| server.id == id) {
-                    Some(server) => server.clone(),
-                    None => {
-                        let Some(new) = new_entry(
-                            index,
-                            entry.server_id,
-                            entry.address.as_deref(),
-                            entry.secret.as_deref(),
-                            &mut errors,
-                        ) else {
-                            continue;
-                        };
-                        RadiusServer {
-                            id,
-                            order: 0,
-                            address: new.0,
-                            port: DEFAULT_RADIUS_PORT,
-                            secret: new.1,
-                            protocol: RadiusProtocol::default(),
-                            enabled: true,
-                            require_message_authenticator: RequireMessageAuthenticator::default(),
-                        }
-                    }
-                };
-                server.order = u32::try_from(index).unwrap_or(u32::MAX);
-                if let Some(address) = entry.address {
-                    server.address = address;
-                }
-                if let Some(port) = entry.port {
-                    server.port = port;
-                }
-                if !keeps_secret(entry.secret.as_deref()) {
-                    server.secret = Secret::new(entry.secret.unwrap_or_default());
-                }
-                if let Some(protocol) = entry.protocol {
-                    server.protocol = protocol;
-                }
-                if let Some(enabled) = entry.enabled {
-                    server.enabled = enabled.0;
-                }
-                servers.push(server);
-            }
-            if !errors.is_empty() {
-                return Err(invalid(errors));
-            }
-            config.radius.servers = servers;
-            validated(config, |field| entry_field(field, "radius.servers"))
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    servers::reorder::<RadiusServer>(state, body).await
 }
 
 /// Ids for the entries of a reorder body: a configured `server_id` is kept (once), anything
@@ -1733,15 +1584,7 @@ pub async fn list_tacacs_servers(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<TacacsServerView>>, ApiError> {
-    caller.require_reader()?;
-    let uncloak = wants_uncloak(&caller, query.as_deref())?;
-    let live = state.store.current();
-    Ok(Json(
-        in_order(&live.config.tacacs.servers)
-            .into_iter()
-            .map(|server| TacacsServerView::new(server, uncloak))
-            .collect(),
-    ))
+    servers::list::<TacacsServer>(state, caller, query).await
 }
 
 /// Adds a TACACS+ server at the end of the try order; its `server_id` is one more than the
@@ -1765,40 +1608,7 @@ pub async fn add_tacacs_server(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let request: TacacsServerRequest = parse_object(&body)?;
-    let absent = [
-        ("address", request.address.is_none()),
-        ("secret", request.secret.is_none()),
-    ];
-    let (Some(address), Some(secret)) = (request.address, request.secret) else {
-        return Err(missing(&absent));
-    };
-    state
-        .store
-        .update(move |config| {
-            let servers = &mut config.tacacs.servers;
-            let id = next_id(servers)?;
-            let order = servers
-                .iter()
-                .map(|server| server.order.saturating_add(1))
-                .max()
-                .unwrap_or(0);
-            servers.push(TacacsServer {
-                id,
-                order,
-                address,
-                port: request.port.unwrap_or(DEFAULT_TACACS_PORT),
-                secret: Secret::new(secret),
-                protocol: request.protocol.unwrap_or_default(),
-                client_port: request.client_port.map(|port| port.0).unwrap_or_default(),
-                enabled: request.enabled.is_none_or(|flag| flag.0),
-            });
-            renumber(servers);
-            let index = servers.iter().position(|s| s.id == id).unwrap_or(0);
-            validated(config, |field| server_field(field, "tacacs.servers", index))
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    servers::add::<TacacsServer>(state, body).await
 }
 
 /// Changes a TACACS+ server: the fields given, keeping the others (and the secret when it is
@@ -1826,38 +1636,7 @@ pub async fn update_tacacs_server(
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     let id = server_id(id, "TACACS+")?;
-    let request: TacacsServerRequest = parse_object(&body)?;
-    state
-        .store
-        .update(move |config| {
-            let servers = &mut config.tacacs.servers;
-            let index = servers
-                .iter()
-                .position(|server| server.id == id)
-                .ok_or_else(|| no_server("TACACS+", id))?;
-            let server = &mut servers[index];
-            if let Some(address) = request.address {
-                server.address = address;
-            }
-            if let Some(port) = request.port {
-                server.port = port;
-            }
-            if !keeps_secret(request.secret.as_deref()) {
-                server.secret = Secret::new(request.secret.unwrap_or_default());
-            }
-            if let Some(protocol) = request.protocol {
-                server.protocol = protocol;
-            }
-            if let Some(client_port) = request.client_port {
-                server.client_port = client_port.0;
-            }
-            if let Some(enabled) = request.enabled {
-                server.enabled = enabled.0;
-            }
-            validated(config, |field| server_field(field, "tacacs.servers", index))
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    servers::update::<TacacsServer>(state, id, body).await
 }
 
 /// Deletes a TACACS+ server; the others keep their ids and close up the order.
@@ -1881,20 +1660,7 @@ pub async fn delete_tacacs_server(
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     let id = server_id(id, "TACACS+")?;
-    state
-        .store
-        .update(move |config| {
-            let servers = &mut config.tacacs.servers;
-            let before = servers.len();
-            servers.retain(|server| server.id != id);
-            if servers.len() == before {
-                return Err(no_server("TACACS+", id));
-            }
-            renumber(servers);
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    servers::delete::<TacacsServer>(state, id).await
 }
 
 /// Deletes every TACACS+ server.
@@ -1914,14 +1680,7 @@ pub async fn delete_all_tacacs_servers(
     caller: Caller,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    state
-        .store
-        .update(|config| {
-            config.tacacs.servers.clear();
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    servers::delete_all::<TacacsServer>(state).await
 }
 
 /// Replaces the TACACS+ servers with the list given, in its order (the array position is the
@@ -1946,71 +1705,7 @@ pub async fn reorder_tacacs_servers(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let entries: Vec<TacacsReorderEntry> = parse_array(&body)?;
-    state
-        .store
-        .update(move |config| {
-            let old = std::mem::take(&mut config.tacacs.servers);
-            let mut ids = NewIds::new(&old)?;
-            let mut errors = Vec::new();
-            let mut servers = Vec::with_capacity(entries.len());
-            for (index, entry) in entries.into_iter().enumerate() {
-                let Some(id) = ids.resolve(entry.server_id, index, &mut errors) else {
-                    continue;
-                };
-                let mut server = match old.iter().find(|server| server.id == id) {
-                    Some(server) => server.clone(),
-                    None => {
-                        let Some(new) = new_entry(
-                            index,
-                            entry.server_id,
-                            entry.address.as_deref(),
-                            entry.secret.as_deref(),
-                            &mut errors,
-                        ) else {
-                            continue;
-                        };
-                        TacacsServer {
-                            id,
-                            order: 0,
-                            address: new.0,
-                            port: DEFAULT_TACACS_PORT,
-                            secret: new.1,
-                            protocol: TacacsProtocol::default(),
-                            client_port: String::new(),
-                            enabled: true,
-                        }
-                    }
-                };
-                server.order = u32::try_from(index).unwrap_or(u32::MAX);
-                if let Some(address) = entry.address {
-                    server.address = address;
-                }
-                if let Some(port) = entry.port {
-                    server.port = port;
-                }
-                if !keeps_secret(entry.secret.as_deref()) {
-                    server.secret = Secret::new(entry.secret.unwrap_or_default());
-                }
-                if let Some(protocol) = entry.protocol {
-                    server.protocol = protocol;
-                }
-                if let Some(client_port) = entry.client_port {
-                    server.client_port = client_port.0;
-                }
-                if let Some(enabled) = entry.enabled {
-                    server.enabled = enabled.0;
-                }
-                servers.push(server);
-            }
-            if !errors.is_empty() {
-                return Err(invalid(errors));
-            }
-            config.tacacs.servers = servers;
-            validated(config, |field| entry_field(field, "tacacs.servers"))
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    servers::reorder::<TacacsServer>(state, body).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,405 @@
+//! The RADIUS and TACACS+ server lists, managed once: list, add, update, delete, delete all
+//! and reorder, generic over [`Remote`], which says what differs between the two (the
+//! configuration list, the defaults of a new server, the request and view types). The
+//! routes in `mod.rs` are the per-protocol paths and OpenAPI descriptions around these.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use portcullis_config::{
+    Config, DEFAULT_RADIUS_PORT, DEFAULT_TACACS_PORT, RadiusServer, RequireMessageAuthenticator,
+    Secret, TacacsServer,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{
+    Flag, Listed, NewIds, RadiusReorderEntry, RadiusServerRequest, RadiusServerView,
+    StringOrNumber, TacacsReorderEntry, TacacsServerRequest, TacacsServerView, entry_field,
+    in_order, invalid, missing, new_entry, next_id, no_server, parse_array, parse_object, renumber,
+    server_field, validated,
+};
+use crate::api::AppState;
+use crate::api::auth::Caller;
+use crate::api::cloak::{keeps_secret, wants_uncloak};
+use crate::api::error::ApiError;
+
+/// What a request changes on a server: the address and secret (which a new server needs),
+/// and the protocol's other fields.
+pub(super) struct Change<S> {
+    address: Option<String>,
+    secret: Option<String>,
+    rest: Box<dyn FnOnce(&mut S) + Send>,
+}
+
+impl<S: Remote> Change<S> {
+    /// Applies the change to `server`; an absent or cloaked secret keeps the configured one.
+    fn apply(self, server: &mut S) {
+        if let Some(address) = self.address {
+            *server.address_mut() = address;
+        }
+        if !keeps_secret(self.secret.as_deref()) {
+            *server.secret_mut() = Secret::new(self.secret.unwrap_or_default());
+        }
+        (self.rest)(server);
+    }
+}
+
+/// A kind of remote server, as the management API handles its list. The handlers check the
+/// caller's role before they call these.
+pub(super) trait Remote: Listed + Clone + Send + 'static {
+    /// How errors name the kind (`RADIUS`, `TACACS+`).
+    const NAME: &'static str;
+    /// The configuration list (`radius.servers`), for error paths.
+    const LIST: &'static str;
+    /// The body of add and update.
+    type Request: DeserializeOwned + Send + 'static;
+    /// One entry of a reorder body.
+    type Entry: DeserializeOwned + Send + 'static;
+    /// A server as the list shows it.
+    type View: Serialize;
+
+    /// The configured list.
+    fn servers(config: &mut Config) -> &mut Vec<Self>;
+    /// The configured list, read only.
+    fn listed(config: &Config) -> &[Self];
+    /// A new server with the protocol's defaults.
+    fn new(id: u32, order: u32, address: String, secret: Secret) -> Self;
+    /// The address.
+    fn address_mut(&mut self) -> &mut String;
+    /// The shared secret.
+    fn secret_mut(&mut self) -> &mut Secret;
+    /// What `request` changes.
+    fn change(request: Self::Request) -> Change<Self>;
+    /// The server an entry names, and what it changes.
+    fn entry(entry: Self::Entry) -> (Option<u32>, Change<Self>);
+    /// How the list shows the server.
+    fn view(&self, uncloak: bool) -> Self::View;
+}
+
+/// Changes to `port`, `protocol` and `enabled` on a server, set by `set`.
+fn common<S: 'static, P: Send + 'static>(
+    port: Option<u16>,
+    protocol: Option<P>,
+    enabled: Option<Flag>,
+    set: fn(&mut S, Option<u16>, Option<P>, Option<bool>),
+) -> Box<dyn FnOnce(&mut S) + Send> {
+    Box::new(move |server| set(server, port, protocol, enabled.map(|flag| flag.0)))
+}
+
+impl Remote for RadiusServer {
+    const NAME: &'static str = "RADIUS";
+    const LIST: &'static str = "radius.servers";
+    type Request = RadiusServerRequest;
+    type Entry = RadiusReorderEntry;
+    type View = RadiusServerView;
+
+    fn servers(config: &mut Config) -> &mut Vec<Self> {
+        &mut config.radius.servers
+    }
+
+    fn listed(config: &Config) -> &[Self] {
+        &config.radius.servers
+    }
+
+    fn new(id: u32, order: u32, address: String, secret: Secret) -> Self {
+        RadiusServer {
+            id,
+            order,
+            address,
+            port: DEFAULT_RADIUS_PORT,
+            secret,
+            protocol: Default::default(),
+            enabled: true,
+            require_message_authenticator: RequireMessageAuthenticator::default(),
+        }
+    }
+
+    fn address_mut(&mut self) -> &mut String {
+        &mut self.address
+    }
+
+    fn secret_mut(&mut self) -> &mut Secret {
+        &mut self.secret
+    }
+
+    fn change(request: RadiusServerRequest) -> Change<Self> {
+        Change {
+            address: request.address,
+            secret: request.secret,
+            rest: common(request.port, request.protocol, request.enabled, set_radius),
+        }
+    }
+
+    fn entry(entry: RadiusReorderEntry) -> (Option<u32>, Change<Self>) {
+        let change = Change {
+            address: entry.address,
+            secret: entry.secret,
+            rest: common(entry.port, entry.protocol, entry.enabled, set_radius),
+        };
+        (entry.server_id, change)
+    }
+
+    fn view(&self, uncloak: bool) -> RadiusServerView {
+        RadiusServerView::new(self, uncloak)
+    }
+}
+
+fn set_radius(
+    server: &mut RadiusServer,
+    port: Option<u16>,
+    protocol: Option<portcullis_config::RadiusProtocol>,
+    enabled: Option<bool>,
+) {
+    if let Some(port) = port {
+        server.port = port;
+    }
+    if let Some(protocol) = protocol {
+        server.protocol = protocol;
+    }
+    if let Some(enabled) = enabled {
+        server.enabled = enabled;
+    }
+}
+
+impl Remote for TacacsServer {
+    const NAME: &'static str = "TACACS+";
+    const LIST: &'static str = "tacacs.servers";
+    type Request = TacacsServerRequest;
+    type Entry = TacacsReorderEntry;
+    type View = TacacsServerView;
+
+    fn servers(config: &mut Config) -> &mut Vec<Self> {
+        &mut config.tacacs.servers
+    }
+
+    fn listed(config: &Config) -> &[Self] {
+        &config.tacacs.servers
+    }
+
+    fn new(id: u32, order: u32, address: String, secret: Secret) -> Self {
+        TacacsServer {
+            id,
+            order,
+            address,
+            port: DEFAULT_TACACS_PORT,
+            secret,
+            protocol: Default::default(),
+            client_port: String::new(),
+            enabled: true,
+        }
+    }
+
+    fn address_mut(&mut self) -> &mut String {
+        &mut self.address
+    }
+
+    fn secret_mut(&mut self) -> &mut Secret {
+        &mut self.secret
+    }
+
+    fn change(request: TacacsServerRequest) -> Change<Self> {
+        Change {
+            address: request.address,
+            secret: request.secret,
+            rest: tacacs_rest(
+                request.port,
+                request.protocol,
+                request.client_port,
+                request.enabled,
+            ),
+        }
+    }
+
+    fn entry(entry: TacacsReorderEntry) -> (Option<u32>, Change<Self>) {
+        let change = Change {
+            address: entry.address,
+            secret: entry.secret,
+            rest: tacacs_rest(entry.port, entry.protocol, entry.client_port, entry.enabled),
+        };
+        (entry.server_id, change)
+    }
+
+    fn view(&self, uncloak: bool) -> TacacsServerView {
+        TacacsServerView::new(self, uncloak)
+    }
+}
+
+fn tacacs_rest(
+    port: Option<u16>,
+    protocol: Option<portcullis_config::TacacsProtocol>,
+    client_port: Option<StringOrNumber>,
+    enabled: Option<Flag>,
+) -> Box<dyn FnOnce(&mut TacacsServer) + Send> {
+    Box::new(move |server| {
+        if let Some(port) = port {
+            server.port = port;
+        }
+        if let Some(protocol) = protocol {
+            server.protocol = protocol;
+        }
+        if let Some(client_port) = client_port {
+            server.client_port = client_port.0;
+        }
+        if let Some(enabled) = enabled {
+            server.enabled = enabled.0;
+        }
+    })
+}
+
+/// `GET .../server`: the servers in try order.
+pub(super) async fn list<S: Remote>(
+    state: Arc<AppState>,
+    caller: Caller,
+    query: Option<String>,
+) -> Result<Json<Vec<S::View>>, ApiError> {
+    caller.require_reader()?;
+    let uncloak = wants_uncloak(&caller, query.as_deref())?;
+    let live = state.store.current();
+    Ok(Json(
+        in_order(S::listed(&live.config))
+            .into_iter()
+            .map(|server| server.view(uncloak))
+            .collect(),
+    ))
+}
+
+/// `POST .../server`: a new server at the end of the try order, with the next id.
+pub(super) async fn add<S: Remote>(
+    state: Arc<AppState>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let mut change = S::change(parse_object(&body)?);
+    let absent = [
+        ("address", change.address.is_none()),
+        ("secret", change.secret.is_none()),
+    ];
+    let (Some(address), Some(secret)) = (change.address.take(), change.secret.take()) else {
+        return Err(missing(&absent));
+    };
+    state
+        .store
+        .update(move |config| {
+            let servers = S::servers(config);
+            let id = next_id(servers)?;
+            let order = servers
+                .iter()
+                .map(|server| server.order().saturating_add(1))
+                .max()
+                .unwrap_or(0);
+            let mut server = S::new(id, order, address, Secret::new(secret));
+            change.apply(&mut server);
+            servers.push(server);
+            renumber(servers);
+            let index = servers.iter().position(|s| s.id() == id).unwrap_or(0);
+            validated(config, |field| server_field(field, S::LIST, index))
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT .../server/{id}`: the fields given, keeping the others.
+pub(super) async fn update<S: Remote>(
+    state: Arc<AppState>,
+    id: u32,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let change = S::change(parse_object(&body)?);
+    state
+        .store
+        .update(move |config| {
+            let servers = S::servers(config);
+            let index = servers
+                .iter()
+                .position(|server| server.id() == id)
+                .ok_or_else(|| no_server(S::NAME, id))?;
+            if let Some(server) = servers.get_mut(index) {
+                change.apply(server);
+            }
+            validated(config, |field| server_field(field, S::LIST, index))
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE .../server/{id}`: the others keep their ids and close up the order.
+pub(super) async fn delete<S: Remote>(
+    state: Arc<AppState>,
+    id: u32,
+) -> Result<StatusCode, ApiError> {
+    state
+        .store
+        .update(move |config| {
+            let servers = S::servers(config);
+            let before = servers.len();
+            servers.retain(|server| server.id() != id);
+            if servers.len() == before {
+                return Err(no_server(S::NAME, id));
+            }
+            renumber(servers);
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE .../server`: every server.
+pub(super) async fn delete_all<S: Remote>(state: Arc<AppState>) -> Result<StatusCode, ApiError> {
+    state
+        .store
+        .update(|config| {
+            S::servers(config).clear();
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST .../reorder`: the list given, in its order.
+pub(super) async fn reorder<S: Remote>(
+    state: Arc<AppState>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let entries: Vec<S::Entry> = parse_array(&body)?;
+    state
+        .store
+        .update(move |config| {
+            let old = std::mem::take(S::servers(config));
+            let mut ids = NewIds::new(&old)?;
+            let mut errors = Vec::new();
+            let mut servers = Vec::with_capacity(entries.len());
+            for (index, entry) in entries.into_iter().enumerate() {
+                let (asked, change) = S::entry(entry);
+                let Some(id) = ids.resolve(asked, index, &mut errors) else {
+                    continue;
+                };
+                let mut server = match old.iter().find(|server| server.id() == id) {
+                    Some(server) => server.clone(),
+                    None => {
+                        let Some((address, secret)) = new_entry(
+                            index,
+                            asked,
+                            change.address.as_deref(),
+                            change.secret.as_deref(),
+                            &mut errors,
+                        ) else {
+                            continue;
+                        };
+                        S::new(id, 0, address, secret)
+                    }
+                };
+                server.set_order(u32::try_from(index).unwrap_or(u32::MAX));
+                change.apply(&mut server);
+                servers.push(server);
+            }
+            if !errors.is_empty() {
+                return Err(invalid(errors));
+            }
+            *S::servers(config) = servers;
+            validated(config, |field| entry_field(field, S::LIST))
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
