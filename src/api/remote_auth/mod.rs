@@ -42,6 +42,7 @@ use super::auth::Caller;
 use super::cloak::shown;
 use super::error::{ApiError, ErrorBody};
 
+mod mappings;
 mod servers;
 
 /// The remote-authentication management routes.
@@ -1152,34 +1153,7 @@ pub async fn radius_role_mapping(
 ) -> Result<Json<Vec<RadiusRoleMappingView>>, ApiError> {
     caller.require_reader()?;
     let live = state.store.current();
-    let config = &live.config;
-    let mut list = Vec::new();
-    for role in &config.roles {
-        let mut mapped = false;
-        for mapping in config
-            .radius
-            .role_mappings
-            .iter()
-            .filter(|m| &m.role == role)
-        {
-            mapped = true;
-            list.push(RadiusRoleMappingView {
-                role: role.clone(),
-                attribute: Some(mapping.attribute),
-                attribute_value: Some(mapping.attribute_value.clone()),
-                vendor_type: mapping.vendor_type,
-            });
-        }
-        if !mapped {
-            list.push(RadiusRoleMappingView {
-                role: role.clone(),
-                attribute: None,
-                attribute_value: None,
-                vendor_type: None,
-            });
-        }
-    }
-    Ok(Json(list))
+    Ok(Json(mappings::list::<RadiusRoleMapping>(&live.config)))
 }
 
 /// Sets the RADIUS mappings of the roles named.
@@ -1202,50 +1176,7 @@ pub async fn set_radius_role_mapping(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let entries: Vec<RadiusRoleMappingRequest> = parse_array(&body)?;
-    state
-        .store
-        .update(move |config| {
-            let mut errors = Vec::new();
-            let mut named = Vec::new();
-            let mut added = Vec::new();
-            for (index, entry) in entries.into_iter().enumerate() {
-                let Some(role) = mapping_role(index, entry.role, &config.roles, &mut errors) else {
-                    continue;
-                };
-                let pair = mapping_pair(index, entry.attribute, entry.attribute_value, &mut errors);
-                match (pair, entry.vendor_type) {
-                    (Some(Some((attribute, attribute_value))), vendor_type) => added.push((
-                        index,
-                        RadiusRoleMapping {
-                            role: role.clone(),
-                            attribute,
-                            attribute_value,
-                            vendor_type,
-                        },
-                    )),
-                    (Some(None), Some(_)) => errors.push((
-                        format!("[{index}].vendor_type"),
-                        "needs attribute and attribute_value".to_owned(),
-                    )),
-                    _ => {}
-                }
-                named.push(role);
-            }
-            if !errors.is_empty() {
-                return Err(invalid(errors));
-            }
-            let mappings = &mut config.radius.role_mappings;
-            mappings.retain(|mapping| !named.contains(&mapping.role));
-            let kept = mappings.len();
-            let origins: Vec<usize> = added.iter().map(|(index, _)| *index).collect();
-            mappings.extend(added.into_iter().map(|(_, mapping)| mapping));
-            validated(config, |field| {
-                mapping_field(field, "radius.role_mappings", kept, &origins)
-            })
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    mappings::set::<RadiusRoleMapping>(state, body).await
 }
 
 /// The role of mapping entry `index`: required and defined.
@@ -1354,32 +1285,7 @@ pub async fn tacacs_role_mapping(
 ) -> Result<Json<Vec<TacacsRoleMappingView>>, ApiError> {
     caller.require_reader()?;
     let live = state.store.current();
-    let config = &live.config;
-    let mut list = Vec::new();
-    for role in &config.roles {
-        let mut mapped = false;
-        for mapping in config
-            .tacacs
-            .role_mappings
-            .iter()
-            .filter(|m| &m.role == role)
-        {
-            mapped = true;
-            list.push(TacacsRoleMappingView {
-                role: role.clone(),
-                attribute: Some(mapping.attribute.clone()),
-                attribute_value: Some(mapping.attribute_value.clone()),
-            });
-        }
-        if !mapped {
-            list.push(TacacsRoleMappingView {
-                role: role.clone(),
-                attribute: None,
-                attribute_value: None,
-            });
-        }
-    }
-    Ok(Json(list))
+    Ok(Json(mappings::list::<TacacsRoleMapping>(&live.config)))
 }
 
 /// Sets the TACACS+ mappings of the roles named.
@@ -1402,46 +1308,7 @@ pub async fn set_tacacs_role_mapping(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let entries: Vec<TacacsRoleMappingRequest> = parse_array(&body)?;
-    state
-        .store
-        .update(move |config| {
-            let mut errors = Vec::new();
-            let mut named = Vec::new();
-            let mut added = Vec::new();
-            for (index, entry) in entries.into_iter().enumerate() {
-                let Some(role) = mapping_role(index, entry.role, &config.roles, &mut errors) else {
-                    continue;
-                };
-                let attribute = entry.attribute.map(|attribute| attribute.0);
-                if let Some(Some((attribute, attribute_value))) =
-                    mapping_pair(index, attribute, entry.attribute_value, &mut errors)
-                {
-                    added.push((
-                        index,
-                        TacacsRoleMapping {
-                            role: role.clone(),
-                            attribute,
-                            attribute_value,
-                        },
-                    ));
-                }
-                named.push(role);
-            }
-            if !errors.is_empty() {
-                return Err(invalid(errors));
-            }
-            let mappings = &mut config.tacacs.role_mappings;
-            mappings.retain(|mapping| !named.contains(&mapping.role));
-            let kept = mappings.len();
-            let origins: Vec<usize> = added.iter().map(|(index, _)| *index).collect();
-            mappings.extend(added.into_iter().map(|(_, mapping)| mapping));
-            validated(config, |field| {
-                mapping_field(field, "tacacs.role_mappings", kept, &origins)
-            })
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    mappings::set::<TacacsRoleMapping>(state, body).await
 }
 
 // ---------------------------------------------------------------------------------------------
