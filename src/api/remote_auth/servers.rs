@@ -3,22 +3,23 @@
 //! configuration list, the defaults of a new server, the request and view types). The
 //! routes in `mod.rs` are the per-protocol paths and OpenAPI descriptions around these.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use portcullis_config::{
-    Config, DEFAULT_RADIUS_PORT, DEFAULT_TACACS_PORT, RadiusServer, RequireMessageAuthenticator,
-    Secret, TacacsServer,
+    CLOAK, Config, DEFAULT_RADIUS_PORT, DEFAULT_TACACS_PORT, RadiusServer,
+    RequireMessageAuthenticator, Secret, TacacsServer,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Flag, Listed, NewIds, RadiusReorderEntry, RadiusServerRequest, RadiusServerView,
+    FieldErrors, Flag, Listed, RadiusReorderEntry, RadiusServerRequest, RadiusServerView,
     StringOrNumber, TacacsReorderEntry, TacacsServerRequest, TacacsServerView, entry_field,
-    in_order, invalid, missing, new_entry, next_id, no_server, parse_array, parse_object, renumber,
+    in_order, invalid, missing, next_id, no_server, parse_array, parse_object, renumber,
     server_field, validated,
 };
 use crate::api::AppState;
@@ -402,4 +403,99 @@ pub(super) async fn reorder<S: Remote>(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ids for the entries of a reorder body: a configured `server_id` is kept (once), anything
+/// else gets a new id above every configured one.
+struct NewIds {
+    configured: Vec<u32>,
+    used: HashMap<u32, usize>,
+    next: u32,
+}
+
+impl NewIds {
+    fn new<S: Listed>(old: &[S]) -> Result<NewIds, ApiError> {
+        Ok(NewIds {
+            configured: old.iter().map(Listed::id).collect(),
+            used: HashMap::new(),
+            next: next_id(old)?,
+        })
+    }
+
+    /// The id of entry `index`, or `None` after recording why it has none.
+    fn resolve(
+        &mut self,
+        asked: Option<u32>,
+        index: usize,
+        errors: &mut FieldErrors,
+    ) -> Option<u32> {
+        if let Some(id) = asked {
+            if let Some(first) = self.used.get(&id) {
+                errors.push((
+                    format!("[{index}].server_id"),
+                    format!("{id} is already given to [{first}]"),
+                ));
+                return None;
+            }
+            self.used.insert(id, index);
+            if self.configured.contains(&id) {
+                return Some(id);
+            }
+        }
+        let id = self.next;
+        match self.next.checked_add(1) {
+            Some(next) => self.next = next,
+            None => {
+                errors.push((
+                    format!("[{index}]"),
+                    "no server id is left above the largest one".to_owned(),
+                ));
+                return None;
+            }
+        }
+        Some(id)
+    }
+}
+
+/// The address and secret of a reorder entry that is a new server (both required; a
+/// cloaked secret has nothing to keep), or `None` after recording what is wrong.
+fn new_entry(
+    index: usize,
+    asked: Option<u32>,
+    address: Option<&str>,
+    secret: Option<&str>,
+    errors: &mut FieldErrors,
+) -> Option<(String, Secret)> {
+    let before = errors.len();
+    if address.is_none() {
+        errors.push((
+            format!("[{index}].address"),
+            "is required for a new server".to_owned(),
+        ));
+    }
+    match secret {
+        None => errors.push((
+            format!("[{index}].secret"),
+            "is required for a new server".to_owned(),
+        )),
+        Some(CLOAK) => errors.push((
+            format!("[{index}].secret"),
+            match asked {
+                Some(id) => format!(
+                    "is the cloak, not a secret, and server_id {id} is not a configured server \
+                     whose secret it could keep; send the real secret"
+                ),
+                None => "is the cloak, not a secret, and the entry names no configured \
+                         server_id whose secret it could keep; send the real secret"
+                    .to_owned(),
+            },
+        )),
+        Some(_) => {}
+    }
+    match (address, secret) {
+        (Some(address), Some(secret)) if errors.len() == before => {
+            Some((address.to_owned(), Secret::new(secret)))
+        }
+        _ => None,
+    }
 }
