@@ -113,7 +113,7 @@ impl Server {
             move || store.current().config.audit.retention_days
         });
         // The throttle's counts are read now rather than by the first login.
-        db.throttle_counts();
+        crate::throttle::counts(&db);
         let frontend = if radius_addrs.is_empty() {
             None
         } else {

@@ -271,7 +271,7 @@ impl Drop for Ticket {
 
 impl Held {
     fn settle(self, verdict: Evidence) {
-        let counts = self.db.throttle_counts();
+        let counts = counts(&self.db);
         let mut table = counts.lock();
         table.settle(&self.config, &self.attempt, verdict, unix_now());
         table.write_behind(&self.db);
@@ -360,6 +360,17 @@ enum Check {
     Locked(Locked),
     /// A key has no free place: wait until this is woken.
     Wait(tokio::sync::oneshot::Receiver<()>),
+}
+
+/// The counts of `db`: read from it the first time, kept with it from then on.
+pub fn counts(db: &StateDb) -> &Counts {
+    static NONE: std::sync::OnceLock<Counts> = std::sync::OnceLock::new();
+    db.memo(Counts::load).unwrap_or_else(|| {
+        // Only the throttle keeps a copy with the database; anything else there is a bug,
+        // and counting nowhere is the answer that keeps logins working.
+        tracing::error!("throttle: the state database keeps another in-memory copy");
+        NONE.get_or_init(Counts::default)
+    })
 }
 
 impl Counts {
@@ -653,7 +664,7 @@ fn wake_waiters(config: &Throttle, count: &mut Count, is_user: bool, now: i64) {
 
 /// Takes the dirty keys and stores them; false when there were none.
 fn write_once(db: &StateDb) -> bool {
-    let counts = db.throttle_counts();
+    let counts = counts(db);
     let _writer = counts
         .writer
         .lock()
@@ -670,7 +681,7 @@ fn write_once(db: &StateDb) -> bool {
 fn write_dirty(db: &StateDb) {
     loop {
         if !write_once(db) {
-            let mut table = db.throttle_counts().lock();
+            let mut table = counts(db).lock();
             if table.dirty.is_empty() {
                 table.writing = false;
                 return;
@@ -742,7 +753,7 @@ type Reserved = Result<Result<Ticket, Locked>, (Attempt, tokio::sync::oneshot::R
 /// One look at the counts: a ticket, a refusal, or a wait (registered before the table is let
 /// go, so a wake between the two is not lost).
 fn reserve(db: &StateDb, config: &Throttle, attempt: Attempt) -> Reserved {
-    let mut table = db.throttle_counts().lock();
+    let mut table = counts(db).lock();
     match table.check(config, &attempt, unix_now()) {
         Check::Go => Ok(Ok(Ticket {
             inner: Some(Held {
@@ -813,7 +824,7 @@ pub struct Entry {
 /// Every key with failures, users first.
 pub fn list(db: &StateDb) -> Vec<Entry> {
     let now = unix_now();
-    let table = db.throttle_counts().lock();
+    let table = counts(db).lock();
     let mut entries: Vec<Entry> = table
         .rows
         .iter()
@@ -838,7 +849,7 @@ pub fn list(db: &StateDb) -> Vec<Entry> {
 pub async fn clear(db: &StateDb, keys: Vec<String>) -> Result<usize, StateError> {
     let mut removed = 0;
     {
-        let mut table = db.throttle_counts().lock();
+        let mut table = counts(db).lock();
         // A source's users' shares of its count go with it.
         let shares: Vec<String> = keys
             .iter()
@@ -925,11 +936,7 @@ mod tests {
     }
 
     fn in_flight(db: &StateDb, key: &str) -> i64 {
-        db.throttle_counts()
-            .lock()
-            .rows
-            .get(key)
-            .map_or(0, |c| c.in_flight)
+        counts(db).lock().rows.get(key).map_or(0, |c| c.in_flight)
     }
 
     #[test]
@@ -1123,7 +1130,7 @@ mod tests {
             clear(&db, vec!["source:192.0.2.7".into()]).await.unwrap(),
             1
         );
-        let table = db.throttle_counts().lock();
+        let table = counts(&db).lock();
         assert!(!table.rows.keys().any(|k| k.starts_with("share:")));
     }
 
@@ -1309,7 +1316,7 @@ mod tests {
             assert!((1..=10).contains(&held), "{held} in flight");
         }
         assert!(list(&db).is_empty());
-        assert!(db.throttle_counts().lock().rows.is_empty());
+        assert!(counts(&db).lock().rows.is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1341,7 +1348,7 @@ mod tests {
         assert_eq!(entries[0].key, "user:remote:frank");
         assert_eq!(entries[0].failures, 10);
         assert!(entries[0].locked_for > 0);
-        let table = db.throttle_counts().lock();
+        let table = counts(&db).lock();
         assert!(table.rows["user:remote:frank"].idle());
         assert_eq!(table.rows["user:remote:frank"].in_flight, 0);
     }
@@ -1361,7 +1368,7 @@ mod tests {
         .await;
         assert!(eleventh.is_err(), "the eleventh attempt did not wait");
         assert!(
-            db.throttle_counts().lock().rows["user:remote:heidi"]
+            counts(&db).lock().rows["user:remote:heidi"]
                 .waiters
                 .iter()
                 .all(tokio::sync::oneshot::Sender::is_closed)
@@ -1381,7 +1388,7 @@ mod tests {
         for ticket in held {
             ticket.finish(Evidence::Success);
         }
-        assert!(db.throttle_counts().lock().rows.is_empty());
+        assert!(counts(&db).lock().rows.is_empty());
     }
 
     #[tokio::test]

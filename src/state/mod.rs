@@ -104,8 +104,9 @@ struct Inner {
     connection: Mutex<Connection>,
     /// Where it lives (`:memory:` for [`StateDb::in_memory`]).
     path: PathBuf,
-    /// The brute-force throttle's counts, read from the database on first use.
-    throttle: std::sync::OnceLock<crate::throttle::Counts>,
+    /// What a module reads from this database once and keeps in memory from then on (the
+    /// brute-force throttle's counts), made on first use.
+    memo: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl StateDb {
@@ -156,7 +157,7 @@ impl StateDb {
             inner: Arc::new(Inner {
                 connection: Mutex::new(connection),
                 path,
-                throttle: std::sync::OnceLock::new(),
+                memo: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -197,11 +198,16 @@ impl StateDb {
             .map_err(|e| StateError::Task(e.to_string()))?
     }
 
-    /// The brute-force throttle's counts (read from the database the first time).
-    pub fn throttle_counts(&self) -> &crate::throttle::Counts {
+    /// The in-memory copy of what this database holds that one module keeps (the throttle's
+    /// counts), made by `init` on first use; `None` if the copy kept is of another type.
+    pub fn memo<T: std::any::Any + Send + Sync>(
+        &self,
+        init: impl FnOnce(&StateDb) -> T,
+    ) -> Option<&T> {
         self.inner
-            .throttle
-            .get_or_init(|| crate::throttle::Counts::load(self))
+            .memo
+            .get_or_init(|| Box::new(init(self)))
+            .downcast_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
