@@ -14,88 +14,14 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, params_from_iter};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
-
 use crate::engine::{Decision, Outcome};
-use crate::state::{StateDb, StateError, unix_now};
+use crate::state::audit::AuditState;
+use crate::state::{StateDb, unix_now};
 
-/// The most events one page holds.
-pub const MAX_PAGE: u32 = 1000;
-/// Events per page when `limit` is not given.
-pub const DEFAULT_PAGE: u32 = 100;
 /// How often old events are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// What an event is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// A login attempt (REST or RADIUS front-end).
-    Login,
-    /// A configuration change (REST API or reload).
-    Config,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Login => "login",
-            Kind::Config => "config",
-        }
-    }
-}
-
-/// One audit event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Event {
-    /// Position in the log; larger is newer.
-    pub id: i64,
-    /// When, in seconds since the Unix epoch.
-    pub at: i64,
-    /// `login` or `config`.
-    pub kind: Kind,
-    /// Who: the user name given, or `-`.
-    pub user: String,
-    /// From where: the client's address, `unix` for the Unix socket, `signal` for a reload.
-    pub source: String,
-    /// What: the route (`POST /api/auth/1.0/login`), `radius:<client>` or `reload`.
-    pub action: String,
-    /// Logins: `accept`, `reject` or `unavailable`. Changes: `ok`, `refused` or `failed`.
-    pub result: String,
-    /// Why it was refused or failed.
-    pub reason: Option<String>,
-    /// The login method that decided (`Local`, `RADIUS`, `TACACS+`).
-    pub method: Option<String>,
-    /// The upstream server that decided (`address:port`).
-    pub server: Option<String>,
-    /// How long it took, in milliseconds.
-    pub latency_ms: u64,
-}
-
-/// An event to record; `id` and `at` are filled in by [`record`].
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    /// `login` or `config`.
-    pub kind: Kind,
-    /// Who.
-    pub user: String,
-    /// From where.
-    pub source: String,
-    /// What.
-    pub action: String,
-    /// The result.
-    pub result: &'static str,
-    /// Why.
-    pub reason: Option<String>,
-    /// The login method that decided.
-    pub method: Option<&'static str>,
-    /// The upstream server that decided.
-    pub server: Option<String>,
-    /// How long it took.
-    pub latency: Duration,
-}
+pub use crate::state::audit::{DEFAULT_PAGE, Event, Filter, Kind, MAX_PAGE, NewEvent, Page};
 
 /// Where [`record`] sends events: the queue of the writer thread, set once at start.
 static SINK: OnceLock<Sender<Queued>> = OnceLock::new();
@@ -213,14 +139,7 @@ fn store_batch(db: &StateDb, batch: &[(i64, NewEvent)]) {
     if batch.is_empty() {
         return;
     }
-    let stored = db.with(|conn| {
-        let tx = conn.transaction()?;
-        for (at, event) in batch {
-            insert(&tx, *at, event)?;
-        }
-        tx.commit()?;
-        Ok(())
-    });
+    let stored = db.insert_events(batch);
     if let Err(e) = stored {
         metrics::counter!("portcullis_audit_dropped_total").increment(batch.len() as u64);
         tracing::warn!(error = %e, events = batch.len(), "audit events not stored");
@@ -276,34 +195,6 @@ pub fn record(mut event: NewEvent) {
     }
 }
 
-/// Writes one event at time `at`; returns its id.
-pub fn insert(conn: &Connection, at: i64, event: &NewEvent) -> Result<i64, StateError> {
-    // Cached: the writer inserts thousands of events a second under load.
-    let mut statement = conn.prepare_cached(
-        "INSERT INTO audit_events (at, kind, user, source, action, result, reason, method, \
-         server, latency_ms, user_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?;
-    statement.execute(rusqlite::params![
-        at,
-        event.kind.as_str(),
-        event.user,
-        event.source,
-        event.action,
-        event.result,
-        event.reason,
-        event.method,
-        event.server,
-        i64::try_from(event.latency.as_millis()).unwrap_or(i64::MAX),
-        portcullis_config::UserKey::of(&event.user).as_str(),
-    ])?;
-    Ok(conn.last_insert_rowid())
-}
-
-/// Deletes the events older than `before` (seconds since the epoch); returns how many.
-pub fn prune(conn: &Connection, before: i64) -> Result<usize, StateError> {
-    Ok(conn.execute("DELETE FROM audit_events WHERE at < ?1", [before])?)
-}
-
 /// Records to the daemon's state database from now on, and prunes it per
 /// `retention_days()` (the live configuration's `audit.retention_days`).
 pub fn start(db: &StateDb, retention_days: impl Fn() -> u32 + Send + 'static) {
@@ -318,125 +209,13 @@ pub fn spawn_pruning(db: StateDb, retention_days: impl Fn() -> u32 + Send + 'sta
         loop {
             ticks.tick().await;
             let before = unix_now().saturating_sub(i64::from(retention_days()) * 86_400);
-            match db.run(move |conn| prune(conn, before)).await {
+            match db.call(move |db| db.prune_events(before)).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(pruned = n, "old audit events removed"),
                 Err(e) => tracing::warn!(error = %e, "audit pruning failed"),
             }
         }
     });
-}
-
-/// `GET /api/audit/1.0/events` filters and paging.
-#[derive(Debug, Default, Clone, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct Filter {
-    /// Only events of this kind.
-    pub kind: Option<Kind>,
-    /// Only events of this user: every variant of the name (case, compatibility forms,
-    /// surrounding spaces) that is the same canonical user.
-    pub user: Option<String>,
-    /// Only events with this result (`accept`, `reject`, `unavailable`, `ok`, `refused`,
-    /// `failed`).
-    pub result: Option<String>,
-    /// Only events at or after this time (seconds since the Unix epoch).
-    #[param(minimum = 0)]
-    pub since: Option<i64>,
-    /// Only events at or before this time (seconds since the Unix epoch).
-    #[param(minimum = 0)]
-    pub until: Option<i64>,
-    /// Only events older than this id: pass the previous page's `next_before` to page
-    /// through a log that grows meanwhile.
-    #[param(minimum = 1)]
-    pub before: Option<i64>,
-    /// Events per page, 1..=1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// Events to skip first (default 0).
-    #[param(minimum = 0, maximum = 1000000)]
-    pub offset: Option<u32>,
-}
-
-/// One page of events, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Page {
-    /// The events, newest first.
-    pub events: Vec<Event>,
-    /// When more events follow: the `before` that asks for them.
-    pub next_before: Option<i64>,
-}
-
-/// The events `filter` selects, newest first (by id).
-pub fn query(conn: &Connection, filter: &Filter) -> Result<Page, StateError> {
-    let mut sql = String::from(
-        "SELECT id, at, kind, user, source, action, result, reason, method, server, latency_ms \
-         FROM audit_events WHERE 1 = 1",
-    );
-    let mut values: Vec<rusqlite::types::Value> = Vec::new();
-    let mut condition = |clause: &str, value: rusqlite::types::Value| {
-        values.push(value);
-        sql.push_str(&format!(" AND {clause} ?{}", values.len()));
-    };
-    if let Some(kind) = filter.kind {
-        condition("kind =", kind.as_str().to_string().into());
-    }
-    if let Some(user) = &filter.user {
-        let key = portcullis_config::UserKey::of(user);
-        condition("user_key =", key.as_str().to_owned().into());
-    }
-    if let Some(result) = &filter.result {
-        condition("result =", result.clone().into());
-    }
-    if let Some(since) = filter.since {
-        condition("at >=", since.into());
-    }
-    if let Some(until) = filter.until {
-        condition("at <=", until.into());
-    }
-    if let Some(before) = filter.before {
-        condition("id <", before.into());
-    }
-    let limit = filter.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-    // One more than asked tells whether another page follows.
-    sql.push_str(&format!(
-        " ORDER BY id DESC LIMIT {} OFFSET {}",
-        limit + 1,
-        filter.offset.unwrap_or(0)
-    ));
-    let mut statement = conn.prepare(&sql)?;
-    let rows = statement.query_map(params_from_iter(values), |row| {
-        let kind: String = row.get(2)?;
-        Ok(Event {
-            id: row.get(0)?,
-            at: row.get(1)?,
-            kind: if kind == "config" {
-                Kind::Config
-            } else {
-                Kind::Login
-            },
-            user: row.get(3)?,
-            source: row.get(4)?,
-            action: row.get(5)?,
-            result: row.get(6)?,
-            reason: row.get(7)?,
-            method: row.get(8)?,
-            server: row.get(9)?,
-            latency_ms: u64::try_from(row.get::<_, i64>(10)?).unwrap_or(0),
-        })
-    })?;
-    let mut events = rows.collect::<Result<Vec<_>, _>>()?;
-    let more = events.len() > limit as usize;
-    events.truncate(limit as usize);
-    let next_before = if more {
-        events.last().map(|e| e.id)
-    } else {
-        None
-    };
-    Ok(Page {
-        events,
-        next_before,
-    })
 }
 
 /// Who is asking, from where, through which route: set for each REST request.
@@ -601,13 +380,12 @@ mod tests {
 
     fn filled() -> StateDb {
         let db = StateDb::in_memory().unwrap();
-        db.with(|conn| {
-            insert(conn, 100, &event(Kind::Login, "alice", "accept"))?;
-            insert(conn, 200, &event(Kind::Login, "bob", "reject"))?;
-            insert(conn, 300, &event(Kind::Config, "admin", "ok"))?;
-            insert(conn, 400, &event(Kind::Login, "alice", "reject"))?;
-            Ok(())
-        })
+        db.insert_events(&[
+            (100, event(Kind::Login, "alice", "accept")),
+            (200, event(Kind::Login, "bob", "reject")),
+            (300, event(Kind::Config, "admin", "ok")),
+            (400, event(Kind::Login, "alice", "reject")),
+        ])
         .unwrap();
         db
     }
@@ -619,7 +397,7 @@ mod tests {
     #[test]
     fn newest_first_with_filters() {
         let db = filled();
-        let all = db.with(|c| query(c, &Filter::default())).unwrap();
+        let all = db.query_events(&Filter::default()).unwrap();
         assert_eq!(ids(&all), [4, 3, 2, 1]);
         assert_eq!(all.next_before, None);
         assert_eq!(all.events[0].latency_ms, 12);
@@ -629,17 +407,17 @@ mod tests {
             user: Some("alice".into()),
             ..Filter::default()
         };
-        assert_eq!(ids(&db.with(|c| query(c, &alice)).unwrap()), [4, 1]);
+        assert_eq!(ids(&db.query_events(&alice).unwrap()), [4, 1]);
         let variant = Filter {
             user: Some(" ALICE".into()),
             ..Filter::default()
         };
-        assert_eq!(ids(&db.with(|c| query(c, &variant)).unwrap()), [4, 1]);
+        assert_eq!(ids(&db.query_events(&variant).unwrap()), [4, 1]);
         let config = Filter {
             kind: Some(Kind::Config),
             ..Filter::default()
         };
-        let page = db.with(|c| query(c, &config)).unwrap();
+        let page = db.query_events(&config).unwrap();
         assert_eq!(ids(&page), [3]);
         assert_eq!(page.events[0].kind, Kind::Config);
         let window = Filter {
@@ -648,7 +426,7 @@ mod tests {
             result: Some("reject".into()),
             ..Filter::default()
         };
-        assert_eq!(ids(&db.with(|c| query(c, &window)).unwrap()), [2]);
+        assert_eq!(ids(&db.query_events(&window).unwrap()), [2]);
     }
 
     #[test]
@@ -658,18 +436,18 @@ mod tests {
             limit: Some(3),
             ..Filter::default()
         };
-        let page = db.with(|c| query(c, &first)).unwrap();
+        let page = db.query_events(&first).unwrap();
         assert_eq!(ids(&page), [4, 3, 2]);
         assert_eq!(page.next_before, Some(2));
         // An event arriving between pages does not shift the cursor.
-        db.with(|c| insert(c, 500, &event(Kind::Login, "carol", "accept")))
+        db.insert_events(&[(500, event(Kind::Login, "carol", "accept"))])
             .unwrap();
         let next = Filter {
             limit: Some(3),
             before: page.next_before,
             ..Filter::default()
         };
-        let page = db.with(|c| query(c, &next)).unwrap();
+        let page = db.query_events(&next).unwrap();
         assert_eq!(ids(&page), [1]);
         assert_eq!(page.next_before, None);
         let skipped = Filter {
@@ -677,7 +455,7 @@ mod tests {
             offset: Some(1),
             ..Filter::default()
         };
-        assert_eq!(ids(&db.with(|c| query(c, &skipped)).unwrap()), [4, 3]);
+        assert_eq!(ids(&db.query_events(&skipped).unwrap()), [4, 3]);
     }
 
     #[test]
@@ -694,8 +472,8 @@ mod tests {
     #[test]
     fn pruning_removes_only_older_events() {
         let db = filled();
-        assert_eq!(db.with(|c| prune(c, 250)).unwrap(), 2);
-        let all = db.with(|c| query(c, &Filter::default())).unwrap();
+        assert_eq!(db.prune_events(250).unwrap(), 2);
+        let all = db.query_events(&Filter::default()).unwrap();
         assert_eq!(ids(&all), [4, 3]);
     }
 

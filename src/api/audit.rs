@@ -18,6 +18,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use crate::audit::{self, Filter, Kind, MAX_PAGE, NewEvent, Page, RequestContext};
+use crate::state::audit::AuditState;
 
 /// The audit routes.
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
@@ -73,7 +74,7 @@ pub async fn events(
     }
     let page = state
         .db
-        .run(move |conn| audit::query(conn, &filter))
+        .call(move |db| db.query_events(&filter))
         .await
         .map_err(|e| ApiError::internal("audit query", e))?;
     Ok(Json(page))

@@ -417,7 +417,7 @@ fn device_id(id: Result<Path<String>, PathRejection>) -> Result<String, DeviceEr
 async fn list_of(state: &AppState, user: UserKey) -> Result<DeviceList, DeviceError> {
     let devices = state
         .db
-        .run(move |conn| devices::list(conn, &user, true))
+        .mfa(move |tx| devices::list(tx, &user, true))
         .await
         .map_err(|e| DeviceError::state("list devices", e))?;
     Ok(DeviceList {
@@ -430,7 +430,7 @@ async fn unpair(state: &AppState, user: UserKey, id: String) -> Result<Response,
     let (who, which) = (user.clone(), id.clone());
     let removed = state
         .db
-        .run(move |conn| devices::unpair(conn, &who, &which))
+        .mfa(move |tx| devices::unpair(tx, &who, &which))
         .await
         .map_err(|e| DeviceError::state("unpair", e))?;
     if !removed {
@@ -500,19 +500,8 @@ async fn pair(
     let seal = state.mfa.key().clone();
     let paired = state
         .db
-        .run(move |conn| {
-            Ok(devices::pair(
-                conn,
-                &seal,
-                &key,
-                &name,
-                &os,
-                activated,
-                unix_now(),
-            ))
-        })
-        .await
-        .map_err(|e| DeviceError::state("pair", e))?;
+        .mfa(move |tx| devices::pair(tx, &seal, &key, &name, &os, activated, unix_now()))
+        .await;
     let (device, secret) = match paired {
         Ok(paired) => paired,
         Err(PairError::TooMany) => {
@@ -579,7 +568,7 @@ pub async fn activate_current(
     let key = state.mfa.key().clone();
     let outcome = state
         .db
-        .run(move |conn| devices::activate(conn, &key, &user, &id, code.trim(), unix_now()))
+        .mfa(move |tx| devices::activate(tx, &key, &user, &id, code.trim(), unix_now()))
         .await
         .map_err(|e| DeviceError::state("activate", e))?;
     match outcome {

@@ -4,38 +4,19 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE;
 use portcullis_config::UserKey;
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::seal::SealKey;
 use super::totp;
 use crate::state::StateError;
+use crate::state::mfa::MfaTx;
 
 /// Devices (pending ones included) a user may have at once.
 pub const MAX_DEVICES_PER_USER: i64 = 10;
 /// Seconds a device may wait for activation before it is removed.
 pub const PENDING_LIFETIME: i64 = 3600;
 
-/// A paired device as stored, without its secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Device {
-    /// `mobile-sha256-...`.
-    pub id: String,
-    /// Whose device it is.
-    pub user: String,
-    /// The name the user gave it.
-    pub name: String,
-    /// Its operating system, as the user said.
-    pub os: String,
-    /// When it was paired (Unix time).
-    pub created: i64,
-    /// When it last changed.
-    pub updated: i64,
-    /// When its first code was accepted; `None` while pending.
-    pub activated: Option<i64>,
-    /// When a code from it was last accepted.
-    pub last_used: Option<i64>,
-}
+pub use crate::state::mfa::Device;
 
 /// Why a device could not be paired.
 #[derive(Debug)]
@@ -46,9 +27,9 @@ pub enum PairError {
     State(StateError),
 }
 
-impl From<rusqlite::Error> for PairError {
-    fn from(e: rusqlite::Error) -> Self {
-        PairError::State(e.into())
+impl From<StateError> for PairError {
+    fn from(e: StateError) -> Self {
+        PairError::State(e)
     }
 }
 
@@ -63,21 +44,6 @@ pub enum Activation {
     AlreadyActive,
     /// The code is not the device's current one.
     WrongCode,
-}
-
-const COLUMNS: &str = "id, user, name, os, created, updated, activated, last_used";
-
-fn row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
-    Ok(Device {
-        id: row.get(0)?,
-        user: row.get(1)?,
-        name: row.get(2)?,
-        os: row.get(3)?,
-        created: row.get(4)?,
-        updated: row.get(5)?,
-        activated: row.get(6)?,
-        last_used: row.get(7)?,
-    })
 }
 
 /// A new device id: `mobile-sha256-` and the URL-safe base64 of SHA-256 over 32 random
@@ -95,7 +61,7 @@ fn new_id() -> Result<String, getrandom::Error> {
 /// first code, or `activated` at once (paired by an administrator). Returns the device and
 /// the secret (shown once, in the pairing answer).
 pub fn pair(
-    conn: &mut Connection,
+    tx: &mut dyn MfaTx,
     key: &SealKey,
     user: &UserKey,
     name: &str,
@@ -103,17 +69,8 @@ pub fn pair(
     activated: bool,
     now: i64,
 ) -> Result<(Device, Vec<u8>), PairError> {
-    let tx = conn.transaction()?;
-    tx.execute(
-        "DELETE FROM mfa_devices WHERE activated IS NULL AND created < ?1",
-        params![now - PENDING_LIFETIME],
-    )?;
-    let count: i64 = tx.query_row(
-        "SELECT count(*) FROM mfa_devices WHERE user = ?1",
-        params![user.as_str()],
-        |r| r.get(0),
-    )?;
-    if count >= MAX_DEVICES_PER_USER {
+    tx.forget_pending_devices(now - PENDING_LIFETIME)?;
+    if tx.count_devices(user)? >= MAX_DEVICES_PER_USER {
         return Err(PairError::TooMany);
     }
     let mut secret = vec![0u8; totp::SECRET_LEN];
@@ -123,20 +80,6 @@ pub fn pair(
     let sealed = key
         .seal(id.as_bytes(), &secret)
         .map_err(|e| PairError::State(StateError::Task(e.to_string())))?;
-    tx.execute(
-        "INSERT INTO mfa_devices (id, user, name, os, secret, created, updated, activated) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
-        params![
-            id,
-            user.as_str(),
-            name,
-            os,
-            sealed,
-            now,
-            activated.then_some(now)
-        ],
-    )?;
-    tx.commit()?;
     let device = Device {
         id,
         user: user.to_string(),
@@ -147,67 +90,42 @@ pub fn pair(
         activated: activated.then_some(now),
         last_used: None,
     };
+    tx.insert_device(&device, &sealed)?;
     Ok((device, secret))
 }
 
 /// `user`'s devices, oldest first; pending ones only when `pending` is set.
-pub fn list(conn: &Connection, user: &UserKey, pending: bool) -> Result<Vec<Device>, StateError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM mfa_devices WHERE user = ?1 AND (?2 OR activated IS NOT NULL) \
-         ORDER BY created, id"
-    );
-    let mut statement = conn.prepare(&sql)?;
-    let devices = statement
-        .query_map(params![user.as_str(), pending], row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(devices)
+pub fn list(tx: &mut dyn MfaTx, user: &UserKey, pending: bool) -> Result<Vec<Device>, StateError> {
+    tx.devices(user, pending)
 }
 
 /// Whether `user` has an activated device.
-pub fn has_active(conn: &Connection, user: &UserKey) -> Result<bool, StateError> {
-    Ok(conn
-        .query_row(
-            "SELECT 1 FROM mfa_devices WHERE user = ?1 AND activated IS NOT NULL LIMIT 1",
-            params![user.as_str()],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
+pub fn has_active(tx: &mut dyn MfaTx, user: &UserKey) -> Result<bool, StateError> {
+    tx.has_active_device(user)
 }
 
 /// Unpairs `user`'s device `id`; whether there was one.
-pub fn unpair(conn: &Connection, user: &UserKey, id: &str) -> Result<bool, StateError> {
-    Ok(conn.execute(
-        "DELETE FROM mfa_devices WHERE user = ?1 AND id = ?2",
-        params![user.as_str(), id],
-    )? > 0)
+pub fn unpair(tx: &mut dyn MfaTx, user: &UserKey, id: &str) -> Result<bool, StateError> {
+    tx.delete_device(user, id)
 }
 
 /// Activates `user`'s pending device `id` with a current `code` (whose step is remembered,
 /// so the same code cannot then log in).
 pub fn activate(
-    conn: &mut Connection,
+    tx: &mut dyn MfaTx,
     key: &SealKey,
     user: &UserKey,
     id: &str,
     code: &str,
     now: i64,
 ) -> Result<Activation, StateError> {
-    let tx = conn.transaction()?;
-    let found: Option<(Vec<u8>, Option<i64>)> = tx
-        .query_row(
-            "SELECT secret, activated FROM mfa_devices WHERE user = ?1 AND id = ?2",
-            params![user.as_str(), id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let Some((sealed, activated)) = found else {
+    let Some(found) = tx.device_secret(user, id)? else {
         return Ok(Activation::NotFound);
     };
-    if activated.is_some() {
+    if found.activated.is_some() {
         return Ok(Activation::AlreadyActive);
     }
-    let Some(secret) = key.open(id.as_bytes(), &sealed) else {
+    let Some(secret) = key.open(id.as_bytes(), &found.sealed) else {
         tracing::error!(device = id, "MFA device secret does not open under mfa.key");
         return Ok(Activation::WrongCode);
     };
@@ -215,63 +133,38 @@ pub fn activate(
     let Some(accepted) = totp::matching_step(&secret, code, step, None) else {
         return Ok(Activation::WrongCode);
     };
-    tx.execute(
-        "UPDATE mfa_devices SET activated = ?3, updated = ?3, last_step = ?4 \
-         WHERE user = ?1 AND id = ?2",
-        params![
-            user.as_str(),
-            id,
-            now,
-            i64::try_from(accepted).unwrap_or(i64::MAX)
-        ],
-    )?;
-    let device = tx.query_row(
-        &format!("SELECT {COLUMNS} FROM mfa_devices WHERE id = ?1"),
-        params![id],
-        row,
-    )?;
-    tx.commit()?;
-    Ok(Activation::Activated(device))
+    let accepted = i64::try_from(accepted).unwrap_or(i64::MAX);
+    Ok(match tx.activate_device(user, id, now, accepted)? {
+        Some(device) => Activation::Activated(device),
+        None => Activation::NotFound,
+    })
 }
 
 /// Checks `code` against every activated device of `user`; the first device it matches
 /// (at a step after the device's last accepted one) records the step and the use. Runs
 /// inside the caller's transaction.
 pub fn check_totp(
-    conn: &Connection,
+    tx: &mut dyn MfaTx,
     key: &SealKey,
     user: &UserKey,
     code: &str,
     now: i64,
 ) -> Result<bool, StateError> {
-    let mut statement = conn.prepare(
-        "SELECT id, secret, last_step FROM mfa_devices WHERE user = ?1 AND activated IS NOT NULL",
-    )?;
-    let devices = statement
-        .query_map(params![user.as_str()], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Option<i64>>(2)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
     let step = totp::step(u64::try_from(now).unwrap_or(0));
-    for (id, sealed, last) in devices {
-        let Some(secret) = key.open(id.as_bytes(), &sealed) else {
-            tracing::error!(device = id, "MFA device secret does not open under mfa.key");
+    for device in tx.active_secrets(user)? {
+        let Some(secret) = key.open(device.id.as_bytes(), &device.sealed) else {
+            tracing::error!(
+                device = device.id,
+                "MFA device secret does not open under mfa.key"
+            );
             continue;
         };
-        let last = last.and_then(|l| u64::try_from(l).ok());
+        let last = device.last_step.and_then(|l| u64::try_from(l).ok());
         if let Some(accepted) = totp::matching_step(&secret, code, step, last) {
             let accepted = i64::try_from(accepted).unwrap_or(i64::MAX);
-            // The condition makes two concurrent uses of one code count once.
-            let changed = conn.execute(
-                "UPDATE mfa_devices SET last_step = ?2, last_used = ?3 \
-                 WHERE id = ?1 AND (last_step IS NULL OR last_step < ?2)",
-                params![id, accepted, now],
-            )?;
-            if changed > 0 {
+            // Recorded only after the last accepted step: two concurrent uses of one code
+            // count once.
+            if tx.advance_step(&device.id, accepted, now)? {
                 return Ok(true);
             }
         }
@@ -306,7 +199,7 @@ pub(crate) mod tests {
     fn pair_activate_use_unpair() {
         let db = StateDb::in_memory().unwrap();
         let key = SealKey::random().unwrap();
-        db.with(|conn| {
+        crate::state::mfa::transaction(&db, |conn| {
             let (device, secret) = pair(
                 conn,
                 &key,
@@ -396,7 +289,7 @@ pub(crate) mod tests {
             assert!(!unpair(conn, &UserKey::of("bob"), &device.id)?);
             assert!(unpair(conn, &UserKey::of("alice"), &device.id)?);
             assert!(!has_active(conn, &UserKey::of("alice"))?);
-            Ok(())
+            Ok::<_, StateError>(())
         })
         .unwrap();
     }
@@ -405,7 +298,7 @@ pub(crate) mod tests {
     fn secrets_are_sealed_and_pairing_is_bounded() {
         let db = StateDb::in_memory().unwrap();
         let key = SealKey::random().unwrap();
-        db.with(|conn| {
+        crate::state::mfa::transaction(&db, |conn| {
             let (device, secret) = pair(
                 conn,
                 &key,
@@ -416,11 +309,10 @@ pub(crate) mod tests {
                 NOW,
             )
             .unwrap();
-            let stored: Vec<u8> = conn.query_row(
-                "SELECT secret FROM mfa_devices WHERE id = ?1",
-                params![device.id],
-                |r| r.get(0),
-            )?;
+            let stored = conn
+                .device_secret(&UserKey::of("carol"), &device.id)?
+                .unwrap()
+                .sealed;
             assert!(!stored.windows(secret.len()).any(|w| w == secret.as_slice()));
             for _ in 1..MAX_DEVICES_PER_USER {
                 pair(
@@ -459,7 +351,7 @@ pub(crate) mod tests {
                 )
                 .is_ok()
             );
-            Ok(())
+            Ok::<_, StateError>(())
         })
         .unwrap();
     }

@@ -3,9 +3,9 @@
 //! again before a success, at most `max` seconds. A success clears the record.
 
 use portcullis_config::UserKey;
-use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::state::StateError;
+use crate::state::mfa::{Failures, MfaTx};
 
 /// The lockout settings of `[mfa]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,58 +38,50 @@ impl Lockout {
 }
 
 /// Seconds `user` stays locked out after `now`, if they are.
-pub fn locked_for(conn: &Connection, user: &UserKey, now: i64) -> Result<Option<u64>, StateError> {
-    let until: Option<i64> = conn
-        .query_row(
-            "SELECT locked_until FROM mfa_failures WHERE user = ?1",
-            params![user.as_str()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(until
+pub fn locked_for(tx: &mut dyn MfaTx, user: &UserKey, now: i64) -> Result<Option<u64>, StateError> {
+    Ok(tx
+        .failures(user)?
+        .map(|f| f.locked_until)
         .filter(|until| *until > now)
         .map(|until| u64::try_from(until - now).unwrap_or(0)))
 }
 
 /// Counts a failure; returns the lockout's length when this failure starts one.
 pub fn record_failure(
-    conn: &Connection,
+    tx: &mut dyn MfaTx,
     user: &UserKey,
     now: i64,
     settings: Lockout,
 ) -> Result<Option<u64>, StateError> {
-    let (failures, lockouts): (i64, i64) = conn
-        .query_row(
-            "SELECT failures, lockouts FROM mfa_failures WHERE user = ?1",
-            params![user.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?
-        .unwrap_or((0, 0));
+    let Failures {
+        failures, lockouts, ..
+    } = tx.failures(user)?.unwrap_or_default();
     let failures = failures.saturating_add(1);
-    let (failures, lockouts, until, locked) = if failures >= i64::from(settings.threshold) {
+    let (next, locked) = if failures >= i64::from(settings.threshold) {
         let lockouts = lockouts.saturating_add(1);
         let seconds = settings.duration(u32::try_from(lockouts).unwrap_or(u32::MAX));
         let until = now.saturating_add(i64::try_from(seconds).unwrap_or(i64::MAX));
-        (0, lockouts, until, Some(seconds))
+        let next = Failures {
+            failures: 0,
+            lockouts,
+            locked_until: until,
+        };
+        (next, Some(seconds))
     } else {
-        (failures, lockouts, 0, None)
+        let next = Failures {
+            failures,
+            lockouts,
+            locked_until: 0,
+        };
+        (next, None)
     };
-    conn.execute(
-        "INSERT INTO mfa_failures (user, failures, lockouts, locked_until) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (user) DO UPDATE SET failures = ?2, lockouts = ?3, locked_until = ?4",
-        params![user.as_str(), failures, lockouts, until],
-    )?;
+    tx.set_failures(user, &next)?;
     Ok(locked)
 }
 
 /// Clears `user`'s failures and lockout history after a good second factor.
-pub fn record_success(conn: &Connection, user: &UserKey) -> Result<(), StateError> {
-    conn.execute(
-        "DELETE FROM mfa_failures WHERE user = ?1",
-        params![user.as_str()],
-    )?;
-    Ok(())
+pub fn record_success(tx: &mut dyn MfaTx, user: &UserKey) -> Result<(), StateError> {
+    tx.clear_failures(user)
 }
 
 #[cfg(test)]
@@ -119,7 +111,7 @@ mod tests {
             base: 60,
             max: 3600,
         };
-        db.with(|c| {
+        crate::state::mfa::transaction(&db, |c| {
             let t = 1000;
             assert_eq!(record_failure(c, &UserKey::of("u"), t, l)?, None);
             assert_eq!(record_failure(c, &UserKey::of("u"), t, l)?, None);
@@ -140,7 +132,7 @@ mod tests {
                 record_failure(c, &UserKey::of("u"), t + 61, l)?;
             }
             assert_eq!(record_failure(c, &UserKey::of("u"), t + 61, l)?, Some(60));
-            Ok(())
+            Ok::<_, StateError>(())
         })
         .unwrap();
     }

@@ -22,8 +22,8 @@ pub mod totp;
 use std::path::Path;
 
 use portcullis_config::{MfaDelivery, UserKey};
-use rusqlite::Connection;
 
+use crate::state::mfa::MfaTx;
 use crate::state::{StateDb, StateError, unix_now};
 use delivery::Channel;
 use lockout::Lockout;
@@ -123,7 +123,7 @@ impl MfaStore {
         let owned = user.clone();
         let totp = self
             .db
-            .run(move |conn| devices::has_active(conn, &owned))
+            .mfa(move |tx| devices::has_active(tx, &owned))
             .await?;
         let delivery = if totp {
             Delivery::NotConfigured
@@ -142,9 +142,9 @@ impl MfaStore {
     ) -> Result<bool, StateError> {
         let (user, application) = (user.clone(), delivery.application.clone());
         self.db
-            .run(move |conn| {
-                Ok(devices::has_active(conn, &user)?
-                    || service::has_validated_address(conn, &application, &user)
+            .mfa(move |tx| {
+                Ok(devices::has_active(tx, &user)?
+                    || service::has_validated_address(tx, &application, &user)
                         .map_err(|e| StateError::Task(format!("enrolment: {e}")))?)
             })
             .await
@@ -161,12 +161,12 @@ impl MfaStore {
         let (user, text) = (user.clone(), text.to_string());
         let application = delivery.application.clone();
         self.db
-            .run(move |conn| {
+            .mfa(move |tx| {
                 let totp_shaped = text.len() == 6 && text.bytes().all(|b| b.is_ascii_digit());
-                if totp_shaped && devices::has_active(conn, &user)? {
+                if totp_shaped && devices::has_active(tx, &user)? {
                     return Ok(true);
                 }
-                service::looks_like_login_code(conn, &application, &user, &text)
+                service::looks_like_login_code(tx, &application, &user, &text)
                     .map_err(|e| StateError::Task(format!("login code shape: {e}")))
             })
             .await
@@ -176,7 +176,7 @@ impl MfaStore {
     pub async fn locked_for(&self, user: &UserKey) -> Result<Option<u64>, StateError> {
         let user = user.clone();
         self.db
-            .run(move |conn| lockout::locked_for(conn, &user, unix_now()))
+            .mfa(move |tx| lockout::locked_for(tx, &user, unix_now()))
             .await
     }
 
@@ -195,12 +195,12 @@ impl MfaStore {
         let application = delivery.application.clone();
         let verdict = self
             .db
-            .run(move |conn| {
+            .mfa(move |tx| {
                 let factors = Factors {
                     key: &key,
                     application: &application,
                 };
-                verify_at(conn, &factors, &user, &code, settings, unix_now())
+                verify_at(tx, &factors, &user, &code, settings, unix_now())
             })
             .await?;
         let (method, result) = match verdict {
@@ -288,16 +288,16 @@ impl SecondFactor {
     /// Whether `code` is a good second factor of this kind for `user`, consuming it.
     fn check(
         self,
-        conn: &Connection,
+        tx: &mut dyn MfaTx,
         factors: &Factors<'_>,
         user: &UserKey,
         code: &str,
         now: i64,
     ) -> Result<bool, StateError> {
         match self {
-            SecondFactor::Totp => devices::check_totp(conn, factors.key, user, code, now),
+            SecondFactor::Totp => devices::check_totp(tx, factors.key, user, code, now),
             SecondFactor::Delivered => {
-                check_delivered_code(conn, factors.application, user, code, now)
+                check_delivered_code(tx, factors.application, user, code, now)
             }
         }
     }
@@ -317,13 +317,13 @@ pub struct Factors<'a> {
 /// consumed: the outstanding login code of `user` in `application`. A wrong code is counted
 /// by the caller's lockout only.
 fn check_delivered_code(
-    conn: &Connection,
+    tx: &mut dyn MfaTx,
     application: &str,
     user: &UserKey,
     code: &str,
     now: i64,
 ) -> Result<bool, StateError> {
-    service::consume_login_code(conn, application, user, code, now)
+    service::consume_login_code(tx, application, user, code, now)
         .map_err(|e| StateError::Task(format!("delivered code: {e}")))
 }
 
@@ -360,39 +360,37 @@ async fn start_delivery(db: &StateDb, config: &MfaDelivery, user: &UserKey) -> D
     }
 }
 
-/// [`MfaStore::verify`] at time `now`, in one transaction.
+/// [`MfaStore::verify`] at time `now`, inside the caller's transaction.
 pub fn verify_at(
-    conn: &mut Connection,
+    tx: &mut dyn MfaTx,
     factors: &Factors<'_>,
     user: &UserKey,
     code: &str,
     settings: Lockout,
     now: i64,
 ) -> Result<Verdict, StateError> {
-    let tx = conn.transaction()?;
-    if let Some(retry_after) = lockout::locked_for(&tx, user, now)? {
+    if let Some(retry_after) = lockout::locked_for(tx, user, now)? {
         return Ok(Verdict::Locked { retry_after });
     }
     let code = code.trim();
     let mut accepted = None;
     for factor in SecondFactor::ALL {
-        if factor.check(&tx, factors, user, code, now)? {
+        if factor.check(tx, factors, user, code, now)? {
             accepted = Some(factor);
             break;
         }
     }
     let verdict = match accepted {
         Some(factor) => {
-            lockout::record_success(&tx, user)?;
+            lockout::record_success(tx, user)?;
             Verdict::Accepted {
                 method: factor.name(),
             }
         }
         None => Verdict::Rejected {
-            locked_for: lockout::record_failure(&tx, user, now, settings)?,
+            locked_for: lockout::record_failure(tx, user, now, settings)?,
         },
     };
-    tx.commit()?;
     Ok(verdict)
 }
 
@@ -409,63 +407,61 @@ mod tests {
             max: 600,
         };
         let now = 1_800_000_000;
-        store
-            .db()
-            .with(|conn| {
-                let (device, secret) = devices::pair(
-                    conn,
-                    store.key(),
-                    &UserKey::of("dan"),
-                    "p",
-                    "iOS",
-                    false,
-                    now,
-                )
-                .unwrap();
-                let code = |t: i64| totp::code(&secret, totp::step(t as u64));
-                devices::activate(
-                    conn,
-                    store.key(),
-                    &UserKey::of("dan"),
-                    &device.id,
-                    &code(now),
-                    now,
-                )?;
-                let wrong = devices::tests::wrong_code(&secret, now + 60);
-                let good = code(now + 90);
-                let factors = Factors {
-                    key: store.key(),
-                    application: "gateway",
-                };
-                let v = |conn: &mut Connection, c: &str, t| {
-                    verify_at(conn, &factors, &UserKey::of("dan"), c, settings, t)
-                };
-                assert_eq!(
-                    v(conn, &wrong, now + 30)?,
-                    Verdict::Rejected { locked_for: None }
-                );
-                assert_eq!(
-                    v(conn, &wrong, now + 30)?,
-                    Verdict::Rejected {
-                        locked_for: Some(60)
-                    }
-                );
-                // Locked: even the right code is not looked at.
-                assert_eq!(
-                    v(conn, &good, now + 40)?,
-                    Verdict::Locked { retry_after: 50 }
-                );
-                assert_eq!(
-                    v(conn, &good, now + 90)?,
-                    Verdict::Accepted { method: "totp" }
-                );
-                // Spent.
-                assert_eq!(
-                    v(conn, &good, now + 90)?,
-                    Verdict::Rejected { locked_for: None }
-                );
-                Ok(())
-            })
+        crate::state::mfa::transaction(store.db(), |conn| {
+            let (device, secret) = devices::pair(
+                conn,
+                store.key(),
+                &UserKey::of("dan"),
+                "p",
+                "iOS",
+                false,
+                now,
+            )
             .unwrap();
+            let code = |t: i64| totp::code(&secret, totp::step(t as u64));
+            devices::activate(
+                conn,
+                store.key(),
+                &UserKey::of("dan"),
+                &device.id,
+                &code(now),
+                now,
+            )?;
+            let wrong = devices::tests::wrong_code(&secret, now + 60);
+            let good = code(now + 90);
+            let factors = Factors {
+                key: store.key(),
+                application: "gateway",
+            };
+            let v = |conn: &mut dyn MfaTx, c: &str, t| {
+                verify_at(conn, &factors, &UserKey::of("dan"), c, settings, t)
+            };
+            assert_eq!(
+                v(conn, &wrong, now + 30)?,
+                Verdict::Rejected { locked_for: None }
+            );
+            assert_eq!(
+                v(conn, &wrong, now + 30)?,
+                Verdict::Rejected {
+                    locked_for: Some(60)
+                }
+            );
+            // Locked: even the right code is not looked at.
+            assert_eq!(
+                v(conn, &good, now + 40)?,
+                Verdict::Locked { retry_after: 50 }
+            );
+            assert_eq!(
+                v(conn, &good, now + 90)?,
+                Verdict::Accepted { method: "totp" }
+            );
+            // Spent.
+            assert_eq!(
+                v(conn, &good, now + 90)?,
+                Verdict::Rejected { locked_for: None }
+            );
+            Ok::<_, StateError>(())
+        })
+        .unwrap();
     }
 }

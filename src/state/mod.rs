@@ -5,10 +5,13 @@
 //! Its schema is a list of migrations applied in order at open; `PRAGMA user_version` records
 //! how many have run, so each one runs exactly once, inside a transaction.
 //!
-//! SQLite calls block: call [`StateDb::with`] from `tokio::task::spawn_blocking` (or
-//! [`StateDb::run`], which does that).
+//! Everything else reaches it through the traits of [`Backend`], whose calls block: call them
+//! from `tokio::task::spawn_blocking` ([`StateDb::call`], [`StateDb::mfa`] do that). SQL lives
+//! in this module only.
 
+pub mod audit;
 pub mod challenges;
+pub mod mfa;
 pub mod sessions;
 pub mod throttle;
 
@@ -48,14 +51,21 @@ const MIGRATIONS: &[(&str, &str)] = &[
 ];
 
 /// What the daemon keeps between requests, as one interface: each concern is a trait of
-/// blocking calls, each call one transaction, with no SQLite type in its signature, so that
-/// another backend is an added implementation. [`StateDb`] (SQLite) implements it.
+/// blocking calls with no SQLite type in its signature, so that another backend is an added
+/// implementation. [`StateDb`] (SQLite) implements it.
 ///
-/// Behind it so far: sessions, RADIUS challenges and the throttle's counts. The audit log and
-/// the MFA data (devices, replay steps, lockouts, the MFA service) are still reached through
-/// connection functions in their modules (`audit.rs`, `mfa/`), run with [`StateDb::run`].
+/// Sessions, RADIUS challenges, the throttle's counts and the audit log are one transaction
+/// per call. The second-factor data (devices and replay steps, lockouts, the MFA service) is
+/// reached through [`mfa::MfaState::mfa_transaction`]: the rules in `crate::mfa` run a
+/// sequence of single-statement calls ([`mfa::MfaTx`]) that the transaction makes atomic.
 pub trait Backend:
-    sessions::SessionState + challenges::ChallengeState + throttle::ThrottleState + Send + Sync
+    sessions::SessionState
+    + challenges::ChallengeState
+    + throttle::ThrottleState
+    + audit::AuditState
+    + mfa::MfaState
+    + Send
+    + Sync
 {
 }
 
@@ -167,7 +177,8 @@ impl StateDb {
         &self.inner.path
     }
 
-    /// Runs `f` with the connection, on this thread. It blocks: call it from blocking code.
+    /// Runs `f` with the connection, on this thread: for the SQLite implementation of the
+    /// state traits, and for tests that look at the tables. It blocks.
     pub fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StateError>,
@@ -183,17 +194,6 @@ impl StateDb {
     ) -> Result<T, StateError> {
         let db = self.clone();
         tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(|e| StateError::Task(e.to_string()))?
-    }
-
-    /// Runs `f` with the connection on tokio's blocking pool.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StateError> + Send + 'static,
-    ) -> Result<T, StateError> {
-        let db = self.clone();
-        tokio::task::spawn_blocking(move || db.with(f))
             .await
             .map_err(|e| StateError::Task(e.to_string()))?
     }
@@ -394,7 +394,7 @@ mod tests {
     async fn runs_on_the_blocking_pool() {
         let db = StateDb::in_memory().unwrap();
         let n: i64 = db
-            .run(|c| Ok(c.query_row("SELECT count(*) FROM meta", [], |r| r.get(0))?))
+            .call(|db| db.with(|c| Ok(c.query_row("SELECT count(*) FROM meta", [], |r| r.get(0))?)))
             .await
             .unwrap();
         assert_eq!(n, 0);

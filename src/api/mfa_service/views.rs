@@ -381,11 +381,7 @@ pub(super) fn path_ids<T: DeserializeOwned + Send>(
 
 pub(super) async fn run<T: Send + 'static>(
     state: &AppState,
-    f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, MfaError> + Send + 'static,
+    f: impl FnOnce(&mut dyn crate::state::mfa::MfaTx) -> Result<T, MfaError> + Send + 'static,
 ) -> Handled<T> {
-    Ok(state
-        .db
-        .run(move |c| Ok(f(c)))
-        .await
-        .map_err(MfaError::from)??)
+    Ok(state.db.mfa(f).await?)
 }

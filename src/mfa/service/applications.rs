@@ -6,15 +6,6 @@ use super::*;
 // ---------------------------------------------------------------------------------------------
 // Applications
 
-pub(super) fn unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(
-        e,
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-    )
-}
-
 pub(super) fn duplicate_name(name: &str) -> MfaError {
     MfaError::Duplicate(format!(
         "Unique key constraint violated: an application named {name:?} exists already."
@@ -31,7 +22,7 @@ pub(super) fn check_id(field: &str, id: &str) -> Result<(), MfaError> {
 
 /// Creates an application; `name` is required, the rest defaults.
 pub fn create_application(
-    c: &mut Connection,
+    tx: &mut dyn MfaTx,
     fields: ApplicationFields,
     now: i64,
 ) -> Result<Application, MfaError> {
@@ -57,33 +48,9 @@ pub fn create_application(
     };
     merge(&mut app, fields);
     check_application(&app)?;
-    let inserted = c.execute(
-        &format!(
-            "INSERT INTO mfa_applications ({APPLICATION_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
-        ),
-        params![
-            app.id,
-            app.name,
-            app.description,
-            app.auth_code_length,
-            app.auth_token_type,
-            app.auth_token_validity_duration,
-            app.auth_token_prefix,
-            app.auth_token_delivery_methods,
-            app.associate_template,
-            app.display_name,
-            app.login_template,
-            app.message_from,
-            app.created,
-            app.updated,
-            app.version_number
-        ],
-    );
-    match inserted {
-        Ok(_) => Ok(app),
-        Err(e) if unique_violation(&e) => Err(duplicate_name(&app.name)),
-        Err(e) => Err(e.into()),
+    match tx.insert_application(&app)? {
+        Written::Done => Ok(app),
+        _ => Err(duplicate_name(&app.name)),
     }
 }
 
@@ -127,51 +94,21 @@ pub(super) fn merge(app: &mut Application, fields: ApplicationFields) {
 }
 
 /// The application with this id.
-pub fn get_application(c: &Connection, id: &str) -> Result<Application, MfaError> {
+pub fn get_application(tx: &mut dyn MfaTx, id: &str) -> Result<Application, MfaError> {
     check_id("Application_ID", id)?;
-    find_application(c, id)?.ok_or_else(|| no_application(id))
-}
-
-pub(super) fn find_application(c: &Connection, id: &str) -> Result<Option<Application>, MfaError> {
-    Ok(c.query_row(
-        &format!("SELECT {APPLICATION_COLUMNS} FROM mfa_applications WHERE id = ?1"),
-        [id],
-        Application::from_row,
-    )
-    .optional()?)
-}
-
-pub(super) fn find_application_by_name(
-    c: &Connection,
-    name: &str,
-) -> Result<Option<Application>, MfaError> {
-    Ok(c.query_row(
-        &format!("SELECT {APPLICATION_COLUMNS} FROM mfa_applications WHERE name = ?1"),
-        [name],
-        Application::from_row,
-    )
-    .optional()?)
+    tx.application(id)?.ok_or_else(|| no_application(id))
 }
 
 /// Applications matching every filter (`name=value` pairs of the documented filters), in
 /// creation order.
 pub fn list_applications(
-    c: &Connection,
+    tx: &mut dyn MfaTx,
     filters: &[(String, String)],
 ) -> Result<Vec<Application>, MfaError> {
     let filter = ApplicationFilter::parse(filters)?;
-    let mut statement = c.prepare(&format!(
-        "SELECT {APPLICATION_COLUMNS} FROM mfa_applications ORDER BY created, rowid"
-    ))?;
-    let rows = statement.query_map([], Application::from_row)?;
-    let mut out = Vec::new();
-    for row in rows {
-        let app = row?;
-        if filter.matches(&app) {
-            out.push(app);
-        }
-    }
-    Ok(out)
+    let mut apps = tx.applications()?;
+    apps.retain(|app| filter.matches(app));
+    Ok(apps)
 }
 
 /// The documented filters of the application list (and, quirk of the reference, of the GET of
@@ -283,14 +220,13 @@ impl ApplicationFilter {
 
 /// Changes the fields given when `version` is the current version; the version goes up by one.
 pub fn update_application(
-    c: &mut Connection,
+    tx: &mut dyn MfaTx,
     id: &str,
     fields: ApplicationFields,
     version: i64,
     now: i64,
 ) -> Result<Application, MfaError> {
-    let tx = c.transaction()?;
-    let mut app = get_application(&tx, id)?;
+    let mut app = get_application(tx, id)?;
     if app.version_number != version {
         return Err(MfaError::Stale {
             current: app.version_number,
@@ -300,53 +236,20 @@ pub fn update_application(
     check_application(&app)?;
     app.version_number += 1;
     app.updated = now;
-    let updated = tx.execute(
-        "UPDATE mfa_applications SET name = ?2, description = ?3, auth_code_length = ?4, \
-         auth_token_type = ?5, auth_token_validity_duration = ?6, auth_token_prefix = ?7, \
-         auth_token_delivery_methods = ?8, associate_template = ?9, display_name = ?10, \
-         login_template = ?11, message_from = ?12, updated = ?13, version_number = ?14 \
-         WHERE id = ?1 AND version_number = ?15",
-        params![
-            app.id,
-            app.name,
-            app.description,
-            app.auth_code_length,
-            app.auth_token_type,
-            app.auth_token_validity_duration,
-            app.auth_token_prefix,
-            app.auth_token_delivery_methods,
-            app.associate_template,
-            app.display_name,
-            app.login_template,
-            app.message_from,
-            app.updated,
-            app.version_number,
-            version
-        ],
-    );
-    match updated {
-        Ok(1) => {}
-        Ok(_) => {
-            return Err(MfaError::Stale {
-                current: app.version_number,
-            });
-        }
-        Err(e) if unique_violation(&e) => return Err(duplicate_name(&app.name)),
-        Err(e) => return Err(e.into()),
+    match tx.update_application(&app, version)? {
+        Written::Done => Ok(app),
+        Written::Missed => Err(MfaError::Stale {
+            current: app.version_number,
+        }),
+        Written::Duplicate => Err(duplicate_name(&app.name)),
     }
-    tx.commit()?;
-    Ok(app)
 }
 
 /// Deletes an application with its users and their codes.
-pub fn delete_application(c: &mut Connection, id: &str) -> Result<(), MfaError> {
+pub fn delete_application(tx: &mut dyn MfaTx, id: &str) -> Result<(), MfaError> {
     check_id("Application_ID", id)?;
-    let tx = c.transaction()?;
-    let deleted = tx.execute("DELETE FROM mfa_applications WHERE id = ?1", [id])?;
-    if deleted == 0 {
+    if !tx.delete_application(id)? {
         return Err(no_application(id));
     }
-    tx.execute("DELETE FROM mfa_sends WHERE application_id = ?1", [id])?;
-    tx.commit()?;
     Ok(())
 }

@@ -31,38 +31,33 @@ pub async fn enrolment(
     user: &UserKey,
 ) -> Result<Option<Enrolment>, MfaError> {
     let (name, user) = (config.application.clone(), user.clone());
-    db.run(move |c| Ok(find_enrolment(c, &name, &user))).await?
+    db.mfa(move |tx| find_enrolment(tx, &name, &user)).await
 }
 
 /// The validated user of application `name` whose id is the canonical user `user` (ids that
 /// differ only in case are refused at association, so there is at most one).
 pub(super) fn find_enrolment(
-    c: &Connection,
+    tx: &mut dyn MfaTx,
     name: &str,
     user: &UserKey,
 ) -> Result<Option<Enrolment>, MfaError> {
     if chars(user.as_str()) > MAX_ID {
         return Ok(None);
     }
-    let Some(application) = find_application_by_name(c, name)? else {
+    let Some(application) = tx.application_by_name(name)? else {
         return Ok(None);
     };
-    let found = c
-        .query_row(
-            &format!(
-                "SELECT {USER_COLUMNS} FROM mfa_users WHERE application_id = ?1 AND user_key = ?2 \
-                 AND status = ?3 ORDER BY id LIMIT 1"
-            ),
-            params![application.id, user.as_str(), Status::Validated.as_str()],
-            User::from_row,
-        )
-        .optional()?;
+    let found = tx.user_of(&application.id, user, Status::Validated.as_str())?;
     Ok(found.map(|user| Enrolment { application, user }))
 }
 
 /// Whether gateway user `user` has a validated address in application `name`.
-pub fn has_validated_address(c: &Connection, name: &str, user: &UserKey) -> Result<bool, MfaError> {
-    Ok(find_enrolment(c, name, user)?.is_some())
+pub fn has_validated_address(
+    tx: &mut dyn MfaTx,
+    name: &str,
+    user: &UserKey,
+) -> Result<bool, MfaError> {
+    Ok(find_enrolment(tx, name, user)?.is_some())
 }
 
 /// What [`send_login_code`] did.
@@ -105,7 +100,7 @@ pub async fn send_login_code(
 /// A wrong code is not counted here: the gateway's own lockout counts it, once (and
 /// [`MfaStore::verify`](super::MfaStore::verify) emits the outcome metric).
 pub fn consume_login_code(
-    c: &Connection,
+    tx: &mut dyn MfaTx,
     name: &str,
     user: &UserKey,
     code: &str,
@@ -114,11 +109,11 @@ pub fn consume_login_code(
     if chars(code) > MAX_CODE_INPUT {
         return Ok(false);
     }
-    let Some(enrolment) = find_enrolment(c, name, user)? else {
+    let Some(enrolment) = find_enrolment(tx, name, user)? else {
         return Ok(false);
     };
     let result = check_in(
-        c,
+        tx,
         &enrolment.application.id,
         &enrolment.user.id,
         code,
@@ -132,7 +127,7 @@ pub fn consume_login_code(
 /// Whether `text` has the shape of a login code of gateway user `user` in application `name`
 /// (length and alphabet, with or without the prefix): false without a validated address.
 pub fn looks_like_login_code(
-    c: &Connection,
+    tx: &mut dyn MfaTx,
     name: &str,
     user: &UserKey,
     text: &str,
@@ -140,7 +135,7 @@ pub fn looks_like_login_code(
     if chars(text) > MAX_CODE_INPUT {
         return Ok(false);
     }
-    let Some(enrolment) = find_enrolment(c, name, user)? else {
+    let Some(enrolment) = find_enrolment(tx, name, user)? else {
         return Ok(false);
     };
     let app = &enrolment.application;
@@ -193,8 +188,8 @@ pub async fn check_login_code(
     }
     let now = unix_now();
     let result = db
-        .run(move |c| Ok(check(c, &application, &user, &code, &[Purpose::Login], now)))
-        .await?;
+        .mfa(move |tx| check(tx, &application, &user, &code, &[Purpose::Login], now))
+        .await;
     let result = match result {
         Ok(r) => r,
         Err(MfaError::NotFound(_)) => return Ok(LoginCodeCheck::NotEnrolled),

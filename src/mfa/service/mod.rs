@@ -25,11 +25,11 @@
 //! name.
 
 use portcullis_config::{MfaDelivery, UserKey, check_mailbox};
-use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::codes::{self, TokenType};
 use super::delivery::{self, Channel, Message};
 use super::time;
+use crate::state::mfa::{MfaTx, StoredCode, Written};
 use crate::state::{StateDb, StateError, unix_now};
 
 /// Wrong codes in a row that lock a user.
@@ -118,12 +118,6 @@ impl MfaError {
     }
 }
 
-impl From<rusqlite::Error> for MfaError {
-    fn from(e: rusqlite::Error) -> MfaError {
-        MfaError::internal("state database", e)
-    }
-}
-
 impl From<StateError> for MfaError {
     fn from(e: StateError) -> MfaError {
         MfaError::internal("state database", e)
@@ -187,42 +181,15 @@ impl Purpose {
     }
 }
 
-/// An application as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Application {
-    /// Server-chosen id (32 hex digits).
-    pub id: String,
-    /// Unique name.
-    pub name: String,
-    /// Free text.
-    pub description: String,
-    /// Characters of a code, without the prefix.
-    pub auth_code_length: i64,
-    /// NUMERIC, ALPHANUMERIC, ALPHA or COMPLEX.
-    pub auth_token_type: String,
-    /// Seconds a code stays valid.
-    pub auth_token_validity_duration: i64,
-    /// Put in front of every code.
-    pub auth_token_prefix: String,
-    /// SMS or EMAIL.
-    pub auth_token_delivery_methods: String,
-    /// Template of association messages (empty: the default).
-    pub associate_template: String,
-    /// `$display_name` of the templates.
-    pub display_name: String,
-    /// Template of login messages (empty: the default).
-    pub login_template: String,
-    /// SMS sender id / e-mail sender name.
-    pub message_from: String,
-    /// Unix time of creation.
-    pub created: i64,
-    /// Unix time of the last change.
-    pub updated: i64,
-    /// 1 at creation, +1 per change.
-    pub version_number: i64,
+pub use crate::state::mfa::{Application, User};
+
+/// How an application's codes look and travel.
+trait Shape {
+    fn token_type(&self) -> TokenType;
+    fn channel(&self) -> Channel;
 }
 
-impl Application {
+impl Shape for Application {
     fn token_type(&self) -> TokenType {
         TokenType::parse(&self.auth_token_type).unwrap_or(TokenType::Numeric)
     }
@@ -230,32 +197,7 @@ impl Application {
     fn channel(&self) -> Channel {
         Channel::parse(&self.auth_token_delivery_methods).unwrap_or(Channel::Sms)
     }
-
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Application> {
-        Ok(Application {
-            id: row.get(0)?,
-            name: row.get(1)?,
-            description: row.get(2)?,
-            auth_code_length: row.get(3)?,
-            auth_token_type: row.get(4)?,
-            auth_token_validity_duration: row.get(5)?,
-            auth_token_prefix: row.get(6)?,
-            auth_token_delivery_methods: row.get(7)?,
-            associate_template: row.get(8)?,
-            display_name: row.get(9)?,
-            login_template: row.get(10)?,
-            message_from: row.get(11)?,
-            created: row.get(12)?,
-            updated: row.get(13)?,
-            version_number: row.get(14)?,
-        })
-    }
 }
-
-const APPLICATION_COLUMNS: &str = "id, name, description, auth_code_length, auth_token_type, \
-     auth_token_validity_duration, auth_token_prefix, auth_token_delivery_methods, \
-     associate_template, display_name, login_template, message_from, created, updated, \
-     version_number";
 
 /// The settable attributes of an application; `None` keeps the current value (or the default
 /// at creation).
@@ -285,51 +227,10 @@ pub struct ApplicationFields {
     pub message_from: Option<String>,
 }
 
-/// A user as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    /// The application.
-    pub application_id: String,
-    /// Customer-supplied id.
-    pub id: String,
-    /// Phone number or e-mail address; empty when INITIAL.
-    pub user_address: String,
-    /// INITIAL, VALIDATION PENDING or VALIDATED.
-    pub status: String,
-    /// Unix time of creation.
-    pub created: i64,
-    /// Unix time of the last change.
-    pub updated: i64,
-    /// 1 at creation, +1 per change.
-    pub version_number: i64,
-    /// Wrong codes in a row.
-    pub failures: i64,
-    /// Locked until this Unix time (0: never locked).
-    pub locked_until: i64,
+/// Whether a user's address is validated.
+fn validated(user: &User) -> bool {
+    user.status == Status::Validated.as_str()
 }
-
-impl User {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
-        Ok(User {
-            application_id: row.get(0)?,
-            id: row.get(1)?,
-            user_address: row.get(2)?,
-            status: row.get(3)?,
-            created: row.get(4)?,
-            updated: row.get(5)?,
-            version_number: row.get(6)?,
-            failures: row.get(7)?,
-            locked_until: row.get(8)?,
-        })
-    }
-
-    fn validated(&self) -> bool {
-        self.status == Status::Validated.as_str()
-    }
-}
-
-const USER_COLUMNS: &str = "application_id, id, user_address, status, created, updated, \
-     version_number, failures, locked_until";
 
 // ---------------------------------------------------------------------------------------------
 // Validation

@@ -7,20 +7,13 @@ use super::*;
 // Codes
 
 /// The database's HMAC key, made on first use.
-pub(super) fn hash_key(c: &Connection) -> Result<Vec<u8>, MfaError> {
-    if let Some(key) = c
-        .query_row("SELECT key FROM mfa_key WHERE id = 1", [], |r| r.get(0))
-        .optional()?
-    {
+pub(super) fn hash_key(tx: &mut dyn MfaTx) -> Result<Vec<u8>, MfaError> {
+    if let Some(key) = tx.hash_key()? {
         return Ok(key);
     }
     let mut key = vec![0u8; 32];
     getrandom::fill(&mut key).map_err(|e| MfaError::internal("random", e))?;
-    c.execute(
-        "INSERT OR IGNORE INTO mfa_key (id, key) VALUES (1, ?1)",
-        [&key],
-    )?;
-    Ok(c.query_row("SELECT key FROM mfa_key WHERE id = 1", [], |r| r.get(0))?)
+    Ok(tx.keep_hash_key(&key)?)
 }
 
 pub(super) fn locked(user: &User, now: i64) -> bool {
@@ -48,7 +41,7 @@ pub(super) struct Draft {
 /// First transaction of a send: the application, the user's state and the limits allow it; a
 /// send is counted; a code is drawn.
 pub(super) fn draft(
-    c: &mut Connection,
+    tx: &mut dyn MfaTx,
     application: &str,
     user_id: &str,
     purpose: Purpose,
@@ -57,17 +50,16 @@ pub(super) fn draft(
     now: i64,
 ) -> Result<Draft, MfaError> {
     check_id("User_ID", user_id)?;
-    let tx = c.transaction()?;
-    let app = get_application(&tx, application)?;
-    let user = find_user(&tx, application, user_id)?;
+    let app = get_application(tx, application)?;
+    let user = tx.user(application, user_id)?;
     if user.is_none() && purpose == Purpose::Associate {
-        refuse_namesake(&tx, application, user_id)?;
+        refuse_namesake(tx, application, user_id)?;
     }
     let address = match (purpose, new_address) {
         (Purpose::Associate, Some(address)) => check_address(app.channel(), address)?,
         _ => {
             let user = user.as_ref().ok_or_else(|| no_user(application, user_id))?;
-            if !user.validated() {
+            if !validated(user) {
                 return Err(MfaError::NotValidated);
             }
             // The application may have changed its delivery method since validation.
@@ -86,24 +78,15 @@ pub(super) fn draft(
         };
         return Err(MfaError::Unconfigured(missing.to_string()));
     }
-    tx.execute("DELETE FROM mfa_sends WHERE at <= ?1", [now - SEND_WINDOW])?;
-    let sent: i64 = tx.query_row(
-        "SELECT count(*) FROM mfa_sends WHERE application_id = ?1 AND user_id = ?2",
-        [application, user_id],
-        |r| r.get(0),
-    )?;
-    if sent >= MAX_SENDS {
+    tx.forget_sends(now - SEND_WINDOW)?;
+    if tx.count_sends(application, user_id)? >= MAX_SENDS {
         return Err(MfaError::TooMany(format!(
             "User sent too many requests: at most {MAX_SENDS} codes are sent per \
              {SEND_WINDOW} seconds."
         )));
     }
-    tx.execute(
-        "INSERT INTO mfa_sends (application_id, user_id, at) VALUES (?1, ?2, ?3)",
-        params![application, user_id, now],
-    )?;
-    let key = hash_key(&tx)?;
-    tx.commit()?;
+    tx.record_send(application, user_id, now)?;
+    let key = hash_key(tx)?;
     let token_type = app.token_type();
     let random = codes::generate(&token_type.alphabet(), app.auth_code_length as usize)?;
     let hash = codes::hash(&key, &app.id, user_id, purpose.as_str(), &random);
@@ -120,61 +103,47 @@ pub(super) fn draft(
 }
 
 /// Second transaction of a send: the user and the code as they are after delivery.
-pub(super) fn commit(c: &mut Connection, draft: &Draft, now: i64) -> Result<(), MfaError> {
-    let tx = c.transaction()?;
+pub(super) fn commit(tx: &mut dyn MfaTx, draft: &Draft, now: i64) -> Result<(), MfaError> {
     let app = &draft.application;
-    if find_application(&tx, &app.id)?.is_none() {
+    if tx.application(&app.id)?.is_none() {
         return Err(no_application(&app.id));
     }
-    let user = find_user(&tx, &app.id, &draft.user_id)?;
+    let user = tx.user(&app.id, &draft.user_id)?;
     match (draft.purpose, user) {
         (Purpose::Associate, None) => {
-            tx.execute(
-                &format!(
-                    "INSERT INTO mfa_users ({USER_COLUMNS}, user_key) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, 0, 0, ?6)"
-                ),
-                params![
-                    app.id,
-                    draft.user_id,
-                    draft.address,
-                    Status::ValidationPending.as_str(),
-                    now,
-                    UserKey::of(&draft.user_id).as_str(),
-                ],
-            )?;
+            tx.insert_user(&User {
+                application_id: app.id.clone(),
+                id: draft.user_id.clone(),
+                user_address: draft.address.clone(),
+                status: Status::ValidationPending.as_str().into(),
+                created: now,
+                updated: now,
+                version_number: 1,
+                failures: 0,
+                locked_until: 0,
+            })?;
         }
-        (Purpose::Associate, Some(user)) => {
-            tx.execute(
-                "UPDATE mfa_users SET user_address = ?3, status = ?4, updated = ?5, \
-                 version_number = ?6 WHERE application_id = ?1 AND id = ?2",
-                params![
-                    app.id,
-                    draft.user_id,
-                    draft.address,
-                    Status::ValidationPending.as_str(),
-                    now,
-                    user.version_number + 1
-                ],
-            )?;
+        (Purpose::Associate, Some(mut user)) => {
+            user.user_address.clone_from(&draft.address);
+            user.status = Status::ValidationPending.as_str().into();
+            user.updated = now;
+            user.version_number += 1;
+            tx.set_address(&user)?;
         }
-        (Purpose::Login, Some(user)) if user.validated() && user.user_address == draft.address => {}
+        (Purpose::Login, Some(user)) if validated(&user) && user.user_address == draft.address => {}
         (Purpose::Login, Some(_)) => return Err(MfaError::NotValidated),
         (Purpose::Login, None) => return Err(no_user(&app.id, &draft.user_id)),
     }
-    tx.execute(
-        "INSERT OR REPLACE INTO mfa_codes (application_id, user_id, purpose, address, hash, \
-         expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            app.id,
-            draft.user_id,
-            draft.purpose.as_str(),
-            draft.address,
-            draft.hash,
-            draft.expires
-        ],
+    tx.put_code(
+        &app.id,
+        &draft.user_id,
+        &StoredCode {
+            purpose: draft.purpose.as_str().into(),
+            address: draft.address.clone(),
+            hash: draft.hash.clone(),
+            expires: draft.expires,
+        },
     )?;
-    tx.commit()?;
     Ok(())
 }
 
@@ -201,18 +170,18 @@ async fn send(
     .collect();
     let now = unix_now();
     let draft = db
-        .run(move |c| {
-            Ok(draft(
-                c,
+        .mfa(move |tx| {
+            draft(
+                tx,
                 &application,
                 &user_id,
                 purpose,
                 new_address.as_deref(),
                 &configured,
                 now,
-            ))
+            )
         })
-        .await??;
+        .await?;
     let app = &draft.application;
     let display = display_name
         .filter(|d| !d.is_empty())
@@ -272,7 +241,7 @@ async fn send(
         purpose = purpose.as_str(),
         "MFA code sent"
     );
-    db.run(move |c| Ok(commit(c, &draft, now))).await??;
+    db.mfa(move |tx| commit(tx, &draft, now)).await?;
     Ok(())
 }
 
@@ -331,10 +300,10 @@ pub enum CodeCheck {
     Locked,
 }
 
-/// Checks `typed` against the user's outstanding code of one of `purposes`, in one
-/// transaction.
+/// Checks `typed` against the user's outstanding code of one of `purposes`, inside the
+/// caller's transaction.
 pub(super) fn check(
-    c: &mut Connection,
+    tx: &mut dyn MfaTx,
     application: &str,
     user_id: &str,
     typed: &str,
@@ -343,16 +312,13 @@ pub(super) fn check(
 ) -> Result<CodeCheck, MfaError> {
     check_id("User_ID", user_id)?;
     check_length("validation_code", typed, MAX_CODE_INPUT)?;
-    let tx = c.transaction()?;
-    let result = check_in(&tx, application, user_id, typed, purposes, now, true)?;
-    tx.commit()?;
-    Ok(result)
+    check_in(tx, application, user_id, typed, purposes, now, true)
 }
 
 /// [`check`] inside the caller's transaction `tx`. A wrong code advances the user's failure
 /// counter only when `count_failures` (the gateway's second factor counts its own).
 pub(super) fn check_in(
-    tx: &Connection,
+    tx: &mut dyn MfaTx,
     application: &str,
     user_id: &str,
     typed: &str,
@@ -361,35 +327,21 @@ pub(super) fn check_in(
     count_failures: bool,
 ) -> Result<CodeCheck, MfaError> {
     let app = get_application(tx, application)?;
-    let user = find_user(tx, application, user_id)?.ok_or_else(|| no_user(application, user_id))?;
+    let user = tx
+        .user(application, user_id)?
+        .ok_or_else(|| no_user(application, user_id))?;
     if locked(&user, now) {
         return Ok(CodeCheck::Locked);
     }
-    let pending: Option<(String, String, Vec<u8>, i64)> = tx
-        .query_row(
-            "SELECT purpose, address, hash, expires FROM mfa_codes \
-             WHERE application_id = ?1 AND user_id = ?2",
-            [application, user_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
-    let pending = pending.and_then(|(purpose, address, hash, expires)| {
+    let pending = tx.code(application, user_id)?.and_then(|code| {
         let purpose = [Purpose::Associate, Purpose::Login]
             .into_iter()
-            .find(|p| p.as_str() == purpose)?;
-        purposes
-            .contains(&purpose)
-            .then_some((purpose, address, hash, expires))
+            .find(|p| p.as_str() == code.purpose)?;
+        purposes.contains(&purpose).then_some((purpose, code))
     });
-    let delete_code = |tx: &Connection| {
-        tx.execute(
-            "DELETE FROM mfa_codes WHERE application_id = ?1 AND user_id = ?2",
-            [application, user_id],
-        )
-    };
-    if let Some((_, _, _, expires)) = &pending {
-        if *expires <= now {
-            delete_code(tx)?;
+    if let Some((_, code)) = &pending {
+        if code.expires <= now {
+            tx.delete_code(application, user_id)?;
             return Ok(CodeCheck::Expired);
         }
     }
@@ -402,24 +354,17 @@ pub(super) fn check_in(
     };
     let bare = token_type.normalize(bare);
     let key = hash_key(tx)?;
-    let matched = pending.as_ref().and_then(|(purpose, address, hash, _)| {
+    let matched = pending.as_ref().and_then(|(purpose, code)| {
         let candidate = codes::hash(&key, &app.id, user_id, purpose.as_str(), &bare);
-        codes::same(&candidate, hash).then_some((*purpose, address.clone()))
+        codes::same(&candidate, &code.hash).then_some((*purpose, code.address.clone()))
     });
     let result = match matched {
         Some((purpose, address)) => {
-            delete_code(tx)?;
+            tx.delete_code(application, user_id)?;
             if purpose == Purpose::Associate && user.user_address == address {
-                tx.execute(
-                    "UPDATE mfa_users SET status = ?3, failures = 0, updated = ?4, \
-                     version_number = version_number + 1 WHERE application_id = ?1 AND id = ?2",
-                    params![application, user_id, Status::Validated.as_str(), now],
-                )?;
+                tx.validate_user(application, user_id, Status::Validated.as_str(), now)?;
             } else {
-                tx.execute(
-                    "UPDATE mfa_users SET failures = 0 WHERE application_id = ?1 AND id = ?2",
-                    [application, user_id],
-                )?;
+                tx.set_user_failures(application, user_id, 0, None)?;
             }
             CodeCheck::Success(purpose)
         }
@@ -427,22 +372,15 @@ pub(super) fn check_in(
         None => {
             let failures = user.failures + 1;
             if failures >= MAX_FAILURES {
-                delete_code(tx)?;
-                tx.execute(
-                    "UPDATE mfa_users SET failures = 0, locked_until = ?3 \
-                     WHERE application_id = ?1 AND id = ?2",
-                    params![application, user_id, now + LOCKOUT_SECONDS],
-                )?;
+                tx.delete_code(application, user_id)?;
+                tx.set_user_failures(application, user_id, 0, Some(now + LOCKOUT_SECONDS))?;
                 tracing::warn!(
                     application = %app.name,
                     user = user_id,
                     "MFA user locked after wrong codes"
                 );
             } else {
-                tx.execute(
-                    "UPDATE mfa_users SET failures = ?3 WHERE application_id = ?1 AND id = ?2",
-                    params![application, user_id, failures],
-                )?;
+                tx.set_user_failures(application, user_id, failures, None)?;
             }
             CodeCheck::Invalid
         }
@@ -471,17 +409,17 @@ pub async fn validate(
     let (application, user, code) = (application.to_owned(), user.to_owned(), code.to_owned());
     let now = unix_now();
     let result = db
-        .run(move |c| {
-            Ok(check(
-                c,
+        .mfa(move |tx| {
+            check(
+                tx,
                 &application,
                 &user,
                 &code,
                 &[Purpose::Associate, Purpose::Login],
                 now,
-            ))
+            )
         })
-        .await??;
+        .await?;
     count(result);
     Ok(result)
 }

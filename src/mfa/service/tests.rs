@@ -8,6 +8,15 @@ use super::*;
 
 const NOW: i64 = 1_800_000_000;
 
+/// Runs `f` in one state transaction (rolled back when it fails), with the result nested as
+/// `StateDb::with` nests it.
+fn in_tx<T>(
+    db: &StateDb,
+    f: impl FnOnce(&mut dyn MfaTx) -> Result<T, MfaError>,
+) -> Result<Result<T, MfaError>, StateError> {
+    Ok(crate::state::mfa::transaction(db, f))
+}
+
 fn db() -> StateDb {
     StateDb::in_memory().unwrap()
 }
@@ -20,7 +29,7 @@ fn fields(name: &str) -> ApplicationFields {
 }
 
 fn create(db: &StateDb, f: ApplicationFields) -> Result<Application, MfaError> {
-    db.with(|c| Ok(create_application(c, f, NOW))).unwrap()
+    in_tx(db, |c| create_application(c, f, NOW)).unwrap()
 }
 
 /// Sends a code without delivery (the two transactions around it), returning the code.
@@ -32,41 +41,40 @@ fn sent(
     address: Option<&str>,
     now: i64,
 ) -> Result<String, MfaError> {
-    db.with(|c| {
-        Ok((|| {
-            let d = draft(
-                c,
-                app,
-                user,
-                purpose,
-                address,
-                &[Channel::Sms, Channel::Email],
-                now,
-            )?;
-            commit(c, &d, now)?;
-            Ok(d.code)
-        })())
+    // Two transactions, as a send makes them.
+    let d = in_tx(db, |c| {
+        draft(
+            c,
+            app,
+            user,
+            purpose,
+            address,
+            &[Channel::Sms, Channel::Email],
+            now,
+        )
     })
-    .unwrap()
+    .unwrap()?;
+    in_tx(db, |c| commit(c, &d, now)).unwrap()?;
+    Ok(d.code)
 }
 
 fn checked(db: &StateDb, app: &str, user: &str, code: &str, now: i64) -> CodeCheck {
-    db.with(|c| {
-        Ok(check(
+    in_tx(db, |c| {
+        check(
             c,
             app,
             user,
             code,
             &[Purpose::Associate, Purpose::Login],
             now,
-        ))
+        )
     })
     .unwrap()
     .unwrap()
 }
 
 fn user(db: &StateDb, app: &str, id: &str) -> User {
-    db.with(|c| Ok(get_user(c, app, id))).unwrap().unwrap()
+    in_tx(db, |c| get_user(c, app, id)).unwrap().unwrap()
 }
 
 #[test]
@@ -88,17 +96,16 @@ fn applications_defaults_versions_and_names() {
         description: Some("VPN logins".into()),
         ..ApplicationFields::default()
     };
-    let updated = db
-        .with(|c| Ok(update_application(c, &app.id, change.clone(), 1, NOW + 5)))
-        .unwrap()
-        .unwrap();
+    let updated = in_tx(&db, |c| {
+        update_application(c, &app.id, change.clone(), 1, NOW + 5)
+    })
+    .unwrap()
+    .unwrap();
     assert_eq!(updated.version_number, 2);
     assert_eq!(updated.updated, NOW + 5);
     assert_eq!(updated.description, "VPN logins");
     // The same version again is stale now.
-    let stale = db
-        .with(|c| Ok(update_application(c, &app.id, change, 1, NOW + 6)))
-        .unwrap();
+    let stale = in_tx(&db, |c| update_application(c, &app.id, change, 1, NOW + 6)).unwrap();
     assert_eq!(stale, Err(MfaError::Stale { current: 2 }));
 
     let other = create(&db, fields("ssh")).unwrap();
@@ -106,23 +113,22 @@ fn applications_defaults_versions_and_names() {
         name: Some("vpn".into()),
         ..ApplicationFields::default()
     };
-    let taken = db
-        .with(|c| Ok(update_application(c, &other.id, rename, 1, NOW)))
-        .unwrap();
+    let taken = in_tx(&db, |c| update_application(c, &other.id, rename, 1, NOW)).unwrap();
     assert!(matches!(taken, Err(MfaError::Duplicate(_))), "{taken:?}");
 
-    let listed = db.with(|c| Ok(list_applications(c, &[]))).unwrap().unwrap();
+    let listed = in_tx(&db, |c| list_applications(c, &[])).unwrap().unwrap();
     assert_eq!(listed.len(), 2);
-    let by_name = db
-        .with(|c| Ok(list_applications(c, &[("name".into(), "ssh".into())])))
-        .unwrap()
-        .unwrap();
+    let by_name = in_tx(&db, |c| {
+        list_applications(c, &[("name".into(), "ssh".into())])
+    })
+    .unwrap()
+    .unwrap();
     assert_eq!(by_name, std::slice::from_ref(&other));
-    db.with(|c| Ok(delete_application(c, &other.id)))
+    in_tx(&db, |c| delete_application(c, &other.id))
         .unwrap()
         .unwrap();
     assert!(matches!(
-        db.with(|c| Ok(get_application(c, &other.id))).unwrap(),
+        in_tx(&db, |c| get_application(c, &other.id)).unwrap(),
         Err(MfaError::NotFound(_))
     ));
 }
@@ -206,7 +212,7 @@ fn filters() {
             .iter()
             .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
             .collect();
-        db.with(|c| Ok(list_applications(c, &pairs))).unwrap()
+        in_tx(&db, |c| list_applications(c, &pairs)).unwrap()
     };
     assert_eq!(
         list(&[("auth_code_length", "8")]).unwrap(),
@@ -343,8 +349,7 @@ fn association_validation_and_login_codes() {
     );
 
     // Dissociation: back to INITIAL, no login codes.
-    let initial = db
-        .with(|c| Ok(dissociate(c, &app.id, "alice", NOW + 20)))
+    let initial = in_tx(&db, |c| dissociate(c, &app.id, "alice", NOW + 20))
         .unwrap()
         .unwrap();
     assert_eq!(initial.status, "INITIAL");
@@ -750,7 +755,7 @@ async fn delivery_failures_change_nothing() {
     assert_eq!(received.lock().unwrap().len(), 1);
     // No user was created, no code stored.
     assert!(matches!(
-        db.with(|c| Ok(get_user(c, &app.id, "alice"))).unwrap(),
+        in_tx(&db, |c| get_user(c, &app.id, "alice")).unwrap(),
         Err(MfaError::NotFound(_))
     ));
     let codes: i64 = db
@@ -766,8 +771,7 @@ async fn delivery_failures_change_nothing() {
         .unwrap();
     let code = last_code(&good);
     validate(&db, &app.id, "alice", &code).await.unwrap();
-    let before = db
-        .with(|c| Ok(get_user(c, &app.id, "alice")))
+    let before = in_tx(&db, |c| get_user(c, &app.id, "alice"))
         .unwrap()
         .unwrap();
     match send_login_code(&db, &config, &UserKey::of("alice"))
@@ -777,8 +781,7 @@ async fn delivery_failures_change_nothing() {
         LoginCodeSent::DeliveryFailed(why) => assert!(why.contains("503"), "{why}"),
         other => panic!("{other:?}"),
     }
-    let after = db
-        .with(|c| Ok(get_user(c, &app.id, "alice")))
+    let after = in_tx(&db, |c| get_user(c, &app.id, "alice"))
         .unwrap()
         .unwrap();
     assert_eq!(before, after);
@@ -824,20 +827,22 @@ async fn second_factor_consumes_login_codes_without_counting_failures() {
     validate(&db, &app.id, "alice", &code).await.unwrap();
     let name = config.application.clone();
     let shaped = |text: &str| {
-        db.with(|c| Ok(looks_like_login_code(c, &name, &UserKey::of("alice"), text)))
-            .unwrap()
-            .unwrap()
+        in_tx(&db, |c| {
+            looks_like_login_code(c, &name, &UserKey::of("alice"), text)
+        })
+        .unwrap()
+        .unwrap()
     };
     assert!(shaped("123456"));
     assert!(!shaped("12345"));
     assert!(!shaped("12345a"));
     assert!(
-        !db.with(|c| Ok(looks_like_login_code(
+        !in_tx(&db, |c| looks_like_login_code(
             c,
             &name,
             &UserKey::of("bob"),
             "123456"
-        )))
+        ))
         .unwrap()
         .unwrap()
     );
@@ -852,14 +857,8 @@ async fn second_factor_consumes_login_codes_without_counting_failures() {
     let wrong = if code == "000000" { "000001" } else { "000000" };
     let now = unix_now();
     let consume = |text: &str| {
-        db.with(|c| {
-            Ok(consume_login_code(
-                c,
-                &name,
-                &UserKey::of("alice"),
-                text,
-                now,
-            ))
+        in_tx(&db, |c| {
+            consume_login_code(c, &name, &UserKey::of("alice"), text, now)
         })
         .unwrap()
         .unwrap()
@@ -874,13 +873,13 @@ async fn second_factor_consumes_login_codes_without_counting_failures() {
     assert!(!consume(&code));
     // Only login codes count, and only for validated users.
     assert!(
-        !db.with(|c| Ok(consume_login_code(
+        !in_tx(&db, |c| consume_login_code(
             c,
             &name,
             &UserKey::of("bob"),
             &code,
             now
-        )))
+        ))
         .unwrap()
         .unwrap()
     );
