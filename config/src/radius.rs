@@ -8,7 +8,7 @@ use crate::error::Report;
 use crate::host::Host;
 use crate::roles::check_role;
 use crate::secret::Secret;
-use crate::servers::{ServerFields, check_servers};
+use crate::servers::{Listed, ServerFields, check_list, enabled_in_order};
 
 /// The RADIUS authentication port (RFC 2865 §3).
 pub const DEFAULT_RADIUS_PORT: u16 = 1812;
@@ -42,25 +42,13 @@ pub struct Radius {
 impl Radius {
     /// The enabled servers, in the order they are tried.
     pub fn enabled_servers(&self) -> Vec<&RadiusServer> {
-        let mut servers: Vec<&RadiusServer> = self.servers.iter().filter(|s| s.enabled).collect();
-        servers.sort_by_key(|server| server.order);
-        servers
+        enabled_in_order(&self.servers)
     }
 
     /// Validates the section; `roles` are the defined role names.
     pub(crate) fn check(&self, report: &mut Report, roles: &[String]) {
         self.settings.check(report, "radius.settings");
-        check_servers(
-            report,
-            "radius.servers",
-            self.servers.iter().map(|server| ServerFields {
-                id: server.id,
-                order: server.order,
-                address: &server.address,
-                port: server.port,
-                secret: &server.secret,
-            }),
-        );
+        check_list(report, "radius.servers", &self.servers);
         for (index, mapping) in self.role_mappings.iter().enumerate() {
             mapping.check(report, &format!("radius.role_mappings[{index}]"), roles);
         }
@@ -95,6 +83,22 @@ pub struct RadiusServer {
     /// what defeats forged replies (the BlastRADIUS attack).
     #[serde(default)]
     pub require_message_authenticator: RequireMessageAuthenticator,
+}
+
+impl Listed for RadiusServer {
+    fn fields(&self) -> ServerFields<'_> {
+        ServerFields {
+            id: self.id,
+            order: self.order,
+            address: &self.address,
+            port: self.port,
+            secret: &self.secret,
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
 }
 
 impl RadiusServer {

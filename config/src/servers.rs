@@ -24,6 +24,26 @@ pub(crate) struct ServerFields<'a> {
     pub(crate) secret: &'a Secret,
 }
 
+/// What every kind of upstream server has, for the checks and the try order.
+pub(crate) trait Listed {
+    /// Its common fields, borrowed.
+    fn fields(&self) -> ServerFields<'_>;
+    /// Whether it is tried at all.
+    fn enabled(&self) -> bool;
+}
+
+/// The enabled servers of `servers`, in the order they are tried.
+pub(crate) fn enabled_in_order<T: Listed>(servers: &[T]) -> Vec<&T> {
+    let mut enabled: Vec<&T> = servers.iter().filter(|s| s.enabled()).collect();
+    enabled.sort_by_key(|server| server.fields().order);
+    enabled
+}
+
+/// [`check_servers`] over a list of one kind of server.
+pub(crate) fn check_list<T: Listed>(report: &mut Report, list: &str, servers: &[T]) {
+    check_servers(report, list, servers.iter().map(Listed::fields));
+}
+
 /// Validates one list of servers: every field of every server, then ids, orders and
 /// address/port pairs for duplicates. `list` is the TOML path of the list (`radius.servers`).
 pub(crate) fn check_servers<'a>(

@@ -10,7 +10,7 @@ use crate::host::Host;
 use crate::radius::yes;
 use crate::roles::check_role;
 use crate::secret::Secret;
-use crate::servers::{ServerFields, check_servers};
+use crate::servers::{Listed, ServerFields, check_list, enabled_in_order};
 
 /// The TACACS+ port (RFC 8907 §4.4).
 pub const DEFAULT_TACACS_PORT: u16 = 49;
@@ -41,25 +41,13 @@ pub struct Tacacs {
 impl Tacacs {
     /// The enabled servers, in the order they are tried.
     pub fn enabled_servers(&self) -> Vec<&TacacsServer> {
-        let mut servers: Vec<&TacacsServer> = self.servers.iter().filter(|s| s.enabled).collect();
-        servers.sort_by_key(|server| server.order);
-        servers
+        enabled_in_order(&self.servers)
     }
 
     /// Validates the section; `roles` are the defined role names.
     pub(crate) fn check(&self, report: &mut Report, roles: &[String]) {
         self.settings.check(report, "tacacs.settings");
-        check_servers(
-            report,
-            "tacacs.servers",
-            self.servers.iter().map(|server| ServerFields {
-                id: server.id,
-                order: server.order,
-                address: &server.address,
-                port: server.port,
-                secret: &server.secret,
-            }),
-        );
+        check_list(report, "tacacs.servers", &self.servers);
         for (index, server) in self.servers.iter().enumerate() {
             check_text(
                 report,
@@ -100,6 +88,22 @@ pub struct TacacsServer {
     /// Disabled servers stay configured but are never tried.
     #[serde(default = "yes")]
     pub enabled: bool,
+}
+
+impl Listed for TacacsServer {
+    fn fields(&self) -> ServerFields<'_> {
+        ServerFields {
+            id: self.id,
+            order: self.order,
+            address: &self.address,
+            port: self.port,
+            secret: &self.secret,
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
 }
 
 impl TacacsServer {
