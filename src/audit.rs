@@ -306,6 +306,7 @@ pub fn login(user: &str, decision: &Decision, origin: Option<(String, String)>) 
         Outcome::Accept(_) => ("accept", None),
         Outcome::Reject(reason) => ("reject", Some(reason.to_string())),
         Outcome::Unavailable(reason) => ("unavailable", Some(reason.clone())),
+        Outcome::Challenge(_) => ("challenge", Some("Access-Challenge relayed".to_string())),
     };
     record(NewEvent {
         kind: Kind::Login,

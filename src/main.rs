@@ -430,7 +430,8 @@ fn login(user: &str, password_stdin: bool, path: &Path) -> ExitCode {
     print!("{}", report(&decision));
     match decision.outcome {
         Outcome::Accept(_) => ExitCode::SUCCESS,
-        Outcome::Reject(_) => ExitCode::from(EXIT_REJECT),
+        // The command cannot answer a server's challenge: not logged in.
+        Outcome::Reject(_) | Outcome::Challenge(_) => ExitCode::from(EXIT_REJECT),
         Outcome::Unavailable(_) => ExitCode::from(EXIT_UNAVAILABLE),
     }
 }
@@ -441,6 +442,9 @@ fn report(decision: &Decision) -> String {
         Outcome::Accept(roles) => ("accept", roles.join(", "), "-".to_string()),
         Outcome::Reject(reason) => ("reject", "-".to_string(), reason.to_string()),
         Outcome::Unavailable(reason) => ("unavailable", "-".to_string(), reason.clone()),
+        Outcome::Challenge(challenge) => {
+            ("challenge", "-".to_string(), challenge.messages.join(" / "))
+        }
     };
     format!(
         "method:  {}\nserver:  {}\nresult:  {result}\nroles:   {roles}\nreason:  {reason}\nlatency: {:.1} ms\n",

@@ -146,6 +146,7 @@ impl Server {
             sessions,
             db,
             mfa,
+            dialogues: crate::login::dialogue::Dialogues::new(),
         });
         Ok(Server {
             state,

@@ -217,6 +217,8 @@ impl Evidence {
             Outcome::Reject(_) => Evidence::Failure,
             Outcome::Unavailable(_) if has_remote_servers => Evidence::Neutral,
             Outcome::Unavailable(_) => Evidence::Failure,
+            // Not over yet: the answer to the challenge counts.
+            Outcome::Challenge(_) => Evidence::Neutral,
         }
     }
 }

@@ -93,6 +93,7 @@ fn harness() -> &'static Harness {
             sessions,
             db: mfa.db().clone(),
             mfa,
+            dialogues: portcullis::login::dialogue::Dialogues::new(),
         });
         let app = router(Arc::clone(&state));
         let (_, openapi) = routes();

@@ -9,6 +9,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -75,6 +77,20 @@ pub struct LoginResponse {
     /// absent when the code comes from an authenticator app.
     #[serde(rename = "codeSentBy", skip_serializing_if = "Option::is_none")]
     pub code_sent_by: Option<String>,
+    /// With `needTwoFactorAuth`: an upstream RADIUS server asks for another step (a token
+    /// code, a new PIN, a push approval). Show `message` and send the answer as the `code`
+    /// of `POST /api/auth/1.0/login/mfa` with this answer's `token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<ChallengePrompt>,
+}
+
+/// What an upstream server asks of the user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChallengePrompt {
+    /// The server's prompt (its Reply-Messages, one per line).
+    pub message: String,
+    /// Whether the answer may be shown as it is typed; false for a secret.
+    pub echo: bool,
 }
 
 /// `GET /api/auth/1.0/session` answer.
@@ -173,6 +189,17 @@ pub async fn login(
     let login = crate::login::login(state.pipeline(), &live, attempt)
         .await
         .map_err(super::throttle::locked)?;
+    answer(&state, &live, username, login)
+}
+
+/// The answer of a login (or of the answer to an upstream challenge), as the pipeline settled
+/// it.
+pub fn answer(
+    state: &AppState,
+    live: &crate::live::Live,
+    username: String,
+    login: crate::login::Login,
+) -> Result<Response, ApiError> {
     let method = login.decision.method.map_or("", |m| m.name());
     let roles = login.roles();
     match login.settled {
@@ -193,11 +220,33 @@ pub async fn login(
                 expires: rfc3339(expires),
                 need_two_factor_auth: false,
                 code_sent_by: None,
+                challenge: None,
             })
             .into_response())
         }
         Settled::Owed { totp, sent } => {
-            super::mfa_login::partial(&state, &username, roles, method, totp, sent)
+            super::mfa_login::partial(state, &username, roles, method, totp, sent)
+        }
+        Settled::Relayed(relayed) => {
+            tracing::info!(user = %username, server = login.decision.server.as_deref(), "upstream challenge passed on");
+            let lifetime = relayed
+                .expires
+                .saturating_duration_since(std::time::Instant::now());
+            Ok(Json(LoginResponse {
+                user: UserInfo { username },
+                roles: Vec::new(),
+                method: method.to_string(),
+                server: login.decision.server.clone(),
+                token: URL_SAFE_NO_PAD.encode(relayed.handle),
+                expires: rfc3339(SystemTime::now() + lifetime),
+                need_two_factor_auth: true,
+                code_sent_by: None,
+                challenge: Some(ChallengePrompt {
+                    message: relayed.messages.join("\n"),
+                    echo: relayed.echo,
+                }),
+            })
+            .into_response())
         }
         Settled::Refused(Refusal::NoRoleMapped) => Err(failure("NO_ROLE_MAPPED")),
         Settled::Refused(Refusal::InvalidCredentials) => Err(failure("INVALID_CREDENTIALS")),

@@ -30,6 +30,11 @@ use super::AppState;
 use super::auth::bearer_token;
 use super::error::{ApiError, ErrorBody};
 use super::login::{LoginResponse, UserInfo, rfc3339};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::login::dialogue::{Dialogue, Party};
+use crate::login::{Attempt, Credential, Door};
 use crate::mfa::Verdict;
 use crate::mfa::delivery::Channel;
 
@@ -131,6 +136,7 @@ pub fn partial(
         expires: rfc3339(expires),
         need_two_factor_auth: true,
         code_sent_by: (delivered != "-").then(|| delivered.to_string()),
+        challenge: None,
     })
     .into_response())
 }
@@ -180,10 +186,15 @@ fn code_of(body: &[u8]) -> Result<String, ApiError> {
 )]
 pub async fn login_mfa(
     State(state): State<Arc<AppState>>,
+    peer: super::throttle::Peer,
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let token = bearer_token(&parts).ok_or_else(ApiError::auth_required)?;
+    if let Some(dialogue) = dialogue_of(&state, token) {
+        let code = code_of(&body)?;
+        return relay(&state, peer, &dialogue, &code).await;
+    }
     let Some(session) = state.sessions.lookup_partial(token) else {
         return Err(if state.sessions.lookup(token).is_some() {
             ApiError::bad_request("This token is not waiting for a second factor.")
@@ -230,6 +241,7 @@ pub async fn login_mfa(
                 expires: rfc3339(expires),
                 need_two_factor_auth: false,
                 code_sent_by: None,
+                challenge: None,
             })
             .into_response())
         }
@@ -245,6 +257,39 @@ pub async fn login_mfa(
             Ok(lockout_response(retry_after))
         }
     }
+}
+
+/// The upstream dialogue whose handle `token` is, taken (single use).
+fn dialogue_of(state: &AppState, token: &str) -> Option<Dialogue> {
+    let handle = URL_SAFE_NO_PAD.decode(token).ok()?;
+    if handle.len() != crate::login::dialogue::HANDLE_LEN {
+        return None;
+    }
+    state.dialogues.take(&handle, Party::Rest)
+}
+
+/// Passes `code`, the answer to an upstream challenge, through the login pipeline to the
+/// server that asked, and answers like a login.
+async fn relay(
+    state: &AppState,
+    peer: super::throttle::Peer,
+    dialogue: &Dialogue,
+    code: &str,
+) -> Result<Response, ApiError> {
+    let live = state.store.current();
+    let attempt = Attempt {
+        user: &dialogue.user,
+        credential: Credential::Relay {
+            dialogue,
+            response: code.as_bytes(),
+        },
+        origin: peer.origin(&live.config.throttle),
+        door: Door::Rest,
+    };
+    let login = crate::login::login(state.pipeline(), &live, attempt)
+        .await
+        .map_err(super::throttle::locked)?;
+    super::login::answer(state, &live, dialogue.user.clone(), login)
 }
 
 #[cfg(test)]

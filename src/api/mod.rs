@@ -65,6 +65,8 @@ pub struct AppState {
     pub db: crate::state::StateDb,
     /// Paired MFA devices and second-factor checks (on `db`, with the sealing key).
     pub mfa: crate::mfa::MfaStore,
+    /// Upstream challenges passed on to REST clients, waiting for their answers.
+    pub dialogues: crate::login::dialogue::Dialogues,
 }
 
 impl AppState {
@@ -73,6 +75,7 @@ impl AppState {
         crate::login::Pipeline {
             db: Some(&self.db),
             mfa: Some(&self.mfa),
+            dialogues: Some(&self.dialogues),
         }
     }
 }

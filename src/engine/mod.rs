@@ -58,6 +58,34 @@ pub enum Outcome {
     Reject(Reason),
     /// Nobody could answer.
     Unavailable(String),
+    /// A RADIUS server asked for another step (an Access-Challenge): the walk stops here
+    /// until the user answers ([`Engine::answer_challenge`]).
+    Challenge(Challenge),
+}
+
+/// An upstream RADIUS server's Access-Challenge, as the user's answer must go back to it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// The server that sent it (`address:port`); the answer goes to this server only, since
+    /// no other knows its State.
+    pub server: String,
+    /// Its State, echoed unchanged with the answer.
+    pub state: Vec<u8>,
+    /// Its Reply-Message texts: what to show the user.
+    pub messages: Vec<String>,
+    /// Whether the answer may be shown as it is typed (the Prompt attribute).
+    pub echo: bool,
+}
+
+impl std::fmt::Debug for Challenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The State is the server's handle on the dialogue: not for the logs.
+        f.debug_struct("Challenge")
+            .field("server", &self.server)
+            .field("messages", &self.messages)
+            .field("echo", &self.echo)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a login was rejected. Doors and the throttle decide by the variant, never by text;
@@ -70,8 +98,11 @@ pub enum Reason {
     /// The user was accepted, but no role mapping matched and there is no default role. It
     /// says nothing about the password.
     NoRoleMapped,
-    /// The RADIUS server answered with an Access-Challenge, which is not relayed.
+    /// A RADIUS server answered an Access-Challenge without a State, which cannot be
+    /// answered.
     Challenged,
+    /// The user answered more rounds of a server's challenges than are allowed.
+    TooManyRounds,
     /// The second factor failed (RADIUS front-end).
     SecondFactor,
 }
@@ -81,7 +112,10 @@ impl std::fmt::Display for Reason {
         match self {
             Reason::Refused(detail) => f.write_str(detail),
             Reason::NoRoleMapped => f.write_str("no role mapped"),
-            Reason::Challenged => f.write_str("RADIUS server sent an Access-Challenge"),
+            Reason::Challenged => {
+                f.write_str("RADIUS server sent an Access-Challenge without a State")
+            }
+            Reason::TooManyRounds => f.write_str("too many challenge rounds"),
             Reason::SecondFactor => f.write_str("second factor"),
         }
     }
@@ -449,6 +483,16 @@ impl Engine {
                     );
                 }
                 Outcome::Unavailable(reason) => unavailable.push(format!("{method}: {reason}")),
+                // The user must answer before anything else is tried.
+                Outcome::Challenge(challenge) => {
+                    return self.decide(
+                        user,
+                        Outcome::Challenge(challenge),
+                        Some(method),
+                        server,
+                        started,
+                    );
+                }
             }
         }
         match rejected {
@@ -500,6 +544,12 @@ impl Engine {
                 reason,
                 latency_ms = latency.as_millis() as u64,
                 "login failed: no method could answer"
+            ),
+            Outcome::Challenge(_) => tracing::debug!(
+                user,
+                server = server.as_deref(),
+                latency_ms = latency.as_millis() as u64,
+                "login challenged by the server"
             ),
         }
         Decision {
@@ -568,46 +618,103 @@ impl Engine {
             crate::telemetry::upstream_request(
                 "radius",
                 &server.name,
-                match &answer {
-                    Ok(Answer::Accept(_)) => "accept",
-                    Ok(Answer::Reject(_)) => "reject",
-                    Ok(Answer::Challenge(_)) => "challenge",
-                    Err(radius_client::ClientError::Timeout { .. }) => "timeout",
-                    Err(_) => "error",
-                },
+                radius_answer_label(&answer),
                 asked.elapsed(),
             );
-            match answer {
-                Ok(Answer::Accept(reply)) => {
-                    server.mark_alive();
-                    let roles = roles::radius_roles(&self.radius_mappings, &reply.packet());
-                    return (self.with_default_role(roles), name);
-                }
-                Ok(Answer::Reject(reply)) => {
-                    server.mark_alive();
-                    let reason = reply
-                        .reply_message()
-                        .unwrap_or_else(|| "rejected by RADIUS server".into());
-                    return (Outcome::Reject(Reason::Refused(reason)), name);
-                }
-                Ok(Answer::Challenge(_)) => {
-                    server.mark_alive();
-                    return (Outcome::Reject(Reason::Challenged), name);
-                }
-                Err(radius_client::ClientError::Timeout { .. }) => {
-                    tracing::warn!(server = %server.name, "RADIUS server did not answer; marked dead");
-                    server.mark_dead(self.dead_time);
-                    crate::telemetry::upstream_dead("radius", &server.name);
-                }
-                Err(e) => {
-                    tracing::warn!(server = %server.name, error = %e, "RADIUS request failed");
-                }
+            if let Some(outcome) = self.radius_answer(server, answer) {
+                return (outcome, name);
             }
         }
         (
             Outcome::Unavailable("no RADIUS server answered".into()),
             None,
         )
+    }
+
+    /// What one RADIUS server's answer (after the request metric) makes of the method:
+    /// `None` when the server failed and the next one is tried.
+    fn radius_answer(
+        &self,
+        server: &Remote<RadiusClient>,
+        answer: Result<Answer, radius_client::ClientError>,
+    ) -> Option<Outcome> {
+        match answer {
+            Ok(Answer::Accept(reply)) => {
+                server.mark_alive();
+                let roles = roles::radius_roles(&self.radius_mappings, &reply.packet());
+                Some(self.with_default_role(roles))
+            }
+            Ok(Answer::Reject(reply)) => {
+                server.mark_alive();
+                let reason = reply
+                    .reply_message()
+                    .unwrap_or_else(|| "rejected by RADIUS server".into());
+                Some(Outcome::Reject(Reason::Refused(reason)))
+            }
+            Ok(Answer::Challenge(reply)) => {
+                server.mark_alive();
+                // An Access-Challenge must carry a State (RFC 2865 §4.4): without one the
+                // answer could not be tied to it.
+                let Some(state) = reply.state() else {
+                    tracing::warn!(server = %server.name, "Access-Challenge without a State");
+                    return Some(Outcome::Reject(Reason::Challenged));
+                };
+                Some(Outcome::Challenge(Challenge {
+                    server: server.name.clone(),
+                    state,
+                    messages: reply.reply_messages(),
+                    echo: reply.echo(),
+                }))
+            }
+            Err(radius_client::ClientError::Timeout { .. }) => {
+                tracing::warn!(server = %server.name, "RADIUS server did not answer; marked dead");
+                server.mark_dead(self.dead_time);
+                crate::telemetry::upstream_dead("radius", &server.name);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(server = %server.name, error = %e, "RADIUS request failed");
+                None
+            }
+        }
+    }
+
+    /// Sends `response`, the user's answer to `challenge`, to the server that sent it (and
+    /// to no other: none knows its State). Its reply decides like a first reply: accept
+    /// (with role mapping), reject, or another challenge; a server that is gone from the
+    /// configuration or goes silent makes the login unavailable.
+    pub async fn answer_challenge(
+        &self,
+        user: &str,
+        challenge: &Challenge,
+        response: &[u8],
+    ) -> Decision {
+        let started = Instant::now();
+        let Some(server) = self.radius.iter().find(|s| s.name == challenge.server) else {
+            let gone = format!("RADIUS server {} is no longer configured", challenge.server);
+            return self.decide(user, Outcome::Unavailable(gone), None, None, started);
+        };
+        let answer = server
+            .client
+            .answer_challenge(user, response, &challenge.state, &self.radius_options)
+            .await;
+        crate::telemetry::upstream_request(
+            "radius",
+            &server.name,
+            radius_answer_label(&answer),
+            started.elapsed(),
+        );
+        let outcome = self.radius_answer(server, answer).unwrap_or_else(|| {
+            Outcome::Unavailable(format!(
+                "RADIUS server {} did not answer the challenge response",
+                server.name
+            ))
+        });
+        let (method, name) = match &outcome {
+            Outcome::Unavailable(_) => (None, None),
+            _ => (Some(Method::Radius), Some(server.name.clone())),
+        };
+        self.decide(user, outcome, method, name, started)
     }
 
     async fn tacacs(&self, user: &str, password: &[u8]) -> (Outcome, Option<String>) {
@@ -678,6 +785,18 @@ fn outcome_label(outcome: &Outcome) -> &'static str {
         Outcome::Accept(_) => "accept",
         Outcome::Reject(_) => "reject",
         Outcome::Unavailable(_) => "unavailable",
+        Outcome::Challenge(_) => "challenge",
+    }
+}
+
+/// The `result` label of a RADIUS server's answer in the request metric.
+fn radius_answer_label(answer: &Result<Answer, radius_client::ClientError>) -> &'static str {
+    match answer {
+        Ok(Answer::Accept(_)) => "accept",
+        Ok(Answer::Reject(_)) => "reject",
+        Ok(Answer::Challenge(_)) => "challenge",
+        Err(radius_client::ClientError::Timeout { .. }) => "timeout",
+        Err(_) => "error",
     }
 }
 

@@ -45,6 +45,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::engine::ChapProof;
 use crate::live::Live;
+use crate::login::dialogue::{Dialogues, Party};
 use crate::login::radius;
 use crate::login::{self, Attempt, Credential, Door, Pipeline, Refusal, Settled};
 use crate::sync::InFlight;
@@ -269,6 +270,8 @@ pub struct Frontend {
     state: Option<crate::state::StateDb>,
     /// The walks in flight, which a stop drains.
     walks: InFlight,
+    /// Upstream challenges passed on to clients, waiting for their answers.
+    dialogues: Dialogues,
 }
 
 impl std::fmt::Debug for Frontend {
@@ -369,6 +372,9 @@ enum Reply<'a> {
     Reject(Cow<'a, str>),
     /// Access-Challenge with this State and a prompt (RFC 2865 §4.4).
     Challenge(&'a [u8], &'a str),
+    /// Access-Challenge passing on an upstream server's: this State (the gateway's own) and
+    /// the server's Reply-Messages.
+    Relay(&'a [u8], &'a [String]),
 }
 
 impl Frontend {
@@ -394,6 +400,7 @@ impl Frontend {
             current,
             mfa,
             walks: InFlight::new(),
+            dialogues: Dialogues::new(),
         })
     }
 
@@ -680,7 +687,22 @@ impl Frontend {
             source,
         };
         let chap;
+        // A State of an upstream challenge passed on to this client at this address.
+        let dialogue = state.as_deref().and_then(|state| {
+            let party = Party::Radius {
+                client_id: client.id,
+                source: source.ip(),
+            };
+            self.dialogues.take(state, party)
+        });
         let credential = match (&proof, &state) {
+            (WalkProof::Password(response), Some(_)) if dialogue.is_some() => match &dialogue {
+                Some(dialogue) => Credential::Relay {
+                    dialogue,
+                    response: response.as_slice(),
+                },
+                None => Credential::Password(response.as_slice()),
+            },
             (WalkProof::Password(code), Some(state)) => Credential::ChallengeAnswer {
                 state,
                 code: code.as_slice(),
@@ -711,6 +733,7 @@ impl Frontend {
         let pipeline = Pipeline {
             db: self.state.as_ref(),
             mfa: self.mfa.as_ref(),
+            dialogues: Some(&self.dialogues),
         };
         let Ok(login) = login::login(pipeline, &live, attempt).await else {
             tracing::info!(client = %client.name, %source, user, "RADIUS front-end: locked out");
@@ -728,6 +751,10 @@ impl Frontend {
             Settled::Challenged(state, prompt) => (
                 "challenge",
                 Reply::Challenge(state, challenge::prompt(*prompt)),
+            ),
+            Settled::Relayed(relayed) => (
+                "challenge",
+                Reply::Relay(&relayed.handle, &relayed.messages),
             ),
             Settled::Owed { .. } | Settled::Refused(Refusal::InvalidCredentials) => {
                 ("reject", Reply::Reject(INVALID_CREDENTIALS.into()))
@@ -785,7 +812,7 @@ impl Frontend {
                 bump(&self.counters.accepts);
                 crate::telemetry::frontend_packet("access_accept");
             }
-            Reply::Challenge(..) => {
+            Reply::Challenge(..) | Reply::Relay(..) => {
                 bump(&self.counters.challenges);
                 crate::telemetry::frontend_packet("access_challenge");
             }
@@ -814,7 +841,7 @@ fn build_reply(
     let code = match answer {
         Reply::Accept(..) | Reply::Alive => Code::AccessAccept,
         Reply::Reject(_) => Code::AccessReject,
-        Reply::Challenge(..) => Code::AccessChallenge,
+        Reply::Challenge(..) | Reply::Relay(..) => Code::AccessChallenge,
     };
     let mut builder = Builder::new(&mut buf, code, request.identifier, &[0; AUTHENTICATOR_LEN])?;
     builder.message_authenticator()?;
@@ -842,6 +869,15 @@ fn build_reply(
         }
         Reply::Challenge(state, prompt) => {
             builder.attribute(attr_type::REPLY_MESSAGE, prompt.as_bytes())?;
+            builder.attribute(attr_type::STATE, state)?;
+        }
+        Reply::Relay(state, messages) => {
+            // Each message as the server sent it: each fits one attribute already.
+            for message in messages.iter() {
+                let bytes = message.as_bytes();
+                let fits = bytes.get(..MAX_ATTRIBUTE_VALUE_LEN).unwrap_or(bytes);
+                builder.attribute(attr_type::REPLY_MESSAGE, fits)?;
+            }
             builder.attribute(attr_type::STATE, state)?;
         }
     }

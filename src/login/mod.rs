@@ -24,15 +24,17 @@ use std::time::Instant;
 
 use portcullis_config::{FailMode, MfaRequired, UserKey};
 
+pub mod dialogue;
 pub mod radius;
 
-use crate::engine::{ChapProof, Decision, Outcome, Reason};
+use crate::engine::{Challenge, ChapProof, Decision, Outcome, Reason};
 use crate::live::Live;
 use crate::mfa::delivery::Channel;
 use crate::mfa::lockout::Lockout;
 use crate::mfa::{Delivery, MfaStore};
 use crate::state::{StateDb, StateError};
 use crate::throttle::{self, Evidence, Locked, Origin, Ticket};
+use dialogue::{Dialogue, Dialogues, Party};
 
 /// The application name of the REST API (login and HTTP Basic) in `[mfa]` overrides.
 pub const API: &str = "api";
@@ -49,6 +51,9 @@ pub struct Pipeline<'a> {
     pub db: Option<&'a StateDb>,
     /// Second factors (none: the first factor alone).
     pub mfa: Option<&'a MfaStore>,
+    /// Upstream dialogues waiting for answers (none: an upstream challenge refuses the
+    /// login).
+    pub dialogues: Option<&'a Dialogues>,
 }
 
 /// One login attempt, as a door hands it to [`login`].
@@ -77,6 +82,13 @@ pub enum Credential<'a> {
         state: &'a [u8],
         /// The code, sent as the User-Password.
         code: &'a [u8],
+    },
+    /// The answer to an upstream server's challenge, taken from [`Dialogues`] by the door.
+    Relay {
+        /// The dialogue it answers.
+        dialogue: &'a Dialogue,
+        /// What the user typed.
+        response: &'a [u8],
     },
 }
 
@@ -159,8 +171,32 @@ pub enum Settled {
     },
     /// RADIUS: answer with an Access-Challenge carrying this State.
     Challenged([u8; radius::STATE_LEN], radius::Prompt),
+    /// An upstream server asks for another step: pass its challenge on with this handle.
+    Relayed(Relayed),
     /// Refused.
     Refused(Refusal),
+}
+
+/// An upstream challenge to pass on to the user, and the handle of its dialogue.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Relayed {
+    /// The handle that answers it (a partial token, a State); single use.
+    pub handle: [u8; dialogue::HANDLE_LEN],
+    /// What to show the user (the server's Reply-Messages).
+    pub messages: Vec<String>,
+    /// Whether the answer may be shown as it is typed.
+    pub echo: bool,
+    /// When the dialogue stops waiting.
+    pub expires: Instant,
+}
+
+impl std::fmt::Debug for Relayed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relayed")
+            .field("messages", &self.messages)
+            .field("echo", &self.echo)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a login is refused.
@@ -216,7 +252,9 @@ pub async fn login(
                     Credential::Password(password) => {
                         live.engine.authenticate_local(user, password).await
                     }
-                    Credential::Chap(_) | Credential::ChallengeAnswer { .. } => {
+                    Credential::Chap(_)
+                    | Credential::ChallengeAnswer { .. }
+                    | Credential::Relay { .. } => {
                         Outcome::Reject(Reason::Refused("HTTP Basic carries a password".into()))
                     }
                 };
@@ -240,6 +278,9 @@ pub async fn login(
                     Credential::ChallengeAnswer { code, .. } => {
                         live.engine.authenticate(user, code).await
                     }
+                    Credential::Relay { dialogue, response } => {
+                        relay(live, user, dialogue, response).await
+                    }
                 }
             };
             let decision = first_factor(
@@ -258,6 +299,14 @@ pub async fn login(
             // Boxed: the walk's future is kilobytes (the upstream packet buffers), and every
             // layer above would otherwise copy it by value.
             let walk = Box::pin(radius::walk(pipeline.mfa, live, at, user, credential));
+            let walk = async {
+                match credential {
+                    Credential::Relay { dialogue, response } => {
+                        radius::Walked::plain(relay(live, user, dialogue, response).await)
+                    }
+                    _ => walk.await,
+                }
+            };
             let walked = first_factor(pipeline.db, live, user, origin, remote, audit, walk).await?;
             (walked.decision, walked.second)
         }
@@ -273,6 +322,10 @@ pub async fn login(
                     } else {
                         Settled::Accepted
                     }
+                }
+                // A login that answered an upstream challenge has given a second factor.
+                (Door::Rest, Some(_)) if matches!(credential, Credential::Relay { .. }) => {
+                    Settled::Accepted
                 }
                 (Door::Rest, Some(mfa)) => {
                     match second_factor(mfa, live, API, user, roles, None).await {
@@ -293,6 +346,20 @@ pub async fn login(
                 // The RADIUS walk has applied its second factor already.
                 (Door::Rest, None) | (Door::Radius(_), _) => Settled::Accepted,
             },
+            Conclusion::Challenged(challenge) => {
+                let party = match door {
+                    Door::Radius(at) => Party::Radius {
+                        client_id: at.client_id,
+                        source: at.source.ip(),
+                    },
+                    Door::Rest | Door::Basic => Party::Rest,
+                };
+                let round = match credential {
+                    Credential::Relay { dialogue, .. } => dialogue.round.saturating_add(1),
+                    _ => 1,
+                };
+                relayed(pipeline.dialogues, user, party, challenge, round)
+            }
             Conclusion::NoRoleMapped => Settled::Refused(Refusal::NoRoleMapped),
             Conclusion::InvalidCredentials => Settled::Refused(Refusal::InvalidCredentials),
             Conclusion::ServersUnavailable => Settled::Refused(Refusal::ServersUnavailable),
@@ -331,6 +398,64 @@ async fn first_factor<W: Walked>(
     Ok(walked)
 }
 
+/// The walk of an answer to an upstream challenge: to the server that sent it; another
+/// challenge past [`dialogue::MAX_ROUNDS`] refuses the login.
+async fn relay(live: &Live, user: &str, dialogue: &Dialogue, response: &[u8]) -> Decision {
+    if dialogue.user != user {
+        tracing::warn!(user, "upstream challenge answered for another user");
+        return Decision {
+            outcome: Outcome::Reject(Reason::Refused(
+                "challenge answered for another user".into(),
+            )),
+            method: None,
+            server: None,
+            latency: std::time::Duration::ZERO,
+        };
+    }
+    let mut decision = live
+        .engine
+        .answer_challenge(user, &dialogue.challenge, response)
+        .await;
+    if matches!(decision.outcome, Outcome::Challenge(_)) && dialogue.round >= dialogue::MAX_ROUNDS {
+        tracing::warn!(
+            user,
+            rounds = dialogue.round,
+            "upstream challenge rounds exhausted"
+        );
+        decision.outcome = Outcome::Reject(Reason::TooManyRounds);
+    }
+    decision
+}
+
+/// Opens the dialogue of an upstream `challenge` (its `round`th) for `party`.
+fn relayed(
+    dialogues: Option<&Dialogues>,
+    user: &str,
+    party: Party,
+    challenge: &Challenge,
+    round: u8,
+) -> Settled {
+    let Some(dialogues) = dialogues else {
+        tracing::warn!(
+            user,
+            "upstream challenge cannot be relayed through this door"
+        );
+        return Settled::Refused(Refusal::InvalidCredentials);
+    };
+    match dialogues.open(user, party, challenge.clone(), round) {
+        Some(handle) => Settled::Relayed(Relayed {
+            handle,
+            messages: challenge.messages.clone(),
+            echo: challenge.echo,
+            expires: Instant::now() + dialogue::LIFETIME,
+        }),
+        None => {
+            tracing::error!(user, "no random handle for an upstream challenge");
+            Settled::Refused(Refusal::ServersUnavailable)
+        }
+    }
+}
+
 /// A decision as every door answers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Conclusion<'a> {
@@ -342,6 +467,8 @@ pub enum Conclusion<'a> {
     InvalidCredentials,
     /// No server answered.
     ServersUnavailable,
+    /// An upstream server asks for another step.
+    Challenged(&'a Challenge),
 }
 
 impl<'a> Conclusion<'a> {
@@ -354,6 +481,7 @@ impl<'a> Conclusion<'a> {
             Outcome::Reject(_) => Conclusion::InvalidCredentials,
             Outcome::Unavailable(_) if remote => Conclusion::ServersUnavailable,
             Outcome::Unavailable(_) => Conclusion::InvalidCredentials,
+            Outcome::Challenge(challenge) => Conclusion::Challenged(challenge),
         }
     }
 }

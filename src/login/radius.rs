@@ -91,7 +91,7 @@ impl crate::login::Walked for Walked {
 }
 
 impl Walked {
-    fn plain(decision: Decision) -> Walked {
+    pub(crate) fn plain(decision: Decision) -> Walked {
         Walked {
             decision,
             second: None,
@@ -135,6 +135,8 @@ pub async fn walk(
                 live.engine.authenticate(user, password).await
             }
             Credential::Chap(chap) => live.engine.authenticate_chap(user, &chap).await,
+            // The pipeline walks relayed answers itself.
+            Credential::Relay { .. } => reject_decision(Instant::now()),
         };
         return Walked::plain(decision);
     };
@@ -147,6 +149,7 @@ pub async fn walk(
             let decision = live.engine.authenticate_chap(user, &chap).await;
             after_first_factor(mfa, live, origin, user, decision).await
         }
+        Credential::Relay { .. } => Walked::plain(reject_decision(Instant::now())),
     }
 }
 

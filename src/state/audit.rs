@@ -49,7 +49,8 @@ pub struct Event {
     pub source: String,
     /// What: the route (`POST /api/auth/1.0/login`), `radius:<client>` or `reload`.
     pub action: String,
-    /// Logins: `accept`, `reject` or `unavailable`. Changes: `ok`, `refused` or `failed`.
+    /// Logins: `accept`, `reject`, `unavailable`, or `challenge` (an upstream server asked for
+    /// another step). Changes: `ok`, `refused` or `failed`.
     pub result: String,
     /// Why it was refused or failed.
     pub reason: Option<String>,

@@ -97,6 +97,14 @@ enum Proof<'a> {
     Password(&'a [u8]),
     /// Someone else's CHAP response.
     Chap(&'a ChapProof<'a>),
+    /// The answer to this server's Access-Challenge: sent as User-Password (PAP, whatever the
+    /// server's protocol) with the challenge's State echoed unchanged (RFC 2865 §4.4).
+    Answer {
+        /// What the user typed.
+        response: &'a [u8],
+        /// The State of the Access-Challenge.
+        state: &'a [u8],
+    },
 }
 
 /// What a server answered.
@@ -120,6 +128,31 @@ impl Reply {
     /// The reply as a packet view. It was checked on arrival, so this cannot fail.
     pub fn packet(&self) -> Packet<&[u8]> {
         Packet::new_unchecked(&self.bytes)
+    }
+
+    /// Each Reply-Message attribute, lossily decoded as UTF-8, in order.
+    pub fn reply_messages(&self) -> Vec<String> {
+        self.packet()
+            .find_all(attr_type::REPLY_MESSAGE)
+            .map(|m| String::from_utf8_lossy(m).into_owned())
+            .collect()
+    }
+
+    /// The State attribute, if the reply carries one (RFC 2865 §5.24).
+    pub fn state(&self) -> Option<Vec<u8>> {
+        self.packet()
+            .find_all(attr_type::STATE)
+            .next()
+            .map(<[u8]>::to_vec)
+    }
+
+    /// Whether the server asks for the answer to be shown as it is typed: the Prompt
+    /// attribute (RFC 2869 §5.10) says Echo; without one, answers are treated as secret.
+    pub fn echo(&self) -> bool {
+        self.packet()
+            .find_all(attr_type::PROMPT)
+            .next()
+            .is_some_and(|value| value == [0, 0, 0, 1])
     }
 
     /// The Reply-Message attributes, joined by a space, lossily decoded as UTF-8.
@@ -243,6 +276,20 @@ impl RadiusClient {
         self.exchange(user, Proof::Chap(chap), options).await
     }
 
+    /// Sends the user's `response` to this server's Access-Challenge whose State was
+    /// `state` (RFC 2865 §4.4): a new Access-Request with User-Name, the State unchanged and
+    /// the response as User-Password, whatever protocol the server is configured with.
+    pub async fn answer_challenge(
+        &self,
+        user: &str,
+        response: &[u8],
+        state: &[u8],
+        options: &RequestOptions,
+    ) -> Result<Answer, ClientError> {
+        self.exchange(user, Proof::Answer { response, state }, options)
+            .await
+    }
+
     async fn exchange(
         &self,
         user: &str,
@@ -316,6 +363,16 @@ impl RadiusClient {
             .map_err(ClientError::Encode)?;
         let password = match password {
             Proof::Password(password) => password,
+            Proof::Answer { response, state } => {
+                if response.len() > MAX_PASSWORD_LEN {
+                    return Err(ClientError::Encode(radius::Error::PasswordTooLong));
+                }
+                b.attribute(attr_type::STATE, state)
+                    .map_err(ClientError::Encode)?;
+                b.user_password(response, secret)
+                    .map_err(ClientError::Encode)?;
+                return self.finish_request(b, options, lease);
+            }
             Proof::Chap(chap) => {
                 b.chap_password(chap.ident, chap.response)
                     .map_err(ClientError::Encode)?;

@@ -121,7 +121,11 @@ impl ClientOutput {
 
     /// The `State = 0x...` the client printed for the reply (panics without one).
     pub fn state(&self) -> String {
-        self.stdout
+        let received = self
+            .stdout
+            .find("Received ")
+            .map_or(&self.stdout[..], |at| &self.stdout[at..]);
+        received
             .lines()
             .find_map(|l| l.trim().strip_prefix("State = "))
             .unwrap_or_else(|| panic!("no State in {self:?}"))
@@ -159,9 +163,15 @@ impl FreeRadius {
 
     /// Starts a server with the given `users` file contents and client secret.
     pub fn start_with_secret(users: &str, secret: &str) -> FreeRadius {
+        Self::start_with_policy(users, secret, "")
+    }
+
+    /// Starts a server whose `authorize` section runs the unlang `policy` before the `chap`,
+    /// `files` and `pap` modules (e.g. to answer some users with an Access-Challenge).
+    pub fn start_with_policy(users: &str, secret: &str, policy: &str) -> FreeRadius {
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start(users, secret) {
+            match Self::try_start(users, secret, policy) {
                 Ok(server) => return server,
                 Err(log) => {
                     // A port picked below may have been taken by a parallel test between
@@ -245,7 +255,7 @@ impl FreeRadius {
     }
 
     /// One start attempt; on failure returns the server output.
-    fn try_start(users: &str, secret: &str) -> Result<FreeRadius, String> {
+    fn try_start(users: &str, secret: &str, policy: &str) -> Result<FreeRadius, String> {
         let dir = tempfile::Builder::new()
             .prefix("portcullis-freeradius-")
             .tempdir()
@@ -253,7 +263,7 @@ impl FreeRadius {
         let auth_addr = free_udp_addr();
         let acct_addr = free_udp_addr();
         let raddb = dir.path().join("raddb");
-        write_config(&raddb, users, secret, auth_addr, acct_addr)
+        write_config(&raddb, users, secret, policy, auth_addr, acct_addr)
             .map_err(|e| format!("writing the configuration: {e}"))?;
 
         let log_path = dir.path().join("freeradius.log");
@@ -346,13 +356,17 @@ fn write_config(
     raddb: &Path,
     users: &str,
     secret: &str,
+    policy: &str,
     auth_addr: SocketAddr,
     acct_addr: SocketAddr,
 ) -> std::io::Result<()> {
     fs::create_dir_all(raddb)?;
     fs::write(
         raddb.join("radiusd.conf"),
-        radiusd_conf(raddb, secret, auth_addr, acct_addr),
+        radiusd_conf(raddb, secret, auth_addr, acct_addr).replace(
+            "\tauthorize {\n\t\tchap\n",
+            &format!("\tauthorize {{\n{policy}\n\t\tchap\n"),
+        ),
     )?;
     fs::write(raddb.join("users"), users)?;
     fs::write(raddb.join("acct_users"), "")?;
@@ -363,7 +377,7 @@ fn write_config(
 /// The generated `radiusd.conf`.
 ///
 /// No `user`/`group` (no privilege dropping), no TLS, no EAP; modules `pap`, `chap`, `files` and
-/// an `always` instance `ok`. Access-Reject replies are emptied in `Post-Auth-Type REJECT` so
+/// `always` instances `ok`, `handled` and `reject`. Access-Reject replies are emptied in `Post-Auth-Type REJECT` so
 /// reply items of a user with a wrong password do not leak into the reject.
 pub fn radiusd_conf(
     raddb: &Path,
@@ -441,6 +455,12 @@ modules {{
 	}}
 	always ok {{
 		rcode = ok
+	}}
+	always handled {{
+		rcode = handled
+	}}
+	always reject {{
+		rcode = reject
 	}}
 }}
 

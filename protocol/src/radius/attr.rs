@@ -38,6 +38,9 @@ pub mod attr_type {
     pub const CHAP_CHALLENGE: u8 = 60;
     /// NAS-Port-Type (RFC 2865 §5.41).
     pub const NAS_PORT_TYPE: u8 = 61;
+    /// Prompt (RFC 2869 §5.10): in an Access-Challenge, whether the answer is echoed (1) or
+    /// not (0).
+    pub const PROMPT: u8 = 76;
     /// Message-Authenticator (RFC 3579 §3.2).
     pub const MESSAGE_AUTHENTICATOR: u8 = 80;
     /// NAS-IPv6-Address (RFC 3162 §2.1).

@@ -1,0 +1,193 @@
+//! Upstream dialogues: an upstream RADIUS server answered a login with an Access-Challenge
+//! (RFC 2865 §4.4), and the user's answer must go back to that server with its State.
+//!
+//! The door hands the user a handle of the gateway's own (a partial token on the REST API, a
+//! State on the RADIUS front-end: 32 random octets, single use); the dialogue is kept under
+//! the handle's SHA-256, bound to the user and to the party that may answer it (the REST API,
+//! or one front-end client at one source address), for [`LIFETIME`], at most [`MAX_OPEN`] at
+//! once (past it the one closest to expiry makes room), and at most [`MAX_ROUNDS`] challenges
+//! deep. The upstream's State never leaves the gateway.
+//!
+//! Dialogues are kept in memory on the node that started them: a restart ends them (the user
+//! logs in again).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::engine::Challenge;
+use crate::sync::lock;
+
+/// How long a dialogue waits for the user's answer.
+pub const LIFETIME: Duration = Duration::from_secs(120);
+/// Dialogues kept at once, at most.
+pub const MAX_OPEN: usize = 10_000;
+/// Challenges one login may go through, at most.
+pub const MAX_ROUNDS: u8 = 10;
+/// Octets of a handle.
+pub const HANDLE_LEN: usize = 32;
+
+/// Who may answer a dialogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    /// The bearer of the partial token, on `POST /api/auth/1.0/login/mfa`.
+    Rest,
+    /// A RADIUS front-end client at a source address.
+    Radius {
+        /// The client entry's id.
+        client_id: u32,
+        /// The source address the challenge went to.
+        source: IpAddr,
+    },
+}
+
+/// A dialogue waiting for the user's answer.
+#[derive(Debug, Clone)]
+pub struct Dialogue {
+    /// The user name as typed at the first step.
+    pub user: String,
+    /// Who may answer it.
+    pub party: Party,
+    /// The upstream challenge to answer.
+    pub challenge: Challenge,
+    /// How many challenges this login has had, this one included.
+    pub round: u8,
+    /// When it stops waiting.
+    pub expires: Instant,
+}
+
+/// The dialogues waiting for answers.
+#[derive(Debug, Default)]
+pub struct Dialogues {
+    open: Mutex<HashMap<[u8; 32], Dialogue>>,
+}
+
+impl Dialogues {
+    /// An empty table.
+    pub fn new() -> Dialogues {
+        Dialogues::default()
+    }
+
+    /// Keeps a dialogue for `user` and `party` on `challenge` (its `round`th) and returns its
+    /// handle, or `None` when no random handle can be drawn.
+    pub fn open(
+        &self,
+        user: &str,
+        party: Party,
+        challenge: Challenge,
+        round: u8,
+    ) -> Option<[u8; HANDLE_LEN]> {
+        let mut handle = [0u8; HANDLE_LEN];
+        getrandom::fill(&mut handle).ok()?;
+        let now = Instant::now();
+        let dialogue = Dialogue {
+            user: user.to_string(),
+            party,
+            challenge,
+            round,
+            expires: now + LIFETIME,
+        };
+        let mut open = lock(&self.open);
+        open.retain(|_, d| d.expires > now);
+        if open.len() >= MAX_OPEN {
+            let closest = open
+                .iter()
+                .min_by_key(|(_, d)| d.expires)
+                .map(|(key, _)| *key);
+            if let Some(key) = closest {
+                open.remove(&key);
+            }
+        }
+        open.insert(key_of(&handle), dialogue);
+        Some(handle)
+    }
+
+    /// Removes and returns the live dialogue of `handle` (single use), if `party` may answer
+    /// it; a dialogue offered to the wrong party is dropped too.
+    pub fn take(&self, handle: &[u8], party: Party) -> Option<Dialogue> {
+        let dialogue = lock(&self.open).remove(&key_of(handle))?;
+        if dialogue.expires <= Instant::now() {
+            return None;
+        }
+        if dialogue.party != party {
+            tracing::warn!(user = %dialogue.user, "upstream challenge answered by another party");
+            return None;
+        }
+        Some(dialogue)
+    }
+
+    /// Whether `handle` is the handle of a dialogue (live or not), without taking it.
+    pub fn knows(&self, handle: &[u8]) -> bool {
+        lock(&self.open).contains_key(&key_of(handle))
+    }
+
+    /// How many dialogues are kept.
+    pub fn len(&self) -> usize {
+        lock(&self.open).len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn key_of(handle: &[u8]) -> [u8; 32] {
+    Sha256::digest(handle).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge() -> Challenge {
+        Challenge {
+            server: "192.0.2.1:1812".into(),
+            state: b"upstream".to_vec(),
+            messages: vec!["Enter your token code".into()],
+            echo: false,
+        }
+    }
+
+    #[test]
+    fn a_dialogue_is_answered_once_by_its_party_only() {
+        let dialogues = Dialogues::new();
+        let nas = Party::Radius {
+            client_id: 1,
+            source: "192.0.2.9".parse().unwrap(),
+        };
+        let handle = dialogues.open("alice", nas, challenge(), 1).unwrap();
+        assert!(dialogues.knows(&handle));
+        let taken = dialogues.take(&handle, nas).unwrap();
+        assert_eq!(taken.user, "alice");
+        assert_eq!(taken.challenge.state, b"upstream");
+        assert!(dialogues.take(&handle, nas).is_none(), "single use");
+
+        let handle = dialogues.open("alice", nas, challenge(), 1).unwrap();
+        let elsewhere = Party::Radius {
+            client_id: 1,
+            source: "192.0.2.10".parse().unwrap(),
+        };
+        assert!(dialogues.take(&handle, elsewhere).is_none());
+        assert!(
+            dialogues.take(&handle, nas).is_none(),
+            "a wrong party burns it"
+        );
+        assert!(dialogues.take(b"unknown", Party::Rest).is_none());
+        assert!(dialogues.is_empty());
+    }
+
+    #[test]
+    fn the_table_is_bounded() {
+        let dialogues = Dialogues::new();
+        for _ in 0..MAX_OPEN {
+            dialogues.open("u", Party::Rest, challenge(), 1).unwrap();
+        }
+        let last = dialogues.open("u", Party::Rest, challenge(), 1).unwrap();
+        assert_eq!(dialogues.len(), MAX_OPEN);
+        assert!(dialogues.knows(&last), "the newest is kept");
+    }
+}

@@ -1,0 +1,332 @@
+//! An upstream RADIUS server that answers with an Access-Challenge (RFC 2865 §4.4), relayed
+//! through the real daemon to its users: FreeRADIUS asks `carol` for a token code after her
+//! password, then for a PIN, and accepts her after both. Through the REST login (partial
+//! tokens and `challenge` prompts) and through the RADIUS front-end (radclient answering
+//! Access-Challenges with the gateway's State), with wrong answers, spent handles and the
+//! audit trail of every round.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::daemon::{ADMIN_PASSWORD, Auth, Daemon};
+use support::freeradius::{
+    ClientOutput, DEFAULT_SECRET, DEFAULT_USERS, FreeRadius, TEST_DICTIONARY,
+};
+
+/// The front-end client secret of 127.0.0.1.
+const SECRET: &str = "challenge-test-secret-16";
+/// Upper bound on one radclient run.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+const PASSWORD: &str = "carol-password";
+const TOKEN_PROMPT: &str = "Enter the code from your token";
+const TOKEN: &str = "123456";
+const PIN_PROMPT: &str = "Now enter your PIN";
+const PIN: &str = "4321";
+
+/// FreeRADIUS's side: `carol` gets two challenges (token code, PIN), each with its own
+/// State, then an Access-Accept with the test vendor's role attribute; a wrong answer at any
+/// step is an Access-Reject.
+const POLICY: &str = r#"
+		if (&User-Name == "carol") {
+			if (!&State) {
+				if (&User-Password == "carol-password") {
+					update reply {
+						&Reply-Message := "Enter the code from your token"
+						&State := "round-1"
+					}
+					update control {
+						&Response-Packet-Type := Access-Challenge
+					}
+					handled
+				}
+				reject
+			}
+			elsif (&State == "round-1") {
+				if (&User-Password == "123456") {
+					update reply {
+						&Reply-Message := "Now enter your PIN"
+						&State := "round-2"
+					}
+					update control {
+						&Response-Packet-Type := Access-Challenge
+					}
+					handled
+				}
+				reject
+			}
+			elsif (&State == "round-2") {
+				if (&User-Password == "4321") {
+					update reply {
+						&Portcullis-Test-Role := "2"
+					}
+					update control {
+						&Auth-Type := Accept
+					}
+					# Past the users file, whose DEFAULT entry rejects.
+					return
+				}
+				else {
+					reject
+				}
+			}
+			else {
+				reject
+			}
+		}
+"#;
+
+fn config(upstream: std::net::SocketAddr) -> String {
+    let hash = portcullis::engine::local::hash_password(ADMIN_PASSWORD.as_bytes()).unwrap();
+    format!(
+        r#"
+[authentication]
+current_sequence = 3
+
+[radius.settings]
+connection_timeout = 2
+max_number_of_tries = 1
+
+[[radius.servers]]
+id = 1
+order = 1
+address = "{ip}"
+port = {port}
+secret = "{DEFAULT_SECRET}"
+
+[[radius.role_mappings]]
+role = "Administrator"
+attribute = 17164
+attribute_value = "2"
+
+[[radius_frontend.clients]]
+id = 1
+name = "loopback"
+address = "127.0.0.1"
+secret = "{SECRET}"
+
+[[local_users]]
+name = "admin"
+password_hash = "{hash}"
+roles = ["Administrator"]
+"#,
+        ip = upstream.ip(),
+        port = upstream.port()
+    )
+}
+
+fn start() -> (FreeRadius, Daemon) {
+    let radius = FreeRadius::start_with_policy(DEFAULT_USERS, DEFAULT_SECRET, POLICY);
+    let daemon = Daemon::start(Some(&config(radius.auth_addr)));
+    (radius, daemon)
+}
+
+fn rest_login(daemon: &Daemon, password: &str) -> support::daemon::Answer {
+    daemon.request(
+        "POST",
+        "/api/auth/1.0/login",
+        Auth::None,
+        Some(&json!({"username": "carol", "password": password}).to_string()),
+    )
+}
+
+fn rest_answer(daemon: &Daemon, token: &str, code: &str) -> support::daemon::Answer {
+    daemon.request(
+        "POST",
+        "/api/auth/1.0/login/mfa",
+        Auth::Bearer(token),
+        Some(&json!({ "code": code }).to_string()),
+    )
+}
+
+/// A challenge answer's token, after checking it is one with `prompt`.
+fn challenged(answer: &support::daemon::Answer, prompt: &str) -> String {
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body = answer.json();
+    assert_eq!(body["needTwoFactorAuth"], true, "{body}");
+    assert_eq!(body["challenge"]["message"], prompt, "{body}");
+    assert_eq!(body["challenge"]["echo"], false, "{body}");
+    assert_eq!(body["roles"], json!([]), "{body}");
+    body["token"].as_str().unwrap().to_string()
+}
+
+fn radius_request(daemon: &Daemon, password: &str, state: Option<&str>) -> ClientOutput {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dictionary"), TEST_DICTIONARY).unwrap();
+    let state = state.map_or(String::new(), |s| format!("State = {s}\n"));
+    support::freeradius::radclient_auth(
+        dir.path(),
+        daemon.radius_addr.expect("the RADIUS front-end listens"),
+        SECRET,
+        &format!("User-Name = carol\nUser-Password = {password}\n{state}"),
+        CLIENT_TIMEOUT,
+    )
+}
+
+/// The login events of `carol`, once there are `count` of them, oldest first.
+fn events(daemon: &Daemon, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = daemon.request(
+            "GET",
+            "/api/audit/1.0/events?kind=login&user=carol",
+            Auth::Basic("admin", ADMIN_PASSWORD),
+            None,
+        );
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let mut events = answer.json()["events"].as_array().unwrap().clone();
+        if events.len() >= count {
+            events.reverse();
+            return events;
+        }
+        assert!(Instant::now() < deadline, "{count} events: {events:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_two_round_dialogue_through_the_rest_login() {
+    let (radius, daemon) = start();
+
+    let first = challenged(&rest_login(&daemon, PASSWORD), TOKEN_PROMPT);
+    // A challenge's token is no session.
+    let session = daemon.request("GET", "/api/auth/1.0/session", Auth::Bearer(&first), None);
+    assert_eq!(session.status, 401, "{}", session.body);
+
+    let second = challenged(&rest_answer(&daemon, &first, TOKEN), PIN_PROMPT);
+    // Each token answers once: the first is spent.
+    let replayed = rest_answer(&daemon, &first, TOKEN);
+    assert_eq!(replayed.status, 401, "{}", replayed.body);
+
+    let done = rest_answer(&daemon, &second, PIN);
+    assert_eq!(done.status, 200, "{}", done.body);
+    let body = done.json();
+    assert_eq!(body["needTwoFactorAuth"], false, "{body}");
+    assert_eq!(body["roles"], json!(["Administrator"]), "{body}");
+    assert_eq!(body["method"], "RADIUS", "{body}");
+    assert_eq!(body["server"], radius.auth_addr.to_string(), "{body}");
+    assert!(body.get("challenge").is_none(), "{body}");
+    let token = body["token"].as_str().unwrap();
+    let session = daemon.request("GET", "/api/auth/1.0/session", Auth::Bearer(token), None);
+    assert_eq!(session.status, 200, "{}", session.body);
+
+    // The answers went to FreeRADIUS with its State echoed.
+    assert!(
+        radius.log().contains("State = 0x726f756e642d31"),
+        "round-1 echoed"
+    );
+    assert!(
+        radius.log().contains("State = 0x726f756e642d32"),
+        "round-2 echoed"
+    );
+
+    // Every round is an audit event: two challenges, then the accept.
+    let events = events(&daemon, 3);
+    let results: Vec<&str> = events
+        .iter()
+        .map(|e| e["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, ["challenge", "challenge", "accept"], "{events:?}");
+    assert!(events.iter().all(|e| e["method"] == "RADIUS"), "{events:?}");
+}
+
+#[test]
+fn wrong_answers_and_wrong_passwords_are_rejected() {
+    let (_radius, daemon) = start();
+
+    let wrong_password = rest_login(&daemon, "not-her-password");
+    assert_eq!(wrong_password.status, 401, "{}", wrong_password.body);
+    assert_eq!(
+        wrong_password.json()["error_info"]["reason"],
+        "INVALID_CREDENTIALS"
+    );
+
+    let token = challenged(&rest_login(&daemon, PASSWORD), TOKEN_PROMPT);
+    let wrong = rest_answer(&daemon, &token, "000000");
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert_eq!(wrong.json()["error_info"]["reason"], "INVALID_CREDENTIALS");
+    // The dialogue ended with the reject.
+    let again = rest_answer(&daemon, &token, TOKEN);
+    assert_eq!(again.status, 401, "{}", again.body);
+
+    // A token that was never handed out.
+    let forged = rest_answer(
+        &daemon,
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        TOKEN,
+    );
+    assert_eq!(forged.status, 401, "{}", forged.body);
+
+    let events = events(&daemon, 3);
+    let results: Vec<&str> = events
+        .iter()
+        .map(|e| e["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, ["reject", "challenge", "reject"], "{events:?}");
+}
+
+#[test]
+fn a_two_round_dialogue_through_the_radius_front_end() {
+    let (_radius, daemon) = start();
+
+    let first = radius_request(&daemon, PASSWORD, None);
+    assert!(first.received("Access-Challenge"), "{first:?}");
+    assert!(
+        first
+            .stdout
+            .contains(&format!("Reply-Message = \"{TOKEN_PROMPT}\"")),
+        "{first:?}"
+    );
+    let state = first.state();
+    // The State is the gateway's own, never the upstream's.
+    assert_ne!(state, "0x726f756e642d31");
+
+    let second = radius_request(&daemon, TOKEN, Some(&state));
+    assert!(second.received("Access-Challenge"), "{second:?}");
+    assert!(
+        second
+            .stdout
+            .contains(&format!("Reply-Message = \"{PIN_PROMPT}\"")),
+        "{second:?}"
+    );
+    let next = second.state();
+    assert_ne!(next, state);
+
+    // The first State is spent.
+    let replayed = radius_request(&daemon, TOKEN, Some(&state));
+    assert!(replayed.received("Access-Reject"), "{replayed:?}");
+
+    let done = radius_request(&daemon, PIN, Some(&next));
+    assert!(done.received("Access-Accept"), "{done:?}");
+
+    // A wrong answer is a reject, and ends the dialogue.
+    let first = radius_request(&daemon, PASSWORD, None);
+    let state = first.state();
+    let wrong = radius_request(&daemon, "000000", Some(&state));
+    assert!(wrong.received("Access-Reject"), "{wrong:?}");
+
+    let events = events(&daemon, 6);
+    let results: Vec<&str> = events
+        .iter()
+        .map(|e| e["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        results,
+        [
+            "challenge",
+            "challenge",
+            "reject",
+            "accept",
+            "challenge",
+            "reject"
+        ],
+        "{events:?}"
+    );
+    assert!(
+        events.iter().all(|e| e["action"] == "radius:loopback"),
+        "{events:?}"
+    );
+}
