@@ -3,7 +3,8 @@
 //! password, then for a PIN, and accepts her after both. Through the REST login (partial
 //! tokens and `challenge` prompts) and through the RADIUS front-end (radclient answering
 //! Access-Challenges with the gateway's State), with wrong answers, spent handles and the
-//! audit trail of every round.
+//! audit trail of every round. And logins waiting on a slow upstream (a push-style MFA proxy
+//! waiting for approval) hold nothing that other logins need.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -329,4 +330,164 @@ fn a_two_round_dialogue_through_the_radius_front_end() {
         events.iter().all(|e| e["action"] == "radius:loopback"),
         "{events:?}"
     );
+}
+
+/// A RADIUS server that takes requests and holds its answers until released: a push-style
+/// MFA proxy waiting for users to approve on their phones.
+struct Holding {
+    addr: std::net::SocketAddr,
+    held: std::sync::Arc<std::sync::Mutex<Vec<(Vec<u8>, std::net::SocketAddr)>>>,
+    release: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Holding {
+    fn start() -> Holding {
+        use std::sync::atomic::Ordering;
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let release = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (held, release) = (
+                std::sync::Arc::clone(&held),
+                std::sync::Arc::clone(&release),
+            );
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                // Bounded: a minute at most, then it stops by itself.
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while Instant::now() < deadline {
+                    if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                        held.lock().unwrap().push((buf[..n].to_vec(), from));
+                    }
+                    if release.load(Ordering::Relaxed) {
+                        let waiting: Vec<_> = held.lock().unwrap().drain(..).collect();
+                        for (request, from) in waiting {
+                            let _ = socket.send_to(&accept(&request), from);
+                        }
+                    }
+                }
+            })
+        };
+        Holding {
+            addr,
+            held,
+            release,
+            thread: Some(thread),
+        }
+    }
+
+    fn held(&self) -> usize {
+        self.held.lock().unwrap().len()
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        self.release
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        // The thread ends by its deadline; it is not waited for.
+        drop(self.thread.take());
+    }
+}
+
+/// An Access-Accept with Class "push" for `request`, signed under [`DEFAULT_SECRET`].
+fn accept(request: &[u8]) -> Vec<u8> {
+    use portcullis_protocol::radius::{Builder, Code, Packet, Secret, attr_type};
+    let request = Packet::new_checked(request).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut b = Builder::new(&mut buf, Code::AccessAccept, request.identifier(), &[0; 16]).unwrap();
+    b.message_authenticator().unwrap();
+    b.attribute(attr_type::CLASS, b"push").unwrap();
+    let len = b
+        .finish_reply(
+            &request.authenticator(),
+            &Secret::new(DEFAULT_SECRET.as_bytes()),
+        )
+        .unwrap();
+    buf[..len].to_vec()
+}
+
+/// A front-end Access-Request for `user` with identifier `id`.
+fn access_request(user: &str, password: &str, id: u8) -> Vec<u8> {
+    use portcullis_protocol::radius::{Builder, Secret, attr_type};
+    let mut authenticator = [0u8; 16];
+    getrandom::fill(&mut authenticator).unwrap();
+    let mut buf = [0u8; 4096];
+    let secret = Secret::new(SECRET.as_bytes());
+    let mut b = Builder::access_request(&mut buf, id, &authenticator).unwrap();
+    b.attribute(attr_type::USER_NAME, user.as_bytes()).unwrap();
+    b.user_password(password.as_bytes(), &secret).unwrap();
+    let len = b.finish_request(&secret).unwrap();
+    buf[..len].to_vec()
+}
+
+#[test]
+fn logins_waiting_on_a_slow_upstream_hold_nothing_other_logins_need() {
+    const WAITING: usize = 300;
+    let upstream = Holding::start();
+    let config = config(upstream.addr)
+        .replace("connection_timeout = 2", "connection_timeout = 60")
+        .replace(
+            "[[radius.role_mappings]]",
+            "[radius_frontend]\nmax_in_flight = 1024\n\n[[radius.role_mappings]]\nrole = \"Administrator\"\nattribute = 25\nattribute_value = \"push\"\n\n[[radius.role_mappings]]",
+        );
+    let daemon = Daemon::start(Some(&config));
+    let frontend = daemon.radius_addr.expect("the RADIUS front-end listens");
+
+    // Several hundred logins (of as many users: the throttle bounds the attempts in flight
+    // per user) wait on the upstream (two client sockets: 256 Identifiers each).
+    let sockets: Vec<std::net::UdpSocket> = (0..2)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    for n in 0..WAITING {
+        let socket = &sockets[n % 2];
+        let id = u8::try_from(n / 2).unwrap();
+        socket
+            .send_to(&access_request(&format!("pushed-{n}"), "pw", id), frontend)
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while upstream.held() < WAITING {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {WAITING} reached the upstream",
+            upstream.held()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Meanwhile a local login (an argon2 check) and a REST call go through...
+    let token = daemon.login("admin", ADMIN_PASSWORD);
+    let session = daemon.request("GET", "/api/auth/1.0/session", Auth::Bearer(&token), None);
+    assert_eq!(session.status, 200, "{}", session.body);
+    // ...while every one of them is still waiting.
+    assert_eq!(upstream.held(), WAITING);
+
+    // Approved: every waiting login is accepted.
+    upstream
+        .release
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut accepted = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buf = [0u8; 4096];
+    for socket in &sockets {
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+    }
+    while accepted < WAITING && Instant::now() < deadline {
+        for socket in &sockets {
+            if let Ok(n) = socket.recv(&mut buf) {
+                if buf[..n].first() == Some(&2) {
+                    accepted += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(accepted, WAITING);
 }
