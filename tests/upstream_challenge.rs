@@ -332,11 +332,14 @@ fn a_two_round_dialogue_through_the_radius_front_end() {
     );
 }
 
+/// Requests received and not answered yet, with where they came from.
+type Held = std::sync::Arc<std::sync::Mutex<Vec<(Vec<u8>, std::net::SocketAddr)>>>;
+
 /// A RADIUS server that takes requests and holds its answers until released: a push-style
 /// MFA proxy waiting for users to approve on their phones.
 struct Holding {
     addr: std::net::SocketAddr,
-    held: std::sync::Arc<std::sync::Mutex<Vec<(Vec<u8>, std::net::SocketAddr)>>>,
+    held: Held,
     release: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -349,7 +352,7 @@ impl Holding {
             .set_read_timeout(Some(Duration::from_millis(20)))
             .unwrap();
         let addr = socket.local_addr().unwrap();
-        let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held: Held = std::sync::Arc::default();
         let release = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let thread = {
             let (held, release) = (
