@@ -16,6 +16,7 @@ use portcullis::frontend::{CHAP_UNSUPPORTED, INVALID_CREDENTIALS};
 use portcullis_protocol::radius::{Builder, Code, Packet, Secret, Signature, attr_type};
 use support::daemon::Daemon;
 use support::freeradius::{ALICE_PASSWORD, DEFAULT_SECRET, FreeRadius, TEST_DICTIONARY};
+use support::pam::PamService;
 
 /// The front-end client secret of 127.0.0.1.
 const SECRET: &str = "frontend-test-secret-16";
@@ -573,56 +574,10 @@ attribute_value = "2"
     assert!(radius.log().contains("CHAP-Password"), "{}", radius.log());
 }
 
-/// A PAM service file in /etc/pam.d (where pamtester looks), removed on drop.
-struct PamService {
-    name: String,
-    _dir: tempfile::TempDir,
-}
-
-impl PamService {
-    /// A service whose only auth module is pam_radius_auth, pointed at `addr` by a config
-    /// file in a temp dir.
-    fn new(addr: SocketAddr) -> PamService {
-        let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("pam_radius_auth.conf");
-        std::fs::write(&conf, format!("{addr} {SECRET} 3\n")).unwrap();
-        let mut suffix = [0u8; 6];
-        getrandom::fill(&mut suffix).unwrap();
-        let name = format!("portcullis-test-{}", hex::encode(suffix));
-        std::fs::write(
-            Path::new("/etc/pam.d").join(&name),
-            format!(
-                "auth required pam_radius_auth.so conf={}\naccount required pam_permit.so\n",
-                conf.display()
-            ),
-        )
-        .unwrap();
-        PamService { name, _dir: dir }
-    }
-
-    /// `pamtester <service> <user> authenticate` with `password` on stdin.
-    fn authenticate(&self, user: &str, password: &str) -> support::freeradius::ClientOutput {
-        let mut cmd = Command::new("pamtester");
-        cmd.args([self.name.as_str(), user, "authenticate"]);
-        support::freeradius::run_bounded(&mut cmd, &format!("{password}\n"), CLIENT_TIMEOUT)
-    }
-}
-
-impl Drop for PamService {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(Path::new("/etc/pam.d").join(&self.name));
-    }
-}
-
 #[test]
 fn pam_radius_auth_logs_in_through_the_front_end() {
-    if !Path::new("/etc/pam.d").is_dir() || Command::new("pamtester").arg("-v").output().is_err() {
-        panic!(
-            "needs pamtester and libpam-radius-auth (apt-get install pamtester libpam-radius-auth)"
-        );
-    }
     let daemon = Daemon::start(Some(&config("")));
-    let service = PamService::new(radius_addr(&daemon));
+    let service = PamService::new(radius_addr(&daemon), SECRET);
     let good = service.authenticate("alice", PASSWORD);
     assert!(
         good.status.is_some_and(|s| s.success()),

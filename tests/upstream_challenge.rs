@@ -494,3 +494,25 @@ fn logins_waiting_on_a_slow_upstream_hold_nothing_other_logins_need() {
     }
     assert_eq!(accepted, WAITING);
 }
+
+#[test]
+fn pam_radius_auth_answers_the_upstream_challenges_through_the_front_end() {
+    let (_radius, daemon) = start();
+    let service = support::pam::PamService::new(
+        daemon.radius_addr.expect("the RADIUS front-end listens"),
+        SECRET,
+    );
+    // pamtester answers the password prompt, then each Reply-Message prompt, from stdin.
+    let good = service.converse("carol", &[PASSWORD, TOKEN, PIN]);
+    assert!(
+        good.status.is_some_and(|s| s.success()),
+        "{good:?}\n{}",
+        daemon.log()
+    );
+    let shown = format!("{}{}", good.stdout, good.stderr);
+    assert!(shown.contains(TOKEN_PROMPT), "{good:?}");
+    assert!(shown.contains(PIN_PROMPT), "{good:?}");
+
+    let wrong = service.converse("carol", &[PASSWORD, TOKEN, "0000"]);
+    assert!(wrong.status.is_some_and(|s| !s.success()), "{wrong:?}");
+}

@@ -10,5 +10,6 @@ pub mod fault_proxy;
 pub mod freeradius;
 pub mod mfa;
 pub mod mfa_peers;
+pub mod pam;
 pub mod scripted_radius;
 pub mod tacacs_server;
