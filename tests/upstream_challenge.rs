@@ -516,3 +516,61 @@ fn pam_radius_auth_answers_the_upstream_challenges_through_the_front_end() {
     let wrong = service.converse("carol", &[PASSWORD, TOKEN, "0000"]);
     assert!(wrong.status.is_some_and(|s| !s.success()), "{wrong:?}");
 }
+
+/// What tests/support/challenge_radius.py needs of a dictionary.
+const PYRAD_DICTIONARY: &str = "\
+ATTRIBUTE\tUser-Name\t1\tstring
+ATTRIBUTE\tUser-Password\t2\tstring
+ATTRIBUTE\tReply-Message\t18\tstring
+ATTRIBUTE\tState\t24\toctets
+ATTRIBUTE\tClass\t25\toctets
+ATTRIBUTE\tVendor-Specific\t26\toctets
+ATTRIBUTE\tMessage-Authenticator\t80\toctets
+";
+
+/// Runs tests/support/challenge_radius.py (pyrad) through the front-end with `answers`.
+fn pyrad(daemon: &Daemon, answers: &[&str]) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let dictionary = dir.path().join("dictionary");
+    std::fs::write(&dictionary, PYRAD_DICTIONARY).unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/challenge_radius.py");
+    let port = daemon
+        .radius_addr
+        .expect("the RADIUS front-end listens")
+        .port();
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(&script)
+        .arg(&dictionary)
+        .arg(port.to_string())
+        .args([SECRET, "carol"])
+        .args(answers);
+    let output = support::freeradius::run_bounded(&mut cmd, "", CLIENT_TIMEOUT);
+    assert!(
+        output.status.is_some_and(|s| s.success()),
+        "pyrad failed (python3 -m pip install pyrad==2.4): {output:?}"
+    );
+    serde_json::from_str::<Vec<Value>>(output.stdout.trim()).unwrap()
+}
+
+#[test]
+fn pyrad_follows_the_upstream_challenges_through_the_front_end() {
+    let (_radius, daemon) = start();
+    let replies = pyrad(&daemon, &[PASSWORD, TOKEN, PIN]);
+    let codes: Vec<u64> = replies
+        .iter()
+        .map(|r| r["code"].as_u64().unwrap())
+        .collect();
+    assert_eq!(codes, [11, 11, 2], "{replies:?}");
+    assert_eq!(replies[0]["messages"], json!([TOKEN_PROMPT]), "{replies:?}");
+    assert_eq!(replies[1]["messages"], json!([PIN_PROMPT]), "{replies:?}");
+    assert!(replies.iter().all(|r| r["signed"] == true), "{replies:?}");
+    assert!(
+        replies[..2].iter().all(|r| r["state_len"] == 32),
+        "the gateway's own States: {replies:?}"
+    );
+
+    let wrong = pyrad(&daemon, &[PASSWORD, "000000"]);
+    let codes: Vec<u64> = wrong.iter().map(|r| r["code"].as_u64().unwrap()).collect();
+    assert_eq!(codes, [11, 3], "{wrong:?}");
+}
