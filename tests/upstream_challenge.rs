@@ -574,3 +574,26 @@ fn pyrad_follows_the_upstream_challenges_through_the_front_end() {
     let codes: Vec<u64> = wrong.iter().map(|r| r["code"].as_u64().unwrap()).collect();
     assert_eq!(codes, [11, 3], "{wrong:?}");
 }
+
+#[test]
+fn an_expired_dialogue_is_not_answered_through_either_door() {
+    let radius = FreeRadius::start_with_policy(DEFAULT_USERS, DEFAULT_SECRET, POLICY);
+    let config = config(radius.auth_addr).replace(
+        "current_sequence = 3",
+        "current_sequence = 3\nchallenge_timeout = 1",
+    );
+    let daemon = Daemon::start(Some(&config));
+
+    let token = challenged(&rest_login(&daemon, PASSWORD), TOKEN_PROMPT);
+    let first = radius_request(&daemon, PASSWORD, None);
+    assert!(first.received("Access-Challenge"), "{first:?}");
+    // Past the one-second challenge_timeout.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let late = rest_answer(&daemon, &token, TOKEN);
+    assert_eq!(late.status, 401, "{}", late.body);
+    let late = radius_request(&daemon, TOKEN, Some(&first.state()));
+    assert!(late.received("Access-Reject"), "{late:?}");
+    // FreeRADIUS never saw an answer.
+    assert!(!radius.log().contains("User-Password = \"123456\""));
+}

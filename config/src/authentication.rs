@@ -16,6 +16,10 @@ pub const DEFAULT_TOKEN_LIFETIME: u32 = 8 * 3600;
 pub const MIN_TOKEN_LIFETIME: u32 = 60;
 /// The longest `token_lifetime`: a week.
 pub const MAX_TOKEN_LIFETIME: u32 = 7 * 24 * 3600;
+/// Seconds an upstream server's challenge waits for the user's answer by default.
+pub const DEFAULT_CHALLENGE_TIMEOUT: u32 = 120;
+/// The longest `challenge_timeout`: ten minutes.
+pub const MAX_CHALLENGE_TIMEOUT: u32 = 600;
 
 /// `[authentication]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +44,10 @@ pub struct Authentication {
     /// Seconds a token from `POST /api/auth/1.0/login` stays valid, 60..=604800. Tokens keep
     /// the lifetime they were issued with.
     pub token_lifetime: u32,
+    /// Seconds the answer to an upstream RADIUS server's Access-Challenge (a token code, a
+    /// new PIN, a push approval) is waited for, 1..=600: the partial token or State handed
+    /// to the user expires with it.
+    pub challenge_timeout: u32,
 }
 
 impl Default for Authentication {
@@ -50,6 +58,7 @@ impl Default for Authentication {
             dead_time: DEFAULT_DEAD_TIME,
             default_role: None,
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            challenge_timeout: DEFAULT_CHALLENGE_TIMEOUT,
         }
     }
 }
@@ -73,6 +82,12 @@ impl Authentication {
             );
         }
         report.range("authentication.dead_time", self.dead_time, 0, MAX_DEAD_TIME);
+        report.range(
+            "authentication.challenge_timeout",
+            self.challenge_timeout,
+            1,
+            MAX_CHALLENGE_TIMEOUT,
+        );
         report.range(
             "authentication.token_lifetime",
             self.token_lifetime,

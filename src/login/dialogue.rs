@@ -4,7 +4,8 @@
 //! The door hands the user a handle of the gateway's own (a partial token on the REST API, a
 //! State on the RADIUS front-end: 32 random octets, single use); the dialogue is kept under
 //! the handle's SHA-256, bound to the user and to the party that may answer it (the REST API,
-//! or one front-end client at one source address), for [`LIFETIME`], at most [`MAX_OPEN`] at
+//! or one front-end client at one source address), for `authentication.challenge_timeout`
+//! seconds (120 by default), at most [`MAX_OPEN`] at
 //! once (past it the one closest to expiry makes room), and at most [`MAX_ROUNDS`] challenges
 //! deep. The upstream's State never leaves the gateway.
 //!
@@ -21,8 +22,6 @@ use sha2::{Digest, Sha256};
 use crate::engine::Challenge;
 use crate::sync::lock;
 
-/// How long a dialogue waits for the user's answer.
-pub const LIFETIME: Duration = Duration::from_secs(120);
 /// Dialogues kept at once, at most.
 pub const MAX_OPEN: usize = 10_000;
 /// Challenges one login may go through, at most.
@@ -71,14 +70,15 @@ impl Dialogues {
         Dialogues::default()
     }
 
-    /// Keeps a dialogue for `user` and `party` on `challenge` (its `round`th) and returns its
-    /// handle, or `None` when no random handle can be drawn.
+    /// Keeps a dialogue for `user` and `party` on `challenge` (its `round`th) for `lifetime`
+    /// and returns its handle, or `None` when no random handle can be drawn.
     pub fn open(
         &self,
         user: &str,
         party: Party,
         challenge: Challenge,
         round: u8,
+        lifetime: Duration,
     ) -> Option<[u8; HANDLE_LEN]> {
         let mut handle = [0u8; HANDLE_LEN];
         getrandom::fill(&mut handle).ok()?;
@@ -88,7 +88,7 @@ impl Dialogues {
             party,
             challenge,
             round,
-            expires: now + LIFETIME,
+            expires: now + lifetime,
         };
         let mut open = lock(&self.open);
         open.retain(|_, d| d.expires > now);
@@ -143,6 +143,8 @@ fn key_of(handle: &[u8]) -> [u8; 32] {
 mod tests {
     use super::*;
 
+    const MINUTE: Duration = Duration::from_secs(60);
+
     fn challenge() -> Challenge {
         Challenge {
             server: "192.0.2.1:1812".into(),
@@ -159,14 +161,18 @@ mod tests {
             client_id: 1,
             source: "192.0.2.9".parse().unwrap(),
         };
-        let handle = dialogues.open("alice", nas, challenge(), 1).unwrap();
+        let handle = dialogues
+            .open("alice", nas, challenge(), 1, MINUTE)
+            .unwrap();
         assert!(dialogues.knows(&handle));
         let taken = dialogues.take(&handle, nas).unwrap();
         assert_eq!(taken.user, "alice");
         assert_eq!(taken.challenge.state, b"upstream");
         assert!(dialogues.take(&handle, nas).is_none(), "single use");
 
-        let handle = dialogues.open("alice", nas, challenge(), 1).unwrap();
+        let handle = dialogues
+            .open("alice", nas, challenge(), 1, MINUTE)
+            .unwrap();
         let elsewhere = Party::Radius {
             client_id: 1,
             source: "192.0.2.10".parse().unwrap(),
@@ -184,9 +190,13 @@ mod tests {
     fn the_table_is_bounded() {
         let dialogues = Dialogues::new();
         for _ in 0..MAX_OPEN {
-            dialogues.open("u", Party::Rest, challenge(), 1).unwrap();
+            dialogues
+                .open("u", Party::Rest, challenge(), 1, MINUTE)
+                .unwrap();
         }
-        let last = dialogues.open("u", Party::Rest, challenge(), 1).unwrap();
+        let last = dialogues
+            .open("u", Party::Rest, challenge(), 1, MINUTE)
+            .unwrap();
         assert_eq!(dialogues.len(), MAX_OPEN);
         assert!(dialogues.knows(&last), "the newest is kept");
     }

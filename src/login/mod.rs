@@ -358,7 +358,10 @@ pub async fn login(
                     Credential::Relay { dialogue, .. } => dialogue.round.saturating_add(1),
                     _ => 1,
                 };
-                relayed(pipeline.dialogues, user, party, challenge, round)
+                let lifetime = std::time::Duration::from_secs(u64::from(
+                    live.config.authentication.challenge_timeout,
+                ));
+                relayed(pipeline.dialogues, user, party, challenge, round, lifetime)
             }
             Conclusion::NoRoleMapped => Settled::Refused(Refusal::NoRoleMapped),
             Conclusion::InvalidCredentials => Settled::Refused(Refusal::InvalidCredentials),
@@ -434,6 +437,7 @@ fn relayed(
     party: Party,
     challenge: &Challenge,
     round: u8,
+    lifetime: std::time::Duration,
 ) -> Settled {
     let Some(dialogues) = dialogues else {
         tracing::warn!(
@@ -442,12 +446,12 @@ fn relayed(
         );
         return Settled::Refused(Refusal::InvalidCredentials);
     };
-    match dialogues.open(user, party, challenge.clone(), round) {
+    match dialogues.open(user, party, challenge.clone(), round, lifetime) {
         Some(handle) => Settled::Relayed(Relayed {
             handle,
             messages: challenge.messages.clone(),
             echo: challenge.echo,
-            expires: Instant::now() + dialogue::LIFETIME,
+            expires: Instant::now() + lifetime,
         }),
         None => {
             tracing::error!(user, "no random handle for an upstream challenge");
