@@ -545,3 +545,28 @@ mod tests {
         assert!(lines[1].starts_with("<6>portcullis::telemetry"), "{text}");
     }
 }
+
+/// Metrics as the unit tests read them, from the daemon's own recorder.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// Records metrics from now on (installs the recorder if nothing did yet).
+    pub(crate) fn record() {
+        super::metrics();
+    }
+
+    /// The counter `name` of `server` (its `server` label), summed over its other labels, as
+    /// `/metrics` shows it.
+    pub(crate) fn counter(name: &str, server: &str) -> u64 {
+        let label = format!("server=\"{server}\"");
+        super::metrics()
+            .render()
+            .lines()
+            .filter(|line| {
+                line.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('{') && rest.contains(&label))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|value| value as u64)
+            .sum()
+    }
+}

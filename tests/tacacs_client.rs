@@ -127,10 +127,6 @@ async fn pap_accept_returns_the_requested_and_added_av_pairs() {
     assert_eq!(author.port, CLIENT_PORT);
     assert_eq!(author.rem_addr, REM_ADDR);
     assert_eq!(author.args, ["service=portcullis"]);
-
-    let stats = client.stats();
-    assert_eq!(stats.requests.load(std::sync::atomic::Ordering::Relaxed), 1);
-    assert_eq!(stats.accepts.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
 
 #[tokio::test]
@@ -213,13 +209,6 @@ async fn wrong_password_and_unknown_user_are_rejects() {
                 "{protocol:?} {user}/{password}"
             );
         }
-        assert_eq!(
-            client
-                .stats()
-                .rejects
-                .load(std::sync::atomic::Ordering::Relaxed),
-            3
-        );
     }
     // A failed authentication is never followed by authorization.
     assert!(server.received().authorizations.is_empty());
@@ -272,13 +261,6 @@ async fn authorization_error_and_follow_are_unavailable() {
             })
         ),
         "{follow:?}"
-    );
-    assert_eq!(
-        client
-            .stats()
-            .server_errors
-            .load(std::sync::atomic::Ordering::Relaxed),
-        2
     );
 }
 
@@ -434,15 +416,6 @@ async fn every_misbehaviour_makes_the_server_unavailable_within_the_timeout() {
                 if misbehaviour == M::Stall {
                     assert!(elapsed >= TIMEOUT, "{case}: gave up after {elapsed:?}");
                 }
-                let stats = client.stats();
-                let load =
-                    |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-                assert_eq!(load(&stats.accepts) + load(&stats.rejects), 0, "{case}");
-                let counted = load(&stats.timeouts)
-                    + load(&stats.connection_lost)
-                    + load(&stats.protocol_errors)
-                    + load(&stats.server_errors);
-                assert_eq!(counted, 1, "{case}: {stats:?}");
                 runs += 1;
             }
         }
@@ -525,13 +498,6 @@ async fn connection_refused_fails_fast() {
     let answer = login(&client, "alice", "alice-pw").await;
     assert!(matches!(answer, Err(ClientError::Connect(_))), "{answer:?}");
     assert!(started.elapsed() < TIMEOUT, "took {:?}", started.elapsed());
-    assert_eq!(
-        client
-            .stats()
-            .connect_failures
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -191,26 +191,6 @@ pub enum ClientError {
     Busy,
 }
 
-/// This client's own counts of what happened on the wire, for diagnostics and its tests; the
-/// metrics exporter does not read them (metrics go through [`crate::telemetry`]).
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Access-Requests started.
-    pub requests: AtomicU64,
-    /// Sends after the first.
-    pub retransmits: AtomicU64,
-    /// Requests that got no valid reply.
-    pub timeouts: AtomicU64,
-    /// Datagrams dropped: unparsable, wrong code, or failed verification.
-    pub invalid_replies: AtomicU64,
-    /// Unsigned replies dropped because a Message-Authenticator was required.
-    pub unsigned_dropped: AtomicU64,
-    /// Unsigned replies accepted (the server does not sign).
-    pub unsigned_accepted: AtomicU64,
-    /// Datagrams for an Identifier nobody is waiting on (late or duplicate replies).
-    pub unmatched: AtomicU64,
-}
-
 /// Sockets per server at most: 64 x 256 requests in flight.
 const MAX_SOCKETS: usize = 64;
 
@@ -222,7 +202,6 @@ pub struct RadiusClient {
     /// Whether the server signs its replies (for [`Requirement::Auto`]), kept across
     /// configuration changes.
     learned: Arc<Learned>,
-    stats: Arc<Stats>,
 }
 
 impl RadiusClient {
@@ -238,18 +217,12 @@ impl RadiusClient {
             spec,
             sockets: Mutex::new(Vec::new()),
             learned,
-            stats: Arc::new(Stats::default()),
         }
     }
 
     /// The server this client talks to.
     pub fn spec(&self) -> &ServerSpec {
         &self.spec
-    }
-
-    /// This server's counters.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
     }
 
     /// Sends an Access-Request for `user` with `password` (PAP or CHAP, as the server is
@@ -296,7 +269,6 @@ impl RadiusClient {
         password: Proof<'_>,
         options: &RequestOptions,
     ) -> Result<Answer, ClientError> {
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let mut lease = self.lease()?;
         let mut authenticator = [0u8; 16];
         getrandom::fill(&mut authenticator).map_err(ClientError::Rng)?;
@@ -315,7 +287,6 @@ impl RadiusClient {
         let tries = options.tries.max(1);
         for attempt in 0..tries {
             if attempt > 0 {
-                self.stats.retransmits.fetch_add(1, Ordering::Relaxed);
                 crate::telemetry::upstream_retransmit(&self.spec.addr.to_string());
             }
             if let Err(e) = lease.channel.socket.send(request).await {
@@ -337,7 +308,6 @@ impl RadiusClient {
                 }
             }
         }
-        self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
         Err(ClientError::Timeout {
             tries,
             timeout: options.timeout,
@@ -464,12 +434,10 @@ impl RadiusClient {
                     Requirement::Auto => self.learned.signed_seen.load(Ordering::Relaxed),
                 };
                 if required {
-                    self.stats.unsigned_dropped.fetch_add(1, Ordering::Relaxed);
                     crate::telemetry::upstream_invalid_reply("radius", &self.spec.addr.to_string());
                     tracing::warn!(server = %self.spec.addr, "dropped a reply without the required Message-Authenticator");
                     return None;
                 }
-                self.stats.unsigned_accepted.fetch_add(1, Ordering::Relaxed);
                 if !self.learned.unsigned_warned.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         server = %self.spec.addr,
@@ -488,7 +456,6 @@ impl RadiusClient {
     }
 
     fn drop_invalid(&self, why: &'static str) -> Option<Answer> {
-        self.stats.invalid_replies.fetch_add(1, Ordering::Relaxed);
         crate::telemetry::upstream_invalid_reply("radius", &self.spec.addr.to_string());
         tracing::debug!(server = %self.spec.addr, why, "dropped reply");
         None
@@ -509,7 +476,7 @@ impl RadiusClient {
         if sockets.len() >= MAX_SOCKETS {
             return Err(ClientError::Busy);
         }
-        let channel = Arc::new(Channel::open(self.spec.addr, Arc::clone(&self.stats))?);
+        let channel = Arc::new(Channel::open(self.spec.addr)?);
         let (id, replies) = channel.reserve().ok_or(ClientError::Busy)?;
         sockets.push(Arc::clone(&channel));
         Ok(Lease {
@@ -541,7 +508,7 @@ struct Channel {
 }
 
 impl Channel {
-    fn open(server: SocketAddr, stats: Arc<Stats>) -> io::Result<Channel> {
+    fn open(server: SocketAddr) -> io::Result<Channel> {
         let local: SocketAddr = match server {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
             SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
@@ -564,7 +531,7 @@ impl Channel {
             Arc::clone(&socket),
             Arc::clone(&slots),
             senders,
-            stats,
+            server.to_string(),
         ));
         Ok(Channel {
             socket,
@@ -609,7 +576,7 @@ async fn receive(
     socket: Arc<UdpSocket>,
     slots: Arc<Mutex<Slots>>,
     senders: Arc<[mpsc::Sender<Vec<u8>>]>,
-    stats: Arc<Stats>,
+    server: String,
 ) {
     let mut buf = vec![0u8; MAX_PACKET_LEN];
     loop {
@@ -625,7 +592,7 @@ async fn receive(
         let datagram = buf.get(..len).unwrap_or_default();
         // RFC 2865 §3: the Identifier is the second octet; shorter datagrams are not RADIUS.
         let Some(&id) = datagram.get(1) else {
-            stats.invalid_replies.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::upstream_invalid_reply("radius", &server);
             continue;
         };
         let leased = matches!(lock(&slots).free.get(usize::from(id)), Some(None));
@@ -636,9 +603,8 @@ async fn receive(
                 // lease of the Identifier.
                 let _ = tx.try_send(datagram.to_vec());
             }
-            _ => {
-                stats.unmatched.fetch_add(1, Ordering::Relaxed);
-            }
+            // Late or duplicate: nobody waits for this Identifier.
+            _ => tracing::trace!(server, id, "reply for no request in flight"),
         }
     }
 }
@@ -694,7 +660,16 @@ mod tests {
         }
     }
 
+    /// Replies from the server at `addr` dropped so far (`portcullis_upstream_invalid_replies_total`).
+    fn dropped(addr: SocketAddr) -> u64 {
+        crate::telemetry::testing::counter(
+            "portcullis_upstream_invalid_replies_total",
+            &addr.to_string(),
+        )
+    }
+
     async fn responder(behaviour: Behaviour) -> Responder {
+        crate::telemetry::testing::record();
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -897,7 +872,7 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(answer, Answer::Reject(_)), "{answer:?}");
-        assert_eq!(client.stats().unsigned_dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(dropped(server.addr), 1);
     }
 
     #[tokio::test]
@@ -915,7 +890,7 @@ mod tests {
             matches!(second, Err(ClientError::Timeout { .. })),
             "{second:?}"
         );
-        assert_eq!(client.stats().unsigned_dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(dropped(server.addr), 1);
     }
 
     #[tokio::test]
@@ -929,7 +904,8 @@ mod tests {
             let answer = client.authenticate("alice", b"pw", &options(500, 1)).await;
             assert!(matches!(answer, Ok(Answer::Accept(_))));
         }
-        assert_eq!(client.stats().unsigned_accepted.load(Ordering::Relaxed), 3);
+        // All three unsigned replies were taken, none dropped.
+        assert_eq!(dropped(server.addr), 0);
     }
 
     #[tokio::test]
@@ -944,13 +920,14 @@ mod tests {
         }))
         .await;
         for requirement in [Requirement::Yes, Requirement::No, Requirement::Auto] {
+            let before = dropped(server.addr);
             let client = client(server.addr, AuthProtocol::Pap, requirement);
             let answer = client.authenticate("alice", b"pw", &options(200, 2)).await;
             assert!(
                 matches!(answer, Err(ClientError::Timeout { tries: 2, .. })),
                 "{answer:?}"
             );
-            assert!(client.stats().invalid_replies.load(Ordering::Relaxed) >= 4);
+            assert!(dropped(server.addr) - before >= 4);
         }
     }
 
@@ -971,7 +948,13 @@ mod tests {
         assert_eq!(sent.len(), 3);
         assert_eq!(sent[0], sent[1]);
         assert_eq!(sent[1], sent[2]);
-        assert_eq!(client.stats().retransmits.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            crate::telemetry::testing::counter(
+                "portcullis_upstream_retransmits_total",
+                &server.addr.to_string()
+            ),
+            2
+        );
     }
 
     #[tokio::test]
@@ -981,7 +964,6 @@ mod tests {
         let answer = client.authenticate("alice", b"pw", &options(100, 4)).await;
         assert!(matches!(answer, Err(ClientError::Timeout { tries: 4, .. })));
         assert_eq!(lock(&server.requests).len(), 4);
-        assert_eq!(client.stats().timeouts.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,7 +33,6 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use portcullis_protocol::tacacs::{
@@ -263,53 +262,21 @@ impl ClientError {
     }
 }
 
-/// This client's own counts of what happened on the wire, for diagnostics and its tests; the
-/// metrics exporter does not read them (metrics go through [`crate::telemetry`]).
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Logins started.
-    pub requests: AtomicU64,
-    /// Logins accepted (authentication PASS and authorization PASS_*).
-    pub accepts: AtomicU64,
-    /// Logins rejected (authentication or authorization FAIL).
-    pub rejects: AtomicU64,
-    /// Connections refused or otherwise not opened.
-    pub connect_failures: AtomicU64,
-    /// Connects, writes or replies that timed out.
-    pub timeouts: AtomicU64,
-    /// Connections reset or closed before the reply was complete.
-    pub connection_lost: AtomicU64,
-    /// Replies that did not parse, belonged to another session, or carried a status that
-    /// does not fit; ASCII dialogues that went on too long.
-    pub protocol_errors: AtomicU64,
-    /// ERROR, FOLLOW and RESTART answers.
-    pub server_errors: AtomicU64,
-}
-
 /// A client for one upstream TACACS+ server.
 #[derive(Debug)]
 pub struct TacacsClient {
     spec: ServerSpec,
-    stats: Stats,
 }
 
 impl TacacsClient {
     /// A client for `spec`; connections are opened per login.
     pub fn new(spec: ServerSpec) -> Self {
-        TacacsClient {
-            spec,
-            stats: Stats::default(),
-        }
+        TacacsClient { spec }
     }
 
     /// The server this client talks to.
     pub fn spec(&self) -> &ServerSpec {
         &self.spec
-    }
-
-    /// This server's counters.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
     }
 
     /// Authenticates `user` with `password`, then fetches the AV pairs of
@@ -321,27 +288,7 @@ impl TacacsClient {
         rem_addr: &str,
         auth_service: &str,
     ) -> Result<Answer, ClientError> {
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let result = self.login(user, password, rem_addr, auth_service).await;
-        let counter = match &result {
-            Ok(Answer::Accept { .. }) => Some(&self.stats.accepts),
-            Ok(Answer::Reject { .. }) => Some(&self.stats.rejects),
-            Err(ClientError::Connect(_)) => Some(&self.stats.connect_failures),
-            Err(ClientError::Timeout { .. }) => Some(&self.stats.timeouts),
-            Err(ClientError::ConnectionLost { .. }) => Some(&self.stats.connection_lost),
-            Err(ClientError::ServerStatus { .. }) => Some(&self.stats.server_errors),
-            Err(
-                ClientError::Malformed { .. }
-                | ClientError::Session { .. }
-                | ClientError::UnexpectedStatus { .. }
-                | ClientError::TooManyRounds,
-            ) => Some(&self.stats.protocol_errors),
-            // Nothing was asked of the server.
-            Err(ClientError::Encode(_) | ClientError::Rng(_)) => None,
-        };
-        if let Some(counter) = counter {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
         match &result {
             Ok(Answer::Accept { av_pairs, .. }) => tracing::debug!(
                 server = %self.spec.addr, user, av_pairs = av_pairs.len(), "TACACS+ accept"
@@ -869,7 +816,6 @@ mod tests {
             ),
             "{answer:?}"
         );
-        assert_eq!(client.stats().protocol_errors.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
@@ -909,9 +855,7 @@ mod tests {
         let long_user = "u".repeat(256);
         let answer = client.authenticate(&long_user, b"pw", "", "svc").await;
         assert!(matches!(answer, Err(ClientError::Encode(_))), "{answer:?}");
-        let stats = client.stats();
-        assert_eq!(stats.requests.load(Ordering::Relaxed), 2);
-        assert_eq!(stats.connect_failures.load(Ordering::Relaxed), 0);
-        assert_eq!(stats.protocol_errors.load(Ordering::Relaxed), 0);
+        // Nothing listens there: had either request been sent, it would have failed to
+        // connect instead.
     }
 }
