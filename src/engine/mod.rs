@@ -63,18 +63,21 @@ pub enum Outcome {
     Challenge(Challenge),
 }
 
-/// An upstream RADIUS server's Access-Challenge, as the user's answer must go back to it.
+/// An upstream server's request for another step, as the user's answer must go back to
+/// it: a RADIUS Access-Challenge, or a TACACS+ prompt after the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Challenge {
     /// The server that sent it (`address:port`); the answer goes to this server only, since
-    /// no other knows its State.
+    /// no other knows its State or session.
     pub server: String,
-    /// Its State, echoed unchanged with the answer.
+    /// RADIUS: its State, echoed unchanged with the answer.
     pub state: Vec<u8>,
-    /// Its Reply-Message texts: what to show the user.
+    /// What to show the user: the Reply-Messages, or the TACACS+ server_msg.
     pub messages: Vec<String>,
-    /// Whether the answer may be shown as it is typed (the Prompt attribute).
+    /// Whether the answer may be shown as it is typed (the Prompt attribute, the NOECHO flag).
     pub echo: bool,
+    /// TACACS+: the authentication session, held open for the answer.
+    pub held: Option<tacacs_client::HeldSession>,
 }
 
 impl std::fmt::Debug for Challenge {
@@ -664,6 +667,7 @@ impl Engine {
                     state,
                     messages: reply.reply_messages(),
                     echo: reply.echo(),
+                    held: None,
                 }))
             }
             Err(radius_client::ClientError::Timeout { .. }) => {
@@ -690,6 +694,11 @@ impl Engine {
         response: &[u8],
     ) -> Decision {
         let started = Instant::now();
+        if let Some(held) = &challenge.held {
+            return self
+                .answer_tacacs_prompt(user, challenge, held, response, started)
+                .await;
+        }
         let Some(server) = self.radius.iter().find(|s| s.name == challenge.server) else {
             let gone = format!("RADIUS server {} is no longer configured", challenge.server);
             return self.decide(user, Outcome::Unavailable(gone), None, None, started);
@@ -717,6 +726,44 @@ impl Engine {
         self.decide(user, outcome, method, name, started)
     }
 
+    /// [`Engine::answer_challenge`] for a TACACS+ prompt: the answer goes on in the held
+    /// session, once.
+    async fn answer_tacacs_prompt(
+        &self,
+        user: &str,
+        challenge: &Challenge,
+        held: &tacacs_client::HeldSession,
+        response: &[u8],
+        started: Instant,
+    ) -> Decision {
+        let server = self.tacacs.iter().find(|s| s.name == challenge.server);
+        let (Some(server), Some(session)) = (server, held.take()) else {
+            let gone = format!(
+                "the TACACS+ session with {} is no longer held",
+                challenge.server
+            );
+            return self.decide(user, Outcome::Unavailable(gone), None, None, started);
+        };
+        let answer = server.client.continue_login(session, response).await;
+        crate::telemetry::upstream_request(
+            "tacacs",
+            &server.name,
+            tacacs_answer_label(&answer),
+            started.elapsed(),
+        );
+        let outcome = self.tacacs_answer(server, answer).unwrap_or_else(|| {
+            Outcome::Unavailable(format!(
+                "TACACS+ server {} did not answer the prompt's response",
+                server.name
+            ))
+        });
+        let (method, name) = match &outcome {
+            Outcome::Unavailable(_) => (None, None),
+            _ => (Some(Method::Tacacs), Some(server.name.clone())),
+        };
+        self.decide(user, outcome, method, name, started)
+    }
+
     async fn tacacs(&self, user: &str, password: &[u8]) -> (Outcome, Option<String>) {
         if self.tacacs.is_empty() {
             return (
@@ -734,48 +781,82 @@ impl Engine {
             crate::telemetry::upstream_request(
                 "tacacs",
                 &server.name,
-                match &answer {
-                    Ok(tacacs_client::Answer::Accept { .. }) => "accept",
-                    Ok(tacacs_client::Answer::Reject { .. }) => "reject",
-                    Err(tacacs_client::ClientError::Timeout { .. }) => "timeout",
-                    Err(_) => "error",
-                },
+                tacacs_answer_label(&answer),
                 asked.elapsed(),
             );
-            if matches!(
-                &answer,
-                Err(tacacs_client::ClientError::Malformed { .. }
-                    | tacacs_client::ClientError::Session { .. }
-                    | tacacs_client::ClientError::UnexpectedStatus { .. }
-                    | tacacs_client::ClientError::TooManyRounds)
-            ) {
-                crate::telemetry::upstream_invalid_reply("tacacs", &server.name);
-            }
-            match answer {
-                Ok(tacacs_client::Answer::Accept { av_pairs, .. }) => {
-                    server.mark_alive();
-                    let roles = roles::tacacs_roles(&self.tacacs_mappings, &av_pairs);
-                    return (self.with_default_role(roles), name);
-                }
-                Ok(tacacs_client::Answer::Reject { reason, server_msg }) => {
-                    server.mark_alive();
-                    let reason = match server_msg {
-                        Some(message) => format!("{reason}: {message}"),
-                        None => reason.to_string(),
-                    };
-                    return (Outcome::Reject(Reason::Refused(reason)), name);
-                }
-                Err(e) => {
-                    tracing::warn!(server = %server.name, error = %e, "TACACS+ server unavailable; marked dead");
-                    server.mark_dead(self.dead_time);
-                    crate::telemetry::upstream_dead("tacacs", &server.name);
-                }
+            if let Some(outcome) = self.tacacs_answer(server, answer) {
+                return (outcome, name);
             }
         }
         (
             Outcome::Unavailable("no TACACS+ server answered".into()),
             None,
         )
+    }
+
+    /// What one TACACS+ server's answer (after the request metric) makes of the method:
+    /// `None` when the server failed (it is marked dead) and the next one is tried.
+    fn tacacs_answer(
+        &self,
+        server: &Remote<TacacsClient>,
+        answer: Result<tacacs_client::Answer, tacacs_client::ClientError>,
+    ) -> Option<Outcome> {
+        if matches!(
+            &answer,
+            Err(tacacs_client::ClientError::Malformed { .. }
+                | tacacs_client::ClientError::Session { .. }
+                | tacacs_client::ClientError::UnexpectedStatus { .. }
+                | tacacs_client::ClientError::TooManyRounds)
+        ) {
+            crate::telemetry::upstream_invalid_reply("tacacs", &server.name);
+        }
+        match answer {
+            Ok(tacacs_client::Answer::Accept { av_pairs, .. }) => {
+                server.mark_alive();
+                let roles = roles::tacacs_roles(&self.tacacs_mappings, &av_pairs);
+                Some(self.with_default_role(roles))
+            }
+            Ok(tacacs_client::Answer::Reject { reason, server_msg }) => {
+                server.mark_alive();
+                let reason = match server_msg {
+                    Some(message) => format!("{reason}: {message}"),
+                    None => reason.to_string(),
+                };
+                Some(Outcome::Reject(Reason::Refused(reason)))
+            }
+            Err(tacacs_client::ClientError::TooManyHeld) => Some(Outcome::Unavailable(
+                "too many TACACS+ sessions waiting for answers".into(),
+            )),
+            Ok(tacacs_client::Answer::Challenge { prompt, echo, held }) => {
+                server.mark_alive();
+                Some(Outcome::Challenge(Challenge {
+                    server: server.name.clone(),
+                    state: Vec::new(),
+                    messages: prompt.into_iter().collect(),
+                    echo,
+                    held: Some(held),
+                }))
+            }
+            Err(e) => {
+                tracing::warn!(server = %server.name, error = %e, "TACACS+ server unavailable; marked dead");
+                server.mark_dead(self.dead_time);
+                crate::telemetry::upstream_dead("tacacs", &server.name);
+                None
+            }
+        }
+    }
+}
+
+/// The `result` label of a TACACS+ server's answer in the request metric.
+fn tacacs_answer_label(
+    answer: &Result<tacacs_client::Answer, tacacs_client::ClientError>,
+) -> &'static str {
+    match answer {
+        Ok(tacacs_client::Answer::Accept { .. }) => "accept",
+        Ok(tacacs_client::Answer::Reject { .. }) => "reject",
+        Ok(tacacs_client::Answer::Challenge { .. }) => "challenge",
+        Err(tacacs_client::ClientError::Timeout { .. }) => "timeout",
+        Err(_) => "error",
     }
 }
 

@@ -151,6 +151,7 @@ mod tests {
             state: b"upstream".to_vec(),
             messages: vec!["Enter your token code".into()],
             echo: false,
+            held: None,
         }
     }
 

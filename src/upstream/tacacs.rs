@@ -33,6 +33,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_protocol::tacacs::{
@@ -136,6 +137,75 @@ pub enum Answer {
         /// The server's server_msg, if not empty.
         server_msg: Option<String>,
     },
+    /// After the password, the server asks for more (GETDATA, GETPASS or GETUSER: a token
+    /// code, a new password): the session is held open for the user's answer
+    /// ([`TacacsClient::continue_login`]).
+    Challenge {
+        /// The server's prompt (its server_msg), if not empty.
+        prompt: Option<String>,
+        /// Whether the answer may be shown as it is typed (the NOECHO flag is clear).
+        echo: bool,
+        /// The session, held.
+        held: HeldSession,
+    },
+}
+
+/// Authentication sessions held open for a user's answer, at most.
+pub const MAX_HELD: usize = 256;
+
+/// Sessions held now, process-wide.
+static HELD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// An authentication session a server continued with a prompt after the password, held open
+/// until the user answers; one of [`MAX_HELD`]. Dropping it closes the connection.
+pub struct Held {
+    conn: Connection,
+    /// The header of the last packet sent.
+    header: Header,
+    user: String,
+    rem_addr: String,
+    auth_service: String,
+}
+
+impl fmt::Debug for Held {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Held")
+            .field("server", &self.conn.spec.addr)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HELD.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A held session, shared by the clones of the challenge that carries it; the first answer
+/// takes it.
+#[derive(Clone)]
+pub struct HeldSession(Arc<std::sync::Mutex<Option<Held>>>);
+
+impl HeldSession {
+    /// The session, unless it was taken already.
+    pub fn take(&self) -> Option<Held> {
+        crate::sync::lock(&self.0).take()
+    }
+}
+
+impl PartialEq for HeldSession {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for HeldSession {}
+
+impl fmt::Debug for HeldSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HeldSession")
+    }
 }
 
 /// Which step refused the login.
@@ -238,6 +308,10 @@ pub enum ClientError {
     /// The ASCII dialogue went on for more than [`MAX_ASCII_ROUNDS`] replies.
     #[error("ASCII login still prompting after {MAX_ASCII_ROUNDS} replies")]
     TooManyRounds,
+    /// The server prompted after the password while [`MAX_HELD`] sessions were already held
+    /// for answers: this one was aborted. The server is not at fault.
+    #[error("too many TACACS+ sessions waiting for the user's answer")]
+    TooManyHeld,
     /// The request cannot be encoded: user, port, rem_addr, PAP password or an argument over
     /// 255 octets (RFC 8907 §5.1, §6.1).
     #[error("request not representable: {0}")]
@@ -265,13 +339,15 @@ impl ClientError {
 /// A client for one upstream TACACS+ server.
 #[derive(Debug)]
 pub struct TacacsClient {
-    spec: ServerSpec,
+    spec: Arc<ServerSpec>,
 }
 
 impl TacacsClient {
     /// A client for `spec`; connections are opened per login.
     pub fn new(spec: ServerSpec) -> Self {
-        TacacsClient { spec }
+        TacacsClient {
+            spec: Arc::new(spec),
+        }
     }
 
     /// The server this client talks to.
@@ -289,18 +365,77 @@ impl TacacsClient {
         auth_service: &str,
     ) -> Result<Answer, ClientError> {
         let result = self.login(user, password, rem_addr, auth_service).await;
-        match &result {
+        self.log(user, &result);
+        result
+    }
+
+    /// Sends `response`, the user's answer to the prompt of `held`, in its session, and goes
+    /// on as the login would: PASS (then authorization), FAIL, or another prompt.
+    pub async fn continue_login(&self, held: Held, response: &[u8]) -> Result<Answer, ClientError> {
+        let user = held.user.clone();
+        let result = self.resume(held, response).await;
+        self.log(&user, &result);
+        result
+    }
+
+    async fn resume(&self, mut held: Held, response: &[u8]) -> Result<Answer, ClientError> {
+        let header = following(&held.header, Stage::Authentication)?;
+        let cont = authen::Continue {
+            flags: authen::ContinueFlags::empty(),
+            user_msg: response,
+            data: b"",
+        };
+        held.conn
+            .write(&encode(&header, &cont, &self.spec.key)?)
+            .await?;
+        held.header = header;
+        let ending = self
+            .converse(&mut held.conn, held.header, &held.user, None)
+            .await?;
+        let (user, rem_addr, auth_service) = (
+            std::mem::take(&mut held.user),
+            std::mem::take(&mut held.rem_addr),
+            std::mem::take(&mut held.auth_service),
+        );
+        match ending {
+            Ending::Prompt {
+                header,
+                server_msg,
+                echo,
+            } => {
+                held.header = header;
+                held.user = user;
+                held.rem_addr = rem_addr;
+                held.auth_service = auth_service;
+                Ok(Answer::Challenge {
+                    prompt: server_msg,
+                    echo,
+                    held: HeldSession(Arc::new(std::sync::Mutex::new(Some(held)))),
+                })
+            }
+            ending => {
+                drop(held);
+                self.after_authentication(ending, None, &user, &rem_addr, &auth_service)
+                    .await
+            }
+        }
+    }
+
+    fn log(&self, user: &str, result: &Result<Answer, ClientError>) {
+        match result {
             Ok(Answer::Accept { av_pairs, .. }) => tracing::debug!(
                 server = %self.spec.addr, user, av_pairs = av_pairs.len(), "TACACS+ accept"
             ),
             Ok(Answer::Reject { reason, .. }) => tracing::debug!(
                 server = %self.spec.addr, user, %reason, "TACACS+ reject"
             ),
+            Ok(Answer::Challenge { .. }) => tracing::debug!(
+                server = %self.spec.addr, user, "TACACS+ prompt after the password"
+            ),
             Err(e) => tracing::debug!(
                 server = %self.spec.addr, user, error = %e, "TACACS+ server unavailable"
             ),
         }
-        result
     }
 
     async fn login(
@@ -310,12 +445,56 @@ impl TacacsClient {
         rem_addr: &str,
         auth_service: &str,
     ) -> Result<Answer, ClientError> {
-        let authen_msg = match self.authentication(user, password, rem_addr).await? {
+        let (ending, conn) = self.authentication(user, password, rem_addr).await?;
+        self.after_authentication(ending, conn, user, rem_addr, auth_service)
+            .await
+    }
+
+    /// What follows an authentication session: a reject, the held session of a prompt (with
+    /// its connection `conn`), or the authorization of an accepted user.
+    async fn after_authentication(
+        &self,
+        ending: Ending,
+        conn: Option<Connection>,
+        user: &str,
+        rem_addr: &str,
+        auth_service: &str,
+    ) -> Result<Answer, ClientError> {
+        let authen_msg = match ending {
             Ending::Pass(msg) => msg,
             Ending::Fail(msg) => {
                 return Ok(Answer::Reject {
                     reason: RejectReason::AuthenticationFailed,
                     server_msg: msg,
+                });
+            }
+            Ending::Prompt {
+                header,
+                server_msg,
+                echo,
+            } => {
+                let Some(conn) = conn else {
+                    return Err(unexpected(Stage::Authentication, authen::Status::GetData));
+                };
+                // Bounded: past MAX_HELD, the server is answered with an ABORT.
+                if HELD.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= MAX_HELD {
+                    HELD.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    let mut conn = conn;
+                    let next = following(&header, Stage::Authentication)?;
+                    conn.abort(&next, b"too many sessions waiting").await;
+                    return Err(ClientError::TooManyHeld);
+                }
+                let held = Held {
+                    conn,
+                    header,
+                    user: user.to_string(),
+                    rem_addr: rem_addr.to_string(),
+                    auth_service: auth_service.to_string(),
+                };
+                return Ok(Answer::Challenge {
+                    prompt: server_msg,
+                    echo,
+                    held: HeldSession(Arc::new(std::sync::Mutex::new(Some(held)))),
                 });
             }
         };
@@ -353,10 +532,10 @@ impl TacacsClient {
         user: &str,
         password: &[u8],
         rem_addr: &str,
-    ) -> Result<Ending, ClientError> {
+    ) -> Result<(Ending, Option<Connection>), ClientError> {
         let stage = Stage::Authentication;
         let protocol = self.spec.protocol;
-        let mut header = Header::request(
+        let header = Header::request(
             PacketType::Authentication,
             protocol.version(),
             // RFC 8907 §4.5: never TAC_PLUS_UNENCRYPTED_FLAG; no Single Connection Mode.
@@ -383,41 +562,76 @@ impl TacacsClient {
         // Encoded before connecting: an unrepresentable request never reaches the server.
         let start = encode(&header, &start, &self.spec.key)?;
         tracing::debug!(server = %self.spec.addr, user, ?protocol, "TACACS+ authentication START");
-        let mut conn = Connection::open(&self.spec, stage).await?;
+        let mut conn = Connection::open(Arc::clone(&self.spec), stage).await?;
         conn.write(&start).await?;
+        let ending = self
+            .converse(&mut conn, header, user, Some(password))
+            .await?;
+        let conn = matches!(ending, Ending::Prompt { .. }).then_some(conn);
+        Ok((ending, conn))
+    }
 
+    /// Reads the server's replies in an authentication session whose last packet sent had
+    /// `header`, answering its prompts: GETUSER with `user`, GETPASS with `password` while it
+    /// is not sent yet (`None` once it is). A prompt after the password ends the exchange
+    /// for now ([`Ending::Prompt`]): it is the user's to answer.
+    async fn converse(
+        &self,
+        conn: &mut Connection,
+        mut header: Header,
+        user: &str,
+        mut password: Option<&[u8]>,
+    ) -> Result<Ending, ClientError> {
+        let stage = Stage::Authentication;
+        let protocol = self.spec.protocol;
         for _ in 0..MAX_ASCII_ROUNDS {
             let packet = conn.receive(&header).await?;
             let reply = authen::Reply::parse(packet.body())
                 .map_err(|source| ClientError::Malformed { stage, source })?;
             let server_msg = text(reply.server_msg);
-            let answer: &[u8] = match (reply.status, protocol) {
-                (authen::Status::Pass, _) => return Ok(Ending::Pass(server_msg)),
-                (authen::Status::Fail, _) => return Ok(Ending::Fail(server_msg)),
-                (authen::Status::Error, _) => {
+            let answer: &[u8] = match (reply.status, protocol, password) {
+                (authen::Status::Pass, ..) => return Ok(Ending::Pass(server_msg)),
+                (authen::Status::Fail, ..) => return Ok(Ending::Fail(server_msg)),
+                (authen::Status::Error, ..) => {
                     return Err(server_status(stage, "ERROR", server_msg));
                 }
                 // RFC 8907 §5.2: FOLLOW (deprecated) names other servers; they are not
                 // contacted, the configured order alone decides.
-                (authen::Status::Follow, _) => {
+                (authen::Status::Follow, ..) => {
                     return Err(server_status(stage, "FOLLOW", server_msg));
                 }
                 // RFC 8907 §5.2: RESTART asks for another authen_type; only the configured
                 // one is used.
-                (authen::Status::Restart, _) => {
+                (authen::Status::Restart, ..) => {
                     return Err(server_status(stage, "RESTART", server_msg));
                 }
                 // RFC 8907 §5.4.2.1: GETUSER and GETPASS are answered with a CONTINUE.
-                (authen::Status::GetUser, Protocol::Ascii) => user.as_bytes(),
-                (authen::Status::GetPass, Protocol::Ascii) => password,
-                (authen::Status::GetData, Protocol::Ascii) => {
+                (authen::Status::GetUser, Protocol::Ascii, Some(_)) => user.as_bytes(),
+                (authen::Status::GetPass, Protocol::Ascii, Some(secret)) => {
+                    password = None;
+                    secret
+                }
+                // RFC 8907 §5.4.2.1: after the password, any prompt (a token code, a new
+                // password) is the user's to answer: the session is held.
+                (
+                    authen::Status::GetData | authen::Status::GetPass | authen::Status::GetUser,
+                    Protocol::Ascii,
+                    None,
+                ) => {
+                    return Ok(Ending::Prompt {
+                        header,
+                        server_msg,
+                        echo: !reply.flags.contains(authen::ReplyFlags::NO_ECHO),
+                    });
+                }
+                (authen::Status::GetData, Protocol::Ascii, Some(_)) => {
                     // RFC 8907 §5.4.3: the client ends the session with the ABORT flag.
                     let next = following(&header, stage)?;
                     conn.abort(&next, b"GETDATA not supported").await;
                     return Err(unexpected(stage, reply.status));
                 }
                 // RFC 8907 §5.4.2.2: PAP is a single START/REPLY exchange.
-                (status, _) => return Err(unexpected(stage, status)),
+                (status, ..) => return Err(unexpected(stage, status)),
             };
             tracing::debug!(
                 server = %self.spec.addr,
@@ -464,7 +678,7 @@ impl TacacsClient {
         };
         let request = encode(&header, &request, &self.spec.key)?;
         tracing::debug!(server = %self.spec.addr, user, auth_service, "TACACS+ authorization REQUEST");
-        let mut conn = Connection::open(&self.spec, stage).await?;
+        let mut conn = Connection::open(Arc::clone(&self.spec), stage).await?;
         conn.write(&request).await?;
         let packet = conn.receive(&header).await?;
         let response = author::Response::parse(packet.body())
@@ -493,17 +707,26 @@ enum Ending {
     Pass(Option<String>),
     /// FAIL, with its server_msg.
     Fail(Option<String>),
+    /// A prompt after the password, for the user to answer.
+    Prompt {
+        /// The header of the last packet sent.
+        header: Header,
+        /// The prompt.
+        server_msg: Option<String>,
+        /// Whether the answer may be echoed.
+        echo: bool,
+    },
 }
 
 /// One TCP connection carrying one session.
-struct Connection<'a> {
+struct Connection {
     stream: TcpStream,
-    spec: &'a ServerSpec,
+    spec: Arc<ServerSpec>,
     stage: Stage,
 }
 
-impl<'a> Connection<'a> {
-    async fn open(spec: &'a ServerSpec, stage: Stage) -> Result<Connection<'a>, ClientError> {
+impl Connection {
+    async fn open(spec: Arc<ServerSpec>, stage: Stage) -> Result<Connection, ClientError> {
         let stream = tokio::time::timeout(spec.timeout, TcpStream::connect(spec.addr))
             .await
             .map_err(|_elapsed| ClientError::Timeout {

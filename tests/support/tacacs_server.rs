@@ -133,6 +133,9 @@ pub struct Config {
     pub users: Vec<User>,
     /// Ask GETUSER in ASCII logins even when the START names the user.
     pub ascii_ask_user: bool,
+    /// In ASCII logins, after a right password: GETDATA "Token code: " (NOECHO), and PASS
+    /// only for this answer.
+    pub token: Option<String>,
     /// Replaces the first authentication reply of each session.
     pub authen_misbehaviour: Option<Misbehaviour>,
     /// Replaces the authorization reply.
@@ -146,6 +149,7 @@ impl Config {
             key: KEY.into(),
             users,
             ascii_ask_user: false,
+            token: None,
             authen_misbehaviour: None,
             author_misbehaviour: None,
         }
@@ -303,6 +307,8 @@ enum Ascii {
     AwaitUser,
     /// GETPASS sent for this user.
     AwaitPass(String),
+    /// GETDATA (the token code) sent for this user.
+    AwaitToken(String),
 }
 
 /// Serves one connection: one session, at most [`MAX_PACKETS`] packets.
@@ -515,8 +521,22 @@ fn authen_continue(
             (authen::Status::GetPass, name)
         }
         Ascii::AwaitPass(name) if check(config, &name, cont.user_msg) => {
+            if config.token.is_some() {
+                *ascii = Ascii::AwaitToken(name.clone());
+                (authen::Status::GetData, name)
+            } else {
+                (authen::Status::Pass, name)
+            }
+        }
+        Ascii::AwaitToken(name)
+            if config
+                .token
+                .as_ref()
+                .is_some_and(|token| token.as_bytes() == cont.user_msg) =>
+        {
             (authen::Status::Pass, name)
         }
+        Ascii::AwaitToken(name) => (authen::Status::Fail, name),
         Ascii::AwaitPass(name) => (authen::Status::Fail, name),
         Ascii::Idle => (authen::Status::Error, String::new()),
     };
@@ -544,12 +564,15 @@ fn authen_reply(
         authen::Status::Fail => "authentication failed".into(),
         authen::Status::GetUser => "Username: ".into(),
         authen::Status::GetPass => "Password: ".into(),
+        authen::Status::GetData if config.token.is_some() => "Token code: ".into(),
         authen::Status::GetData => "Token: ".into(),
         authen::Status::Error => "server error".into(),
         _ => String::new(),
     };
-    // RFC 8907 §5.2: NOECHO for the password prompt only.
-    let flags = if status == authen::Status::GetPass {
+    // RFC 8907 §5.2: NOECHO for the password and token prompts.
+    let flags = if status == authen::Status::GetPass
+        || (status == authen::Status::GetData && config.token.is_some())
+    {
         authen::ReplyFlags::NO_ECHO
     } else {
         authen::ReplyFlags::empty()
