@@ -217,6 +217,7 @@ impl Server {
                 }
             })
         });
+        spawn_prober(&state.store, on_stop());
         tracing::info!("listening on https://{api_addr}");
         // Every listener is bound and the configuration is loaded.
         notifier.notify("READY=1");
@@ -244,4 +245,30 @@ impl Server {
         crate::audit::flush();
         served.map_err(ServeError::from)
     }
+}
+
+/// How often the prober looks for dead RADIUS servers due for a Status-Server.
+const PROBE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Probes the dead RADIUS servers of the live engine with Status-Server every
+/// `authentication.probe_interval` seconds ([`crate::engine::Engine::probe_dead`]), until
+/// `stop`.
+fn spawn_prober(store: &crate::api::Store, stop: impl Future<Output = ()> + Send + 'static) {
+    let store = Arc::clone(&store.0);
+    tokio::spawn(async move {
+        let mut stop = std::pin::pin!(stop);
+        let mut ticks = tokio::time::interval(PROBE_TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = ticks.tick() => {}
+            }
+            let live = store.current();
+            let interval = std::time::Duration::from_secs(u64::from(
+                live.config.authentication.probe_interval,
+            ));
+            live.engine.probe_dead(interval).await;
+        }
+    });
 }

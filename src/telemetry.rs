@@ -336,6 +336,10 @@ fn describe() {
         "Times an upstream server was marked dead"
     );
     describe_counter!(
+        "portcullis_upstream_revived_total",
+        "Times a dead upstream server answered a Status-Server probe and was revived"
+    );
+    describe_counter!(
         "portcullis_http_requests_total",
         "REST requests by route template, method and status"
     );
@@ -460,6 +464,12 @@ pub fn upstream_retransmit(server: &str) {
 /// A reply from an upstream server that was dropped.
 pub fn upstream_invalid_reply(protocol: &'static str, server: &str) {
     metrics::counter!("portcullis_upstream_invalid_replies_total", "protocol" => protocol, "server" => server.to_owned())
+        .increment(1);
+}
+
+/// An upstream server found alive again by a probe.
+pub fn upstream_revived(protocol: &'static str, server: &str) {
+    metrics::counter!("portcullis_upstream_revived_total", "protocol" => protocol, "server" => server.to_owned())
         .increment(1);
 }
 

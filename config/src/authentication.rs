@@ -20,6 +20,10 @@ pub const MAX_TOKEN_LIFETIME: u32 = 7 * 24 * 3600;
 pub const DEFAULT_CHALLENGE_TIMEOUT: u32 = 120;
 /// The longest `challenge_timeout`: ten minutes.
 pub const MAX_CHALLENGE_TIMEOUT: u32 = 600;
+/// Seconds between Status-Server probes of a dead RADIUS server by default.
+pub const DEFAULT_PROBE_INTERVAL: u32 = 10;
+/// The longest `probe_interval`: an hour.
+pub const MAX_PROBE_INTERVAL: u32 = 3600;
 
 /// `[authentication]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +52,11 @@ pub struct Authentication {
     /// new PIN, a push approval) is waited for, 1..=600: the partial token or State handed
     /// to the user expires with it.
     pub challenge_timeout: u32,
+    /// Seconds between Status-Server probes (RFC 5997) of a RADIUS server marked dead,
+    /// 0..=3600 (0: never probe). A valid answer revives the server at once, so no login pays
+    /// its timeout to find out; a server that never answers Status-Server stays dead for
+    /// `dead_time`.
+    pub probe_interval: u32,
 }
 
 impl Default for Authentication {
@@ -59,6 +68,7 @@ impl Default for Authentication {
             default_role: None,
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
             challenge_timeout: DEFAULT_CHALLENGE_TIMEOUT,
+            probe_interval: DEFAULT_PROBE_INTERVAL,
         }
     }
 }
@@ -82,6 +92,12 @@ impl Authentication {
             );
         }
         report.range("authentication.dead_time", self.dead_time, 0, MAX_DEAD_TIME);
+        report.range(
+            "authentication.probe_interval",
+            self.probe_interval,
+            0,
+            MAX_PROBE_INTERVAL,
+        );
         report.range(
             "authentication.challenge_timeout",
             self.challenge_timeout,

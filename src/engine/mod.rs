@@ -174,6 +174,20 @@ impl<C> Remote<C> {
     fn mark_alive(&self) {
         *lock(&self.learned.dead_until) = None;
     }
+
+    /// Whether it is dead at `now` and was not probed within `interval` (and marks it
+    /// probed now if so).
+    fn due_for_probe(&self, now: Instant, interval: Duration) -> bool {
+        if interval.is_zero() || !self.is_dead(now) {
+            return false;
+        }
+        let mut probed = lock(&self.learned.probed);
+        if probed.is_some_and(|at| now.saturating_duration_since(at) < interval) {
+            return false;
+        }
+        *probed = Some(now);
+        true
+    }
 }
 
 /// Who a server is, for [`Memory`]: a changed address or secret is another server, which
@@ -681,6 +695,36 @@ impl Engine {
                 None
             }
         }
+    }
+
+    /// Probes every RADIUS server marked dead and not probed within `interval` with a
+    /// Status-Server (RFC 5997); one that answers is alive again. Returns how many
+    /// were revived.
+    pub async fn probe_dead(&self, interval: Duration) -> usize {
+        let now = Instant::now();
+        let due: Vec<&Remote<RadiusClient>> = self
+            .radius
+            .iter()
+            .filter(|server| server.due_for_probe(now, interval))
+            .collect();
+        let timeout = self.radius_options.timeout;
+        let mut revived = 0;
+        // One after the other: dead servers are few, and each probe waits one timeout.
+        for server in due {
+            match server.client.probe(timeout).await {
+                Ok(true) => {
+                    server.mark_alive();
+                    tracing::info!(server = %server.name, "RADIUS server answered Status-Server; alive again");
+                    crate::telemetry::upstream_revived("radius", &server.name);
+                    revived += 1;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(server = %server.name, error = %e, "Status-Server probe failed");
+                }
+            }
+        }
+        revived
     }
 
     /// Sends `response`, the user's answer to `challenge`, to the server that sent it (and

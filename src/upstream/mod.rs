@@ -21,4 +21,6 @@ pub struct Learned {
     pub signed_seen: AtomicBool,
     /// An unsigned RADIUS reply was accepted and reported once.
     pub unsigned_warned: AtomicBool,
+    /// When the dead server was last probed with Status-Server.
+    pub probed: Mutex<Option<Instant>>,
 }

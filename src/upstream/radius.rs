@@ -263,6 +263,39 @@ impl RadiusClient {
             .await
     }
 
+    /// Asks the server whether it is alive with a Status-Server (RFC 5997: a random Request
+    /// Authenticator, a Message-Authenticator, nothing else), sent once. True when a reply
+    /// that passes the same checks as a login reply (authenticators, Identifier, the
+    /// Message-Authenticator requirement) comes back within `timeout` as an Access-Accept.
+    pub async fn probe(&self, timeout: Duration) -> Result<bool, ClientError> {
+        let mut lease = self.lease()?;
+        let mut authenticator = [0u8; 16];
+        getrandom::fill(&mut authenticator).map_err(ClientError::Rng)?;
+        let mut buf = [0u8; 64];
+        let mut b = Builder::new(&mut buf, Code::StatusServer, lease.id, &authenticator)
+            .map_err(ClientError::Encode)?;
+        b.message_authenticator().map_err(ClientError::Encode)?;
+        let len = b
+            .finish_request(&self.spec.secret)
+            .map_err(ClientError::Encode)?;
+        let request = buf.get(..len).unwrap_or_default();
+        if let Err(e) = lease.channel.socket.send(request).await {
+            tracing::debug!(server = %self.spec.addr, error = %e, "Status-Server not sent");
+            return Ok(false);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, lease.recv()).await {
+                Err(_) | Ok(None) => return Ok(false),
+                Ok(Some(datagram)) => match self.accept_reply(datagram, lease.id, &authenticator) {
+                    Some(Answer::Accept(_)) => return Ok(true),
+                    Some(_) => return Ok(false),
+                    None => {}
+                },
+            }
+        }
+    }
+
     async fn exchange(
         &self,
         user: &str,

@@ -187,6 +187,34 @@ impl FreeRadius {
         panic!("FreeRADIUS did not start; its output:\n{last_log}");
     }
 
+    /// Stops the server (it keeps its ports, configuration and log).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the stopped server again on the same ports with the same configuration; the
+    /// log starts afresh. Panics if it is not ready within 10 s.
+    pub fn restart(&mut self) {
+        self.stop();
+        let log = fs::File::create(self.log_path()).expect("the log");
+        let log_err = log.try_clone().expect("the log");
+        self.child = Command::new(freeradius_binary())
+            .arg("-X")
+            .arg("-d")
+            .arg(self.config_dir())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .expect("spawning freeradius");
+        assert!(
+            self.wait_for_log(READY_LINE, START_TIMEOUT),
+            "FreeRADIUS did not restart:\n{}",
+            self.log()
+        );
+    }
+
     /// The directory holding `radiusd.conf`, `users` and `dictionary`.
     pub fn config_dir(&self) -> PathBuf {
         self.dir.path().join("raddb")

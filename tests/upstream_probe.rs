@@ -1,0 +1,151 @@
+//! Status-Server health checks (RFC 5997) of dead RADIUS servers, through the real daemon: a
+//! FreeRADIUS that died and came back is found alive by a probe, long before `dead_time`, so
+//! the next login goes to it; a server that never answers Status-Server stays dead for
+//! `dead_time`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use portcullis_protocol::radius::{Builder, Code, Packet, Secret, attr_type};
+use serde_json::json;
+use support::daemon::{ADMIN_PASSWORD, Auth, Daemon};
+use support::freeradius::{ALICE_PASSWORD, DEFAULT_SECRET, DEFAULT_USERS, FreeRadius};
+use support::scripted_radius::Scripted;
+
+/// Two RADIUS servers, `primary` tried first; a dead one stays dead for 300 s unless a
+/// probe (every second) finds it alive.
+fn config(primary: SocketAddr, secondary: SocketAddr) -> String {
+    let hash = portcullis::engine::local::hash_password(ADMIN_PASSWORD.as_bytes()).unwrap();
+    format!(
+        r#"
+[authentication]
+current_sequence = 3
+dead_time = 300
+probe_interval = 1
+
+[radius.settings]
+connection_timeout = 1
+max_number_of_tries = 1
+
+[[radius.servers]]
+id = 1
+order = 1
+address = "{}"
+port = {}
+secret = "{DEFAULT_SECRET}"
+
+[[radius.servers]]
+id = 2
+order = 2
+address = "{}"
+port = {}
+secret = "{DEFAULT_SECRET}"
+
+[[radius.role_mappings]]
+role = "Administrator"
+attribute = 25
+attribute_value = "admins"
+
+[[local_users]]
+name = "admin"
+password_hash = "{hash}"
+roles = ["Administrator"]
+"#,
+        primary.ip(),
+        primary.port(),
+        secondary.ip(),
+        secondary.port()
+    )
+}
+
+/// Which server accepted `alice`.
+fn accepted_by(daemon: &Daemon) -> String {
+    let answer = daemon.request(
+        "POST",
+        "/api/auth/1.0/login",
+        Auth::None,
+        Some(&json!({"username": "alice", "password": ALICE_PASSWORD}).to_string()),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.json()["server"].as_str().unwrap().to_string()
+}
+
+/// `portcullis_upstream_revived_total` of `server`.
+fn revived(daemon: &Daemon, server: SocketAddr) -> u64 {
+    let metrics = daemon.request("GET", "/metrics", Auth::None, None);
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
+    let label = format!("server=\"{server}\"");
+    metrics
+        .body
+        .lines()
+        .filter(|l| l.starts_with("portcullis_upstream_revived_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+#[test]
+fn a_server_back_from_the_dead_is_found_by_status_server_before_dead_time() {
+    let mut primary = FreeRadius::start(DEFAULT_USERS);
+    let secondary = FreeRadius::start(DEFAULT_USERS);
+    let daemon = Daemon::start(Some(&config(primary.auth_addr, secondary.auth_addr)));
+    assert_eq!(accepted_by(&daemon), primary.auth_addr.to_string());
+
+    // Down: one login waits out its timeout and the primary is marked dead for 300 s.
+    primary.stop();
+    assert_eq!(accepted_by(&daemon), secondary.auth_addr.to_string());
+    assert_eq!(accepted_by(&daemon), secondary.auth_addr.to_string());
+
+    // Back: a probe finds it long before dead_time is over.
+    primary.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while revived(&daemon, primary.auth_addr) == 0 {
+        assert!(Instant::now() < deadline, "{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(primary.log().contains("Status-Server"), "{}", primary.log());
+    assert_eq!(accepted_by(&daemon), primary.auth_addr.to_string());
+}
+
+#[test]
+fn a_server_that_ignores_status_server_stays_dead_for_dead_time() {
+    // Silent to the first Access-Request (so it is marked dead) and to every Status-Server;
+    // it accepts later Access-Requests.
+    let ignoring = Scripted::start(Box::new(|request, nth| {
+        let packet = Packet::new_checked(request).unwrap();
+        if nth == 0 || packet.code() != Code::AccessRequest {
+            return vec![];
+        }
+        let mut buf = [0u8; 4096];
+        let mut b =
+            Builder::new(&mut buf, Code::AccessAccept, packet.identifier(), &[0; 16]).unwrap();
+        b.message_authenticator().unwrap();
+        b.attribute(attr_type::CLASS, b"admins").unwrap();
+        let len = b
+            .finish_reply(
+                &packet.authenticator(),
+                &Secret::new(DEFAULT_SECRET.as_bytes()),
+            )
+            .unwrap();
+        vec![buf[..len].to_vec()]
+    }));
+    let secondary = FreeRadius::start(DEFAULT_USERS);
+    let daemon = Daemon::start(Some(&config(ignoring.addr, secondary.auth_addr)));
+    assert_eq!(accepted_by(&daemon), secondary.auth_addr.to_string());
+
+    // Probed (every second), never answering: after several probes it is still dead.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ignoring.requests() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "{} requests",
+            ignoring.requests()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(revived(&daemon, ignoring.addr), 0);
+    assert_eq!(accepted_by(&daemon), secondary.auth_addr.to_string());
+}
