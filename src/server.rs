@@ -251,8 +251,8 @@ impl Server {
 const PROBE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Probes the dead RADIUS servers of the live engine with Status-Server every
-/// `authentication.probe_interval` seconds ([`crate::engine::Engine::probe_dead`]), until
-/// `stop`.
+/// `authentication.probe_interval` seconds ([`crate::engine::Engine::probe_dead`]) and keeps
+/// the `portcullis_upstream_up` gauges current, until `stop`.
 fn spawn_prober(store: &crate::api::Store, stop: impl Future<Output = ()> + Send + 'static) {
     let store = Arc::clone(&store.0);
     tokio::spawn(async move {
@@ -269,6 +269,8 @@ fn spawn_prober(store: &crate::api::Store, stop: impl Future<Output = ()> + Send
                 live.config.authentication.probe_interval,
             ));
             live.engine.probe_dead(interval).await;
+            // Keeps the portcullis_upstream_up gauges current.
+            live.engine.health();
         }
     });
 }

@@ -335,6 +335,10 @@ fn describe() {
         "portcullis_upstream_marked_dead_total",
         "Times an upstream server was marked dead"
     );
+    metrics::describe_gauge!(
+        "portcullis_upstream_up",
+        "Whether an upstream server is alive (1) or marked dead (0), as of the last health report or probe round"
+    );
     describe_counter!(
         "portcullis_upstream_revived_total",
         "Times a dead upstream server answered a Status-Server probe and was revived"
@@ -465,6 +469,12 @@ pub fn upstream_retransmit(server: &str) {
 pub fn upstream_invalid_reply(protocol: &'static str, server: &str) {
     metrics::counter!("portcullis_upstream_invalid_replies_total", "protocol" => protocol, "server" => server.to_owned())
         .increment(1);
+}
+
+/// Whether an upstream server is alive (1) or marked dead (0), as last reported.
+pub fn upstream_up(protocol: &'static str, server: &str, alive: bool) {
+    metrics::gauge!("portcullis_upstream_up", "protocol" => protocol, "server" => server.to_owned())
+        .set(if alive { 1.0 } else { 0.0 });
 }
 
 /// An upstream server found alive again by a probe.

@@ -98,6 +98,11 @@ fn a_server_back_from_the_dead_is_found_by_status_server_before_dead_time() {
     primary.stop();
     assert_eq!(accepted_by(&daemon), secondary.auth_addr.to_string());
     assert_eq!(accepted_by(&daemon), secondary.auth_addr.to_string());
+    let down = health(&daemon);
+    assert_eq!(down.len(), 2, "{down:?}");
+    assert_eq!(down[0]["alive"], false, "{down:?}");
+    assert!(down[0]["dead_for"].as_u64().unwrap() > 200, "{down:?}");
+    assert_eq!(down[1]["alive"], true, "{down:?}");
 
     // Back: a probe finds it long before dead_time is over.
     primary.restart();
@@ -108,6 +113,26 @@ fn a_server_back_from_the_dead_is_found_by_status_server_before_dead_time() {
     }
     assert!(primary.log().contains("Status-Server"), "{}", primary.log());
     assert_eq!(accepted_by(&daemon), primary.auth_addr.to_string());
+    let health = health(&daemon);
+    assert_eq!(
+        health[0]["server"],
+        primary.auth_addr.to_string(),
+        "{health:?}"
+    );
+    assert_eq!(health[0]["alive"], true, "{health:?}");
+    assert!(health[0]["last_answer"].is_string(), "{health:?}");
+}
+
+/// The server_health route's list.
+fn health(daemon: &Daemon) -> Vec<serde_json::Value> {
+    let answer = daemon.request(
+        "GET",
+        "/api/mgmt.remote_authentication/1.0/server_health",
+        Auth::Basic("admin", ADMIN_PASSWORD),
+        None,
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.json()["servers"].as_array().unwrap().clone()
 }
 
 #[test]
@@ -148,4 +173,13 @@ fn a_server_that_ignores_status_server_stays_dead_for_dead_time() {
     }
     assert_eq!(revived(&daemon, ignoring.addr), 0);
     assert_eq!(accepted_by(&daemon), secondary.auth_addr.to_string());
+    assert_eq!(health(&daemon)[0]["alive"], false);
+    let metrics = daemon.request("GET", "/metrics", Auth::None, None).body;
+    assert!(
+        metrics.contains(&format!(
+            "portcullis_upstream_up{{protocol=\"radius\",server=\"{}\"}} 0",
+            ignoring.addr
+        )),
+        "{metrics}"
+    );
 }

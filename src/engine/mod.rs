@@ -173,6 +173,30 @@ impl<C> Remote<C> {
 
     fn mark_alive(&self) {
         *lock(&self.learned.dead_until) = None;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.learned
+            .answered
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Its health as of `now`.
+    fn health(&self, protocol: &'static str, now: Instant) -> ServerHealth {
+        let dead_for = lock(&self.learned.dead_until)
+            .filter(|until| *until > now)
+            .map(|until| until.saturating_duration_since(now).as_secs().max(1));
+        let answered = self
+            .learned
+            .answered
+            .load(std::sync::atomic::Ordering::Relaxed);
+        ServerHealth {
+            protocol,
+            server: self.name.clone(),
+            alive: dead_for.is_none(),
+            dead_for,
+            last_answer: (answered > 0).then_some(answered),
+        }
     }
 
     /// Whether it is dead at `now` and was not probed within `interval` (and marks it
@@ -188,6 +212,21 @@ impl<C> Remote<C> {
         *probed = Some(now);
         true
     }
+}
+
+/// One upstream server's health, as [`Engine::health`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerHealth {
+    /// `radius` or `tacacs`.
+    pub protocol: &'static str,
+    /// `address:port` as configured.
+    pub server: String,
+    /// Not marked dead.
+    pub alive: bool,
+    /// Seconds it stays marked dead, when it is.
+    pub dead_for: Option<u64>,
+    /// When it last gave a valid answer (Unix seconds), if it has since the daemon started.
+    pub last_answer: Option<u64>,
 }
 
 /// Who a server is, for [`Memory`]: a changed address or secret is another server, which
@@ -695,6 +734,26 @@ impl Engine {
                 None
             }
         }
+    }
+
+    /// The health of every enabled server, RADIUS then TACACS+, each in `order`; also sets
+    /// the `portcullis_upstream_up` gauges.
+    pub fn health(&self) -> Vec<ServerHealth> {
+        let now = Instant::now();
+        let all: Vec<ServerHealth> = self
+            .radius
+            .iter()
+            .map(|server| server.health("radius", now))
+            .chain(
+                self.tacacs
+                    .iter()
+                    .map(|server| server.health("tacacs", now)),
+            )
+            .collect();
+        for server in &all {
+            crate::telemetry::upstream_up(server.protocol, &server.server, server.alive);
+        }
+        all
     }
 
     /// Probes every RADIUS server marked dead and not probed within `interval` with a

@@ -23,4 +23,6 @@ pub struct Learned {
     pub unsigned_warned: AtomicBool,
     /// When the dead server was last probed with Status-Server.
     pub probed: Mutex<Option<Instant>>,
+    /// When the server last gave a valid answer (Unix seconds; 0: never).
+    pub answered: std::sync::atomic::AtomicU64,
 }

@@ -42,6 +42,7 @@ use super::cloak::shown;
 use super::error::{ApiError, ErrorBody};
 
 mod body;
+mod health;
 mod mapping_routes;
 mod mappings;
 mod radius;
@@ -52,6 +53,7 @@ mod tacacs;
 #[allow(clippy::wildcard_imports)]
 use body::*;
 pub use body::{Flag, StringOrNumber};
+pub use health::*;
 pub use mapping_routes::*;
 pub use radius::*;
 pub use sequence::*;
@@ -61,6 +63,7 @@ pub use tacacs::*;
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(list_auth_sequences))
+        .routes(routes!(server_health))
         .routes(routes!(current_auth_sequence, set_current_auth_sequence))
         .routes(routes!(
             list_radius_servers,
