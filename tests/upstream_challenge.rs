@@ -597,3 +597,33 @@ fn an_expired_dialogue_is_not_answered_through_either_door() {
     // FreeRADIUS never saw an answer.
     assert!(!radius.log().contains("User-Password = \"123456\""));
 }
+
+#[test]
+fn a_completed_upstream_challenge_is_the_second_factor() {
+    let radius = FreeRadius::start_with_policy(DEFAULT_USERS, DEFAULT_SECRET, POLICY);
+    let config = format!(
+        "{}\n[mfa.policy]\nrequired = \"all\"\n",
+        config(radius.auth_addr)
+    );
+    let daemon = Daemon::start(Some(&config));
+    let first = challenged(&rest_login(&daemon, PASSWORD), TOKEN_PROMPT);
+    let second = challenged(&rest_answer(&daemon, &first, TOKEN), PIN_PROMPT);
+    // The gateway's own second factor (required for everyone here) is not asked again.
+    let done = rest_answer(&daemon, &second, PIN);
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(done.json()["needTwoFactorAuth"], false, "{}", done.body);
+    let token = done.json()["token"].as_str().unwrap().to_string();
+    let session = daemon.request("GET", "/api/auth/1.0/session", Auth::Bearer(&token), None);
+    assert_eq!(session.status, 200, "{}", session.body);
+
+    // A first factor that ends without a challenge still owes it.
+    let admin = daemon.request(
+        "POST",
+        "/api/auth/1.0/login",
+        Auth::None,
+        Some(&json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string()),
+    );
+    assert_eq!(admin.status, 200, "{}", admin.body);
+    assert_eq!(admin.json()["needTwoFactorAuth"], true, "{}", admin.body);
+    assert!(admin.json().get("challenge").is_none(), "{}", admin.body);
+}
