@@ -93,10 +93,13 @@ async fn pap_accept_returns_the_requested_and_added_av_pairs() {
     );
 
     let received = server.received();
+    // The server did not agree to Single Connection Mode.
     assert_eq!(received.connections, 2, "one connection per session");
     let [start] = &received.starts[..] else {
         panic!("one START expected: {received:?}");
     };
+    // RFC 8907 §4.3: offered on the first packet of every connection.
+    assert!(start.header.flags.contains(Flags::SINGLE_CONNECT));
     // RFC 8907 §5.4.2.2: PAP is minor version 1, data is the password.
     assert_eq!(start.header.version, Version::ONE);
     assert_eq!(start.header.seq_no, 1);
@@ -117,6 +120,7 @@ async fn pap_accept_returns_the_requested_and_added_av_pairs() {
     assert_eq!(author.header.version, Version::DEFAULT);
     assert_eq!(author.header.seq_no, 1);
     assert!(!author.header.flags.contains(Flags::UNENCRYPTED));
+    assert!(author.header.flags.contains(Flags::SINGLE_CONNECT));
     assert_ne!(author.header.session_id, start.header.session_id);
     assert_eq!(author.authen_method, AuthenMethod::TacacsPlus);
     assert_eq!(author.authen_type, AuthenType::Pap);
@@ -546,6 +550,132 @@ async fn concurrent_logins_use_distinct_sessions() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 30, "session_ids must not repeat");
+}
+
+fn single_connect(users: Vec<User>) -> Config {
+    Config {
+        single_connect: true,
+        ..Config::new(users)
+    }
+}
+
+#[tokio::test]
+async fn single_connect_carries_every_session_over_one_connection() {
+    for protocol in [Protocol::Pap, Protocol::Ascii] {
+        let server = TacacsServer::start(single_connect(users()));
+        let client = client(server.addr(), protocol);
+        for _ in 0..5 {
+            let answer = login(&client, "alice", "alice-pw").await.unwrap();
+            assert!(matches!(answer, Answer::Accept { .. }), "{answer:?}");
+            let answer = login(&client, "bob", "wrong").await.unwrap();
+            assert!(matches!(answer, Answer::Reject { .. }), "{answer:?}");
+        }
+        let received = server.received();
+        // 10 authentications and 5 authorizations, one connection.
+        assert_eq!(received.connections, 1, "{protocol:?}: {received:?}");
+        assert_eq!(received.starts.len(), 10);
+        assert_eq!(received.authorizations.len(), 5);
+        let mut ids: Vec<u32> = received
+            .starts
+            .iter()
+            .map(|s| s.header.session_id)
+            .chain(received.authorizations.iter().map(|a| a.header.session_id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 15, "each session has its own session_id");
+    }
+}
+
+#[tokio::test]
+async fn a_held_prompt_and_its_authorization_stay_on_the_kept_connection() {
+    let server = TacacsServer::start(Config {
+        token: Some("246810".into()),
+        ..single_connect(users())
+    });
+    let client = client(server.addr(), Protocol::Ascii);
+    let Answer::Challenge { held, .. } = login(&client, "alice", "alice-pw").await.unwrap() else {
+        panic!("a prompt for the token expected");
+    };
+    let answer = client
+        .continue_login(held.take().unwrap(), b"246810")
+        .await
+        .unwrap();
+    assert!(matches!(answer, Answer::Accept { .. }), "{answer:?}");
+    // The next login goes over the same connection.
+    let Answer::Challenge { held, .. } = login(&client, "alice", "alice-pw").await.unwrap() else {
+        panic!("a prompt for the token expected");
+    };
+    let answer = client
+        .continue_login(held.take().unwrap(), b"000000")
+        .await
+        .unwrap();
+    assert!(matches!(answer, Answer::Reject { .. }), "{answer:?}");
+    let received = server.received();
+    assert_eq!(received.connections, 1, "{received:?}");
+    assert_eq!(received.starts.len(), 2);
+    assert_eq!(received.authorizations.len(), 1);
+}
+
+#[tokio::test]
+async fn a_kept_connection_the_server_closed_costs_no_login() {
+    // The server agrees to keep connections but closes each one, unanswered, when a third
+    // session begins on it: every second login finds its kept connection closed.
+    let server = TacacsServer::start(Config {
+        sessions_per_connection: Some(2),
+        ..single_connect(users())
+    });
+    for protocol in [Protocol::Pap, Protocol::Ascii] {
+        let client = client(server.addr(), protocol);
+        for _ in 0..4 {
+            let answer = login(&client, "alice", "alice-pw").await.unwrap();
+            assert!(matches!(answer, Answer::Accept { .. }), "{answer:?}");
+        }
+    }
+    let received = server.received();
+    // Per client: a connection per login (authentication + authorization), the last three
+    // opened after the kept one was closed.
+    assert_eq!(received.connections, 8, "{received:?}");
+    assert_eq!(received.starts.len(), 8);
+    assert_eq!(received.authorizations.len(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_logins_share_a_bounded_pool_of_kept_connections() {
+    let server = TacacsServer::start(single_connect(users()));
+    let client = Arc::new(client(server.addr(), Protocol::Pap));
+    for round in 0..3 {
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let client = Arc::clone(&client);
+            tasks.push(tokio::spawn(async move {
+                login(&client, "alice", "alice-pw").await
+            }));
+        }
+        for task in tasks {
+            let answer = task.await.unwrap();
+            assert!(
+                matches!(answer, Ok(Answer::Accept { .. })),
+                "{round}: {answer:?}"
+            );
+        }
+    }
+    let received = server.received();
+    assert_eq!(received.starts.len(), 48);
+    assert_eq!(received.authorizations.len(), 48);
+    // At most 16 at once; later rounds reuse the kept ones and open the rest anew.
+    assert!(received.connections >= 16, "{received:?}");
+    assert!(
+        received.connections < 96,
+        "kept connections must be reused: {}",
+        received.connections
+    );
+    // After the rounds, at most MAX_IDLE are kept.
+    let kept = format!("{client:?}");
+    assert!(
+        kept.contains(&format!("idle: {}", portcullis::upstream::tacacs::MAX_IDLE)),
+        "{kept}"
+    );
 }
 
 /// A `tracing` writer into a shared buffer.

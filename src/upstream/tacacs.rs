@@ -159,7 +159,8 @@ static HELD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::ne
 /// An authentication session a server continued with a prompt after the password, held open
 /// until the user answers; one of [`MAX_HELD`]. Dropping it closes the connection.
 pub struct Held {
-    conn: Connection,
+    /// The session's connection (`None` once it is handed back).
+    conn: Option<Connection>,
     /// The header of the last packet sent.
     header: Header,
     user: String,
@@ -170,7 +171,7 @@ pub struct Held {
 impl fmt::Debug for Held {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Held")
-            .field("server", &self.conn.spec.addr)
+            .field("server", &self.conn.as_ref().map(|c| c.spec.addr))
             .field("user", &self.user)
             .finish_non_exhaustive()
     }
@@ -337,17 +338,80 @@ impl ClientError {
 }
 
 /// A client for one upstream TACACS+ server.
-#[derive(Debug)]
 pub struct TacacsClient {
     spec: Arc<ServerSpec>,
+    /// Connections the server agreed to keep (single-connect), idle, newest last.
+    idle: std::sync::Mutex<Vec<(Connection, tokio::time::Instant)>>,
 }
 
+impl fmt::Debug for TacacsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TacacsClient")
+            .field("server", &self.spec.addr)
+            .field("idle", &crate::sync::lock(&self.idle).len())
+            .finish()
+    }
+}
+
+/// Idle single-connect connections kept per server, at most.
+pub const MAX_IDLE: usize = 4;
+/// How long an idle single-connect connection is kept.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
 impl TacacsClient {
-    /// A client for `spec`; connections are opened per login.
+    /// A client for `spec`. Every session offers Single Connection Mode (RFC 8907 §4.3): a
+    /// connection the server agrees to keep carries later sessions too (at most
+    /// [`MAX_IDLE`] kept idle, each for [`IDLE_TIMEOUT`]); otherwise each session opens its
+    /// own.
     pub fn new(spec: ServerSpec) -> Self {
         TacacsClient {
             spec: Arc::new(spec),
+            idle: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// An idle kept connection (marked for `stage`), else a new one.
+    async fn connect(&self, stage: Stage) -> Result<Connection, ClientError> {
+        let now = tokio::time::Instant::now();
+        let kept = {
+            let mut idle = crate::sync::lock(&self.idle);
+            idle.retain(|(_, since)| now.saturating_duration_since(*since) < IDLE_TIMEOUT);
+            idle.pop()
+        };
+        match kept {
+            Some((mut conn, _)) => {
+                conn.stage = stage;
+                conn.reused = true;
+                Ok(conn)
+            }
+            None => Connection::open(Arc::clone(&self.spec), stage).await,
+        }
+    }
+
+    /// Keeps `conn` for later sessions if the server agreed to single-connect.
+    fn release(&self, conn: Connection) {
+        if !conn.single {
+            return;
+        }
+        let mut idle = crate::sync::lock(&self.idle);
+        if idle.len() < MAX_IDLE {
+            idle.push((conn, tokio::time::Instant::now()));
+        }
+    }
+
+    /// Opens a new connection in place of a kept one the server closed: the session that
+    /// found it closed runs once more, so a kept connection never costs a login.
+    async fn replace_closed<T>(
+        &self,
+        conn: &mut Connection,
+        result: &Result<T, ClientError>,
+    ) -> Result<bool, ClientError> {
+        if !(conn.reused && matches!(result, Err(ClientError::ConnectionLost { .. }))) {
+            return Ok(false);
+        }
+        tracing::debug!(server = %self.spec.addr, "kept TACACS+ connection was closed; reconnecting");
+        *conn = Connection::open(Arc::clone(&self.spec), conn.stage).await?;
+        Ok(true)
     }
 
     /// The server this client talks to.
@@ -385,13 +449,12 @@ impl TacacsClient {
             user_msg: response,
             data: b"",
         };
-        held.conn
-            .write(&encode(&header, &cont, &self.spec.key)?)
-            .await?;
+        let Some(conn) = held.conn.as_mut() else {
+            return Err(unexpected(Stage::Authentication, authen::Status::GetData));
+        };
+        conn.write(&encode(&header, &cont, &self.spec.key)?).await?;
         held.header = header;
-        let ending = self
-            .converse(&mut held.conn, held.header, &held.user, None)
-            .await?;
+        let ending = self.converse(conn, held.header, &held.user, None).await?;
         let (user, rem_addr, auth_service) = (
             std::mem::take(&mut held.user),
             std::mem::take(&mut held.rem_addr),
@@ -414,7 +477,10 @@ impl TacacsClient {
                 })
             }
             ending => {
-                drop(held);
+                // The session is over: the connection may serve others.
+                if let Some(conn) = held.conn.take() {
+                    self.release(conn);
+                }
                 self.after_authentication(ending, None, &user, &rem_addr, &auth_service)
                     .await
             }
@@ -485,7 +551,7 @@ impl TacacsClient {
                     return Err(ClientError::TooManyHeld);
                 }
                 let held = Held {
-                    conn,
+                    conn: Some(conn),
                     header,
                     user: user.to_string(),
                     rem_addr: rem_addr.to_string(),
@@ -538,8 +604,9 @@ impl TacacsClient {
         let header = Header::request(
             PacketType::Authentication,
             protocol.version(),
-            // RFC 8907 §4.5: never TAC_PLUS_UNENCRYPTED_FLAG; no Single Connection Mode.
-            Flags::empty(),
+            // RFC 8907 §4.5: never TAC_PLUS_UNENCRYPTED_FLAG. §4.3: Single Connection Mode
+            // offered; only the first exchange on a connection decides it.
+            Flags::SINGLE_CONNECT,
             session_id()?,
         );
         let start = authen::Start {
@@ -562,13 +629,31 @@ impl TacacsClient {
         // Encoded before connecting: an unrepresentable request never reaches the server.
         let start = encode(&header, &start, &self.spec.key)?;
         tracing::debug!(server = %self.spec.addr, user, ?protocol, "TACACS+ authentication START");
-        let mut conn = Connection::open(Arc::clone(&self.spec), stage).await?;
-        conn.write(&start).await?;
-        let ending = self
-            .converse(&mut conn, header, user, Some(password))
-            .await?;
-        let conn = matches!(ending, Ending::Prompt { .. }).then_some(conn);
-        Ok((ending, conn))
+        let mut conn = self.connect(stage).await?;
+        let mut ending = self.begin(&mut conn, &start, header, user, password).await;
+        if self.replace_closed(&mut conn, &ending).await? {
+            ending = self.begin(&mut conn, &start, header, user, password).await;
+        }
+        let ending = ending?;
+        if matches!(ending, Ending::Prompt { .. }) {
+            return Ok((ending, Some(conn)));
+        }
+        self.release(conn);
+        Ok((ending, None))
+    }
+
+    /// Sends the START on `conn` and reads the session to its end or to a prompt for the
+    /// user.
+    async fn begin(
+        &self,
+        conn: &mut Connection,
+        start: &[u8],
+        header: Header,
+        user: &str,
+        password: &[u8],
+    ) -> Result<Ending, ClientError> {
+        conn.write(start).await?;
+        self.converse(conn, header, user, Some(password)).await
     }
 
     /// Reads the server's replies in an authentication session whose last packet sent had
@@ -662,7 +747,8 @@ impl TacacsClient {
         let header = Header::request(
             PacketType::Authorization,
             Version::DEFAULT,
-            Flags::empty(),
+            // RFC 8907 §4.3: Single Connection Mode offered, as for authentication.
+            Flags::SINGLE_CONNECT,
             session_id()?,
         );
         let requested = [Arg::mandatory(b"service", auth_service.as_bytes())];
@@ -678,9 +764,13 @@ impl TacacsClient {
         };
         let request = encode(&header, &request, &self.spec.key)?;
         tracing::debug!(server = %self.spec.addr, user, auth_service, "TACACS+ authorization REQUEST");
-        let mut conn = Connection::open(Arc::clone(&self.spec), stage).await?;
-        conn.write(&request).await?;
-        let packet = conn.receive(&header).await?;
+        let mut conn = self.connect(stage).await?;
+        let mut packet = conn.exchange(&request, &header).await;
+        if self.replace_closed(&mut conn, &packet).await? {
+            packet = conn.exchange(&request, &header).await;
+        }
+        let packet = packet?;
+        self.release(conn);
         let response = author::Response::parse(packet.body())
             .map_err(|source| ClientError::Malformed { stage, source })?;
         let returned = response.args.iter().map(pair);
@@ -723,6 +813,12 @@ struct Connection {
     stream: TcpStream,
     spec: Arc<ServerSpec>,
     stage: Stage,
+    /// Replies read on this connection so far.
+    replies: u64,
+    /// The server agreed to Single Connection Mode in its first reply (RFC 8907 §4.3).
+    single: bool,
+    /// Taken from the idle connections rather than opened for this session.
+    reused: bool,
 }
 
 impl Connection {
@@ -743,6 +839,9 @@ impl Connection {
             stream,
             spec,
             stage,
+            replies: 0,
+            single: false,
+            reused: false,
         })
     }
 
@@ -769,6 +868,16 @@ impl Connection {
             .map_err(|e| self.lost(e))
     }
 
+    /// Writes `packet` (sent with `header`) and reads its reply.
+    async fn exchange(
+        &mut self,
+        packet: &[u8],
+        header: &Header,
+    ) -> Result<Packet<Vec<u8>>, ClientError> {
+        self.write(packet).await?;
+        self.receive(header).await
+    }
+
     /// Reads the reply to the packet sent with `sent`, checks it belongs to the session and
     /// deobfuscates it. The whole reply must arrive within the timeout.
     async fn receive(&mut self, sent: &Header) -> Result<Packet<Vec<u8>>, ClientError> {
@@ -785,6 +894,12 @@ impl Connection {
             // RFC 8907 §4.1: same session_id and type, seq_no one above ours.
             sent.check_reply(&header)
                 .map_err(|source| ClientError::Session { stage, source })?;
+            // RFC 8907 §4.3: the server's first reply on a connection says whether it keeps
+            // the connection for more sessions.
+            if self.replies == 0 {
+                self.single = header.flags.contains(Flags::SINGLE_CONNECT);
+            }
+            self.replies += 1;
             // At most MAX_REPLY_BODY_LEN (64 KiB), checked above.
             let body_len = usize::try_from(header.length).map_err(|_| ClientError::Malformed {
                 stage,

@@ -33,8 +33,11 @@ pub const KEY: &str = "tacacs-test-key";
 /// client to give up) before closing.
 const IDLE: Duration = Duration::from_secs(5);
 
-/// Packets served per connection at most.
+/// Packets served per session at most (counted per connection: [`MAX_PACKETS`] x
+/// [`MAX_SESSIONS`]).
 const MAX_PACKETS: usize = 32;
+/// Sessions served on one single-connect connection, at most.
+const MAX_SESSIONS: usize = 100_000;
 
 /// The authorization answer for a user (RFC 8907 §6.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +143,11 @@ pub struct Config {
     pub authen_misbehaviour: Option<Misbehaviour>,
     /// Replaces the authorization reply.
     pub author_misbehaviour: Option<Misbehaviour>,
+    /// Agree to Single Connection Mode when a client offers it (RFC 8907 §4.3); otherwise
+    /// the flag is cleared in every reply.
+    pub single_connect: bool,
+    /// Close a connection, unanswered, when a session beyond this many begins on it.
+    pub sessions_per_connection: Option<usize>,
 }
 
 impl Config {
@@ -152,6 +160,8 @@ impl Config {
             token: None,
             authen_misbehaviour: None,
             author_misbehaviour: None,
+            single_connect: false,
+            sessions_per_connection: None,
         }
     }
 }
@@ -311,14 +321,16 @@ enum Ascii {
     AwaitToken(String),
 }
 
-/// Serves one connection: one session, at most [`MAX_PACKETS`] packets.
+/// Serves one connection: one session, or with single-connect up to [`MAX_SESSIONS`]
+/// sessions; at most [`MAX_PACKETS`] packets each.
 fn serve(mut stream: TcpStream, config: &Config, received: &Mutex<Received>) -> io::Result<()> {
     stream.set_read_timeout(Some(IDLE))?;
     stream.set_write_timeout(Some(IDLE))?;
     let key = config.key.as_bytes();
     let mut ascii = Ascii::Idle;
     let mut replied = false;
-    for _ in 0..MAX_PACKETS {
+    let mut sessions = 0;
+    for _ in 0..MAX_PACKETS * MAX_SESSIONS {
         let mut head = [0u8; HEADER_LEN];
         if stream.read_exact(&mut head).is_err() {
             return Ok(());
@@ -335,6 +347,16 @@ fn serve(mut stream: TcpStream, config: &Config, received: &Mutex<Received>) -> 
                 _ => config.authen_misbehaviour,
             }
         };
+        if header.seq_no == 1 {
+            if config
+                .sessions_per_connection
+                .is_some_and(|most| sessions >= most)
+            {
+                // The body stays unread: the kernel answers the client with RST.
+                return Ok(());
+            }
+            sessions += 1;
+        }
         if misbehaviour == Some(Misbehaviour::Reset) {
             // The body stays unread: closing now makes the kernel send RST.
             return Ok(());
@@ -347,7 +369,10 @@ fn serve(mut stream: TcpStream, config: &Config, received: &Mutex<Received>) -> 
             lock(received).malformed += 1;
             return Ok(());
         }
-        let reply = header.next().map_err(io::Error::other)?;
+        let mut reply = header.next().map_err(io::Error::other)?;
+        if !config.single_connect {
+            reply.flags = Flags::from_bits(reply.flags.bits() & !Flags::SINGLE_CONNECT.bits());
+        }
         let out = match header.packet_type {
             PacketType::Authentication if header.seq_no == 1 => {
                 let Ok(start) = authen::Start::parse(packet.body()) else {
