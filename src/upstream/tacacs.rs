@@ -354,7 +354,7 @@ impl fmt::Debug for TacacsClient {
 }
 
 /// Idle single-connect connections kept per server, at most.
-pub const MAX_IDLE: usize = 4;
+pub const MAX_IDLE: usize = 16;
 /// How long an idle single-connect connection is kept.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 

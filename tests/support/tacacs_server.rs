@@ -1,7 +1,8 @@
 //! A TACACS+ server for integration tests, built on `portcullis_protocol::tacacs`.
 //!
 //! [`TacacsServer::start`] listens on a free loopback port and serves each connection on its
-//! own thread, one session per connection (no Single Connection Mode, RFC 8907 §4.3):
+//! own thread, one session per connection unless [`Config::single_connect`] agrees to Single
+//! Connection Mode (RFC 8907 §4.3):
 //! - authentication (RFC 8907 §5.4.2): PAP (the START's data is the password) and ASCII (a
 //!   START with the user name goes straight to GETPASS; without one, or with
 //!   [`Config::ascii_ask_user`], GETUSER first), PASS or FAIL against [`Config::users`];
