@@ -155,6 +155,16 @@ fn challenged(answer: &support::daemon::Answer, prompt: &str) -> String {
 }
 
 fn radius_request(daemon: &Daemon, password: &str, state: Option<&str>) -> ClientOutput {
+    radius_request_from(daemon, "127.0.0.1", password, state)
+}
+
+/// [`radius_request`] sent from the loopback address `source`.
+fn radius_request_from(
+    daemon: &Daemon,
+    source: &str,
+    password: &str,
+    state: Option<&str>,
+) -> ClientOutput {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("dictionary"), TEST_DICTIONARY).unwrap();
     let state = state.map_or(String::new(), |s| format!("State = {s}\n"));
@@ -162,7 +172,10 @@ fn radius_request(daemon: &Daemon, password: &str, state: Option<&str>) -> Clien
         dir.path(),
         daemon.radius_addr.expect("the RADIUS front-end listens"),
         SECRET,
-        &format!("User-Name = carol\nUser-Password = {password}\n{state}"),
+        &format!(
+            "Packet-Src-IP-Address = {source}\nUser-Name = carol\nUser-Password = {password}\n\
+             {state}"
+        ),
         CLIENT_TIMEOUT,
     )
 }
@@ -596,6 +609,52 @@ fn an_expired_dialogue_is_not_answered_through_either_door() {
     assert!(late.received("Access-Reject"), "{late:?}");
     // FreeRADIUS never saw an answer.
     assert!(!radius.log().contains("User-Password = \"123456\""));
+}
+
+#[test]
+fn a_state_replayed_from_another_source_or_door_is_rejected() {
+    let radius = FreeRadius::start_with_policy(DEFAULT_USERS, DEFAULT_SECRET, POLICY);
+    // One front-end client for the whole of 127.0.0.0/24, so that 127.0.0.2 may send too.
+    let config = config(radius.auth_addr).replace(
+        "name = \"loopback\"\naddress = \"127.0.0.1\"",
+        "name = \"loopback\"\naddress = \"127.0.0.0/24\"",
+    );
+    assert!(config.contains("127.0.0.0/24"));
+    let daemon = Daemon::start(Some(&config));
+
+    let first = radius_request(&daemon, PASSWORD, None);
+    assert!(first.received("Access-Challenge"), "{first:?}");
+    let state = first.state();
+    // The same client, another source address: the State was not given to it.
+    let elsewhere = radius_request_from(&daemon, "127.0.0.2", TOKEN, Some(&state));
+    assert!(elsewhere.received("Access-Reject"), "{elsewhere:?}");
+    // A State offered to the wrong party is spent: the rightful answer comes too late.
+    let late = radius_request(&daemon, TOKEN, Some(&state));
+    assert!(late.received("Access-Reject"), "{late:?}");
+
+    // The State is no token of the REST login either.
+    let first = radius_request(&daemon, PASSWORD, None);
+    let state = first.state();
+    let handle = hex::decode(state.trim_start_matches("0x")).unwrap();
+    let as_token =
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, handle);
+    let rest = rest_answer(&daemon, &as_token, TOKEN);
+    assert_eq!(rest.status, 401, "{}", rest.body);
+    // ... and the dialogue is still the client's.
+    let second = radius_request(&daemon, TOKEN, Some(&state));
+    assert!(second.received("Access-Challenge"), "{second:?}");
+
+    // Every round is audited: the answer from another source and the late one as rejects.
+    let events = events(&daemon, 5);
+    let results: Vec<&str> = events
+        .iter()
+        .map(|e| e["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        results,
+        ["challenge", "reject", "reject", "challenge", "challenge"],
+        "{events:?}"
+    );
 }
 
 #[test]
