@@ -612,6 +612,59 @@ fn an_expired_dialogue_is_not_answered_through_either_door() {
 }
 
 #[test]
+fn the_gateway_asks_its_own_second_factor_after_an_upstream_challenge_when_configured() {
+    let radius = FreeRadius::start_with_policy(DEFAULT_USERS, DEFAULT_SECRET, POLICY);
+    let config = format!(
+        "{}\n[mfa.policy]\nrequired = \"all\"\n",
+        config(radius.auth_addr).replace(
+            "current_sequence = 3\n",
+            "current_sequence = 3\nupstream_challenge_is_second_factor = false\n",
+        )
+    );
+    assert!(config.contains("upstream_challenge_is_second_factor = false"));
+    let daemon = Daemon::start(Some(&config));
+    let dialogue = || {
+        let first = challenged(&rest_login(&daemon, PASSWORD), TOKEN_PROMPT);
+        let second = challenged(&rest_answer(&daemon, &first, TOKEN), PIN_PROMPT);
+        let done = rest_answer(&daemon, &second, PIN);
+        assert_eq!(done.status, 200, "{}", done.body);
+        let body = done.json();
+        // The gateway's own second factor: a partial token, no upstream prompt.
+        assert_eq!(body["needTwoFactorAuth"], true, "{body}");
+        assert!(body.get("challenge").is_none(), "{body}");
+        body["token"].as_str().unwrap().to_string()
+    };
+    let partial = dialogue();
+    // The partial token opens no session, and enrols a device.
+    let session = daemon.request("GET", "/api/auth/1.0/session", Auth::Bearer(&partial), None);
+    assert_eq!(session.status, 401, "{}", session.body);
+    let mut device = support::mfa::enrol(&daemon, Auth::Bearer(&partial), "phone");
+    // Enrolled, the user still owes a code after the upstream's challenges; a wrong one is
+    // refused. (One good code per TOTP step: the next one is spent at the front-end below.)
+    let partial = dialogue();
+    let wrong = daemon.request(
+        "POST",
+        "/api/auth/1.0/login/mfa",
+        Auth::Bearer(&partial),
+        Some(&json!({"code": "000000"}).to_string()),
+    );
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+
+    // Through the front-end: the upstream's two challenges, then the gateway's own.
+    let first = radius_request(&daemon, PASSWORD, None);
+    let second = radius_request(&daemon, TOKEN, Some(&first.state()));
+    assert!(second.received("Access-Challenge"), "{second:?}");
+    let own = radius_request(&daemon, PIN, Some(&second.state()));
+    assert!(own.received("Access-Challenge"), "{own:?}");
+    assert!(
+        !own.stdout.contains(PIN_PROMPT) && !own.stdout.contains(TOKEN_PROMPT),
+        "{own:?}"
+    );
+    let done = radius_request(&daemon, &device.next_code(), Some(&own.state()));
+    assert!(done.received("Access-Accept"), "{done:?}");
+}
+
+#[test]
 fn a_state_replayed_from_another_source_or_door_is_rejected() {
     let radius = FreeRadius::start_with_policy(DEFAULT_USERS, DEFAULT_SECRET, POLICY);
     // One front-end client for the whole of 127.0.0.0/24, so that 127.0.0.2 may send too.

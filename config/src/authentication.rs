@@ -57,6 +57,11 @@ pub struct Authentication {
     /// its timeout to find out; a server that never answers Status-Server stays dead for
     /// `dead_time`.
     pub probe_interval: u32,
+    /// Whether a login that completed an upstream challenge (RADIUS Access-Challenge, TACACS+
+    /// prompt after the password) has given its second factor. `true` (the default): the
+    /// gateway's own `[mfa]` is not asked again. `false`: it is asked as after any first
+    /// factor, for users its policy applies to.
+    pub upstream_challenge_is_second_factor: bool,
 }
 
 impl Default for Authentication {
@@ -69,6 +74,7 @@ impl Default for Authentication {
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
             challenge_timeout: DEFAULT_CHALLENGE_TIMEOUT,
             probe_interval: DEFAULT_PROBE_INTERVAL,
+            upstream_challenge_is_second_factor: true,
         }
     }
 }

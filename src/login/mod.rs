@@ -302,7 +302,13 @@ pub async fn login(
             let walk = async {
                 match credential {
                     Credential::Relay { dialogue, response } => {
-                        radius::Walked::plain(relay(live, user, dialogue, response).await)
+                        let decision = relay(live, user, dialogue, response).await;
+                        match pipeline.mfa {
+                            Some(mfa) if !upstream_challenge_is_second_factor(live) => {
+                                radius::after_first_factor(mfa, live, at, user, decision).await
+                            }
+                            _ => radius::Walked::plain(decision),
+                        }
                     }
                     _ => walk.await,
                 }
@@ -323,8 +329,12 @@ pub async fn login(
                         Settled::Accepted
                     }
                 }
-                // A login that answered an upstream challenge has given a second factor.
-                (Door::Rest, Some(_)) if matches!(credential, Credential::Relay { .. }) => {
+                // A login that answered an upstream challenge has given a second factor
+                // (unless configured otherwise).
+                (Door::Rest, Some(_))
+                    if matches!(credential, Credential::Relay { .. })
+                        && upstream_challenge_is_second_factor(live) =>
+                {
                     Settled::Accepted
                 }
                 (Door::Rest, Some(mfa)) => {
@@ -488,6 +498,14 @@ impl<'a> Conclusion<'a> {
             Outcome::Challenge(challenge) => Conclusion::Challenged(challenge),
         }
     }
+}
+
+/// Whether a login that completed an upstream challenge has given its second factor
+/// (`authentication.upstream_challenge_is_second_factor`).
+fn upstream_challenge_is_second_factor(live: &Live) -> bool {
+    live.config
+        .authentication
+        .upstream_challenge_is_second_factor
 }
 
 /// Whether the `[mfa]` policy of `application` makes `user`, holding `roles`, owe a second
