@@ -95,6 +95,10 @@ pub enum Cleartext {
     Refuse,
     /// Accept it and leave the body as it is.
     Allow,
+    /// Require it: the body is cleartext, and a packet without the flag is refused with
+    /// [`Error::Obfuscated`]. TACACS+ over TLS (RFC 9887 §4): TLS protects the packets and
+    /// obfuscation MUST NOT be applied.
+    Required,
 }
 
 /// The packet header as a value (RFC 8907 §4.1).
@@ -436,18 +440,23 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Removes the obfuscation of the body in place (RFC 8907 §4.5). With the UNENCRYPTED flag
-    /// set the body is left as it is if `cleartext` is [`Cleartext::Allow`], and refused with
-    /// [`Error::Unencrypted`] otherwise.
+    /// set the body is left as it is if `cleartext` is [`Cleartext::Allow`] or
+    /// [`Cleartext::Required`], and refused with [`Error::Unencrypted`] otherwise; without
+    /// it, [`Cleartext::Required`] refuses the packet with [`Error::Obfuscated`].
     ///
     /// A wrong key is not detected here: it shows as a body that does not parse, or whose
     /// lengths do not add up (RFC 8907 §4.5).
     pub fn deobfuscate(&mut self, key: &[u8], cleartext: Cleartext) -> Result<(), Error> {
-        // RFC 8907 §4.5: TAC_PLUS_UNENCRYPTED_FLAG "MUST NOT be used in production".
+        // RFC 8907 §4.5: TAC_PLUS_UNENCRYPTED_FLAG "MUST NOT be used in production"; RFC 9887
+        // §4: over TLS it MUST be set.
         if self.flags().contains(Flags::UNENCRYPTED) {
             return match cleartext {
-                Cleartext::Allow => Ok(()),
+                Cleartext::Allow | Cleartext::Required => Ok(()),
                 Cleartext::Refuse => Err(Error::Unencrypted),
             };
+        }
+        if cleartext == Cleartext::Required {
+            return Err(Error::Obfuscated);
         }
         let (session_id, version, seq_no) = (self.session_id(), self.version(), self.seq_no());
         apply_pad(key, session_id, version, seq_no, self.body_mut());
@@ -674,6 +683,23 @@ mod tests {
         );
         assert_eq!(packet.deobfuscate(b"key", Cleartext::Allow), Ok(()));
         assert_eq!(packet.body(), &[0x01, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn cleartext_required_refuses_obfuscated_bodies() {
+        // RFC 9887 §4: over TLS the flag must be set and the body is left as it is.
+        let mut bytes = packet_bytes();
+        bytes[3] = 0x01;
+        let mut packet = Packet::new_checked(&mut bytes[..]).unwrap();
+        assert_eq!(packet.deobfuscate(b"key", Cleartext::Required), Ok(()));
+        assert_eq!(packet.body(), &[0x01, 0, 0, 0, 0, 0]);
+        let mut bytes = packet_bytes();
+        let mut packet = Packet::new_checked(&mut bytes[..]).unwrap();
+        assert_eq!(
+            packet.deobfuscate(b"key", Cleartext::Required),
+            Err(Error::Obfuscated)
+        );
+        assert_eq!(packet.body(), &[0x01, 0, 0, 0, 0, 0], "left untouched");
     }
 
     #[test]

@@ -364,6 +364,9 @@ pub enum Error {
     /// The UNENCRYPTED flag is set and the caller did not allow cleartext bodies
     /// (RFC 8907 §4.5).
     Unencrypted,
+    /// The UNENCRYPTED flag is clear where cleartext is required: an obfuscated body over
+    /// TLS (RFC 9887 §4).
+    Obfuscated,
 }
 
 impl fmt::Display for Error {
@@ -389,6 +392,9 @@ impl fmt::Display for Error {
             }
             Error::ArgSeparator(index) => write!(f, "argument {index} has neither '=' nor '*'"),
             Error::Unencrypted => f.write_str("UNENCRYPTED flag set and cleartext not allowed"),
+            Error::Obfuscated => {
+                f.write_str("UNENCRYPTED flag clear where cleartext is required (over TLS)")
+            }
         }
     }
 }
