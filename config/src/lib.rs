@@ -34,6 +34,7 @@ mod sequence;
 mod servers;
 mod tacacs;
 mod throttle;
+mod tls;
 mod users;
 
 use serde::{Deserialize, Serialize};
@@ -72,9 +73,10 @@ pub use sequence::{
 };
 pub use servers::SHORT_SECRET;
 pub use tacacs::{
-    DEFAULT_AUTH_SERVICE, DEFAULT_TACACS_PORT, DEFAULT_TACACS_TIMEOUT, Tacacs, TacacsProtocol,
-    TacacsRoleMapping, TacacsServer, TacacsSettings,
+    DEFAULT_AUTH_SERVICE, DEFAULT_TACACS_PORT, DEFAULT_TACACS_TIMEOUT, DEFAULT_TACACS_TLS_PORT,
+    Tacacs, TacacsProtocol, TacacsRoleMapping, TacacsServer, TacacsSettings, TacacsTransport,
 };
+pub use tls::TlsClient;
 pub use throttle::{NIST_HARD_LIMIT, Throttle};
 pub use users::{LocalUser, check_argon2id_phc};
 

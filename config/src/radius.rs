@@ -92,7 +92,7 @@ impl Listed for RadiusServer {
             order: self.order,
             address: &self.address,
             port: self.port,
-            secret: &self.secret,
+            secret: Some(&self.secret),
         }
     }
 

@@ -20,8 +20,8 @@ pub(crate) struct ServerFields<'a> {
     pub(crate) address: &'a str,
     /// UDP or TCP port.
     pub(crate) port: u16,
-    /// Shared secret.
-    pub(crate) secret: &'a Secret,
+    /// Shared secret; `None` where the transport does not use one (TACACS+ over TLS).
+    pub(crate) secret: Option<&'a Secret>,
 }
 
 /// What every kind of upstream server has, for the checks and the try order.
@@ -79,7 +79,9 @@ pub(crate) fn check_servers<'a>(
             }
         };
         report.range(format!("{path}.port"), server.port, 1, u16::MAX);
-        check_secret(report, &format!("{path}.secret"), server.secret);
+        if let Some(secret) = server.secret {
+            check_secret(report, &format!("{path}.secret"), secret);
+        }
         let endpoint = (host, server.port);
         if let Some(first) = endpoints.get(&endpoint) {
             report.error(
@@ -131,7 +133,7 @@ mod tests {
             order,
             address,
             port: 1812,
-            secret,
+            secret: Some(secret),
         }
     }
 

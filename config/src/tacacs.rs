@@ -11,9 +11,12 @@ use crate::radius::yes;
 use crate::roles::check_role;
 use crate::secret::Secret;
 use crate::servers::{Listed, ServerFields, check_list, enabled_in_order};
+use crate::tls::TlsClient;
 
 /// The TACACS+ port (RFC 8907 §4.4).
 pub const DEFAULT_TACACS_PORT: u16 = 49;
+/// The TACACS+ over TLS port (RFC 9887 §3).
+pub const DEFAULT_TACACS_TLS_PORT: u16 = 300;
 /// Seconds to wait for a connection or a reply; the management API's example value.
 pub const DEFAULT_TACACS_TIMEOUT: u32 = 5;
 /// The authorization service asked for after a successful login; the management API's
@@ -49,12 +52,16 @@ impl Tacacs {
         self.settings.check(report, "tacacs.settings");
         check_list(report, "tacacs.servers", &self.servers);
         for (index, server) in self.servers.iter().enumerate() {
+            let path = format!("tacacs.servers[{index}]");
             check_text(
                 report,
-                &format!("tacacs.servers[{index}].client_port"),
+                &format!("{path}.client_port"),
                 &server.client_port,
                 MAX_FIELD,
             );
+            server
+                .tls
+                .check(report, &path, server.transport == TacacsTransport::Tls);
         }
         for (index, mapping) in self.role_mappings.iter().enumerate() {
             mapping.check(report, &format!("tacacs.role_mappings[{index}]"), roles);
@@ -64,7 +71,7 @@ impl Tacacs {
 
 /// One TACACS+ server (`[[tacacs.servers]]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "TacacsServerFile")]
 pub struct TacacsServer {
     /// Stable identifier, unique among TACACS+ servers: the management API's `server_id`.
     pub id: u32,
@@ -72,22 +79,92 @@ pub struct TacacsServer {
     pub order: u32,
     /// IPv4 or IPv6 literal (no brackets) or an RFC 1123 hostname.
     pub address: String,
-    /// TCP port of the server.
-    #[serde(default = "default_tacacs_port")]
+    /// TCP port of the server: by default 49, or 300 over TLS.
     pub port: u16,
-    /// Shared secret for body obfuscation (RFC 8907 §4.5). Should be 16 bytes or more.
+    /// Shared secret for body obfuscation (RFC 8907 §4.5). Should be 16 bytes or more. Not
+    /// used over TLS (RFC 9887 §4), where it may be left out.
     pub secret: Secret,
     /// Authentication type of the START packet: `PAP` or `ASCII` (interactive login).
-    #[serde(default)]
     pub protocol: TacacsProtocol,
     /// Sent as the `port` field of START and authorization REQUEST packets (RFC 8907 §5.1),
     /// at most 255 bytes. Stored as a string; an integer is accepted too, because the
     /// management API sends a number.
-    #[serde(default, deserialize_with = "client_port")]
     pub client_port: String,
     /// Disabled servers stay configured but are never tried.
-    #[serde(default = "yes")]
     pub enabled: bool,
+    /// How packets travel: `tcp` (RFC 8907, obfuscated bodies) or `tls` (RFC 9887, TLS 1.3).
+    #[serde(skip_serializing_if = "TacacsTransport::is_tcp")]
+    pub transport: TacacsTransport,
+    /// With `transport = "tls"`: how the server is verified and how portcullis identifies
+    /// itself (the `tls_*` keys).
+    #[serde(flatten)]
+    pub tls: TlsClient,
+}
+
+/// [`TacacsServer`] as the file has it: the port's default depends on the transport.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TacacsServerFile {
+    id: u32,
+    order: u32,
+    address: String,
+    port: Option<u16>,
+    #[serde(default)]
+    secret: Secret,
+    #[serde(default)]
+    protocol: TacacsProtocol,
+    #[serde(default, deserialize_with = "client_port")]
+    client_port: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    transport: TacacsTransport,
+    tls_ca: Option<String>,
+    tls_server_name: Option<String>,
+    tls_certificate: Option<String>,
+    tls_key: Option<String>,
+}
+
+impl From<TacacsServerFile> for TacacsServer {
+    fn from(file: TacacsServerFile) -> Self {
+        TacacsServer {
+            id: file.id,
+            order: file.order,
+            address: file.address,
+            port: file.port.unwrap_or(match file.transport {
+                TacacsTransport::Tcp => DEFAULT_TACACS_PORT,
+                TacacsTransport::Tls => DEFAULT_TACACS_TLS_PORT,
+            }),
+            secret: file.secret,
+            protocol: file.protocol,
+            client_port: file.client_port,
+            enabled: file.enabled,
+            transport: file.transport,
+            tls: TlsClient {
+                tls_ca: file.tls_ca,
+                tls_server_name: file.tls_server_name,
+                tls_certificate: file.tls_certificate,
+                tls_key: file.tls_key,
+            },
+        }
+    }
+}
+
+/// How a TACACS+ server is reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TacacsTransport {
+    /// TCP with obfuscated bodies (RFC 8907), port 49 by default.
+    #[default]
+    Tcp,
+    /// TLS 1.3 with cleartext bodies (RFC 9887), port 300 by default.
+    Tls,
+}
+
+impl TacacsTransport {
+    fn is_tcp(&self) -> bool {
+        *self == TacacsTransport::Tcp
+    }
 }
 
 impl Listed for TacacsServer {
@@ -97,7 +174,7 @@ impl Listed for TacacsServer {
             order: self.order,
             address: &self.address,
             port: self.port,
-            secret: &self.secret,
+            secret: (self.transport == TacacsTransport::Tcp).then_some(&self.secret),
         }
     }
 
@@ -236,11 +313,6 @@ fn check_text(report: &mut Report, path: &str, text: &str, max: usize) {
     }
 }
 
-/// Serde default for [`TacacsServer::port`].
-fn default_tacacs_port() -> u16 {
-    DEFAULT_TACACS_PORT
-}
-
 /// Reads `client_port` from a string or a non-negative integer.
 fn client_port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     /// Accepts both forms the management API uses.
@@ -297,6 +369,72 @@ mod tests {
         assert_eq!(server.protocol, TacacsProtocol::Pap);
         assert_eq!(server.client_port, "");
         assert!(server.enabled);
+    }
+
+    #[test]
+    fn tls_transport_defaults_to_port_300_and_needs_no_secret() {
+        let tls: TacacsServer = toml::from_str(
+            "id = 1\norder = 0\naddress = \"10.0.0.1\"\ntransport = \"tls\"\n\
+             tls_ca = \"/etc/portcullis/ca.pem\"\n",
+        )
+        .expect("a TLS server");
+        assert_eq!(tls.port, DEFAULT_TACACS_TLS_PORT);
+        assert_eq!(tls.transport, TacacsTransport::Tls);
+        assert_eq!(tls.tls.tls_ca.as_deref(), Some("/etc/portcullis/ca.pem"));
+        let config = Tacacs {
+            servers: vec![tls.clone()],
+            ..Tacacs::default()
+        };
+        assert_eq!(errors(|r| config.check(r, &[])), Vec::<String>::new());
+        // Written and read back unchanged; a TCP server writes no TLS keys.
+        let written = toml::to_string(&tls).expect("serializes");
+        assert_eq!(toml::from_str::<TacacsServer>(&written).expect("reads"), tls);
+        let tcp: TacacsServer = toml::from_str(MINIMAL).expect("minimal server");
+        let written = toml::to_string(&tcp).expect("serializes");
+        assert!(!written.contains("tls") && !written.contains("transport"), "{written}");
+        // A port given is kept.
+        let given: TacacsServer =
+            toml::from_str(&format!("{MINIMAL}transport = \"tls\"\nport = 4949")).expect("port");
+        assert_eq!(given.port, 4949);
+        assert!(toml::from_str::<TacacsServer>(&format!("{MINIMAL}transport = \"TLS\"")).is_err());
+    }
+
+    #[test]
+    fn tls_keys_are_checked() {
+        let server = |extra: &str| -> Tacacs {
+            Tacacs {
+                servers: vec![toml::from_str(&format!("{MINIMAL}{extra}")).expect("a server")],
+                ..Tacacs::default()
+            }
+        };
+        let check = |extra: &str| errors(|r| server(extra).check(r, &[]));
+        assert_eq!(
+            check("tls_ca = \"/ca.pem\""),
+            ["tacacs.servers[0].transport: the tls_* keys are set but the transport is not \"tls\""]
+        );
+        assert_eq!(
+            check("transport = \"tls\"\ntls_certificate = \"/c.pem\""),
+            [
+                "tacacs.servers[0].tls_key: tls_certificate and tls_key go together: set both \
+                 for a client certificate, or neither"
+            ]
+        );
+        assert_eq!(
+            check("transport = \"tls\"\ntls_ca = \"ca.pem\""),
+            ["tacacs.servers[0].tls_ca: must be an absolute path to a PEM file"]
+        );
+        assert_eq!(check("transport = \"tls\"\ntls_server_name = \"a b\"").len(), 1);
+        assert!(
+            check("transport = \"tls\"\ntls_certificate = \"/c.pem\"\ntls_key = \"/k.pem\"")
+                .is_empty()
+        );
+        // Over TCP the secret is needed.
+        let no_secret = "id = 1\norder = 0\naddress = \"10.0.0.1\"\n";
+        let tcp = Tacacs {
+            servers: vec![toml::from_str(no_secret).expect("a server")],
+            ..Tacacs::default()
+        };
+        assert_eq!(errors(|r| tcp.check(r, &[])).len(), 1);
     }
 
     #[test]

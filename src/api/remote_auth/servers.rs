@@ -190,6 +190,8 @@ impl Remote for TacacsServer {
             protocol: Default::default(),
             client_port: String::new(),
             enabled: true,
+            transport: Default::default(),
+            tls: Default::default(),
         }
     }
 
