@@ -55,6 +55,7 @@ fn bench(c: &mut Criterion) {
             protocol: Protocol::Pap,
             client_port: "tty-bench".into(),
             timeout: Duration::from_secs(5),
+            tls: None,
         }));
         let mode = if single_connect {
             "single-connect"

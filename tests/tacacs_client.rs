@@ -50,6 +50,7 @@ fn client(addr: SocketAddr, protocol: Protocol) -> TacacsClient {
         protocol,
         client_port: CLIENT_PORT.into(),
         timeout: TIMEOUT,
+        tls: None,
     })
 }
 

@@ -76,8 +76,8 @@ pub use tacacs::{
     DEFAULT_AUTH_SERVICE, DEFAULT_TACACS_PORT, DEFAULT_TACACS_TIMEOUT, DEFAULT_TACACS_TLS_PORT,
     Tacacs, TacacsProtocol, TacacsRoleMapping, TacacsServer, TacacsSettings, TacacsTransport,
 };
-pub use tls::TlsClient;
 pub use throttle::{NIST_HARD_LIMIT, Throttle};
+pub use tls::TlsClient;
 pub use users::{LocalUser, check_argon2id_phc};
 
 use crate::error::Report;

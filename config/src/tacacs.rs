@@ -388,10 +388,16 @@ mod tests {
         assert_eq!(errors(|r| config.check(r, &[])), Vec::<String>::new());
         // Written and read back unchanged; a TCP server writes no TLS keys.
         let written = toml::to_string(&tls).expect("serializes");
-        assert_eq!(toml::from_str::<TacacsServer>(&written).expect("reads"), tls);
+        assert_eq!(
+            toml::from_str::<TacacsServer>(&written).expect("reads"),
+            tls
+        );
         let tcp: TacacsServer = toml::from_str(MINIMAL).expect("minimal server");
         let written = toml::to_string(&tcp).expect("serializes");
-        assert!(!written.contains("tls") && !written.contains("transport"), "{written}");
+        assert!(
+            !written.contains("tls") && !written.contains("transport"),
+            "{written}"
+        );
         // A port given is kept.
         let given: TacacsServer =
             toml::from_str(&format!("{MINIMAL}transport = \"tls\"\nport = 4949")).expect("port");
@@ -410,7 +416,9 @@ mod tests {
         let check = |extra: &str| errors(|r| server(extra).check(r, &[]));
         assert_eq!(
             check("tls_ca = \"/ca.pem\""),
-            ["tacacs.servers[0].transport: the tls_* keys are set but the transport is not \"tls\""]
+            [
+                "tacacs.servers[0].transport: the tls_* keys are set but the transport is not \"tls\""
+            ]
         );
         assert_eq!(
             check("transport = \"tls\"\ntls_certificate = \"/c.pem\""),
@@ -423,7 +431,10 @@ mod tests {
             check("transport = \"tls\"\ntls_ca = \"ca.pem\""),
             ["tacacs.servers[0].tls_ca: must be an absolute path to a PEM file"]
         );
-        assert_eq!(check("transport = \"tls\"\ntls_server_name = \"a b\"").len(), 1);
+        assert_eq!(
+            check("transport = \"tls\"\ntls_server_name = \"a b\"").len(),
+            1
+        );
         assert!(
             check("transport = \"tls\"\ntls_certificate = \"/c.pem\"\ntls_key = \"/k.pem\"")
                 .is_empty()

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use portcullis_config::{
     Config, Method, NasIdType, RadiusProtocol, RequireMessageAuthenticator, TacacsProtocol,
+    TacacsTransport,
 };
 use portcullis_protocol::radius::Secret;
 use tokio::time::Instant;
@@ -147,6 +148,26 @@ pub enum EngineError {
     /// The dummy password hash could not be made.
     #[error("local users: {0}")]
     Hash(#[from] local::HashError),
+    /// A server's TLS settings (CA bundle, client certificate, name) are not usable.
+    #[error("TLS to {server}: {source}")]
+    Tls {
+        /// The server, `address:port`.
+        server: String,
+        /// What is wrong.
+        source: crate::upstream::tls::TlsSetupError,
+    },
+}
+
+/// The TLS 1.3 client of a server at `address` with the `tls_*` keys `keys`.
+fn tls_client(
+    address: &str,
+    keys: &portcullis_config::TlsClient,
+) -> Result<crate::upstream::tls::TlsClient, crate::upstream::tls::TlsSetupError> {
+    crate::upstream::tls::tls13_client(crate::upstream::tls::TlsKeys {
+        ca: keys.tls_ca.as_deref(),
+        server_name: keys.tls_server_name.as_deref().unwrap_or(address),
+        certificate: keys.tls_certificate.as_deref().zip(keys.tls_key.as_deref()),
+    })
 }
 
 /// A remote server with what was learned about it (its dead mark).
@@ -389,11 +410,22 @@ impl Engine {
 
         let tacacs_timeout =
             Duration::from_secs(u64::from(config.tacacs.settings.connection_timeout));
-        let tacacs = tacacs_servers
-            .into_iter()
-            .zip(learned)
-            .map(|((addr, server), learned)| Remote {
-                name: format!("{}:{}", server.address, server.port),
+        let mut tacacs = Vec::with_capacity(tacacs_servers.len());
+        for ((addr, server), learned) in tacacs_servers.into_iter().zip(learned) {
+            let name = format!("{}:{}", server.address, server.port);
+            let tls = match server.transport {
+                TacacsTransport::Tcp => None,
+                TacacsTransport::Tls => {
+                    Some(tls_client(&server.address, &server.tls).map_err(|source| {
+                        EngineError::Tls {
+                            server: name.clone(),
+                            source,
+                        }
+                    })?)
+                }
+            };
+            tacacs.push(Remote {
+                name,
                 client: TacacsClient::new(tacacs_client::ServerSpec {
                     addr,
                     key: tacacs_client::Key::new(server.secret.expose().as_bytes()),
@@ -403,10 +435,11 @@ impl Engine {
                     },
                     client_port: server.client_port.clone(),
                     timeout: tacacs_timeout,
+                    tls,
                 }),
                 learned,
-            })
-            .collect();
+            });
+        }
         let tacacs_mappings = config
             .tacacs
             .role_mappings

@@ -2,6 +2,7 @@
 
 pub mod radius;
 pub mod tacacs;
+pub mod tls;
 
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;

@@ -1,16 +1,18 @@
-//! TACACS+ client: password logins against one upstream server over TCP (RFC 8907).
+//! TACACS+ client: password logins against one upstream server over TCP (RFC 8907) or TLS 1.3
+//! (RFC 9887).
 //!
-//! A login is two TACACS+ sessions, each on its own TCP connection (the client never asks for
-//! Single Connection Mode, RFC 8907 §4.3, so every connection carries exactly one session and
-//! is closed when it ends):
+//! A login is two TACACS+ sessions. Every session offers Single Connection Mode (RFC 8907
+//! §4.3): a connection the server agrees to keep carries later sessions, one at a time (a
+//! bounded pool of idle connections per server); otherwise each session opens its own and
+//! closes it when it ends.
 //!
 //! 1. Authentication (RFC 8907 §5.4.2). [`Protocol::Pap`]: one START with minor version 1,
 //!    authen_type PAP and the password as data, answered by PASS or FAIL (§5.4.2.2).
 //!    [`Protocol::Ascii`]: a START with minor version 0, authen_type ASCII, the user name
 //!    and no data, then a CONTINUE with the user name for every GETUSER and with the password
 //!    for every GETPASS, until PASS or FAIL, at most [`MAX_ASCII_ROUNDS`] replies (§5.4.2.1).
-//!    GETDATA asks for something a password login does not have: the client aborts the
-//!    session (CONTINUE with the ABORT flag, §5.4.3) and reports the server unavailable.
+//!    A prompt after the password (a token code, a new password) is the user's to answer:
+//!    the session is held open ([`Answer::Challenge`]) and the answer goes on as a CONTINUE.
 //! 2. After PASS, authorization (RFC 8907 §6): one REQUEST for the same user with
 //!    `service=<auth_service>`, whose RESPONSE carries the AV pairs that role mapping reads.
 //!    PASS_ADD yields the request's pair followed by the returned ones, PASS_REPL the returned
@@ -20,15 +22,17 @@
 //! - authentication FAIL and authorization FAIL are an [`Answer::Reject`], final for the method;
 //! - ERROR, FOLLOW (deprecated; redirection is never followed), RESTART, an unknown status, a
 //!   reply that is not the answer to our packet ([`Header::check_reply`]: session_id, seq_no,
-//!   type), that does not parse, is cleartext (the UNENCRYPTED flag, §4.5), announces a body
-//!   over [`MAX_REPLY_BODY_LEN`], or does not arrive: a connection refused, reset or closed,
-//!   or no complete reply within the timeout. All of these are a [`ClientError`]: the server
-//!   is unavailable and the next one is tried. None of them is ever an accept.
+//!   type), that does not parse, is cleartext over TCP or obfuscated over TLS (the UNENCRYPTED
+//!   flag, RFC 8907 §4.5, RFC 9887 §4), announces a body over [`MAX_REPLY_BODY_LEN`], or does
+//!   not arrive: a connection refused, reset or closed, a failed TLS handshake, or no complete
+//!   reply within the timeout. All of these are a [`ClientError`]: the server is unavailable
+//!   and the next one is tried. None of them is ever an accept.
 //!
-//! Bodies are always obfuscated with the shared key (RFC 8907 §4.5); the session_id comes from
-//! the operating system's random number generator (§4.1). Connecting, every write and every
-//! reply (header and body together) are each bounded by the configured timeout. The password
-//! and the key never reach a log line.
+//! Over TCP bodies are obfuscated with the shared key (RFC 8907 §4.5); over TLS they are not
+//! and the UNENCRYPTED flag is set (RFC 9887 §4). The session_id comes from the operating
+//! system's random number generator (§4.1). Connecting (with the TLS handshake), every write
+//! and every reply (header and body together) are each bounded by the configured timeout. The
+//! password and the key never reach a log line.
 
 use std::fmt;
 use std::io;
@@ -40,8 +44,10 @@ use portcullis_protocol::tacacs::{
     self, Arg, Args, AuthenMethod, AuthenService, AuthenType, Body, Cleartext, EmitError, Flags,
     HEADER_LEN, Header, Packet, PacketType, SessionError, Version, authen, author,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::tls::TlsClient;
 
 /// The largest reply body accepted: 2^16 octets, RFC 8907 §4.1's recommendation. A header
 /// announcing more is refused before any of the body is read.
@@ -116,6 +122,30 @@ pub struct ServerSpec {
     pub client_port: String,
     /// Bound on connecting, on each write and on each reply.
     pub timeout: Duration,
+    /// TACACS+ over TLS 1.3 (RFC 9887) with this client configuration; `None`: TCP.
+    pub tls: Option<TlsClient>,
+}
+
+impl ServerSpec {
+    /// The flags of every session's first packet. RFC 8907 §4.3: Single Connection Mode
+    /// offered (only the first exchange on a connection decides it). §4.5: never
+    /// TAC_PLUS_UNENCRYPTED_FLAG over TCP; RFC 9887 §4: always over TLS.
+    fn flags(&self) -> Flags {
+        if self.tls.is_some() {
+            Flags::from_bits(Flags::SINGLE_CONNECT.bits() | Flags::UNENCRYPTED.bits())
+        } else {
+            Flags::SINGLE_CONNECT
+        }
+    }
+
+    /// What replies must be: obfuscated over TCP, cleartext over TLS.
+    fn cleartext(&self) -> Cleartext {
+        if self.tls.is_some() {
+            Cleartext::Required
+        } else {
+            Cleartext::Refuse
+        }
+    }
 }
 
 /// What the server decided.
@@ -251,6 +281,10 @@ pub enum ClientError {
     /// The TCP connection could not be opened (refused, unreachable).
     #[error("connect: {0}")]
     Connect(io::Error),
+    /// The TLS handshake failed: the server's certificate is not trusted or not for its
+    /// name, it does not speak TLS 1.3, or it refused our certificate.
+    #[error("TLS handshake: {0}")]
+    Handshake(io::Error),
     /// Connecting, a write or a reply took longer than the timeout.
     #[error("{stage}: no complete {step} within {timeout:?}")]
     Timeout {
@@ -604,9 +638,7 @@ impl TacacsClient {
         let header = Header::request(
             PacketType::Authentication,
             protocol.version(),
-            // RFC 8907 §4.5: never TAC_PLUS_UNENCRYPTED_FLAG. §4.3: Single Connection Mode
-            // offered; only the first exchange on a connection decides it.
-            Flags::SINGLE_CONNECT,
+            self.spec.flags(),
             session_id()?,
         );
         let start = authen::Start {
@@ -747,8 +779,7 @@ impl TacacsClient {
         let header = Header::request(
             PacketType::Authorization,
             Version::DEFAULT,
-            // RFC 8907 §4.3: Single Connection Mode offered, as for authentication.
-            Flags::SINGLE_CONNECT,
+            self.spec.flags(),
             session_id()?,
         );
         let requested = [Arg::mandatory(b"service", auth_service.as_bytes())];
@@ -810,7 +841,7 @@ enum Ending {
 
 /// One TCP connection carrying one session.
 struct Connection {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     spec: Arc<ServerSpec>,
     stage: Stage,
     /// Replies read on this connection so far.
@@ -820,6 +851,11 @@ struct Connection {
     /// Taken from the idle connections rather than opened for this session.
     reused: bool,
 }
+
+/// A connection's byte stream: TCP, or TLS over TCP.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 impl Connection {
     async fn open(spec: Arc<ServerSpec>, stage: Stage) -> Result<Connection, ClientError> {
@@ -835,6 +871,21 @@ impl Connection {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::trace!(error = %e, "TCP_NODELAY not set");
         }
+        let stream: Box<dyn Stream> = match &spec.tls {
+            None => Box::new(stream),
+            Some(tls) => {
+                let handshake = tls.connector.connect(tls.server_name.clone(), stream);
+                let stream = tokio::time::timeout(spec.timeout, handshake)
+                    .await
+                    .map_err(|_elapsed| ClientError::Timeout {
+                        stage,
+                        step: "TLS handshake",
+                        timeout: spec.timeout,
+                    })?
+                    .map_err(ClientError::Handshake)?;
+                Box::new(stream)
+            }
+        };
         Ok(Connection {
             stream,
             spec,
@@ -925,7 +976,7 @@ impl Connection {
         // RFC 8907 §4.5: cleartext replies are refused; a wrong key shows as a body that does
         // not parse.
         packet
-            .deobfuscate(self.spec.key.octets(), Cleartext::Refuse)
+            .deobfuscate(self.spec.key.octets(), self.spec.cleartext())
             .map_err(|source| ClientError::Malformed { stage, source })?;
         Ok(packet)
     }
@@ -1015,6 +1066,7 @@ mod tests {
             protocol,
             client_port: "tty0".into(),
             timeout: Duration::from_millis(300),
+            tls: None,
         }
     }
 

@@ -11,5 +11,6 @@ pub mod freeradius;
 pub mod mfa;
 pub mod mfa_peers;
 pub mod pam;
+pub mod pki;
 pub mod scripted_radius;
 pub mod tacacs_server;

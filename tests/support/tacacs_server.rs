@@ -149,6 +149,12 @@ pub struct Config {
     pub single_connect: bool,
     /// Close a connection, unanswered, when a session beyond this many begins on it.
     pub sessions_per_connection: Option<usize>,
+    /// Serve TACACS+ over TLS (RFC 9887) with this configuration: packets must carry the
+    /// UNENCRYPTED flag and bodies are cleartext.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Over TLS, obfuscate the replies anyway (with the UNENCRYPTED flag clear), as a server
+    /// that does not implement RFC 9887 §4 would.
+    pub tls_obfuscate: bool,
 }
 
 impl Config {
@@ -163,6 +169,8 @@ impl Config {
             author_misbehaviour: None,
             single_connect: false,
             sessions_per_connection: None,
+            tls: None,
+            tls_obfuscate: false,
         }
     }
 }
@@ -231,6 +239,8 @@ pub struct AuthorSeen {
 pub struct Received {
     /// Connections accepted.
     pub connections: usize,
+    /// TLS handshakes that failed.
+    pub handshake_failures: usize,
     /// Authentication STARTs.
     pub starts: Vec<StartSeen>,
     /// Authentication CONTINUEs.
@@ -269,7 +279,29 @@ impl TacacsServer {
                     lock(&received).connections += 1;
                     let (config, received) = (Arc::clone(&config), Arc::clone(&received));
                     thread::spawn(move || {
-                        let _ = serve(stream, &config, &received);
+                        if stream.set_read_timeout(Some(IDLE)).is_err()
+                            || stream.set_write_timeout(Some(IDLE)).is_err()
+                        {
+                            return;
+                        }
+                        let _ = match &config.tls {
+                            None => serve(stream, &config, &received),
+                            Some(tls) => {
+                                let Ok(connection) = rustls::ServerConnection::new(Arc::clone(tls))
+                                else {
+                                    return;
+                                };
+                                let mut tls = rustls::StreamOwned::new(connection, stream);
+                                // The handshake first: a client that fails it sends nothing.
+                                while tls.conn.is_handshaking() {
+                                    if tls.conn.complete_io(&mut tls.sock).is_err() {
+                                        lock(&received).handshake_failures += 1;
+                                        return;
+                                    }
+                                }
+                                serve(tls, &config, &received)
+                            }
+                        };
                     });
                 }
             })
@@ -322,12 +354,36 @@ enum Ascii {
     AwaitToken(String),
 }
 
+/// A connection's stream: TCP, or TLS over TCP.
+trait Conn: Read + Write {
+    /// Ends what the server writes (with close_notify over TLS).
+    fn end_writes(&mut self);
+}
+
+impl Conn for TcpStream {
+    fn end_writes(&mut self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+}
+
+impl Conn for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn end_writes(&mut self) {
+        self.conn.send_close_notify();
+        let _ = self.flush();
+        let _ = self.sock.shutdown(Shutdown::Write);
+    }
+}
+
 /// Serves one connection: one session, or with single-connect up to [`MAX_SESSIONS`]
 /// sessions; at most [`MAX_PACKETS`] packets each.
-fn serve(mut stream: TcpStream, config: &Config, received: &Mutex<Received>) -> io::Result<()> {
-    stream.set_read_timeout(Some(IDLE))?;
-    stream.set_write_timeout(Some(IDLE))?;
+fn serve(mut stream: impl Conn, config: &Config, received: &Mutex<Received>) -> io::Result<()> {
     let key = config.key.as_bytes();
+    // RFC 9887 §4: over TLS every packet is cleartext with the UNENCRYPTED flag.
+    let cleartext = if config.tls.is_some() {
+        Cleartext::Required
+    } else {
+        Cleartext::Refuse
+    };
     let mut ascii = Ascii::Idle;
     let mut replied = false;
     let mut sessions = 0;
@@ -366,13 +422,16 @@ fn serve(mut stream: TcpStream, config: &Config, received: &Mutex<Received>) -> 
         buf[..HEADER_LEN].copy_from_slice(&head);
         stream.read_exact(&mut buf[HEADER_LEN..])?;
         let mut packet = Packet::new_checked(buf).map_err(io::Error::other)?;
-        if packet.deobfuscate(key, Cleartext::Refuse).is_err() {
+        if packet.deobfuscate(key, cleartext).is_err() {
             lock(received).malformed += 1;
             return Ok(());
         }
         let mut reply = header.next().map_err(io::Error::other)?;
         if !config.single_connect {
             reply.flags = Flags::from_bits(reply.flags.bits() & !Flags::SINGLE_CONNECT.bits());
+        }
+        if config.tls_obfuscate {
+            reply.flags = Flags::from_bits(reply.flags.bits() & !Flags::UNENCRYPTED.bits());
         }
         let out = match header.packet_type {
             PacketType::Authentication if header.seq_no == 1 => {
@@ -426,7 +485,7 @@ fn serve(mut stream: TcpStream, config: &Config, received: &Mutex<Received>) -> 
                 let half = HEADER_LEN + (out.len() - HEADER_LEN) / 2;
                 stream.write_all(&out[..half])?;
                 stream.flush()?;
-                let _ = stream.shutdown(Shutdown::Write);
+                stream.end_writes();
                 return Ok(());
             }
             Some(Misbehaviour::Oversized) => {

@@ -212,6 +212,8 @@ mod tests {
             protocol: TacacsProtocol::Pap,
             client_port: String::new(),
             enabled: true,
+            transport: Default::default(),
+            tls: Default::default(),
         };
         let mut servers = vec![server(1, 20), server(7, 10), server(3, 30)];
         renumber(&mut servers);
