@@ -163,17 +163,22 @@ pub async fn handle_signals(
     }
 }
 
-/// Warns once per enabled TACACS+ server: RFC 8907 §4.5 obfuscation is an XOR pad, not
-/// integrity, so an on-path attacker who does not know the key can still flip a FAIL reply
-/// into PASS and answer the authorization that follows. Only TLS (RFC 8907 leaves it to a
-/// later standard; not built yet) or a network path no one else can write to protects them.
+/// Warns once per enabled TACACS+ server over plain TCP: RFC 8907 §4.5 obfuscation is an XOR
+/// pad, not integrity, so an on-path attacker who does not know the key can still flip a FAIL
+/// reply into PASS and answer the authorization that follows. Only TLS (RFC 9887,
+/// `transport = "tls"`) or a network path no one else can write to protects them.
 pub fn warn_unprotected_upstreams(config: &portcullis_config::Config) {
-    for server in config.tacacs.enabled_servers() {
+    let unprotected = config
+        .tacacs
+        .enabled_servers()
+        .into_iter()
+        .filter(|server| server.transport == portcullis_config::TacacsTransport::Tcp);
+    for server in unprotected {
         tracing::warn!(
             server = %format!("{}:{}", server.address, server.port),
             "TACACS+ server without TLS: its replies carry no integrity check (RFC 8907 §4.5), so \
-             an on-path attacker can turn a rejected login into an accepted one; keep it on a \
-             trusted network path"
+             an on-path attacker can turn a rejected login into an accepted one; use transport = \
+             \"tls\" (RFC 9887) or keep it on a trusted network path"
         );
     }
 }

@@ -355,13 +355,16 @@ fn man(dir: &Path) -> ExitCode {
 }
 
 fn check_config(path: &Path) -> ExitCode {
-    match load_config(path) {
-        Some(_) => {
-            println!("{}: ok", path.display());
-            ExitCode::SUCCESS
-        }
-        None => ExitCode::from(EXIT_CONFIG),
+    let Some(config) = load_config(path) else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    // What only applying it finds: TLS files that cannot be read or do not match.
+    if let Err(e) = portcullis::engine::Engine::new(&config) {
+        eprintln!("{}: {e}", path.display());
+        return ExitCode::from(EXIT_CONFIG);
     }
+    println!("{}: ok", path.display());
+    ExitCode::SUCCESS
 }
 
 /// Reads a password: without echo from a terminal, else the first line of standard input.

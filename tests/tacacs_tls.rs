@@ -236,4 +236,61 @@ attribute_value = "admin"
             .iter()
             .all(|s| s.header.flags.contains(Flags::UNENCRYPTED))
     );
+    // A server over TLS is not warned about as unprotected.
+    assert!(
+        !daemon.log().contains("TACACS+ server without TLS"),
+        "{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn check_config_reads_the_tls_files() {
+    let pki = Pki::new("tacacs");
+    let me = pki.issue("portcullis", &["portcullis.test"], Usage::Client);
+    let other = pki.issue("other", &["other.test"], Usage::Client);
+    let check = |keys: &str| {
+        let path = pki.dir().join("portcullis.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[[tacacs.servers]]\nid = 1\norder = 1\naddress = \"127.0.0.1\"\n\
+                 transport = \"tls\"\n{keys}\n"
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let ca = pki.ca_path.display();
+    let (code, stderr) = check(&format!("tls_ca = \"{ca}\""));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = check(&format!(
+        "tls_ca = \"{ca}\"\ntls_certificate = \"{}\"\ntls_key = \"{}\"",
+        me.cert_path.display(),
+        me.key_path.display()
+    ));
+    assert_eq!(code, Some(0), "{stderr}");
+    let missing = pki.dir().join("missing.pem");
+    let (code, stderr) = check(&format!("tls_ca = \"{}\"", missing.display()));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("missing.pem"), "{stderr}");
+    // A key that is not the certificate's.
+    let (code, stderr) = check(&format!(
+        "tls_ca = \"{ca}\"\ntls_certificate = \"{}\"\ntls_key = \"{}\"",
+        me.cert_path.display(),
+        other.key_path.display()
+    ));
+    assert_eq!(code, Some(2), "{stderr}");
+    // The key's contents never reach the message.
+    let key_pem = std::fs::read_to_string(&other.key_path).unwrap();
+    let body = key_pem.lines().nth(1).unwrap();
+    assert!(!stderr.contains(body), "{stderr}");
 }
