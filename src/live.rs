@@ -201,8 +201,13 @@ impl ConfigStore {
         // save and swap run to completion under the writer lock even if this request is
         // dropped meanwhile, so the next writer always starts from what was saved last.
         tokio::task::spawn_blocking(move || {
-            let engine = Engine::build(&config, &memory)
-                .map_err(|e| StoreError::Failed("build engine", e.to_string()))?;
+            let engine = Engine::build(&config, &memory).map_err(|e| match e {
+                // The change names TLS files that cannot be used: the caller's to fix.
+                EngineError::Tls { .. } => {
+                    StoreError::Invalid(vec![("tacacs.servers".into(), e.to_string())])
+                }
+                e => StoreError::Failed("build engine", e.to_string()),
+            })?;
             portcullis_config::save(&config, &path)
                 .map_err(|e| StoreError::Failed("save configuration", e.to_string()))?;
             install(&live, &watchers, config, engine);

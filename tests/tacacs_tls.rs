@@ -14,7 +14,7 @@ use portcullis::upstream::tacacs::{Answer, ClientError, Key, Protocol, ServerSpe
 use portcullis::upstream::tls::{TlsKeys, tls13_client};
 use portcullis_protocol::tacacs::{self, Flags};
 use serde_json::json;
-use support::daemon::{Auth, Daemon};
+use support::daemon::{ADMIN_PASSWORD, Auth, Daemon};
 use support::pki::{Issued, Pki, Usage, server_config};
 use support::tacacs_server::{Config, TacacsServer, User};
 
@@ -293,4 +293,77 @@ fn check_config_reads_the_tls_files() {
     let key_pem = std::fs::read_to_string(&other.key_path).unwrap();
     let body = key_pem.lines().nth(1).unwrap();
     assert!(!stderr.contains(body), "{stderr}");
+}
+
+#[test]
+fn the_management_api_configures_a_server_over_tls() {
+    let pki = Pki::new("tacacs");
+    let cert = pki.issue("server", &["127.0.0.1"], Usage::Server);
+    let server = tls_server(&cert, &[&rustls::version::TLS13], None, |_| {});
+    let hash = portcullis::engine::local::hash_password(ADMIN_PASSWORD.as_bytes()).unwrap();
+    let daemon = Daemon::start(Some(&format!(
+        "[authentication]\ncurrent_sequence = 4\n\n\
+         [[tacacs.role_mappings]]\nrole = \"Administrator\"\nattribute = \"role\"\n\
+         attribute_value = \"admin\"\n\n\
+         [[local_users]]\nname = \"admin\"\npassword_hash = \"{hash}\"\n\
+         roles = [\"Administrator\"]\n"
+    )));
+    let admin = Auth::Basic("admin", ADMIN_PASSWORD);
+    const SERVERS: &str = "/api/mgmt.remote_authentication/1.0/tacacs/server";
+    let post =
+        |body: serde_json::Value| daemon.request("POST", SERVERS, admin, Some(&body.to_string()));
+    let login = || {
+        daemon.request(
+            "POST",
+            "/api/auth/1.0/login",
+            Auth::None,
+            Some(&json!({"username": "alice", "password": "alice-pw"}).to_string()),
+        )
+    };
+    // A CA bundle that does not exist is refused with the reason, and nothing changes.
+    let missing = pki.dir().join("missing.pem");
+    let refused = post(json!({
+        "address": "127.0.0.1", "port": server.addr().port(), "secret": "unused-over-tls",
+        "transport": "tls", "tls_ca": missing.display().to_string(),
+    }));
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("missing.pem"), "{}", refused.body);
+    let listed = daemon.request("GET", SERVERS, admin, None);
+    assert_eq!(listed.json(), json!([]), "{}", listed.body);
+
+    let added = post(json!({
+        "address": "127.0.0.1", "port": server.addr().port(), "secret": "unused-over-tls",
+        "transport": "tls", "tls_ca": pki.ca_path.display().to_string(),
+    }));
+    assert_eq!(added.status, 204, "{}", added.body);
+    let listed = daemon.request("GET", SERVERS, admin, None).json();
+    assert_eq!(listed[0]["transport"], "tls", "{listed}");
+    assert_eq!(
+        listed[0]["tls_ca"],
+        pki.ca_path.display().to_string(),
+        "{listed}"
+    );
+    assert!(listed[0].get("tls_key").is_none(), "{listed}");
+    let accepted = login();
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+    assert_eq!(server.received().starts.len(), 1);
+
+    // Back to TCP the TLS keys must go too; then the server is a plain one, port kept.
+    let id = listed[0]["server_id"].as_u64().unwrap();
+    let path = format!("{SERVERS}/{id}");
+    let put =
+        |body: serde_json::Value| daemon.request("PUT", &path, admin, Some(&body.to_string()));
+    let kept_keys = put(json!({"transport": "tcp"}));
+    assert_eq!(kept_keys.status, 400, "{}", kept_keys.body);
+    let plain = put(json!({"transport": "tcp", "tls_ca": ""}));
+    assert_eq!(plain.status, 204, "{}", plain.body);
+    let listed = daemon.request("GET", SERVERS, admin, None).json();
+    assert!(listed[0].get("transport").is_none(), "{listed}");
+    assert!(listed[0].get("tls_ca").is_none(), "{listed}");
+    assert_eq!(listed[0]["port"], server.addr().port(), "{listed}");
+    // A plain TCP client cannot talk to the TLS server: the login is unavailable, never an
+    // accept.
+    let unavailable = login();
+    assert_ne!(unavailable.status, 200, "{}", unavailable.body);
+    assert_eq!(server.received().starts.len(), 1);
 }

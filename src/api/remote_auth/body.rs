@@ -172,6 +172,11 @@ string_enum_schema!(
     ["PAP", "ASCII"]
 );
 string_enum_schema!(
+    /// How a TACACS+ server is reached (an extension of the reference).
+    TacacsTransportName,
+    ["tcp", "tls"]
+);
+string_enum_schema!(
     /// `nas_id_type` as a request may spell it (`dyanmic` as the reference does once).
     NasIdTypeInput,
     ["custom", "dynamic", "dyanmic"]

@@ -25,7 +25,7 @@ use axum::http::StatusCode;
 use portcullis_config::{
     Config, ConfigError, FIRST_SEQUENCE, LAST_SEQUENCE, NasIdType, RadiusProtocol,
     RadiusRoleMapping, RadiusServer, SEQUENCES, TacacsProtocol, TacacsRoleMapping, TacacsServer,
-    sequence_name,
+    TacacsTransport, sequence_name,
 };
 use serde::de::{self, DeserializeOwned, Deserializer, Unexpected, Visitor};
 use serde::{Deserialize, Serialize};

@@ -10,8 +10,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use portcullis_config::{
-    CLOAK, Config, DEFAULT_RADIUS_PORT, DEFAULT_TACACS_PORT, RadiusServer,
-    RequireMessageAuthenticator, Secret, TacacsServer,
+    CLOAK, Config, DEFAULT_RADIUS_PORT, DEFAULT_TACACS_PORT, DEFAULT_TACACS_TLS_PORT, RadiusServer,
+    RequireMessageAuthenticator, Secret, TacacsServer, TacacsTransport,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -165,6 +165,34 @@ fn set_radius(
     }
 }
 
+/// What a TACACS+ request may change besides the address and the secret.
+struct TacacsFields {
+    port: Option<u16>,
+    protocol: Option<portcullis_config::TacacsProtocol>,
+    client_port: Option<StringOrNumber>,
+    enabled: Option<Flag>,
+    transport: Option<TacacsTransport>,
+    tls: [Option<String>; 4],
+}
+
+macro_rules! tacacs_fields {
+    ($request:expr) => {
+        TacacsFields {
+            port: $request.port,
+            protocol: $request.protocol,
+            client_port: $request.client_port,
+            enabled: $request.enabled,
+            transport: $request.transport,
+            tls: [
+                $request.tls_ca,
+                $request.tls_server_name,
+                $request.tls_certificate,
+                $request.tls_key,
+            ],
+        }
+    };
+}
+
 impl Remote for TacacsServer {
     const NAME: &'static str = "TACACS+";
     const LIST: &'static str = "tacacs.servers";
@@ -207,12 +235,7 @@ impl Remote for TacacsServer {
         Change {
             address: request.address,
             secret: request.secret,
-            rest: tacacs_rest(
-                request.port,
-                request.protocol,
-                request.client_port,
-                request.enabled,
-            ),
+            rest: tacacs_rest(tacacs_fields!(request)),
         }
     }
 
@@ -220,7 +243,7 @@ impl Remote for TacacsServer {
         let change = Change {
             address: entry.address,
             secret: entry.secret,
-            rest: tacacs_rest(entry.port, entry.protocol, entry.client_port, entry.enabled),
+            rest: tacacs_rest(tacacs_fields!(entry)),
         };
         (entry.server_id, change)
     }
@@ -230,13 +253,23 @@ impl Remote for TacacsServer {
     }
 }
 
-fn tacacs_rest(
-    port: Option<u16>,
-    protocol: Option<portcullis_config::TacacsProtocol>,
-    client_port: Option<StringOrNumber>,
-    enabled: Option<Flag>,
-) -> Box<dyn FnOnce(&mut TacacsServer) + Send> {
+fn tacacs_rest(fields: TacacsFields) -> Box<dyn FnOnce(&mut TacacsServer) + Send> {
     Box::new(move |server| {
+        let TacacsFields {
+            port,
+            protocol,
+            client_port,
+            enabled,
+            transport,
+            tls,
+        } = fields;
+        if let Some(transport) = transport {
+            // A server on its transport's default port moves to the new transport's.
+            if port.is_none() && server.port == default_port(server.transport) {
+                server.port = default_port(transport);
+            }
+            server.transport = transport;
+        }
         if let Some(port) = port {
             server.port = port;
         }
@@ -249,7 +282,26 @@ fn tacacs_rest(
         if let Some(enabled) = enabled {
             server.enabled = enabled.0;
         }
+        let [ca, name, certificate, key] = tls;
+        let keys = &mut server.tls;
+        for (value, slot) in [
+            (ca, &mut keys.tls_ca),
+            (name, &mut keys.tls_server_name),
+            (certificate, &mut keys.tls_certificate),
+            (key, &mut keys.tls_key),
+        ] {
+            if let Some(value) = value {
+                *slot = (!value.is_empty()).then_some(value);
+            }
+        }
     })
+}
+
+fn default_port(transport: TacacsTransport) -> u16 {
+    match transport {
+        TacacsTransport::Tcp => DEFAULT_TACACS_PORT,
+        TacacsTransport::Tls => DEFAULT_TACACS_TLS_PORT,
+    }
 }
 
 /// `GET .../server`: the servers in try order.

@@ -29,6 +29,22 @@ pub struct NewTacacsServer {
     pub client_port: Option<StringOrNumber>,
     /// Whether the server is tried.
     pub enabled: Option<Flag>,
+    /// Extension: `tcp` (default) or `tls` (TACACS+ over TLS 1.3, RFC 9887; port 300 when
+    /// none is given). Over TLS the secret is not used.
+    #[schema(value_type = Option<TacacsTransportName>)]
+    pub transport: Option<TacacsTransport>,
+    /// Extension, with `transport` `tls`: path of the PEM bundle of the CAs that sign the
+    /// server's certificate (default: the system's); an empty string removes it.
+    pub tls_ca: Option<String>,
+    /// Extension, with `transport` `tls`: the name the server's certificate must carry
+    /// (default: `address`); an empty string removes it.
+    pub tls_server_name: Option<String>,
+    /// Extension, with `transport` `tls`: path of the PEM client certificate presented to the
+    /// server, with `tls_key`; an empty string removes it.
+    pub tls_certificate: Option<String>,
+    /// Extension, with `transport` `tls`: path of the PEM private key of `tls_certificate`;
+    /// an empty string removes it.
+    pub tls_key: Option<String>,
 }
 
 /// `POST tacacs/server` and `PUT tacacs/server/{id}` body. Adding needs `address` and
@@ -54,6 +70,22 @@ pub struct TacacsServerRequest {
     pub client_port: Option<StringOrNumber>,
     /// Whether the server is tried.
     pub enabled: Option<Flag>,
+    /// Extension: `tcp` (default) or `tls` (TACACS+ over TLS 1.3, RFC 9887; port 300 when
+    /// none is given). Over TLS the secret is not used.
+    #[schema(value_type = Option<TacacsTransportName>)]
+    pub transport: Option<TacacsTransport>,
+    /// Extension, with `transport` `tls`: path of the PEM bundle of the CAs that sign the
+    /// server's certificate (default: the system's); an empty string removes it.
+    pub tls_ca: Option<String>,
+    /// Extension, with `transport` `tls`: the name the server's certificate must carry
+    /// (default: `address`); an empty string removes it.
+    pub tls_server_name: Option<String>,
+    /// Extension, with `transport` `tls`: path of the PEM client certificate presented to the
+    /// server, with `tls_key`; an empty string removes it.
+    pub tls_certificate: Option<String>,
+    /// Extension, with `transport` `tls`: path of the PEM private key of `tls_certificate`;
+    /// an empty string removes it.
+    pub tls_key: Option<String>,
 }
 
 /// One entry of a `POST tacacs/reorder` body: a server as the list shows it. An entry naming a
@@ -82,6 +114,22 @@ pub struct TacacsReorderEntry {
     pub secret: Option<String>,
     /// 1 (or true) if the server is tried, 0 (or false) if not.
     pub enabled: Option<Flag>,
+    /// Extension: `tcp` (default) or `tls` (TACACS+ over TLS 1.3, RFC 9887; port 300 when
+    /// none is given). Over TLS the secret is not used.
+    #[schema(value_type = Option<TacacsTransportName>)]
+    pub transport: Option<TacacsTransport>,
+    /// Extension, with `transport` `tls`: path of the PEM bundle of the CAs that sign the
+    /// server's certificate (default: the system's); an empty string removes it.
+    pub tls_ca: Option<String>,
+    /// Extension, with `transport` `tls`: the name the server's certificate must carry
+    /// (default: `address`); an empty string removes it.
+    pub tls_server_name: Option<String>,
+    /// Extension, with `transport` `tls`: path of the PEM client certificate presented to the
+    /// server, with `tls_key`; an empty string removes it.
+    pub tls_certificate: Option<String>,
+    /// Extension, with `transport` `tls`: path of the PEM private key of `tls_certificate`;
+    /// an empty string removes it.
+    pub tls_key: Option<String>,
 }
 
 /// A TACACS+ server as `GET tacacs/server` lists it.
@@ -108,6 +156,22 @@ pub struct TacacsServerView {
     /// 1 if the server is tried, 0 if not.
     #[schema(maximum = 1)]
     pub enabled: u8,
+    /// Extension: `tls` for TACACS+ over TLS 1.3 (RFC 9887); absent for TCP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TacacsTransportName>)]
+    pub transport: Option<TacacsTransport>,
+    /// Extension: the CA bundle the server's certificate is verified with, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<String>,
+    /// Extension: the name the server's certificate must carry, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
+    /// Extension: the client certificate presented to the server, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_certificate: Option<String>,
+    /// Extension: the path of the client certificate's key, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<String>,
 }
 
 impl TacacsServerView {
@@ -121,6 +185,11 @@ impl TacacsServerView {
             client_port: server.client_port.clone(),
             secret: shown(&server.secret, uncloak),
             enabled: flag(server.enabled),
+            transport: (server.transport == TacacsTransport::Tls).then_some(server.transport),
+            tls_ca: server.tls.tls_ca.clone(),
+            tls_server_name: server.tls.tls_server_name.clone(),
+            tls_certificate: server.tls.tls_certificate.clone(),
+            tls_key: server.tls.tls_key.clone(),
         }
     }
 }
