@@ -183,3 +183,99 @@ fn a_server_that_ignores_status_server_stays_dead_for_dead_time() {
         "{metrics}"
     );
 }
+
+/// [`config`] with idle servers probed too.
+fn config_probing_idle(primary: SocketAddr, secondary: SocketAddr) -> String {
+    config(primary, secondary).replace(
+        "probe_interval = 1\n",
+        "probe_interval = 1\nprobe_idle = true\n",
+    )
+}
+
+/// Waits (at most 30 s) until `done` holds for the first server's health entry.
+fn wait_for_health(daemon: &Daemon, done: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let health = health(daemon);
+        if done(&health[0]) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{health:?}\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_idle_server_that_died_is_marked_dead_before_a_login_waits_on_it() {
+    let mut primary = FreeRadius::start(DEFAULT_USERS);
+    let secondary = FreeRadius::start(DEFAULT_USERS);
+    let config = config_probing_idle(primary.auth_addr, secondary.auth_addr);
+    assert!(config.contains("probe_idle = true"));
+    let daemon = Daemon::start(Some(&config));
+    assert_eq!(accepted_by(&daemon), primary.auth_addr.to_string());
+    // Idle, it is probed, and answers.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !primary.log().contains("Status-Server") {
+        assert!(Instant::now() < deadline, "{}", primary.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_for_health(&daemon, |primary| primary["alive"] == true);
+
+    // It dies between logins: the next probe finds it, no login needed.
+    primary.stop();
+    wait_for_health(&daemon, |primary| primary["alive"] == false);
+    assert!(
+        daemon
+            .log()
+            .contains("idle RADIUS server did not answer Status-Server"),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(accepted_by(&daemon), secondary.auth_addr.to_string());
+
+    // Back, it is revived like any dead server.
+    primary.restart();
+    wait_for_health(&daemon, |primary| primary["alive"] == true);
+    assert_eq!(accepted_by(&daemon), primary.auth_addr.to_string());
+}
+
+#[test]
+fn an_idle_server_that_ignores_status_server_is_not_marked_dead() {
+    // Accepts every Access-Request, never answers a Status-Server.
+    let ignoring = Scripted::start(Box::new(|request, _| {
+        let packet = Packet::new_checked(request).unwrap();
+        if packet.code() != Code::AccessRequest {
+            return vec![];
+        }
+        let mut buf = [0u8; 4096];
+        let mut b =
+            Builder::new(&mut buf, Code::AccessAccept, packet.identifier(), &[0; 16]).unwrap();
+        b.message_authenticator().unwrap();
+        b.attribute(attr_type::CLASS, b"admins").unwrap();
+        let len = b
+            .finish_reply(
+                &packet.authenticator(),
+                &Secret::new(DEFAULT_SECRET.as_bytes()),
+            )
+            .unwrap();
+        vec![buf[..len].to_vec()]
+    }));
+    let secondary = FreeRadius::start(DEFAULT_USERS);
+    let daemon = Daemon::start(Some(&config_probing_idle(
+        ignoring.addr,
+        secondary.auth_addr,
+    )));
+    assert_eq!(accepted_by(&daemon), ignoring.addr.to_string());
+    // Probed while idle (one probe a second, each waiting its one-second timeout).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ignoring.requests() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "{} requests",
+            ignoring.requests()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(health(&daemon)[0]["alive"], true);
+    assert_eq!(accepted_by(&daemon), ignoring.addr.to_string());
+}

@@ -57,6 +57,11 @@ pub struct Authentication {
     /// its timeout to find out; a server that never answers Status-Server stays dead for
     /// `dead_time`.
     pub probe_interval: u32,
+    /// Also probe live RADIUS servers that gave no answer for `probe_interval` seconds
+    /// (RFC 3539 watchdog), so one that died between logins is marked dead before a login
+    /// waits on it. Only a server that has answered a Status-Server before is marked dead by
+    /// its silence. Default: false.
+    pub probe_idle: bool,
     /// Whether a login that completed an upstream challenge (RADIUS Access-Challenge, TACACS+
     /// prompt after the password) has given its second factor. `true` (the default): the
     /// gateway's own `[mfa]` is not asked again. `false`: it is asked as after any first
@@ -74,6 +79,7 @@ impl Default for Authentication {
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
             challenge_timeout: DEFAULT_CHALLENGE_TIMEOUT,
             probe_interval: DEFAULT_PROBE_INTERVAL,
+            probe_idle: false,
             upstream_challenge_is_second_factor: true,
         }
     }

@@ -194,12 +194,9 @@ impl<C> Remote<C> {
 
     fn mark_alive(&self) {
         *lock(&self.learned.dead_until) = None;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         self.learned
             .answered
-            .store(now, std::sync::atomic::Ordering::Relaxed);
+            .store(unix_now(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Its health as of `now`.
@@ -226,6 +223,27 @@ impl<C> Remote<C> {
         if interval.is_zero() || !self.is_dead(now) {
             return false;
         }
+        self.mark_probed(now, interval)
+    }
+
+    /// Whether it is alive at `now`, gave no answer within `interval` and was not probed
+    /// within it either (and marks it probed now if so).
+    fn due_for_idle_probe(&self, now: Instant, interval: Duration) -> bool {
+        if interval.is_zero() || self.is_dead(now) {
+            return false;
+        }
+        let answered = self
+            .learned
+            .answered
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if unix_now().saturating_sub(answered) < interval.as_secs() {
+            return false;
+        }
+        self.mark_probed(now, interval)
+    }
+
+    /// Records a probe at `now` unless there was one within `interval`; whether it is due.
+    fn mark_probed(&self, now: Instant, interval: Duration) -> bool {
         let mut probed = lock(&self.learned.probed);
         if probed.is_some_and(|at| now.saturating_duration_since(at) < interval) {
             return false;
@@ -233,6 +251,13 @@ impl<C> Remote<C> {
         *probed = Some(now);
         true
     }
+}
+
+/// Seconds since the Unix epoch (0 before it).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// One upstream server's health, as [`Engine::health`] reports it.
@@ -806,6 +831,10 @@ impl Engine {
             match server.client.probe(timeout).await {
                 Ok(true) => {
                     server.mark_alive();
+                    server
+                        .learned
+                        .status_server
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                     tracing::info!(server = %server.name, "RADIUS server answered Status-Server; alive again");
                     crate::telemetry::upstream_revived("radius", &server.name);
                     revived += 1;
@@ -817,6 +846,42 @@ impl Engine {
             }
         }
         revived
+    }
+
+    /// Probes every live RADIUS server that gave no answer within `interval` with a
+    /// Status-Server (RFC 5997, the RFC 3539 watchdog), so one that died between logins is
+    /// found before a user waits on it. A server that has answered a Status-Server before and
+    /// is silent now is marked dead (for `dead_time`, and probed back to life as any dead
+    /// server); one that never answered one (it may not implement Status-Server) is left
+    /// alone. Returns how many were marked dead.
+    pub async fn probe_idle(&self, interval: Duration) -> usize {
+        let now = Instant::now();
+        let due: Vec<&Remote<RadiusClient>> = self
+            .radius
+            .iter()
+            .filter(|server| server.due_for_idle_probe(now, interval))
+            .collect();
+        let timeout = self.radius_options.timeout;
+        let mut found_dead = 0;
+        for server in due {
+            let supported = &server.learned.status_server;
+            match server.client.probe(timeout).await {
+                Ok(true) => {
+                    server.mark_alive();
+                    supported.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(false) if supported.load(std::sync::atomic::Ordering::Relaxed) => {
+                    server.mark_dead(self.dead_time);
+                    tracing::warn!(server = %server.name, "idle RADIUS server did not answer Status-Server; marked dead");
+                    found_dead += 1;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(server = %server.name, error = %e, "Status-Server probe failed");
+                }
+            }
+        }
+        found_dead
     }
 
     /// Sends `response`, the user's answer to `challenge`, to the server that sent it (and

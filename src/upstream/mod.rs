@@ -26,4 +26,6 @@ pub struct Learned {
     pub probed: Mutex<Option<Instant>>,
     /// When the server last gave a valid answer (Unix seconds; 0: never).
     pub answered: std::sync::atomic::AtomicU64,
+    /// The RADIUS server has answered a Status-Server: silence to one means it is down.
+    pub status_server: AtomicBool,
 }
