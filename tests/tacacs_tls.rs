@@ -353,6 +353,9 @@ fn the_management_api_configures_a_server_over_tls() {
     let path = format!("{SERVERS}/{id}");
     let put =
         |body: serde_json::Value| daemon.request("PUT", &path, admin, Some(&body.to_string()));
+    // An empty secret is refused even where none is used.
+    let empty = put(json!({"secret": ""}));
+    assert_eq!(empty.status, 400, "{}", empty.body);
     let kept_keys = put(json!({"transport": "tcp"}));
     assert_eq!(kept_keys.status, 400, "{}", kept_keys.body);
     let plain = put(json!({"transport": "tcp", "tls_ca": ""}));

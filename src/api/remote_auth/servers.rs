@@ -36,6 +36,12 @@ pub(super) struct Change<S> {
 }
 
 impl<S: Remote> Change<S> {
+    /// An empty secret is refused as the schema says (`minLength` 1), even for a server
+    /// whose transport does not use one (TACACS+ over TLS): leave it out instead.
+    fn empty_secret(&self) -> bool {
+        self.secret.as_deref() == Some("")
+    }
+
     /// Applies the change to `server`; an absent or cloaked secret keeps the configured one.
     fn apply(self, server: &mut S) {
         if let Some(address) = self.address {
@@ -321,12 +327,18 @@ pub(super) async fn list<S: Remote>(
     ))
 }
 
+/// Why an empty `secret` is refused.
+const EMPTY_SECRET: &str = "must not be empty";
+
 /// `POST .../server`: a new server at the end of the try order, with the next id.
 pub(super) async fn add<S: Remote>(
     state: Arc<AppState>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let mut change = S::change(parse_object(&body)?);
+    if change.empty_secret() {
+        return Err(invalid(vec![("secret".into(), EMPTY_SECRET.into())]));
+    }
     let absent = [
         ("address", change.address.is_none()),
         ("secret", change.secret.is_none()),
@@ -362,6 +374,9 @@ pub(super) async fn update<S: Remote>(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let change = S::change(parse_object(&body)?);
+    if change.empty_secret() {
+        return Err(invalid(vec![("secret".into(), EMPTY_SECRET.into())]));
+    }
     state
         .store
         .update(move |config| {
@@ -427,6 +442,10 @@ pub(super) async fn reorder<S: Remote>(
             let mut servers = Vec::with_capacity(entries.len());
             for (index, entry) in entries.into_iter().enumerate() {
                 let (asked, change) = S::entry(entry);
+                if change.empty_secret() {
+                    errors.push((format!("[{index}].secret"), EMPTY_SECRET.into()));
+                    continue;
+                }
                 let Some(id) = ids.resolve(asked, index, &mut errors) else {
                     continue;
                 };
