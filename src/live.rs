@@ -203,8 +203,8 @@ impl ConfigStore {
         tokio::task::spawn_blocking(move || {
             let engine = Engine::build(&config, &memory).map_err(|e| match e {
                 // The change names TLS files that cannot be used: the caller's to fix.
-                EngineError::Tls { .. } => {
-                    StoreError::Invalid(vec![("tacacs.servers".into(), e.to_string())])
+                EngineError::Tls { list, .. } => {
+                    StoreError::Invalid(vec![(list.into(), e.to_string())])
                 }
                 e => StoreError::Failed("build engine", e.to_string()),
             })?;

@@ -62,9 +62,9 @@ pub use operations::{
     MetricsAccess,
 };
 pub use radius::{
-    DEFAULT_RADIUS_PORT, DEFAULT_RADIUS_TIMEOUT, DEFAULT_RADIUS_TRIES, MAX_VENDOR_ID, NasIdType,
-    Radius, RadiusProtocol, RadiusRoleMapping, RadiusServer, RadiusSettings,
-    RequireMessageAuthenticator,
+    DEFAULT_RADIUS_PORT, DEFAULT_RADIUS_TIMEOUT, DEFAULT_RADIUS_TRIES, DEFAULT_RADSEC_PORT,
+    DEFAULT_RADSEC_SECRET, MAX_VENDOR_ID, NasIdType, Radius, RadiusProtocol, RadiusRoleMapping,
+    RadiusServer, RadiusSettings, RadiusTransport, RequireMessageAuthenticator,
 };
 pub use roles::{ADMINISTRATOR, DEFAULT_ROLES, default_roles};
 pub use secret::{CLOAK, Secret};

@@ -9,9 +9,14 @@ use crate::host::Host;
 use crate::roles::check_role;
 use crate::secret::Secret;
 use crate::servers::{Listed, ServerFields, check_list, enabled_in_order};
+use crate::tls::TlsClient;
 
 /// The RADIUS authentication port (RFC 2865 §3).
 pub const DEFAULT_RADIUS_PORT: u16 = 1812;
+/// The RadSec port (RFC 6614 §2.1).
+pub const DEFAULT_RADSEC_PORT: u16 = 2083;
+/// The shared secret of RADIUS over TLS unless one is configured (RFC 6614 §2.3).
+pub const DEFAULT_RADSEC_SECRET: &str = "radsec";
 /// Seconds to wait for a reply before resending; the management API's example value.
 pub const DEFAULT_RADIUS_TIMEOUT: u32 = 5;
 /// Sends per server before it counts as unavailable; the management API's example value.
@@ -49,6 +54,13 @@ impl Radius {
     pub(crate) fn check(&self, report: &mut Report, roles: &[String]) {
         self.settings.check(report, "radius.settings");
         check_list(report, "radius.servers", &self.servers);
+        for (index, server) in self.servers.iter().enumerate() {
+            server.tls.check(
+                report,
+                &format!("radius.servers[{index}]"),
+                server.transport == RadiusTransport::Tls,
+            );
+        }
         for (index, mapping) in self.role_mappings.iter().enumerate() {
             mapping.check(report, &format!("radius.role_mappings[{index}]"), roles);
         }
@@ -57,7 +69,7 @@ impl Radius {
 
 /// One RADIUS server (`[[radius.servers]]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "RadiusServerFile")]
 pub struct RadiusServer {
     /// Stable identifier, unique among RADIUS servers: the management API's `server_id`, used
     /// in its URLs, so it must not change when servers are reordered.
@@ -67,22 +79,100 @@ pub struct RadiusServer {
     pub order: u32,
     /// IPv4 or IPv6 literal (no brackets) or an RFC 1123 hostname.
     pub address: String,
-    /// UDP port of the server.
-    #[serde(default = "default_radius_port")]
+    /// Port of the server: by default 1812 (UDP), or 2083 over TLS.
     pub port: u16,
     /// Shared secret; keys the Request/Response Authenticators, User-Password hiding and
-    /// Message-Authenticator. Should be 16 bytes or more.
+    /// Message-Authenticator. Should be 16 bytes or more; over TLS `radsec` unless given
+    /// (RFC 6614 §2.3).
     pub secret: Secret,
     /// How the password is sent: `PAP` (User-Password) or `CHAP` (CHAP-Password).
-    #[serde(default)]
     pub protocol: RadiusProtocol,
     /// Disabled servers stay configured but are never tried.
-    #[serde(default = "yes")]
     pub enabled: bool,
     /// Whether replies must carry a valid Message-Authenticator (RFC 3579 §3.2), which is
     /// what defeats forged replies (the BlastRADIUS attack).
-    #[serde(default)]
     pub require_message_authenticator: RequireMessageAuthenticator,
+    /// How packets travel: `udp` (RFC 2865) or `tls` (RadSec, RFC 6614: TLS 1.2 or 1.3).
+    #[serde(skip_serializing_if = "RadiusTransport::is_udp")]
+    pub transport: RadiusTransport,
+    /// With `transport = "tls"`: how the server is verified and how portcullis identifies
+    /// itself (the `tls_*` keys).
+    #[serde(flatten)]
+    pub tls: TlsClient,
+}
+
+/// [`RadiusServer`] as the file has it: the port's and the secret's defaults depend on the
+/// transport.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RadiusServerFile {
+    id: u32,
+    order: u32,
+    address: String,
+    port: Option<u16>,
+    secret: Option<Secret>,
+    #[serde(default)]
+    protocol: RadiusProtocol,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    require_message_authenticator: RequireMessageAuthenticator,
+    #[serde(default)]
+    transport: RadiusTransport,
+    tls_ca: Option<String>,
+    tls_server_name: Option<String>,
+    tls_certificate: Option<String>,
+    tls_key: Option<String>,
+}
+
+impl From<RadiusServerFile> for RadiusServer {
+    fn from(file: RadiusServerFile) -> Self {
+        let tls = file.transport == RadiusTransport::Tls;
+        RadiusServer {
+            id: file.id,
+            order: file.order,
+            address: file.address,
+            port: file.port.unwrap_or(if tls {
+                DEFAULT_RADSEC_PORT
+            } else {
+                DEFAULT_RADIUS_PORT
+            }),
+            secret: file.secret.unwrap_or_else(|| {
+                if tls {
+                    Secret::new(DEFAULT_RADSEC_SECRET)
+                } else {
+                    Secret::default()
+                }
+            }),
+            protocol: file.protocol,
+            enabled: file.enabled,
+            require_message_authenticator: file.require_message_authenticator,
+            transport: file.transport,
+            tls: TlsClient {
+                tls_ca: file.tls_ca,
+                tls_server_name: file.tls_server_name,
+                tls_certificate: file.tls_certificate,
+                tls_key: file.tls_key,
+            },
+        }
+    }
+}
+
+/// How a RADIUS server is reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RadiusTransport {
+    /// UDP (RFC 2865), port 1812 by default.
+    #[default]
+    Udp,
+    /// TLS (RadSec, RFC 6614), port 2083 by default.
+    Tls,
+}
+
+impl RadiusTransport {
+    fn is_udp(&self) -> bool {
+        *self == RadiusTransport::Udp
+    }
 }
 
 impl Listed for RadiusServer {
@@ -92,7 +182,8 @@ impl Listed for RadiusServer {
             order: self.order,
             address: &self.address,
             port: self.port,
-            secret: Some(&self.secret),
+            // Over TLS the secret protects nothing TLS does not (RFC 6614 §2.3).
+            secret: (self.transport == RadiusTransport::Udp).then_some(&self.secret),
         }
     }
 
@@ -293,11 +384,6 @@ impl RadiusRoleMapping {
     }
 }
 
-/// Serde default for [`RadiusServer::port`].
-fn default_radius_port() -> u16 {
-    DEFAULT_RADIUS_PORT
-}
-
 /// Serde default for `enabled` fields.
 pub(crate) fn yes() -> bool {
     true
@@ -471,6 +557,8 @@ mod tests {
             protocol: RadiusProtocol::Pap,
             enabled,
             require_message_authenticator: RequireMessageAuthenticator::Auto,
+            transport: Default::default(),
+            tls: Default::default(),
         };
         let radius = Radius {
             servers: vec![server(1, 2, true), server(2, 0, true), server(3, 1, false)],

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portcullis_config::{
-    Config, Method, NasIdType, RadiusProtocol, RequireMessageAuthenticator, TacacsProtocol,
-    TacacsTransport,
+    Config, Method, NasIdType, RadiusProtocol, RadiusTransport, RequireMessageAuthenticator,
+    TacacsProtocol, TacacsTransport,
 };
 use portcullis_protocol::radius::Secret;
 use tokio::time::Instant;
@@ -151,6 +151,8 @@ pub enum EngineError {
     /// A server's TLS settings (CA bundle, client certificate, name) are not usable.
     #[error("TLS to {server}: {source}")]
     Tls {
+        /// The configuration list of the server: `radius.servers` or `tacacs.servers`.
+        list: &'static str,
         /// The server, `address:port`.
         server: String,
         /// What is wrong.
@@ -158,12 +160,18 @@ pub enum EngineError {
     },
 }
 
-/// The TLS 1.3 client of a server at `address` with the `tls_*` keys `keys`.
+/// What makes a TLS client: TLS 1.3 only, or 1.2 and 1.3.
+type MakeTls = fn(
+    crate::upstream::tls::TlsKeys<'_>,
+) -> Result<crate::upstream::tls::TlsClient, crate::upstream::tls::TlsSetupError>;
+
+/// The TLS client of a server at `address` with the `tls_*` keys `keys`, made by `make`.
 fn tls_client(
     address: &str,
     keys: &portcullis_config::TlsClient,
+    make: MakeTls,
 ) -> Result<crate::upstream::tls::TlsClient, crate::upstream::tls::TlsSetupError> {
-    crate::upstream::tls::tls13_client(crate::upstream::tls::TlsKeys {
+    make(crate::upstream::tls::TlsKeys {
         ca: keys.tls_ca.as_deref(),
         server_name: keys.tls_server_name.as_deref().unwrap_or(address),
         certificate: keys.tls_certificate.as_deref().zip(keys.tls_key.as_deref()),
@@ -397,11 +405,31 @@ impl Engine {
             }))
             .collect();
         let mut learned = memory.take_over(&ids).into_iter();
-        let radius = radius_servers
-            .into_iter()
-            .zip(learned.by_ref())
-            .map(|((addr, server), learned)| Remote {
-                name: format!("{}:{}", server.address, server.port),
+        let mut radius = Vec::with_capacity(radius_servers.len());
+        for ((addr, server), learned) in radius_servers.into_iter().zip(learned.by_ref()) {
+            let name = format!("{}:{}", server.address, server.port);
+            let tls = match server.transport {
+                RadiusTransport::Udp => None,
+                RadiusTransport::Tls => Some(
+                    tls_client(
+                        &server.address,
+                        &server.tls,
+                        crate::upstream::tls::tls12_client,
+                    )
+                    .map_err(|source| EngineError::Tls {
+                        list: "radius.servers",
+                        server: name.clone(),
+                        source,
+                    })?,
+                ),
+            };
+            let require_message_authenticator = match server.require_message_authenticator {
+                RequireMessageAuthenticator::Yes => Requirement::Yes,
+                RequireMessageAuthenticator::No => Requirement::No,
+                RequireMessageAuthenticator::Auto => Requirement::Auto,
+            };
+            radius.push(Remote {
+                name,
                 client: RadiusClient::with_learned(
                     ServerSpec {
                         addr,
@@ -410,17 +438,14 @@ impl Engine {
                             RadiusProtocol::Pap => AuthProtocol::Pap,
                             RadiusProtocol::Chap => AuthProtocol::Chap,
                         },
-                        require_message_authenticator: match server.require_message_authenticator {
-                            RequireMessageAuthenticator::Yes => Requirement::Yes,
-                            RequireMessageAuthenticator::No => Requirement::No,
-                            RequireMessageAuthenticator::Auto => Requirement::Auto,
-                        },
+                        require_message_authenticator,
+                        tls,
                     },
                     Arc::clone(&learned),
                 ),
                 learned,
-            })
-            .collect();
+            });
+        }
         let radius_mappings = config
             .radius
             .role_mappings
@@ -440,14 +465,18 @@ impl Engine {
             let name = format!("{}:{}", server.address, server.port);
             let tls = match server.transport {
                 TacacsTransport::Tcp => None,
-                TacacsTransport::Tls => {
-                    Some(tls_client(&server.address, &server.tls).map_err(|source| {
-                        EngineError::Tls {
-                            server: name.clone(),
-                            source,
-                        }
-                    })?)
-                }
+                TacacsTransport::Tls => Some(
+                    tls_client(
+                        &server.address,
+                        &server.tls,
+                        crate::upstream::tls::tls13_client,
+                    )
+                    .map_err(|source| EngineError::Tls {
+                        list: "tacacs.servers",
+                        server: name.clone(),
+                        source,
+                    })?,
+                ),
             };
             tacacs.push(Remote {
                 name,

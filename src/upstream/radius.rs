@@ -11,6 +11,13 @@
 //!
 //! The request is sent again, byte for byte, every `timeout` until `tries` sends have gone
 //! unanswered.
+//!
+//! Over TLS (RadSec, RFC 6614) the pool holds long-lived TLS connections instead (at most
+//! [`MAX_TLS_CONNECTIONS`], 256 Identifiers each); replies are framed by their Length field.
+//! Nothing is resent (RFC 6614 §2.5: the transport is reliable): one wait of `timeout`. A
+//! connection that breaks ends the requests waiting on it and is replaced on the next
+//! request; a server that cannot be connected to is not tried again before a backoff
+//! (1 s, doubling up to 30 s) has passed.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -22,12 +29,15 @@ use portcullis_protocol::radius::{
     self, Builder, Code, MAX_PACKET_LEN, MAX_PASSWORD_LEN, Packet, Secret, Signature, attr_type,
     chap_response,
 };
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
 
 use super::Learned;
+use super::tls::TlsClient;
 use crate::sync::lock;
 
 /// How a server proves who it is: which password scheme the Access-Request uses.
@@ -61,6 +71,8 @@ pub struct ServerSpec {
     pub protocol: AuthProtocol,
     /// Message-Authenticator policy for replies.
     pub require_message_authenticator: Requirement,
+    /// RADIUS over TLS (RFC 6614) with this client configuration; `None`: UDP.
+    pub tls: Option<TlsClient>,
 }
 
 /// Per-request settings that come from the RADIUS settings rather than the server.
@@ -189,6 +201,29 @@ pub enum ClientError {
     /// Every Identifier of every socket is in flight.
     #[error("too many requests in flight to this server")]
     Busy,
+    /// The TLS connection could not be opened: refused, unreachable, timed out, or the
+    /// handshake failed (an untrusted or misnamed certificate, our certificate refused).
+    #[error("TLS connection: {0}")]
+    Connect(io::Error),
+    /// A TLS connection failed less than this long ago; no new one is tried before.
+    #[error("TLS connection failed; next attempt in {0:?}")]
+    Backoff(Duration),
+}
+
+/// TLS connections per server at most: 4 x 256 requests in flight.
+pub const MAX_TLS_CONNECTIONS: usize = 4;
+/// The first wait after a failed TLS connection; doubled after each further failure.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between TLS connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// When the next TLS connection may be tried.
+#[derive(Debug)]
+struct Backoff {
+    /// No attempt before this.
+    until: Option<Instant>,
+    /// The wait after the next failure.
+    delay: Duration,
 }
 
 /// Sockets per server at most: 64 x 256 requests in flight.
@@ -199,6 +234,11 @@ const MAX_SOCKETS: usize = 64;
 pub struct RadiusClient {
     spec: ServerSpec,
     sockets: Mutex<Vec<Arc<Channel>>>,
+    /// Over TLS: when a new connection may be tried.
+    backoff: Mutex<Backoff>,
+    /// Over TLS: held while a connection is opened, so that requests arriving meanwhile
+    /// wait for it instead of opening their own.
+    connecting: tokio::sync::Mutex<()>,
     /// Whether the server signs its replies (for [`Requirement::Auto`]), kept across
     /// configuration changes.
     learned: Arc<Learned>,
@@ -216,6 +256,11 @@ impl RadiusClient {
         RadiusClient {
             spec,
             sockets: Mutex::new(Vec::new()),
+            backoff: Mutex::new(Backoff {
+                until: None,
+                delay: FIRST_BACKOFF,
+            }),
+            connecting: tokio::sync::Mutex::new(()),
             learned,
         }
     }
@@ -268,7 +313,7 @@ impl RadiusClient {
     /// that passes the same checks as a login reply (authenticators, Identifier, the
     /// Message-Authenticator requirement) comes back within `timeout` as an Access-Accept.
     pub async fn probe(&self, timeout: Duration) -> Result<bool, ClientError> {
-        let mut lease = self.lease()?;
+        let mut lease = self.lease(timeout).await?;
         let mut authenticator = [0u8; 16];
         getrandom::fill(&mut authenticator).map_err(ClientError::Rng)?;
         let mut buf = [0u8; 64];
@@ -279,7 +324,7 @@ impl RadiusClient {
             .finish_request(&self.spec.secret)
             .map_err(ClientError::Encode)?;
         let request = buf.get(..len).unwrap_or_default();
-        if let Err(e) = lease.channel.socket.send(request).await {
+        if let Err(e) = lease.channel.send(request).await {
             tracing::debug!(server = %self.spec.addr, error = %e, "Status-Server not sent");
             return Ok(false);
         }
@@ -302,7 +347,7 @@ impl RadiusClient {
         password: Proof<'_>,
         options: &RequestOptions,
     ) -> Result<Answer, ClientError> {
-        let mut lease = self.lease()?;
+        let mut lease = self.lease(options.timeout).await?;
         let mut authenticator = [0u8; 16];
         getrandom::fill(&mut authenticator).map_err(ClientError::Rng)?;
         let mut buf = [0u8; MAX_PACKET_LEN];
@@ -317,12 +362,17 @@ impl RadiusClient {
         )?;
         let request = buf.get(..len).unwrap_or_default();
 
-        let tries = options.tries.max(1);
+        // RFC 6614 §2.5: never resent over TLS.
+        let tries = if self.spec.tls.is_some() {
+            1
+        } else {
+            options.tries.max(1)
+        };
         for attempt in 0..tries {
             if attempt > 0 {
                 crate::telemetry::upstream_retransmit(&self.spec.addr.to_string());
             }
-            if let Err(e) = lease.channel.socket.send(request).await {
+            if let Err(e) = lease.channel.send(request).await {
                 // An ICMP error from an earlier send surfaces here on a connected socket;
                 // the server counts as silent for this try.
                 tracing::debug!(server = %self.spec.addr, error = %e, "send failed");
@@ -420,7 +470,7 @@ impl RadiusClient {
         if options.use_nas_ip {
             let ip = match options.nas_ip {
                 Some(ip) => Some(ip),
-                None => lease.channel.socket.local_addr().ok().map(|a| a.ip()),
+                None => lease.channel.local_ip(),
             };
             match ip {
                 Some(IpAddr::V4(v4)) => {
@@ -494,24 +544,81 @@ impl RadiusClient {
         None
     }
 
-    /// Leases a free Identifier on one of the sockets, opening a socket if all are full.
-    fn lease(&self) -> Result<Lease, ClientError> {
+    /// Leases a free Identifier on one of the sockets (or TLS connections), opening one if
+    /// all are full; `timeout` bounds opening a TLS connection.
+    async fn lease(&self, timeout: Duration) -> Result<Lease, ClientError> {
+        let Some(tls) = &self.spec.tls else {
+            return self.lease_udp();
+        };
+        if let Some(lease) = self.lease_open(MAX_TLS_CONNECTIONS)? {
+            return Ok(lease);
+        }
+        // One connection attempt at a time; whoever waited looks again first.
+        let _connecting = self.connecting.lock().await;
+        if let Some(lease) = self.lease_open(MAX_TLS_CONNECTIONS)? {
+            return Ok(lease);
+        }
+        {
+            let backoff = lock(&self.backoff);
+            let now = Instant::now();
+            if let Some(until) = backoff.until.filter(|until| *until > now) {
+                return Err(ClientError::Backoff(until.saturating_duration_since(now)));
+            }
+        }
+        let channel = match Channel::open_tls(self.spec.addr, tls, timeout).await {
+            Ok(channel) => {
+                *lock(&self.backoff) = Backoff {
+                    until: None,
+                    delay: FIRST_BACKOFF,
+                };
+                Arc::new(channel)
+            }
+            Err(e) => {
+                let mut backoff = lock(&self.backoff);
+                backoff.until = Some(Instant::now() + backoff.delay);
+                backoff.delay = (backoff.delay * 2).min(MAX_BACKOFF);
+                return Err(e);
+            }
+        };
+        let (id, replies) = channel.reserve().ok_or(ClientError::Busy)?;
         let mut sockets = lock(&self.sockets);
+        sockets.retain(|channel| !channel.is_broken());
+        sockets.push(Arc::clone(&channel));
+        Ok(Lease {
+            channel,
+            id,
+            replies: Some(replies),
+        })
+    }
+
+    /// A free Identifier on an open channel; `Busy` when `most` channels are open and full,
+    /// `None` when another may be opened. Broken channels are forgotten.
+    fn lease_open(&self, most: usize) -> Result<Option<Lease>, ClientError> {
+        let mut sockets = lock(&self.sockets);
+        sockets.retain(|channel| !channel.is_broken());
         for channel in sockets.iter() {
             if let Some((id, replies)) = channel.reserve() {
-                return Ok(Lease {
+                return Ok(Some(Lease {
                     channel: Arc::clone(channel),
                     id,
                     replies: Some(replies),
-                });
+                }));
             }
         }
-        if sockets.len() >= MAX_SOCKETS {
+        if sockets.len() >= most {
             return Err(ClientError::Busy);
+        }
+        Ok(None)
+    }
+
+    /// [`RadiusClient::lease`] over UDP.
+    fn lease_udp(&self) -> Result<Lease, ClientError> {
+        if let Some(lease) = self.lease_open(MAX_SOCKETS)? {
+            return Ok(lease);
         }
         let channel = Arc::new(Channel::open(self.spec.addr)?);
         let (id, replies) = channel.reserve().ok_or(ClientError::Busy)?;
-        sockets.push(Arc::clone(&channel));
+        lock(&self.sockets).push(Arc::clone(&channel));
         Ok(Lease {
             channel,
             id,
@@ -532,15 +639,123 @@ struct Slots {
     next: usize,
 }
 
-/// One connected UDP socket and the receiver task that dispatches its replies.
+/// One connected UDP socket or TLS connection and the receiver task that dispatches its
+/// replies.
 #[derive(Debug)]
 struct Channel {
-    socket: Arc<UdpSocket>,
+    transport: Transport,
     slots: Arc<Mutex<Slots>>,
     receiver: JoinHandle<()>,
+    /// The TLS connection is gone: no new request goes on it.
+    broken: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How a channel sends.
+enum Transport {
+    /// A connected UDP socket.
+    Udp(Arc<UdpSocket>),
+    /// The writing half of a TLS connection, and the local address.
+    Tls(tokio::sync::Mutex<WriteHalf<TlsStream<TcpStream>>>, IpAddr),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Udp(socket) => f.debug_tuple("Udp").field(socket).finish(),
+            Transport::Tls(_, local) => f.debug_tuple("Tls").field(local).finish(),
+        }
+    }
+}
+
+/// The sending end of each Identifier's channel, indexed by Identifier.
+type Senders = Arc<[mpsc::Sender<Vec<u8>>]>;
+
+/// The per-Identifier channels of a new socket or connection: the sending ends (for its
+/// receiver task) and the slots holding the receiving ends.
+fn new_slots() -> (Senders, Arc<Mutex<Slots>>) {
+    let (senders, free): (Vec<_>, Vec<_>) = (0..256)
+        .map(|_| {
+            let (tx, rx) = mpsc::channel(4);
+            (tx, Some(rx))
+        })
+        .unzip();
+    (
+        senders.into(),
+        Arc::new(Mutex::new(Slots { free, next: 0 })),
+    )
 }
 
 impl Channel {
+    /// Connects to `server` over TLS within `timeout` (TCP connect and handshake each).
+    async fn open_tls(
+        server: SocketAddr,
+        tls: &TlsClient,
+        timeout: Duration,
+    ) -> Result<Channel, ClientError> {
+        let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "timed out");
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(server))
+            .await
+            .map_err(|_| ClientError::Connect(timed_out()))?
+            .map_err(ClientError::Connect)?;
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::trace!(error = %e, "TCP_NODELAY not set");
+        }
+        let local = tcp.local_addr().map_err(ClientError::Connect)?.ip();
+        let stream =
+            tokio::time::timeout(timeout, tls.connector.connect(tls.server_name.clone(), tcp))
+                .await
+                .map_err(|_| ClientError::Connect(timed_out()))?
+                .map_err(ClientError::Connect)?;
+        let (reader, writer) = tokio::io::split(stream);
+        let (senders, slots) = new_slots();
+        let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let receiver = tokio::spawn(receive_stream(
+            reader,
+            Arc::clone(&slots),
+            senders,
+            server.to_string(),
+            Arc::clone(&broken),
+        ));
+        Ok(Channel {
+            transport: Transport::Tls(tokio::sync::Mutex::new(writer), local),
+            slots,
+            receiver,
+            broken,
+        })
+    }
+
+    /// Sends one packet.
+    async fn send(&self, packet: &[u8]) -> io::Result<()> {
+        match &self.transport {
+            Transport::Udp(socket) => socket.send(packet).await.map(|_| ()),
+            Transport::Tls(writer, _) => {
+                let mut writer = writer.lock().await;
+                let written = async {
+                    writer.write_all(packet).await?;
+                    writer.flush().await
+                }
+                .await;
+                if written.is_err() {
+                    self.broken.store(true, Ordering::Relaxed);
+                }
+                written
+            }
+        }
+    }
+
+    /// The local address requests leave from.
+    fn local_ip(&self) -> Option<IpAddr> {
+        match &self.transport {
+            Transport::Udp(socket) => socket.local_addr().ok().map(|a| a.ip()),
+            Transport::Tls(_, local) => Some(*local),
+        }
+    }
+
+    /// Whether the connection is gone.
+    fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Relaxed)
+    }
+
     fn open(server: SocketAddr) -> io::Result<Channel> {
         let local: SocketAddr = match server {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
@@ -551,14 +766,7 @@ impl Channel {
         std_socket.connect(server)?;
         std_socket.set_nonblocking(true)?;
         let socket = Arc::new(UdpSocket::from_std(std_socket)?);
-        let (senders, free): (Vec<_>, Vec<_>) = (0..256)
-            .map(|_| {
-                let (tx, rx) = mpsc::channel(4);
-                (tx, Some(rx))
-            })
-            .unzip();
-        let senders: Arc<[mpsc::Sender<Vec<u8>>]> = senders.into();
-        let slots = Arc::new(Mutex::new(Slots { free, next: 0 }));
+        let (senders, slots) = new_slots();
         // The receiver task holds the sending ends: it is the only one that sends.
         let receiver = tokio::spawn(receive(
             Arc::clone(&socket),
@@ -567,9 +775,10 @@ impl Channel {
             server.to_string(),
         ));
         Ok(Channel {
-            socket,
+            transport: Transport::Udp(socket),
             slots,
             receiver,
+            broken: Arc::default(),
         })
     }
 
@@ -622,24 +831,77 @@ async fn receive(
                 continue;
             }
         };
-        let datagram = buf.get(..len).unwrap_or_default();
-        // RFC 2865 §3: the Identifier is the second octet; shorter datagrams are not RADIUS.
-        let Some(&id) = datagram.get(1) else {
-            crate::telemetry::upstream_invalid_reply("radius", &server);
-            continue;
-        };
-        let leased = matches!(lock(&slots).free.get(usize::from(id)), Some(None));
-        match senders.get(usize::from(id)) {
-            Some(tx) if leased => {
-                // A full queue means the request is flooded with junk; dropping is right. A
-                // datagram that races with the end of its request is drained by the next
-                // lease of the Identifier.
-                let _ = tx.try_send(datagram.to_vec());
-            }
-            // Late or duplicate: nobody waits for this Identifier.
-            _ => tracing::trace!(server, id, "reply for no request in flight"),
-        }
+        dispatch(
+            &slots,
+            &senders,
+            &server,
+            buf.get(..len).unwrap_or_default(),
+        );
     }
+}
+
+/// Hands `packet` to the request waiting on its Identifier, if one is.
+fn dispatch(slots: &Mutex<Slots>, senders: &[mpsc::Sender<Vec<u8>>], server: &str, packet: &[u8]) {
+    // RFC 2865 §3: the Identifier is the second octet; shorter datagrams are not RADIUS.
+    let Some(&id) = packet.get(1) else {
+        crate::telemetry::upstream_invalid_reply("radius", server);
+        return;
+    };
+    let leased = matches!(lock(slots).free.get(usize::from(id)), Some(None));
+    match senders.get(usize::from(id)) {
+        Some(tx) if leased => {
+            // A full queue means the request is flooded with junk; dropping is right. A
+            // datagram that races with the end of its request is drained by the next lease
+            // of the Identifier.
+            let _ = tx.try_send(packet.to_vec());
+        }
+        // Late or duplicate: nobody waits for this Identifier.
+        _ => tracing::trace!(server, id, "reply for no request in flight"),
+    }
+}
+
+/// Reads the packets of a TLS connection (each framed by its Length field, RFC 6614 §2.5)
+/// and hands each to the request waiting on its Identifier. A Length outside 20..=4096 or a
+/// closed connection ends it: the connection is marked broken and the requests waiting on it
+/// end (their channels close when this task drops the sending ends).
+async fn receive_stream(
+    mut reader: ReadHalf<TlsStream<TcpStream>>,
+    slots: Arc<Mutex<Slots>>,
+    senders: Arc<[mpsc::Sender<Vec<u8>>]>,
+    server: String,
+    broken: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut buf = vec![0u8; MAX_PACKET_LEN];
+    while let Some(head) = buf.get_mut(..4) {
+        if let Err(e) = reader.read_exact(head).await {
+            tracing::debug!(server, error = %e, "RadSec connection closed");
+            break;
+        }
+        let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+        if !(20..=MAX_PACKET_LEN).contains(&len) {
+            tracing::warn!(
+                server,
+                len,
+                "RadSec packet with an impossible Length; closing"
+            );
+            crate::telemetry::upstream_invalid_reply("radius", &server);
+            break;
+        }
+        let Some(body) = buf.get_mut(4..len) else {
+            break;
+        };
+        if let Err(e) = reader.read_exact(body).await {
+            tracing::debug!(server, error = %e, "RadSec connection closed mid-packet");
+            break;
+        }
+        dispatch(
+            &slots,
+            &senders,
+            &server,
+            buf.get(..len).unwrap_or_default(),
+        );
+    }
+    broken.store(true, Ordering::Relaxed);
 }
 
 /// An Identifier in flight, with the receiving end of its channel; released when the
@@ -750,6 +1012,7 @@ mod tests {
             secret: Secret::new(SECRET.to_vec().into_boxed_slice()),
             protocol,
             require_message_authenticator: requirement,
+            tls: None,
         })
     }
 
@@ -1036,7 +1299,7 @@ mod tests {
         let client = Arc::new(client(server.addr, AuthProtocol::Pap, Requirement::Yes));
         let mut leases = Vec::new();
         for _ in 0..300 {
-            leases.push(client.lease().unwrap());
+            leases.push(client.lease_udp().unwrap());
         }
         assert_eq!(lock(&client.sockets).len(), 2);
         let mut first: Vec<u8> = leases
@@ -1049,7 +1312,7 @@ mod tests {
         assert_eq!(first.len(), 256);
         drop(leases);
         // Released: the first socket serves again.
-        let lease = client.lease().unwrap();
+        let lease = client.lease_udp().unwrap();
         assert!(Arc::ptr_eq(&lease.channel, &lock(&client.sockets)[0]));
     }
 
@@ -1062,9 +1325,12 @@ mod tests {
             AuthProtocol::Pap,
             Requirement::No,
         );
-        let mut lease = client.lease().unwrap();
+        let mut lease = client.lease_udp().unwrap();
         assert_eq!(lease.id, 0);
-        let to = lease.channel.socket.local_addr().unwrap();
+        let Transport::Udp(socket) = &lease.channel.transport else {
+            panic!("a UDP channel");
+        };
+        let to = socket.local_addr().unwrap();
         server
             .send_to(
                 &[
@@ -1091,9 +1357,9 @@ mod tests {
         assert!(lease.replies.as_ref().is_some_and(|r| !r.is_empty()));
         drop(lease);
         // Identifiers rotate: hold 1..=255 so that the next lease gets 0 again.
-        let held: Vec<Lease> = (1..256).map(|_| client.lease().unwrap()).collect();
+        let held: Vec<Lease> = (1..256).map(|_| client.lease_udp().unwrap()).collect();
         assert_eq!(held.last().map(|l| l.id), Some(255));
-        let mut again = client.lease().unwrap();
+        let mut again = client.lease_udp().unwrap();
         assert_eq!(again.id, 0);
         assert!(again.replies.as_mut().unwrap().try_recv().is_err());
     }

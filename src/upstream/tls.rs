@@ -60,6 +60,21 @@ pub struct TlsKeys<'a> {
 /// A client for TLS 1.3 only (RFC 9887 §3.2: TACACS+ over TLS requires 1.3), verifying the
 /// server against `keys.ca` and `keys.server_name`.
 pub fn tls13_client(keys: TlsKeys<'_>) -> Result<TlsClient, TlsSetupError> {
+    client(keys, &[&rustls::version::TLS13])
+}
+
+/// A client for TLS 1.3 and 1.2 (RFC 6614 §2.3: RadSec requires 1.2 support, and RadSec
+/// servers such as FreeRADIUS 3.2 negotiate 1.3 when they can), verifying the server
+/// against `keys.ca` and `keys.server_name`.
+pub fn tls12_client(keys: TlsKeys<'_>) -> Result<TlsClient, TlsSetupError> {
+    client(keys, &[&rustls::version::TLS13, &rustls::version::TLS12])
+}
+
+/// A client for `versions`, verifying the server against `keys.ca` and `keys.server_name`.
+fn client(
+    keys: TlsKeys<'_>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<TlsClient, TlsSetupError> {
     let ca = keys.ca.unwrap_or(SYSTEM_CA_FILE);
     let file_error = |why: String| TlsSetupError::File {
         path: ca.to_string(),
@@ -78,7 +93,7 @@ pub fn tls13_client(keys: TlsKeys<'_>) -> Result<TlsClient, TlsSetupError> {
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
-    .with_protocol_versions(&[&rustls::version::TLS13])?
+    .with_protocol_versions(versions)?
     .with_root_certificates(roots);
     let config = match keys.certificate {
         None => builder.with_no_client_auth(),

@@ -121,6 +121,8 @@ impl Remote for RadiusServer {
             protocol: Default::default(),
             enabled: true,
             require_message_authenticator: RequireMessageAuthenticator::default(),
+            transport: Default::default(),
+            tls: Default::default(),
         }
     }
 
