@@ -172,6 +172,11 @@ string_enum_schema!(
     ["PAP", "ASCII"]
 );
 string_enum_schema!(
+    /// How a RADIUS server is reached (an extension of the reference).
+    RadiusTransportName,
+    ["udp", "tls"]
+);
+string_enum_schema!(
     /// How a TACACS+ server is reached (an extension of the reference).
     TacacsTransportName,
     ["tcp", "tls"]

@@ -24,8 +24,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use portcullis_config::{
     Config, ConfigError, FIRST_SEQUENCE, LAST_SEQUENCE, NasIdType, RadiusProtocol,
-    RadiusRoleMapping, RadiusServer, SEQUENCES, TacacsProtocol, TacacsRoleMapping, TacacsServer,
-    TacacsTransport, sequence_name,
+    RadiusRoleMapping, RadiusServer, RadiusTransport, SEQUENCES, TacacsProtocol, TacacsRoleMapping,
+    TacacsServer, TacacsTransport, sequence_name,
 };
 use serde::de::{self, DeserializeOwned, Deserializer, Unexpected, Visitor};
 use serde::{Deserialize, Serialize};

@@ -27,6 +27,22 @@ pub struct NewRadiusServer {
     pub protocol: Option<RadiusProtocol>,
     /// Whether the server is tried.
     pub enabled: Option<Flag>,
+    /// Extension: `udp` (default) or `tls` (RadSec, RFC 6614; port 2083 when none is
+    /// given).
+    #[schema(value_type = Option<RadiusTransportName>)]
+    pub transport: Option<RadiusTransport>,
+    /// Extension, with `transport` `tls`: path of the PEM bundle of the CAs that sign the
+    /// server's certificate (default: the system's); an empty string removes it.
+    pub tls_ca: Option<String>,
+    /// Extension, with `transport` `tls`: the name the server's certificate must carry
+    /// (default: `address`); an empty string removes it.
+    pub tls_server_name: Option<String>,
+    /// Extension, with `transport` `tls`: path of the PEM client certificate presented to the
+    /// server, with `tls_key`; an empty string removes it.
+    pub tls_certificate: Option<String>,
+    /// Extension, with `transport` `tls`: path of the PEM private key of `tls_certificate`;
+    /// an empty string removes it.
+    pub tls_key: Option<String>,
 }
 
 /// `POST radius/server` and `PUT radius/server/{id}` body. Adding needs `address` and
@@ -49,6 +65,22 @@ pub struct RadiusServerRequest {
     pub protocol: Option<RadiusProtocol>,
     /// Whether the server is tried.
     pub enabled: Option<Flag>,
+    /// Extension: `udp` (default) or `tls` (RadSec, RFC 6614; port 2083 when none is
+    /// given).
+    #[schema(value_type = Option<RadiusTransportName>)]
+    pub transport: Option<RadiusTransport>,
+    /// Extension, with `transport` `tls`: path of the PEM bundle of the CAs that sign the
+    /// server's certificate (default: the system's); an empty string removes it.
+    pub tls_ca: Option<String>,
+    /// Extension, with `transport` `tls`: the name the server's certificate must carry
+    /// (default: `address`); an empty string removes it.
+    pub tls_server_name: Option<String>,
+    /// Extension, with `transport` `tls`: path of the PEM client certificate presented to the
+    /// server, with `tls_key`; an empty string removes it.
+    pub tls_certificate: Option<String>,
+    /// Extension, with `transport` `tls`: path of the PEM private key of `tls_certificate`;
+    /// an empty string removes it.
+    pub tls_key: Option<String>,
 }
 
 /// One entry of a `POST radius/reorder` body: a server as the list shows it. An entry naming a
@@ -75,6 +107,22 @@ pub struct RadiusReorderEntry {
     pub secret: Option<String>,
     /// 1 (or true) if the server is tried, 0 (or false) if not.
     pub enabled: Option<Flag>,
+    /// Extension: `udp` (default) or `tls` (RadSec, RFC 6614; port 2083 when none is
+    /// given).
+    #[schema(value_type = Option<RadiusTransportName>)]
+    pub transport: Option<RadiusTransport>,
+    /// Extension, with `transport` `tls`: path of the PEM bundle of the CAs that sign the
+    /// server's certificate (default: the system's); an empty string removes it.
+    pub tls_ca: Option<String>,
+    /// Extension, with `transport` `tls`: the name the server's certificate must carry
+    /// (default: `address`); an empty string removes it.
+    pub tls_server_name: Option<String>,
+    /// Extension, with `transport` `tls`: path of the PEM client certificate presented to the
+    /// server, with `tls_key`; an empty string removes it.
+    pub tls_certificate: Option<String>,
+    /// Extension, with `transport` `tls`: path of the PEM private key of `tls_certificate`;
+    /// an empty string removes it.
+    pub tls_key: Option<String>,
 }
 
 /// A RADIUS server as `GET radius/server` lists it.
@@ -99,6 +147,22 @@ pub struct RadiusServerView {
     /// 1 if the server is tried, 0 if not.
     #[schema(maximum = 1)]
     pub enabled: u8,
+    /// Extension: `tls` for RadSec (RFC 6614); absent for UDP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<RadiusTransportName>)]
+    pub transport: Option<RadiusTransport>,
+    /// Extension: the CA bundle the server's certificate is verified with, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<String>,
+    /// Extension: the name the server's certificate must carry, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
+    /// Extension: the client certificate presented to the server, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_certificate: Option<String>,
+    /// Extension: the path of the client certificate's key, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<String>,
 }
 
 impl RadiusServerView {
@@ -111,6 +175,11 @@ impl RadiusServerView {
             protocol: server.protocol,
             secret: shown(&server.secret, uncloak),
             enabled: flag(server.enabled),
+            transport: (server.transport == RadiusTransport::Tls).then_some(server.transport),
+            tls_ca: server.tls.tls_ca.clone(),
+            tls_server_name: server.tls.tls_server_name.clone(),
+            tls_certificate: server.tls.tls_certificate.clone(),
+            tls_key: server.tls.tls_key.clone(),
         }
     }
 }

@@ -10,8 +10,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use portcullis_config::{
-    CLOAK, Config, DEFAULT_RADIUS_PORT, DEFAULT_TACACS_PORT, DEFAULT_TACACS_TLS_PORT, RadiusServer,
-    RequireMessageAuthenticator, Secret, TacacsServer, TacacsTransport,
+    CLOAK, Config, DEFAULT_RADIUS_PORT, DEFAULT_RADSEC_PORT, DEFAULT_TACACS_PORT,
+    DEFAULT_TACACS_TLS_PORT, RadiusServer, RadiusTransport, RequireMessageAuthenticator, Secret,
+    TacacsServer, TacacsTransport,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -86,14 +87,95 @@ pub(super) trait Remote: Listed + Clone + Send + 'static {
     fn view(&self, uncloak: bool) -> Self::View;
 }
 
-/// Changes to `port`, `protocol` and `enabled` on a server, set by `set`.
-fn common<S: 'static, P: Send + 'static>(
+/// What a RADIUS request may change besides the address and the secret.
+struct RadiusFields {
     port: Option<u16>,
-    protocol: Option<P>,
+    protocol: Option<portcullis_config::RadiusProtocol>,
     enabled: Option<Flag>,
-    set: fn(&mut S, Option<u16>, Option<P>, Option<bool>),
-) -> Box<dyn FnOnce(&mut S) + Send> {
-    Box::new(move |server| set(server, port, protocol, enabled.map(|flag| flag.0)))
+    transport: Option<RadiusTransport>,
+    tls: TlsKeys,
+}
+
+fn radius_rest(fields: RadiusFields) -> Box<dyn FnOnce(&mut RadiusServer) + Send> {
+    Box::new(move |server| {
+        let RadiusFields {
+            port,
+            protocol,
+            enabled,
+            transport,
+            tls,
+        } = fields;
+        if let Some(transport) = transport {
+            let default = |t| match t {
+                RadiusTransport::Udp => DEFAULT_RADIUS_PORT,
+                RadiusTransport::Tls => DEFAULT_RADSEC_PORT,
+            };
+            move_port(
+                &mut server.port,
+                port,
+                default(server.transport),
+                default(transport),
+            );
+            server.transport = transport;
+        }
+        if let Some(port) = port {
+            server.port = port;
+        }
+        if let Some(protocol) = protocol {
+            server.protocol = protocol;
+        }
+        if let Some(enabled) = enabled {
+            server.enabled = enabled.0;
+        }
+        apply_tls(&mut server.tls, tls);
+    })
+}
+
+/// The `tls_*` keys of a request: `tls_ca`, `tls_server_name`, `tls_certificate`,
+/// `tls_key`; an empty string removes one.
+type TlsKeys = [Option<String>; 4];
+
+/// Sets the `tls_*` keys a request gives.
+fn apply_tls(keys: &mut portcullis_config::TlsClient, given: TlsKeys) {
+    let [ca, name, certificate, key] = given;
+    for (value, slot) in [
+        (ca, &mut keys.tls_ca),
+        (name, &mut keys.tls_server_name),
+        (certificate, &mut keys.tls_certificate),
+        (key, &mut keys.tls_key),
+    ] {
+        if let Some(value) = value {
+            *slot = (!value.is_empty()).then_some(value);
+        }
+    }
+}
+
+/// A server on its old transport's default port moves to the new transport's, unless the
+/// request gives a port.
+fn move_port(port: &mut u16, given: Option<u16>, old_default: u16, new_default: u16) {
+    if given.is_none() && *port == old_default {
+        *port = new_default;
+    }
+}
+
+/// The fields of a request (`port`, `protocol`, `enabled`, `transport`, the `tls_*` keys)
+/// into `$fields`, plus `$($extra)*`.
+macro_rules! fields {
+    ($fields:ident, $request:expr, { $($extra:ident),* }) => {
+        $fields {
+            port: $request.port,
+            protocol: $request.protocol,
+            enabled: $request.enabled,
+            transport: $request.transport,
+            tls: [
+                $request.tls_ca,
+                $request.tls_server_name,
+                $request.tls_certificate,
+                $request.tls_key,
+            ],
+            $($extra: $request.$extra),*
+        }
+    };
 }
 
 impl Remote for RadiusServer {
@@ -138,7 +220,7 @@ impl Remote for RadiusServer {
         Change {
             address: request.address,
             secret: request.secret,
-            rest: common(request.port, request.protocol, request.enabled, set_radius),
+            rest: radius_rest(fields!(RadiusFields, request, {})),
         }
     }
 
@@ -146,30 +228,13 @@ impl Remote for RadiusServer {
         let change = Change {
             address: entry.address,
             secret: entry.secret,
-            rest: common(entry.port, entry.protocol, entry.enabled, set_radius),
+            rest: radius_rest(fields!(RadiusFields, entry, {})),
         };
         (entry.server_id, change)
     }
 
     fn view(&self, uncloak: bool) -> RadiusServerView {
         RadiusServerView::new(self, uncloak)
-    }
-}
-
-fn set_radius(
-    server: &mut RadiusServer,
-    port: Option<u16>,
-    protocol: Option<portcullis_config::RadiusProtocol>,
-    enabled: Option<bool>,
-) {
-    if let Some(port) = port {
-        server.port = port;
-    }
-    if let Some(protocol) = protocol {
-        server.protocol = protocol;
-    }
-    if let Some(enabled) = enabled {
-        server.enabled = enabled;
     }
 }
 
@@ -180,25 +245,7 @@ struct TacacsFields {
     client_port: Option<StringOrNumber>,
     enabled: Option<Flag>,
     transport: Option<TacacsTransport>,
-    tls: [Option<String>; 4],
-}
-
-macro_rules! tacacs_fields {
-    ($request:expr) => {
-        TacacsFields {
-            port: $request.port,
-            protocol: $request.protocol,
-            client_port: $request.client_port,
-            enabled: $request.enabled,
-            transport: $request.transport,
-            tls: [
-                $request.tls_ca,
-                $request.tls_server_name,
-                $request.tls_certificate,
-                $request.tls_key,
-            ],
-        }
-    };
+    tls: TlsKeys,
 }
 
 impl Remote for TacacsServer {
@@ -243,7 +290,7 @@ impl Remote for TacacsServer {
         Change {
             address: request.address,
             secret: request.secret,
-            rest: tacacs_rest(tacacs_fields!(request)),
+            rest: tacacs_rest(fields!(TacacsFields, request, { client_port })),
         }
     }
 
@@ -251,7 +298,7 @@ impl Remote for TacacsServer {
         let change = Change {
             address: entry.address,
             secret: entry.secret,
-            rest: tacacs_rest(tacacs_fields!(entry)),
+            rest: tacacs_rest(fields!(TacacsFields, entry, { client_port })),
         };
         (entry.server_id, change)
     }
@@ -272,10 +319,16 @@ fn tacacs_rest(fields: TacacsFields) -> Box<dyn FnOnce(&mut TacacsServer) + Send
             tls,
         } = fields;
         if let Some(transport) = transport {
-            // A server on its transport's default port moves to the new transport's.
-            if port.is_none() && server.port == default_port(server.transport) {
-                server.port = default_port(transport);
-            }
+            let default = |t| match t {
+                TacacsTransport::Tcp => DEFAULT_TACACS_PORT,
+                TacacsTransport::Tls => DEFAULT_TACACS_TLS_PORT,
+            };
+            move_port(
+                &mut server.port,
+                port,
+                default(server.transport),
+                default(transport),
+            );
             server.transport = transport;
         }
         if let Some(port) = port {
@@ -290,26 +343,8 @@ fn tacacs_rest(fields: TacacsFields) -> Box<dyn FnOnce(&mut TacacsServer) + Send
         if let Some(enabled) = enabled {
             server.enabled = enabled.0;
         }
-        let [ca, name, certificate, key] = tls;
-        let keys = &mut server.tls;
-        for (value, slot) in [
-            (ca, &mut keys.tls_ca),
-            (name, &mut keys.tls_server_name),
-            (certificate, &mut keys.tls_certificate),
-            (key, &mut keys.tls_key),
-        ] {
-            if let Some(value) = value {
-                *slot = (!value.is_empty()).then_some(value);
-            }
-        }
+        apply_tls(&mut server.tls, tls);
     })
-}
-
-fn default_port(transport: TacacsTransport) -> u16 {
-    match transport {
-        TacacsTransport::Tcp => DEFAULT_TACACS_PORT,
-        TacacsTransport::Tls => DEFAULT_TACACS_TLS_PORT,
-    }
 }
 
 /// `GET .../server`: the servers in try order.
