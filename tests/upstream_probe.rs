@@ -123,6 +123,26 @@ fn a_server_back_from_the_dead_is_found_by_status_server_before_dead_time() {
     assert!(health[0]["last_answer"].is_string(), "{health:?}");
 }
 
+/// An Access-Accept with Class `admins` for an Access-Request; nothing for anything else
+/// (Status-Server included).
+fn accept_access_requests(request: &[u8]) -> Vec<Vec<u8>> {
+    let packet = Packet::new_checked(request).unwrap();
+    if packet.code() != Code::AccessRequest {
+        return vec![];
+    }
+    let mut buf = [0u8; 4096];
+    let mut b = Builder::new(&mut buf, Code::AccessAccept, packet.identifier(), &[0; 16]).unwrap();
+    b.message_authenticator().unwrap();
+    b.attribute(attr_type::CLASS, b"admins").unwrap();
+    let len = b
+        .finish_reply(
+            &packet.authenticator(),
+            &Secret::new(DEFAULT_SECRET.as_bytes()),
+        )
+        .unwrap();
+    vec![buf[..len].to_vec()]
+}
+
 /// The server_health route's list.
 fn health(daemon: &Daemon) -> Vec<serde_json::Value> {
     let answer = daemon.request(
@@ -140,22 +160,10 @@ fn a_server_that_ignores_status_server_stays_dead_for_dead_time() {
     // Silent to the first Access-Request (so it is marked dead) and to every Status-Server;
     // it accepts later Access-Requests.
     let ignoring = Scripted::start(Box::new(|request, nth| {
-        let packet = Packet::new_checked(request).unwrap();
-        if nth == 0 || packet.code() != Code::AccessRequest {
+        if nth == 0 {
             return vec![];
         }
-        let mut buf = [0u8; 4096];
-        let mut b =
-            Builder::new(&mut buf, Code::AccessAccept, packet.identifier(), &[0; 16]).unwrap();
-        b.message_authenticator().unwrap();
-        b.attribute(attr_type::CLASS, b"admins").unwrap();
-        let len = b
-            .finish_reply(
-                &packet.authenticator(),
-                &Secret::new(DEFAULT_SECRET.as_bytes()),
-            )
-            .unwrap();
-        vec![buf[..len].to_vec()]
+        accept_access_requests(request)
     }));
     let secondary = FreeRadius::start(DEFAULT_USERS);
     let daemon = Daemon::start(Some(&config(ignoring.addr, secondary.auth_addr)));
@@ -242,24 +250,7 @@ fn an_idle_server_that_died_is_marked_dead_before_a_login_waits_on_it() {
 #[test]
 fn an_idle_server_that_ignores_status_server_is_not_marked_dead() {
     // Accepts every Access-Request, never answers a Status-Server.
-    let ignoring = Scripted::start(Box::new(|request, _| {
-        let packet = Packet::new_checked(request).unwrap();
-        if packet.code() != Code::AccessRequest {
-            return vec![];
-        }
-        let mut buf = [0u8; 4096];
-        let mut b =
-            Builder::new(&mut buf, Code::AccessAccept, packet.identifier(), &[0; 16]).unwrap();
-        b.message_authenticator().unwrap();
-        b.attribute(attr_type::CLASS, b"admins").unwrap();
-        let len = b
-            .finish_reply(
-                &packet.authenticator(),
-                &Secret::new(DEFAULT_SECRET.as_bytes()),
-            )
-            .unwrap();
-        vec![buf[..len].to_vec()]
-    }));
+    let ignoring = Scripted::start(Box::new(|request, _| accept_access_requests(request)));
     let secondary = FreeRadius::start(DEFAULT_USERS);
     let daemon = Daemon::start(Some(&config_probing_idle(
         ignoring.addr,

@@ -87,48 +87,124 @@ pub(super) trait Remote: Listed + Clone + Send + 'static {
     fn view(&self, uncloak: bool) -> Self::View;
 }
 
-/// What a RADIUS request may change besides the address and the secret.
-struct RadiusFields {
+/// What a request may change on a server besides the address and the secret, for either
+/// kind: `P` its protocol, `T` its transport.
+struct Fields<P, T> {
     port: Option<u16>,
-    protocol: Option<portcullis_config::RadiusProtocol>,
+    protocol: Option<P>,
     enabled: Option<Flag>,
-    transport: Option<RadiusTransport>,
+    transport: Option<T>,
     tls: TlsKeys,
 }
 
-fn radius_rest(fields: RadiusFields) -> Box<dyn FnOnce(&mut RadiusServer) + Send> {
-    Box::new(move |server| {
-        let RadiusFields {
-            port,
-            protocol,
-            enabled,
-            transport,
-            tls,
-        } = fields;
-        if let Some(transport) = transport {
-            let default = |t| match t {
-                RadiusTransport::Udp => DEFAULT_RADIUS_PORT,
-                RadiusTransport::Tls => DEFAULT_RADSEC_PORT,
-            };
-            move_port(
-                &mut server.port,
-                port,
-                default(server.transport),
-                default(transport),
-            );
-            server.transport = transport;
+/// The fields of a server that [`Fields`] change.
+trait Settable: Send + 'static {
+    /// `PAP`, `CHAP` or `ASCII`.
+    type Protocol: Send + 'static;
+    /// UDP or TCP, or TLS.
+    type Transport: Copy + Send + 'static;
+    /// The port a transport uses unless another is given.
+    fn default_port(transport: Self::Transport) -> u16;
+    /// The fields, borrowed.
+    fn settable(
+        &mut self,
+    ) -> (
+        &mut u16,
+        &mut Self::Protocol,
+        &mut bool,
+        &mut Self::Transport,
+        &mut portcullis_config::TlsClient,
+    );
+}
+
+impl Settable for RadiusServer {
+    type Protocol = portcullis_config::RadiusProtocol;
+    type Transport = RadiusTransport;
+
+    fn default_port(transport: RadiusTransport) -> u16 {
+        match transport {
+            RadiusTransport::Udp => DEFAULT_RADIUS_PORT,
+            RadiusTransport::Tls => DEFAULT_RADSEC_PORT,
         }
-        if let Some(port) = port {
-            server.port = port;
+    }
+
+    fn settable(
+        &mut self,
+    ) -> (
+        &mut u16,
+        &mut Self::Protocol,
+        &mut bool,
+        &mut RadiusTransport,
+        &mut portcullis_config::TlsClient,
+    ) {
+        (
+            &mut self.port,
+            &mut self.protocol,
+            &mut self.enabled,
+            &mut self.transport,
+            &mut self.tls,
+        )
+    }
+}
+
+impl Settable for TacacsServer {
+    type Protocol = portcullis_config::TacacsProtocol;
+    type Transport = TacacsTransport;
+
+    fn default_port(transport: TacacsTransport) -> u16 {
+        match transport {
+            TacacsTransport::Tcp => DEFAULT_TACACS_PORT,
+            TacacsTransport::Tls => DEFAULT_TACACS_TLS_PORT,
         }
-        if let Some(protocol) = protocol {
-            server.protocol = protocol;
+    }
+
+    fn settable(
+        &mut self,
+    ) -> (
+        &mut u16,
+        &mut Self::Protocol,
+        &mut bool,
+        &mut TacacsTransport,
+        &mut portcullis_config::TlsClient,
+    ) {
+        (
+            &mut self.port,
+            &mut self.protocol,
+            &mut self.enabled,
+            &mut self.transport,
+            &mut self.tls,
+        )
+    }
+}
+
+impl<P, T: Copy> Fields<P, T> {
+    /// Sets what is given on `server`. A server on its old transport's default port moves to
+    /// the new transport's, unless a port is given.
+    fn apply<S: Settable<Protocol = P, Transport = T>>(self, server: &mut S) {
+        let (port, protocol, enabled, transport, tls) = server.settable();
+        if let Some(new) = self.transport {
+            if self.port.is_none() && *port == S::default_port(*transport) {
+                *port = S::default_port(new);
+            }
+            *transport = new;
         }
-        if let Some(enabled) = enabled {
-            server.enabled = enabled.0;
+        if let Some(given) = self.port {
+            *port = given;
         }
-        apply_tls(&mut server.tls, tls);
-    })
+        if let Some(given) = self.protocol {
+            *protocol = given;
+        }
+        if let Some(given) = self.enabled {
+            *enabled = given.0;
+        }
+        apply_tls(tls, self.tls);
+    }
+}
+
+fn radius_rest(
+    fields: Fields<portcullis_config::RadiusProtocol, RadiusTransport>,
+) -> Box<dyn FnOnce(&mut RadiusServer) + Send> {
+    Box::new(move |server| fields.apply(server))
 }
 
 /// The `tls_*` keys of a request: `tls_ca`, `tls_server_name`, `tls_certificate`,
@@ -150,19 +226,11 @@ fn apply_tls(keys: &mut portcullis_config::TlsClient, given: TlsKeys) {
     }
 }
 
-/// A server on its old transport's default port moves to the new transport's, unless the
-/// request gives a port.
-fn move_port(port: &mut u16, given: Option<u16>, old_default: u16, new_default: u16) {
-    if given.is_none() && *port == old_default {
-        *port = new_default;
-    }
-}
-
-/// The fields of a request (`port`, `protocol`, `enabled`, `transport`, the `tls_*` keys)
-/// into `$fields`, plus `$($extra)*`.
+/// The [`Fields`] of a request: `port`, `protocol`, `enabled`, `transport`, the `tls_*`
+/// keys.
 macro_rules! fields {
-    ($fields:ident, $request:expr, { $($extra:ident),* }) => {
-        $fields {
+    ($request:expr) => {
+        Fields {
             port: $request.port,
             protocol: $request.protocol,
             enabled: $request.enabled,
@@ -173,7 +241,6 @@ macro_rules! fields {
                 $request.tls_certificate,
                 $request.tls_key,
             ],
-            $($extra: $request.$extra),*
         }
     };
 }
@@ -220,7 +287,7 @@ impl Remote for RadiusServer {
         Change {
             address: request.address,
             secret: request.secret,
-            rest: radius_rest(fields!(RadiusFields, request, {})),
+            rest: radius_rest(fields!(request)),
         }
     }
 
@@ -228,7 +295,7 @@ impl Remote for RadiusServer {
         let change = Change {
             address: entry.address,
             secret: entry.secret,
-            rest: radius_rest(fields!(RadiusFields, entry, {})),
+            rest: radius_rest(fields!(entry)),
         };
         (entry.server_id, change)
     }
@@ -236,16 +303,6 @@ impl Remote for RadiusServer {
     fn view(&self, uncloak: bool) -> RadiusServerView {
         RadiusServerView::new(self, uncloak)
     }
-}
-
-/// What a TACACS+ request may change besides the address and the secret.
-struct TacacsFields {
-    port: Option<u16>,
-    protocol: Option<portcullis_config::TacacsProtocol>,
-    client_port: Option<StringOrNumber>,
-    enabled: Option<Flag>,
-    transport: Option<TacacsTransport>,
-    tls: TlsKeys,
 }
 
 impl Remote for TacacsServer {
@@ -290,7 +347,7 @@ impl Remote for TacacsServer {
         Change {
             address: request.address,
             secret: request.secret,
-            rest: tacacs_rest(fields!(TacacsFields, request, { client_port })),
+            rest: tacacs_rest(fields!(request), request.client_port),
         }
     }
 
@@ -298,7 +355,7 @@ impl Remote for TacacsServer {
         let change = Change {
             address: entry.address,
             secret: entry.secret,
-            rest: tacacs_rest(fields!(TacacsFields, entry, { client_port })),
+            rest: tacacs_rest(fields!(entry), entry.client_port),
         };
         (entry.server_id, change)
     }
@@ -308,42 +365,15 @@ impl Remote for TacacsServer {
     }
 }
 
-fn tacacs_rest(fields: TacacsFields) -> Box<dyn FnOnce(&mut TacacsServer) + Send> {
+fn tacacs_rest(
+    fields: Fields<portcullis_config::TacacsProtocol, TacacsTransport>,
+    client_port: Option<StringOrNumber>,
+) -> Box<dyn FnOnce(&mut TacacsServer) + Send> {
     Box::new(move |server| {
-        let TacacsFields {
-            port,
-            protocol,
-            client_port,
-            enabled,
-            transport,
-            tls,
-        } = fields;
-        if let Some(transport) = transport {
-            let default = |t| match t {
-                TacacsTransport::Tcp => DEFAULT_TACACS_PORT,
-                TacacsTransport::Tls => DEFAULT_TACACS_TLS_PORT,
-            };
-            move_port(
-                &mut server.port,
-                port,
-                default(server.transport),
-                default(transport),
-            );
-            server.transport = transport;
-        }
-        if let Some(port) = port {
-            server.port = port;
-        }
-        if let Some(protocol) = protocol {
-            server.protocol = protocol;
-        }
+        fields.apply(server);
         if let Some(client_port) = client_port {
             server.client_port = client_port.0;
         }
-        if let Some(enabled) = enabled {
-            server.enabled = enabled.0;
-        }
-        apply_tls(&mut server.tls, tls);
     })
 }
 
