@@ -36,6 +36,9 @@ mod fault_proxy;
 #[allow(dead_code)]
 #[path = "../tests/support/freeradius.rs"]
 mod freeradius;
+#[allow(dead_code)]
+#[path = "../tests/support/pki.rs"]
+mod pki;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;

@@ -15,15 +15,24 @@
 //!
 //! `radclient` and `radtest` helpers run the FreeRADIUS command-line clients against the
 //! instance with bounded timeouts.
+//!
+//! [`FreeRadius::start_radsec`] adds a RadSec listener (RADIUS over TLS, RFC 6614) on a free
+//! loopback TCP port to the same configuration.
 
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use super::pki::Issued;
+
+/// Shared secret of the RadSec client `127.0.0.1` of [`FreeRadius::start_radsec`] (RFC 6614
+/// §2.3 fixes it to "radsec").
+pub const RADSEC_SECRET: &str = "radsec";
 
 /// Shared secret of the `127.0.0.1` client in the generated configuration.
 pub const DEFAULT_SECRET: &str = "testing123-portcullis";
@@ -80,6 +89,12 @@ DEFAULT	Auth-Type := Reject
 
 /// What FreeRADIUS prints once its listeners are open.
 const READY_LINE: &str = "Ready to process requests";
+/// Command-line flags of `freeradius` without TLS: `-X`, i.e. single-threaded full debugging.
+const FLAGS_PLAIN: &[&str] = &["-X"];
+/// Command-line flags with a RadSec listener. FreeRADIUS 3.2.1 refuses TLS listeners without
+/// threads ("Threading must be enabled for TLS sockets to function properly"), and `-X`
+/// implies `-s` (no threads); `-fxx -l stdout` is `-X` minus `-s`.
+const FLAGS_THREADED: &[&str] = &["-f", "-xx", "-l", "stdout"];
 /// How long [`FreeRadius::start`] waits for [`READY_LINE`].
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many times [`FreeRadius::start`] retries when the picked ports were taken meanwhile.
@@ -94,12 +109,25 @@ const POLL: Duration = Duration::from_millis(20);
 pub struct FreeRadius {
     child: Child,
     dir: tempfile::TempDir,
+    /// Command-line flags before `-d <confdir>`.
+    flags: &'static [&'static str],
     /// Authentication port (Access-Request, Status-Server).
     pub auth_addr: SocketAddr,
     /// Accounting port (Accounting-Request).
     pub acct_addr: SocketAddr,
     /// Shared secret of the client `127.0.0.1`.
     pub secret: String,
+    /// RadSec (RADIUS over TLS) listener of [`FreeRadius::start_radsec`]; `None` otherwise.
+    pub radsec_addr: Option<SocketAddr>,
+}
+
+/// The TLS side of [`FreeRadius::start_radsec`]: PEM files to copy into the configuration.
+#[derive(Debug, Clone, Copy)]
+struct Radsec<'a> {
+    cert_path: &'a Path,
+    key_path: &'a Path,
+    ca_path: &'a Path,
+    require_client_cert: bool,
 }
 
 /// Result of one `radclient` / `radtest` run.
@@ -169,9 +197,45 @@ impl FreeRadius {
     /// Starts a server whose `authorize` section runs the unlang `policy` before the `chap`,
     /// `files` and `pap` modules (e.g. to answer some users with an Access-Challenge).
     pub fn start_with_policy(users: &str, secret: &str, policy: &str) -> FreeRadius {
+        Self::start_retrying(users, secret, policy, None)
+    }
+
+    /// Starts a server like [`FreeRadius::start`] (same UDP listeners, `users` file and
+    /// policy) plus a RadSec listener (RADIUS over TLS, RFC 6614) on a free `127.0.0.1` TCP
+    /// port, [`FreeRadius::radsec_addr`], for Access-Requests. The listener presents
+    /// `server_cert` and accepts TLS 1.2 and 1.3. With `require_client_cert` it asks for a
+    /// client certificate, and ends handshakes without one or with one the CA in `ca_path`
+    /// (PEM) did not sign; without it, FreeRADIUS asks for no client certificate at all. Its
+    /// only client is `127.0.0.1` with secret [`RADSEC_SECRET`]. The PEM files are copied into
+    /// the configuration directory, so they need not outlive this call.
+    ///
+    /// FreeRADIUS runs threaded (`-fxx -l stdout` instead of `-X`; the log is as verbose).
+    /// Panics (with the server log) if it is not ready within 10 s.
+    pub fn start_radsec(
+        users: &str,
+        server_cert: &Issued,
+        ca_path: &Path,
+        require_client_cert: bool,
+    ) -> FreeRadius {
+        let radsec = Radsec {
+            cert_path: &server_cert.cert_path,
+            key_path: &server_cert.key_path,
+            ca_path,
+            require_client_cert,
+        };
+        Self::start_retrying(users, DEFAULT_SECRET, "", Some(radsec))
+    }
+
+    /// Runs start attempts until one succeeds or fails for another reason than a taken port.
+    fn start_retrying(
+        users: &str,
+        secret: &str,
+        policy: &str,
+        radsec: Option<Radsec<'_>>,
+    ) -> FreeRadius {
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start(users, secret, policy) {
+            match Self::try_start(users, secret, policy, radsec) {
                 Ok(server) => return server,
                 Err(log) => {
                     // A port picked below may have been taken by a parallel test between
@@ -200,7 +264,7 @@ impl FreeRadius {
         let log = fs::File::create(self.log_path()).expect("the log");
         let log_err = log.try_clone().expect("the log");
         self.child = Command::new(freeradius_binary())
-            .arg("-X")
+            .args(self.flags)
             .arg("-d")
             .arg(self.config_dir())
             .stdin(Stdio::null())
@@ -213,6 +277,16 @@ impl FreeRadius {
             "FreeRADIUS did not restart:\n{}",
             self.log()
         );
+        assert!(
+            self.listens_on_radsec(),
+            "FreeRADIUS restarted without its RadSec listener"
+        );
+    }
+
+    /// Whether the log shows the RadSec listener open (always true without one).
+    fn listens_on_radsec(&self) -> bool {
+        self.radsec_addr
+            .is_none_or(|addr| self.log().contains(&radsec_listening_line(addr)))
     }
 
     /// The directory holding `radiusd.conf`, `users` and `dictionary`.
@@ -283,16 +357,31 @@ impl FreeRadius {
     }
 
     /// One start attempt; on failure returns the server output.
-    fn try_start(users: &str, secret: &str, policy: &str) -> Result<FreeRadius, String> {
+    fn try_start(
+        users: &str,
+        secret: &str,
+        policy: &str,
+        radsec: Option<Radsec<'_>>,
+    ) -> Result<FreeRadius, String> {
         let dir = tempfile::Builder::new()
             .prefix("portcullis-freeradius-")
             .tempdir()
             .map_err(|e| format!("creating the temporary directory: {e}"))?;
         let auth_addr = free_udp_addr();
         let acct_addr = free_udp_addr();
+        let radsec_addr = radsec.map(|_| free_tcp_addr());
         let raddb = dir.path().join("raddb");
         write_config(&raddb, users, secret, policy, auth_addr, acct_addr)
             .map_err(|e| format!("writing the configuration: {e}"))?;
+        if let (Some(radsec), Some(addr)) = (radsec, radsec_addr) {
+            add_radsec(&raddb, radsec, addr)
+                .map_err(|e| format!("writing the RadSec configuration: {e}"))?;
+        }
+        let flags = if radsec.is_some() {
+            FLAGS_THREADED
+        } else {
+            FLAGS_PLAIN
+        };
 
         let log_path = dir.path().join("freeradius.log");
         let log = fs::File::create(&log_path).map_err(|e| format!("creating the log: {e}"))?;
@@ -300,7 +389,7 @@ impl FreeRadius {
             .try_clone()
             .map_err(|e| format!("cloning the log handle: {e}"))?;
         let child = Command::new(freeradius_binary())
-            .arg("-X")
+            .args(flags)
             .arg("-d")
             .arg(&raddb)
             .stdin(Stdio::null())
@@ -314,14 +403,22 @@ impl FreeRadius {
         let mut server = FreeRadius {
             child,
             dir,
+            flags,
             auth_addr,
             acct_addr,
             secret: secret.to_owned(),
+            radsec_addr,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if server.log().contains(READY_LINE) {
-                return Ok(server);
+                if server.listens_on_radsec() {
+                    return Ok(server);
+                }
+                let mut log = server.log();
+                let _ = writeln!(log, "[ready without the RadSec listener]");
+                drop(server);
+                return Err(log);
             }
             let exited = matches!(server.child.try_wait(), Ok(Some(_)) | Err(_));
             if exited || Instant::now() >= deadline {
@@ -365,6 +462,24 @@ fn freeradius_binary() -> PathBuf {
     }
 }
 
+/// A loopback TCP address whose port was free a moment ago.
+fn free_tcp_addr() -> SocketAddr {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").expect("binding a probe TCP listener on 127.0.0.1");
+    listener
+        .local_addr()
+        .expect("local address of the probe listener")
+}
+
+/// What `freeradius -xx` prints once the RadSec listener on `addr` is open.
+fn radsec_listening_line(addr: SocketAddr) -> String {
+    format!(
+        "Listening on auth proto tcp address {} port {} (TLS)",
+        addr.ip(),
+        addr.port()
+    )
+}
+
 /// A loopback UDP address whose port was free a moment ago.
 fn free_udp_addr() -> SocketAddr {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("binding a probe UDP socket on 127.0.0.1");
@@ -400,6 +515,80 @@ fn write_config(
     fs::write(raddb.join("acct_users"), "")?;
     fs::write(raddb.join("dictionary"), TEST_DICTIONARY)?;
     Ok(())
+}
+
+/// Copies the PEM files of `radsec` to `raddb/certs` and adds the RadSec `clients` section and
+/// `listen` section (see [`radsec_sections`]) to `raddb/radiusd.conf`.
+fn add_radsec(raddb: &Path, radsec: Radsec<'_>, addr: SocketAddr) -> std::io::Result<()> {
+    let certs = raddb.join("certs");
+    fs::create_dir_all(&certs)?;
+    fs::copy(radsec.cert_path, certs.join("server.pem"))?;
+    fs::copy(radsec.key_path, certs.join("server-key.pem"))?;
+    fs::copy(radsec.ca_path, certs.join("ca.pem"))?;
+    let conf_path = raddb.join("radiusd.conf");
+    let conf = fs::read_to_string(&conf_path)?;
+    let (clients, listen) = radsec_sections(&certs, addr, radsec.require_client_cert);
+    let anchor = "\nserver default {\n";
+    assert_eq!(conf.matches(anchor).count(), 1, "one default server");
+    fs::write(
+        conf_path,
+        conf.replace(anchor, &format!("\n{clients}{anchor}{listen}")),
+    )
+}
+
+/// The RadSec `clients radsec` section (top level) and `listen` section (inside `server
+/// default`), after FreeRADIUS' `sites-available/tls`: a TLS listener on `addr` for
+/// Access-Requests from `127.0.0.1` with secret [`RADSEC_SECRET`], presenting
+/// `certs/server.pem` and, with `require_client_cert`, demanding a client certificate signed
+/// by `certs/ca.pem` (with `require_client_cert = no` FreeRADIUS 3.2.1 requests none).
+fn radsec_sections(certs: &Path, addr: SocketAddr, require_client_cert: bool) -> (String, String) {
+    let certs = certs.display();
+    let (ip, port) = (addr.ip(), addr.port());
+    let require = if require_client_cert { "yes" } else { "no" };
+    let clients = format!(
+        r#"clients radsec {{
+	client 127.0.0.1 {{
+		ipaddr = 127.0.0.1
+		proto = tls
+		secret = "{RADSEC_SECRET}"
+		require_message_authenticator = no
+		nas_type = other
+	}}
+}}
+"#
+    );
+    let listen = format!(
+        r#"	listen {{
+		type = auth
+		proto = tcp
+		ipaddr = {ip}
+		port = {port}
+		clients = radsec
+		limit {{
+			max_connections = 16
+			lifetime = 0
+			idle_timeout = 30
+		}}
+		tls {{
+			private_key_file = {certs}/server-key.pem
+			certificate_file = {certs}/server.pem
+			ca_file = {certs}/ca.pem
+			fragment_size = 8192
+			cipher_list = "DEFAULT"
+			cipher_server_preference = no
+			tls_min_version = "1.2"
+			tls_max_version = "1.3"
+			require_client_cert = {require}
+			cache {{
+				enable = no
+			}}
+			verify {{
+			}}
+		}}
+	}}
+"#
+    );
+    (clients, listen)
 }
 
 /// The generated `radiusd.conf`.
