@@ -269,9 +269,9 @@ fn spawn_prober(store: &crate::api::Store, stop: impl Future<Output = ()> + Send
                 live.config.authentication.probe_interval,
             ));
             live.engine.probe_dead(interval).await;
-            if live.config.authentication.probe_idle {
-                live.engine.probe_idle(interval).await;
-            }
+            live.engine
+                .probe_idle(interval, live.config.authentication.probe_idle)
+                .await;
             // Keeps the portcullis_upstream_up gauges current.
             live.engine.health();
         }

@@ -317,3 +317,31 @@ async fn a_server_certificate_of_another_ca_is_refused() {
     assert!(matches!(error, ClientError::Connect(_)), "{error:?}");
     assert!(server.requests.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_unanswered_watchdog_closes_the_connection() {
+    let pki = Pki::new("radsec");
+    // The first probe is answered, the second is not; on a new connection logins are.
+    let server = responder(
+        &pki,
+        Box::new(|request, nth| match nth {
+            0 => (vec![reply(request, Code::AccessAccept)], false),
+            1 => (vec![], false),
+            _ => checking(request, nth),
+        }),
+    )
+    .await;
+    let client = client(server.addr, &pki);
+    assert!(client.probe(Duration::from_secs(5)).await.unwrap());
+    assert!(!client.probe(Duration::from_millis(300)).await.unwrap());
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+    // RFC 3539 §3.4: the connection is given up; the login goes on a new one.
+    let answer = client
+        .authenticate("alice", b"alice-pw", &options(Duration::from_secs(5), 1))
+        .await;
+    assert!(matches!(answer, Ok(Answer::Accept(_))), "{answer:?}");
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+    let requests = server.requests.lock().unwrap();
+    assert_eq!(requests[0][0], u8::from(Code::StatusServer));
+    assert_eq!(requests[1][0], u8::from(Code::StatusServer));
+}

@@ -311,3 +311,88 @@ fn the_management_api_adds_a_radsec_server() {
     assert_eq!(rejected.status, 401, "{}", rejected.body);
     assert!(radius.log().contains("CHAP-Password"));
 }
+
+/// Sends `signal` (e.g. "STOP", "CONT") to `radius`.
+fn signal(radius: &FreeRadius, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(radius.pid().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_silent_connection_is_found_by_the_watchdog_before_a_login_waits_on_it() {
+    let pki = Pki::new("radsec-upstream");
+    let cert = pki.issue("server", &["127.0.0.1"], Usage::Server);
+    let radius = FreeRadius::start_radsec(DEFAULT_USERS, &cert, &pki.ca_path, false);
+    let addr = radius.radsec_addr.unwrap();
+    let hash = portcullis::engine::local::hash_password(ADMIN_PASSWORD.as_bytes()).unwrap();
+    // probe_idle stays off: over TLS the watchdog runs anyway.
+    let daemon = Daemon::start(Some(&format!(
+        "[authentication]\ncurrent_sequence = 3\nprobe_interval = 1\ndead_time = 300\n\n\
+         [radius.settings]\nconnection_timeout = 1\nmax_number_of_tries = 1\n\n\
+         [[radius.servers]]\nid = 1\norder = 1\naddress = \"127.0.0.1\"\nport = {port}\n\
+         transport = \"tls\"\ntls_ca = \"{ca}\"\n\n\
+         [[radius.role_mappings]]\nrole = \"Operator\"\nattribute = 25\n\
+         attribute_value = \"admins\"\n\n\
+         [[local_users]]\nname = \"admin\"\npassword_hash = \"{hash}\"\n\
+         roles = [\"Administrator\"]\n",
+        port = addr.port(),
+        ca = pki.ca_path.display(),
+    )));
+    let login = || {
+        daemon.request(
+            "POST",
+            "/api/auth/1.0/login",
+            Auth::None,
+            Some(&json!({"username": "alice", "password": ALICE_PASSWORD}).to_string()),
+        )
+    };
+    let alive = || {
+        let answer = daemon.request(
+            "GET",
+            "/api/mgmt.remote_authentication/1.0/server_health",
+            Auth::Basic("admin", ADMIN_PASSWORD),
+            None,
+        );
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.json()["servers"][0]["alive"].clone()
+    };
+    let wait_until = |what: &str, done: &dyn Fn() -> bool| {
+        for _ in 0..300 {
+            if done() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{what}:\n{}\n{}", daemon.log(), radius.log());
+    };
+    let accepted = login();
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+    // Idle, the connection is probed and answers.
+    wait_until("a Status-Server over TLS", &|| {
+        radius.log().contains("Received Status-Server")
+    });
+    assert_eq!(alive(), json!(true));
+
+    // The server hangs (its TCP connection stays up): the watchdog finds it, no login needed.
+    signal(&radius, "STOP");
+    wait_until("the hung server marked dead", &|| alive() == json!(false));
+    assert!(
+        daemon
+            .log()
+            .contains("idle RADIUS server did not answer Status-Server"),
+        "{}",
+        daemon.log()
+    );
+    let unavailable = login();
+    assert_ne!(unavailable.status, 200, "{}", unavailable.body);
+
+    // Back, it is revived by the probes of dead servers, on a new connection.
+    signal(&radius, "CONT");
+    wait_until("the server alive again", &|| alive() == json!(true));
+    let accepted = login();
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+}

@@ -60,7 +60,8 @@ pub struct Authentication {
     /// Also probe live RADIUS servers that gave no answer for `probe_interval` seconds
     /// (RFC 3539 watchdog), so one that died between logins is marked dead before a login
     /// waits on it. Only a server that has answered a Status-Server before is marked dead by
-    /// its silence. Default: false.
+    /// its silence. Default: false. Servers over TLS (RadSec) always have this watchdog on
+    /// their connections.
     pub probe_idle: bool,
     /// Whether a login that completed an upstream challenge (RADIUS Access-Challenge, TACACS+
     /// prompt after the password) has given its second factor. `true` (the default): the

@@ -882,13 +882,19 @@ impl Engine {
     /// found before a user waits on it. A server that has answered a Status-Server before and
     /// is silent now is marked dead (for `dead_time`, and probed back to life as any dead
     /// server); one that never answered one (it may not implement Status-Server) is left
-    /// alone. Returns how many were marked dead.
-    pub async fn probe_idle(&self, interval: Duration) -> usize {
+    /// alone. Over TLS an unanswered probe also closes the connection it went on (RFC 3539
+    /// §3.4), so the next login opens a new one. `all`: every server, else only those over
+    /// TLS (whose long-lived connections always have the watchdog). Returns how many were
+    /// marked dead.
+    pub async fn probe_idle(&self, interval: Duration, all: bool) -> usize {
         let now = Instant::now();
         let due: Vec<&Remote<RadiusClient>> = self
             .radius
             .iter()
-            .filter(|server| server.due_for_idle_probe(now, interval))
+            .filter(|server| {
+                (all || server.client.spec().tls.is_some())
+                    && server.due_for_idle_probe(now, interval)
+            })
             .collect();
         let timeout = self.radius_options.timeout;
         let mut found_dead = 0;

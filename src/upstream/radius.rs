@@ -331,6 +331,12 @@ impl RadiusClient {
         let deadline = Instant::now() + timeout;
         loop {
             match tokio::time::timeout_at(deadline, lease.recv()).await {
+                // RFC 3539 §3.4: a connection whose watchdog goes unanswered is failed; over
+                // TLS the next request opens a new one instead of waiting on this one.
+                Err(_) if self.spec.tls.is_some() => {
+                    lease.channel.break_off();
+                    return Ok(false);
+                }
                 Err(_) | Ok(None) => return Ok(false),
                 Ok(Some(datagram)) => match self.accept_reply(datagram, lease.id, &authenticator) {
                     Some(Answer::Accept(_)) => return Ok(true),
@@ -749,6 +755,12 @@ impl Channel {
             Transport::Udp(socket) => socket.local_addr().ok().map(|a| a.ip()),
             Transport::Tls(_, local) => Some(*local),
         }
+    }
+
+    /// Gives the connection up: no new request is sent on it, and the reader stops.
+    fn break_off(&self) {
+        self.broken.store(true, Ordering::Relaxed);
+        self.receiver.abort();
     }
 
     /// Whether the connection is gone.

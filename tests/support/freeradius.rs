@@ -289,6 +289,11 @@ impl FreeRadius {
             .is_none_or(|addr| self.log().contains(&radsec_listening_line(addr)))
     }
 
+    /// The process id of the running server (for signals such as SIGSTOP).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The directory holding `radiusd.conf`, `users` and `dictionary`.
     pub fn config_dir(&self) -> PathBuf {
         self.dir.path().join("raddb")
