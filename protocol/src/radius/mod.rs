@@ -12,6 +12,8 @@
 //! - Crypto: Response and Accounting-Request Authenticators, User-Password hiding, CHAP and
 //!   Message-Authenticator, all compared in constant time. Randomness (the Request
 //!   Authenticator, the CHAP challenge) is passed in by the caller.
+//! - [`stream`]: [`Framer`] splits a byte stream (RadSec, RFC 6614 §2.5) into packets by
+//!   their Length fields, in a fixed buffer.
 //!
 //! Nothing here allocates.
 
@@ -19,6 +21,7 @@ mod attr;
 mod builder;
 mod crypto;
 mod packet;
+pub mod stream;
 
 use core::fmt;
 
@@ -26,6 +29,7 @@ pub use attr::{Attribute, Attributes, Avp, SubAttribute, SubAttributes, Vsa, att
 pub use builder::Builder;
 pub use crypto::{Secret, chap_response, hide_password, recover_password, verify_chap};
 pub use packet::{Packet, Signature};
+pub use stream::{FrameError, Framer, frame_len};
 
 /// Octets in the fixed header: Code, Identifier, Length, Authenticator (RFC 2865 §3).
 pub const HEADER_LEN: usize = 20;
