@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum_server::tls_rustls::RustlsConfig;
 use portcullis_config::Config;
-use tokio::net::{UdpSocket, UnixListener};
+use tokio::net::{TcpListener, UdpSocket, UnixListener};
 use tokio::sync::watch;
 
 use crate::api::AppState;
@@ -49,7 +49,7 @@ pub struct Server {
     tls: RustlsConfig,
     api: std::net::TcpListener,
     api_addr: SocketAddr,
-    frontend: Option<(Arc<Frontend>, Vec<UdpSocket>)>,
+    frontend: Option<(Arc<Frontend>, Vec<UdpSocket>, Vec<TcpListener>)>,
     unix: Option<(UnixListener, PathBuf)>,
 }
 
@@ -83,6 +83,7 @@ impl Server {
         } else {
             listeners.radius
         };
+        let radsec_addrs = config.listeners.radsec.clone();
         // Installed before the first login so every count is kept.
         crate::telemetry::metrics();
         crate::telemetry::spawn_upkeep();
@@ -114,7 +115,7 @@ impl Server {
         });
         // The throttle's counts are read now rather than by the first login.
         crate::throttle::counts(&db);
-        let frontend = if radius_addrs.is_empty() {
+        let frontend = if radius_addrs.is_empty() && radsec_addrs.is_empty() {
             None
         } else {
             let current = {
@@ -131,7 +132,16 @@ impl Server {
                 tracing::info!("RADIUS front-end listening on {bound}");
                 sockets.push(socket);
             }
-            Some((frontend, sockets))
+            let mut listeners = Vec::with_capacity(radsec_addrs.len());
+            for addr in &radsec_addrs {
+                let listener = TcpListener::bind(addr).await.map_err(|e| {
+                    StartError(format!("cannot listen on TCP {addr} (RadSec): {e}"))
+                })?;
+                let bound = listener.local_addr().map_or(*addr, |a| a);
+                tracing::info!("RadSec front-end listening on {bound}");
+                listeners.push(listener);
+            }
+            Some((frontend, sockets, listeners))
         };
         let unix = match listeners.unix_socket {
             Some(path) => {
@@ -202,9 +212,12 @@ impl Server {
                 tokio::time::Instant::now() + DRAIN_TIMEOUT
             }
         });
-        let frontend = frontend.map(|(frontend, sockets)| {
+        let frontend = frontend.map(|(frontend, sockets, listeners)| {
             for socket in sockets {
                 tokio::spawn(Arc::clone(&frontend).serve(socket, on_stop()));
+            }
+            for listener in listeners {
+                tokio::spawn(Arc::clone(&frontend).serve_radsec(listener, on_stop()));
             }
             frontend
         });

@@ -10,7 +10,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Report;
-use crate::radius::{MAX_VENDOR_ID, RequireMessageAuthenticator};
+use crate::host::Host;
+use crate::radius::{MAX_VENDOR_ID, RadiusTransport, RequireMessageAuthenticator};
 use crate::secret::{CLOAK, Secret};
 use crate::servers::SHORT_SECRET;
 
@@ -18,6 +19,16 @@ use crate::servers::SHORT_SECRET;
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 256;
 /// Default of [`RadiusFrontend::dedup_cache`].
 pub const DEFAULT_DEDUP_CACHE: u32 = 4096;
+/// Default of [`RadiusFrontend::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 64;
+/// Default of [`RadiusFrontend::idle_timeout`], in seconds.
+pub const DEFAULT_IDLE_TIMEOUT: u32 = 300;
+/// The shared secret of RadSec when none is configured (RFC 6614 §2.3).
+pub const RADSEC_SECRET: &str = "radsec";
+/// Upper bound of [`RadiusFrontend::max_connections`].
+const MAX_CONNECTIONS: u32 = 65_536;
+/// Upper bound of [`RadiusFrontend::idle_timeout`]: a day.
+const MAX_IDLE_TIMEOUT: u32 = 86_400;
 /// Upper bound of [`RadiusFrontend::max_in_flight`].
 const MAX_IN_FLIGHT: u32 = 65_536;
 /// Upper bound of [`RadiusFrontend::dedup_cache`]: a cached reply is at most 4096 octets.
@@ -39,6 +50,17 @@ pub struct RadiusFrontend {
     /// Replies remembered for duplicate detection (RFC 5080 §2.2.2), 1..=1048576: a
     /// retransmitted request gets the remembered reply instead of a second walk.
     pub dedup_cache: u32,
+    /// PEM certificate chain the RadSec front-end (`listeners.radsec`) presents to clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_certificate: Option<String>,
+    /// PEM private key of `tls_certificate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<String>,
+    /// RadSec connections open at once, 1..=65536; one more is closed as soon as it is
+    /// accepted.
+    pub max_connections: u32,
+    /// Seconds, 1..=86400, after which a RadSec connection that sent nothing is closed.
+    pub idle_timeout: u32,
 }
 
 impl Default for RadiusFrontend {
@@ -48,6 +70,10 @@ impl Default for RadiusFrontend {
             role_attribute: RoleAttribute::Class,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             dedup_cache: DEFAULT_DEDUP_CACHE,
+            tls_certificate: None,
+            tls_key: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -61,7 +87,7 @@ impl RadiusFrontend {
     /// Validates the section.
     pub(crate) fn check(&self, report: &mut Report) {
         let mut ids: HashMap<u32, usize> = HashMap::new();
-        let mut networks: HashMap<IpNet, usize> = HashMap::new();
+        let mut networks: HashMap<(IpNet, RadiusTransport), usize> = HashMap::new();
         for (index, client) in self.clients.iter().enumerate() {
             let path = format!("radius_frontend.clients[{index}]");
             if let Some(first) = ids.get(&client.id) {
@@ -85,11 +111,13 @@ impl RadiusFrontend {
             }
             match client.address.parse::<IpNet>() {
                 Ok(net) => {
+                    let net = (net, client.transport);
                     if let Some(first) = networks.get(&net) {
                         report.error(
                             format!("{path}.address"),
                             format!(
-                                "{net} is already the address of radius_frontend.clients[{first}]"
+                                "{} is already the address of radius_frontend.clients[{first}]",
+                                net.0
                             ),
                         );
                     } else {
@@ -98,8 +126,41 @@ impl RadiusFrontend {
                 }
                 Err(why) => report.error(format!("{path}.address"), why),
             }
-            check_client_secret(report, &format!("{path}.secret"), &client.secret);
+            // RFC 6614 §2.3: over TLS the secret defaults to "radsec".
+            if client.transport == RadiusTransport::Udp || !client.secret.is_empty() {
+                check_client_secret(report, &format!("{path}.secret"), &client.secret);
+            }
+            client.check_tls(report, &path);
         }
+        for (key, value) in [
+            ("tls_certificate", &self.tls_certificate),
+            ("tls_key", &self.tls_key),
+        ] {
+            if value.as_deref().is_some_and(|p| !p.starts_with('/')) {
+                report.error(
+                    format!("radius_frontend.{key}"),
+                    "must be an absolute path to a PEM file",
+                );
+            }
+        }
+        if self.tls_certificate.is_some() != self.tls_key.is_some() {
+            report.error(
+                "radius_frontend.tls_key",
+                "tls_certificate and tls_key go together: set both, or neither",
+            );
+        }
+        report.range(
+            "radius_frontend.max_connections",
+            self.max_connections,
+            1,
+            MAX_CONNECTIONS,
+        );
+        report.range(
+            "radius_frontend.idle_timeout",
+            self.idle_timeout,
+            1,
+            MAX_IDLE_TIMEOUT,
+        );
         if let RoleAttribute::Vendor {
             vendor,
             vendor_type,
@@ -176,15 +237,68 @@ pub struct FrontendClient {
     /// matching prefix.
     pub address: String,
     /// Shared secret; verifies Message-Authenticators, recovers User-Password and signs the
-    /// replies. Should be 16 bytes or more.
+    /// replies. Should be 16 bytes or more. Over TLS it may be left out: then `radsec`
+    /// (RFC 6614 §2.3).
+    #[serde(default, skip_serializing_if = "Secret::is_empty")]
     pub secret: Secret,
     /// Whether requests must carry a valid Message-Authenticator (RFC 3579 §3.2): `yes`,
     /// `no`, or `auto` (required once the client has sent one valid signature).
     #[serde(default)]
     pub require_message_authenticator: RequireMessageAuthenticator,
+    /// `udp` (the default): the client sends datagrams to `listeners.radius_frontend`.
+    /// `tls`: it connects to `listeners.radsec` (RadSec) from `address` with a certificate
+    /// signed by `tls_ca`.
+    #[serde(default, skip_serializing_if = "RadiusTransport::is_udp")]
+    pub transport: RadiusTransport,
+    /// PEM bundle of the certificate authorities that may sign the client's certificate
+    /// (required over TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<String>,
+    /// A name the client's certificate must carry as a subject alternative name (a DNS name
+    /// or an IP address); unset: any certificate `tls_ca` signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_name: Option<String>,
 }
 
 impl FrontendClient {
+    /// The shared secret in use: the configured one, or `radsec` over TLS when none is.
+    pub fn shared_secret(&self) -> &[u8] {
+        if self.transport == RadiusTransport::Tls && self.secret.is_empty() {
+            RADSEC_SECRET.as_bytes()
+        } else {
+            self.secret.expose().as_bytes()
+        }
+    }
+
+    /// Validates the transport and TLS keys of the client at `path`.
+    fn check_tls(&self, report: &mut Report, path: &str) {
+        if self.transport == RadiusTransport::Udp {
+            if self.tls_ca.is_some() || self.tls_name.is_some() {
+                report.error(
+                    format!("{path}.transport"),
+                    "tls_ca or tls_name is set but the transport is not \"tls\"",
+                );
+            }
+            return;
+        }
+        match &self.tls_ca {
+            None => report.error(
+                format!("{path}.tls_ca"),
+                "is required over TLS: the CA bundle that signs the client's certificate",
+            ),
+            Some(ca) if !ca.starts_with('/') => report.error(
+                format!("{path}.tls_ca"),
+                "must be an absolute path to a PEM file",
+            ),
+            Some(_) => {}
+        }
+        if let Some(name) = &self.tls_name {
+            if let Err(why) = Host::parse(name) {
+                report.error(format!("{path}.tls_name"), why);
+            }
+        }
+    }
+
     /// The parsed address; `None` only for a configuration that failed validation.
     pub fn network(&self) -> Option<IpNet> {
         self.address.parse().ok()
@@ -381,6 +495,9 @@ mod tests {
             address: address.into(),
             secret: Secret::new(secret),
             require_message_authenticator: RequireMessageAuthenticator::Auto,
+            transport: RadiusTransport::Udp,
+            tls_ca: None,
+            tls_name: None,
         }
     }
 
@@ -468,6 +585,70 @@ mod tests {
     }
 
     #[test]
+    fn radsec_clients_and_listener_keys() {
+        let tls = |id: u32, secret: &str, ca: Option<&str>, name: Option<&str>| FrontendClient {
+            transport: RadiusTransport::Tls,
+            tls_ca: ca.map(Into::into),
+            tls_name: name.map(Into::into),
+            ..client(id, "10.0.0.0/8", secret)
+        };
+        let frontend = RadiusFrontend {
+            clients: vec![
+                // The same network over UDP and over TLS are two clients.
+                client(1, "10.0.0.0/8", "0123456789abcdef"),
+                tls(2, "", Some("/etc/ssl/vpn-ca.pem"), Some("vpn.example.net")),
+                FrontendClient {
+                    address: "192.0.2.0/24".into(),
+                    ..tls(3, "", None, Some("not a name"))
+                },
+                FrontendClient {
+                    address: "198.51.100.0/24".into(),
+                    ..tls(4, "", Some("ca.pem"), None)
+                },
+                FrontendClient {
+                    address: "203.0.113.0/24".into(),
+                    tls_ca: Some("/ca.pem".into()),
+                    ..client(5, "203.0.113.0/24", "0123456789abcdef")
+                },
+            ],
+            tls_certificate: Some("/etc/portcullis/radsec.pem".into()),
+            tls_key: None,
+            max_connections: 0,
+            idle_timeout: 86_401,
+            ..RadiusFrontend::default()
+        };
+        assert_eq!(
+            errors(&frontend),
+            [
+                "radius_frontend.clients[2].tls_ca: is required over TLS: the CA bundle that \
+                 signs the client's certificate",
+                "radius_frontend.clients[2].tls_name: \"not a name\" is not a hostname: ' ' is \
+                 not allowed (letters, digits and '-' only, RFC 1123)",
+                "radius_frontend.clients[3].tls_ca: must be an absolute path to a PEM file",
+                "radius_frontend.clients[4].transport: tls_ca or tls_name is set but the \
+                 transport is not \"tls\"",
+                "radius_frontend.tls_key: tls_certificate and tls_key go together: set both, or \
+                 neither",
+                "radius_frontend.max_connections: 0 is outside 1..=65536",
+                "radius_frontend.idle_timeout: 86401 is outside 1..=86400",
+            ]
+        );
+        // Over TLS an absent secret is RFC 6614's "radsec"; a configured one is used as is.
+        assert_eq!(frontend.clients[1].shared_secret(), b"radsec");
+        assert_eq!(
+            tls(6, "another-secret", None, None).shared_secret(),
+            b"another-secret"
+        );
+        assert_eq!(frontend.clients[0].shared_secret(), b"0123456789abcdef");
+        // Written back, the defaults stay out of the file.
+        let written = toml::to_string(&frontend.clients[1]).unwrap();
+        assert!(!written.contains("secret"), "{written}");
+        assert!(written.contains("transport = \"tls\""), "{written}");
+        let written = toml::to_string(&frontend.clients[0]).unwrap();
+        assert!(!written.contains("transport"), "{written}");
+    }
+
+    #[test]
     fn client_rules() {
         let frontend = RadiusFrontend {
             clients: vec![
@@ -482,6 +663,7 @@ mod tests {
             },
             max_in_flight: 0,
             dedup_cache: 0,
+            ..RadiusFrontend::default()
         };
         assert_eq!(
             errors(&frontend),

@@ -219,6 +219,13 @@ impl Config {
                  every request until a client is added",
             );
         }
+        if !self.listeners.radsec.is_empty() && self.radius_frontend.tls_certificate.is_none() {
+            report.error(
+                "radius_frontend.tls_certificate",
+                "is required while listeners.radsec is set: the certificate the RadSec \
+                 front-end presents",
+            );
+        }
         report.finish()
     }
 

@@ -23,6 +23,12 @@ pub struct Listeners {
     /// sequence; empty (the default) turns the front-end off.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub radius_frontend: Vec<SocketAddr>,
+    /// TCP addresses of the RadSec front-end (RADIUS over TLS, RFC 6614; port 2083 by
+    /// convention): the same front-end for clients that authenticate with certificates
+    /// (`radius_frontend.tls_certificate`, clients with `transport = "tls"`); empty (the
+    /// default) turns it off.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub radsec: Vec<SocketAddr>,
 }
 
 impl Default for Listeners {
@@ -30,6 +36,7 @@ impl Default for Listeners {
         Self {
             api: vec![DEFAULT_API_LISTENER],
             radius_frontend: Vec::new(),
+            radsec: Vec::new(),
         }
     }
 }
@@ -39,6 +46,7 @@ impl Listeners {
     pub(crate) fn check(&self, report: &mut Report) {
         check_unique(report, "listeners.api", &self.api);
         check_unique(report, "listeners.radius_frontend", &self.radius_frontend);
+        check_unique(report, "listeners.radsec", &self.radsec);
         if self.api.is_empty() {
             report.warn(
                 "listeners.api",

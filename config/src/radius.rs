@@ -170,7 +170,8 @@ pub enum RadiusTransport {
 }
 
 impl RadiusTransport {
-    fn is_udp(&self) -> bool {
+    /// Whether it is UDP (the default, left out of the file).
+    pub fn is_udp(&self) -> bool {
         *self == RadiusTransport::Udp
     }
 }

@@ -468,6 +468,9 @@ fn radius_frontend_clients_are_validated() {
                     address: address.into(),
                     secret: Secret::new("0123456789abcdef"),
                     require_message_authenticator: Default::default(),
+                    transport: Default::default(),
+                    tls_ca: None,
+                    tls_name: None,
                 });
         }
     });

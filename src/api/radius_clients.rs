@@ -224,6 +224,9 @@ pub async fn add_client(
                 require_message_authenticator: request
                     .require_message_authenticator
                     .unwrap_or_default(),
+                transport: Default::default(),
+                tls_ca: None,
+                tls_name: None,
             });
             let index = clients.len() - 1;
             let client = clients[index].clone();
@@ -503,6 +506,9 @@ mod tests {
             address: address.into(),
             secret: Secret::new("a-secret-of-sixteen-bytes"),
             require_message_authenticator: RequireMessageAuthenticator::Auto,
+            transport: Default::default(),
+            tls_ca: None,
+            tls_name: None,
         }
     }
 

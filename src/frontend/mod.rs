@@ -28,6 +28,7 @@
 
 pub mod challenge;
 pub mod dedup;
+pub mod radsec;
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
@@ -153,6 +154,11 @@ pub struct Counters {
     pub duplicates: AtomicU64,
     /// Datagrams dropped, by [`DropReason`] in [`DropReason::ALL`] order.
     pub dropped: [AtomicU64; DropReason::ALL.len()],
+    /// RadSec connections whose client was identified.
+    pub connections: AtomicU64,
+    /// RadSec connections closed before any packet: over `max_connections`, a failed or
+    /// timed-out handshake, no matching client, or no usable listener certificate.
+    pub connections_refused: AtomicU64,
 }
 
 impl Counters {
@@ -186,6 +192,8 @@ struct Client {
     /// For `auto`: set once the client has sent a valid Message-Authenticator. Shared with
     /// the previous table when the configuration changes and the client did not.
     signed: Arc<AtomicBool>,
+    /// How a RadSec client's certificate is checked; `None`: a UDP client.
+    tls: Option<radsec::ClientTls>,
 }
 
 impl Client {
@@ -205,6 +213,9 @@ struct Table {
     live: Arc<Live>,
     clients: Vec<Arc<Client>>,
     role_attribute: RoleAttribute,
+    /// What the RadSec listeners accept connections with; `None` when no certificate or no
+    /// RadSec client is configured (connections are then closed at once).
+    radsec: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Table {
@@ -215,7 +226,14 @@ impl Table {
             .iter()
             .filter_map(|client| {
                 let network = client.network()?;
-                let secret = client.secret.expose().as_bytes().to_vec();
+                let tls = match radsec::ClientTls::build(client) {
+                    Ok(tls) => tls,
+                    Err(e) => {
+                        tracing::warn!(client = %client.name, error = %e, "RadSec client left out");
+                        return None;
+                    }
+                };
+                let secret = client.shared_secret().to_vec();
                 let signed = previous
                     .and_then(|table| {
                         table.clients.iter().find(|old| {
@@ -235,21 +253,24 @@ impl Table {
                     secret: Secret::new(secret),
                     require: client.require_message_authenticator,
                     signed,
+                    tls,
                 }))
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let radsec = radsec::server_config(frontend, &clients);
         Table {
             role_attribute: frontend.role_attribute,
             clients,
+            radsec,
             live,
         }
     }
 
-    /// The client whose network contains `ip`, the longest prefix winning.
+    /// The UDP client whose network contains `ip`, the longest prefix winning.
     fn find(&self, ip: IpAddr) -> Option<&Arc<Client>> {
         self.clients
             .iter()
-            .filter(|client| client.network.contains(ip))
+            .filter(|client| client.tls.is_none() && client.network.contains(ip))
             .max_by_key(|client| client.network.prefix())
     }
 }
@@ -272,6 +293,8 @@ pub struct Frontend {
     walks: InFlight,
     /// Upstream challenges passed on to clients, waiting for their answers.
     dialogues: Dialogues,
+    /// RadSec connections open now.
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Frontend {
@@ -401,6 +424,7 @@ impl Frontend {
             mfa,
             walks: InFlight::new(),
             dialogues: Dialogues::new(),
+            connections: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -446,19 +470,23 @@ impl Frontend {
                     }
                 }
                 Action::Walk(walk) => {
-                    let frontend = Arc::clone(&self);
-                    let socket = Arc::clone(&socket);
-                    // A stop waits (bounded) for the walks in flight.
-                    let in_flight = self.walks.enter();
-                    // Boxed before it is spawned: the walk's future is kilobytes (the
-                    // upstream packet buffers), and the task would otherwise copy it by value.
-                    tokio::spawn(Box::pin(async move {
-                        frontend.walk(walk, socket, source).await;
-                        drop(in_flight);
-                    }));
+                    self.spawn_walk(walk, Sink::Udp(Arc::clone(&socket)), source);
                 }
             }
         }
+    }
+
+    /// Runs `walk` in a task of its own, which replies through `sink`.
+    fn spawn_walk(self: &Arc<Self>, walk: Walk, sink: Sink, source: SocketAddr) {
+        let frontend = Arc::clone(self);
+        // A stop waits (bounded) for the walks in flight.
+        let in_flight = self.walks.enter();
+        // Boxed before it is spawned: the walk's future is kilobytes (the upstream packet
+        // buffers), and the task would otherwise copy it by value.
+        tokio::spawn(Box::pin(async move {
+            frontend.walk(walk, sink, source).await;
+            drop(in_flight);
+        }));
     }
 
     /// Waits until no walk is in flight, or `timeout`; returns how many were still running.
@@ -512,6 +540,17 @@ impl Frontend {
         let Some(client) = table.find(source.ip()) else {
             return Action::Drop(DropReason::UnknownClient);
         };
+        self.classify_from(&table, client, datagram, source)
+    }
+
+    /// Decides what to do with one packet of `client`, whichever way it came.
+    fn classify_from(
+        &self,
+        table: &Table,
+        client: &Arc<Client>,
+        datagram: &[u8],
+        source: SocketAddr,
+    ) -> Action {
         let Ok(packet) = Packet::new_checked(datagram) else {
             return Action::Drop(DropReason::Malformed);
         };
@@ -578,7 +617,7 @@ impl Frontend {
                 return Action::Send(reply);
             }
         }
-        let action = self.access_request(&packet, client, &table, key, request);
+        let action = self.access_request(&packet, client, table, key, request);
         match &action {
             Action::Drop(_) => lock(&self.dedup).abandon(&key),
             Action::Send(reply) => lock(&self.dedup).finish(key, Arc::clone(reply)),
@@ -667,7 +706,7 @@ impl Frontend {
     }
 
     /// Walks the sequence for one request, replies and remembers the reply.
-    async fn walk(&self, walk: Walk, socket: Arc<UdpSocket>, source: SocketAddr) {
+    async fn walk(&self, walk: Walk, sink: Sink, source: SocketAddr) {
         let Walk {
             key,
             live,
@@ -739,7 +778,7 @@ impl Frontend {
             tracing::info!(client = %client.name, %source, user, "RADIUS front-end: locked out");
             let answer = Reply::Reject(crate::throttle::RADIUS_LOCKED.into());
             return self
-                .reply(key, &client, &request, &answer, &socket, source)
+                .reply(key, &client, &request, &answer, &sink, source)
                 .await;
         };
         drop(permit);
@@ -784,7 +823,7 @@ impl Frontend {
             latency_ms = u64::try_from(decision.latency.as_millis()).unwrap_or(u64::MAX),
             "{WALK_LOG}"
         );
-        self.reply(key, &client, &request, &answer, &socket, source)
+        self.reply(key, &client, &request, &answer, &sink, source)
             .await;
     }
 
@@ -795,7 +834,7 @@ impl Frontend {
         client: &Client,
         request: &RequestInfo,
         answer: &Reply<'_>,
-        socket: &UdpSocket,
+        sink: &Sink,
         source: SocketAddr,
     ) {
         let reply = match build_reply(request, &client.secret, answer) {
@@ -822,9 +861,30 @@ impl Frontend {
             }
         }
         lock(&self.dedup).finish(key, Arc::clone(&reply));
-        if let Err(e) = socket.send_to(&reply, source).await {
+        if let Err(e) = sink.send(reply, source).await {
             self.counters.drop(DropReason::ReplyFailed);
             tracing::warn!(%source, error = %e, "RADIUS front-end: send failed");
+        }
+    }
+}
+
+/// Where the replies to one client go.
+#[derive(Debug, Clone)]
+enum Sink {
+    /// The UDP socket the request came in on, back to its source.
+    Udp(Arc<UdpSocket>),
+    /// The writer of the RadSec connection the request came in on.
+    Stream(tokio::sync::mpsc::Sender<Arc<[u8]>>),
+}
+
+impl Sink {
+    /// Sends `reply` to `source` (over UDP) or down the connection.
+    async fn send(&self, reply: Arc<[u8]>, source: SocketAddr) -> std::io::Result<()> {
+        match self {
+            Sink::Udp(socket) => socket.send_to(&reply, source).await.map(|_| ()),
+            Sink::Stream(writer) => writer.send(reply).await.map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "connection closed")
+            }),
         }
     }
 }

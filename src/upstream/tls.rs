@@ -75,21 +75,7 @@ fn client(
     keys: TlsKeys<'_>,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<TlsClient, TlsSetupError> {
-    let ca = keys.ca.unwrap_or(SYSTEM_CA_FILE);
-    let file_error = |why: String| TlsSetupError::File {
-        path: ca.to_string(),
-        why,
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in
-        CertificateDer::pem_file_iter(Path::new(ca)).map_err(|e| file_error(e.to_string()))?
-    {
-        let cert = cert.map_err(|e| file_error(e.to_string()))?;
-        roots.add(cert).map_err(|e| file_error(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(file_error("no certificate in the bundle".into()));
-    }
+    let roots = load_roots(keys.ca.unwrap_or(SYSTEM_CA_FILE))?;
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -98,25 +84,7 @@ fn client(
     let config = match keys.certificate {
         None => builder.with_no_client_auth(),
         Some((certificate, key)) => {
-            let chain = CertificateDer::pem_file_iter(Path::new(certificate))
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| TlsSetupError::File {
-                    path: certificate.to_string(),
-                    why: e.to_string(),
-                })?;
-            if chain.is_empty() {
-                return Err(TlsSetupError::File {
-                    path: certificate.to_string(),
-                    why: "no certificate in the file".into(),
-                });
-            }
-            // The key's contents never reach an error message.
-            let key =
-                PrivateKeyDer::from_pem_file(Path::new(key)).map_err(|e| TlsSetupError::File {
-                    path: key.to_string(),
-                    why: format!("no usable private key ({})", pem_error_kind(&e)),
-                })?;
-            builder.with_client_auth_cert(chain, key)?
+            builder.with_client_auth_cert(load_chain(certificate)?, load_key(key)?)?
         }
     };
     let server_name = ServerName::try_from(keys.server_name.to_string())
@@ -124,6 +92,51 @@ fn client(
     Ok(TlsClient {
         connector: TlsConnector::from(Arc::new(config)),
         server_name,
+    })
+}
+
+/// The certificates of the PEM bundle at `path`, as trust anchors; at least one.
+pub fn load_roots(path: &str) -> Result<rustls::RootCertStore, TlsSetupError> {
+    let file_error = |why: String| TlsSetupError::File {
+        path: path.to_string(),
+        why,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        CertificateDer::pem_file_iter(Path::new(path)).map_err(|e| file_error(e.to_string()))?
+    {
+        let cert = cert.map_err(|e| file_error(e.to_string()))?;
+        roots.add(cert).map_err(|e| file_error(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(file_error("no certificate in the bundle".into()));
+    }
+    Ok(roots)
+}
+
+/// The certificate chain in the PEM file at `path`; at least one certificate.
+pub fn load_chain(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+    let chain = CertificateDer::pem_file_iter(Path::new(path))
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| TlsSetupError::File {
+            path: path.to_string(),
+            why: e.to_string(),
+        })?;
+    if chain.is_empty() {
+        return Err(TlsSetupError::File {
+            path: path.to_string(),
+            why: "no certificate in the file".into(),
+        });
+    }
+    Ok(chain)
+}
+
+/// The private key in the PEM file at `path`. The key's contents never reach an error
+/// message.
+pub fn load_key(path: &str) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
+    PrivateKeyDer::from_pem_file(Path::new(path)).map_err(|e| TlsSetupError::File {
+        path: path.to_string(),
+        why: format!("no usable private key ({})", pem_error_kind(&e)),
     })
 }
 

@@ -54,6 +54,8 @@ pub struct Daemon {
     /// Where the RADIUS front-end listens (the harness always passes
     /// `--radius-listen 127.0.0.1:0`).
     pub radius_addr: Option<SocketAddr>,
+    /// The RadSec front-end's address, when `listeners.radsec` is set.
+    pub radsec_addr: Option<SocketAddr>,
     dir: TempDir,
     log: Arc<Mutex<String>>,
 }
@@ -128,9 +130,11 @@ impl Daemon {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("RADIUS front-end listening on ").nth(1) {
-                    let _ = tx.send((true, rest.trim().to_string()));
+                    let _ = tx.send((Listener::Radius, rest.trim().to_string()));
+                } else if let Some(rest) = line.split("RadSec front-end listening on ").nth(1) {
+                    let _ = tx.send((Listener::Radsec, rest.trim().to_string()));
                 } else if let Some(rest) = line.split("listening on https://").nth(1) {
-                    let _ = tx.send((false, rest.trim().to_string()));
+                    let _ = tx.send((Listener::Api, rest.trim().to_string()));
                 }
                 let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
                 log.push_str(&line);
@@ -140,12 +144,16 @@ impl Daemon {
         let deadline = Instant::now() + START_TIMEOUT;
         // The daemon logs its RADIUS sockets before the HTTPS one.
         let mut radius_addr = None;
+        let mut radsec_addr = None;
         let addr = loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok((true, addr)) => {
+                Ok((Listener::Radius, addr)) => {
                     radius_addr = Some(addr.parse().expect("RADIUS listen address"));
                 }
-                Ok((false, addr)) => break addr.parse().expect("listen address"),
+                Ok((Listener::Radsec, addr)) => {
+                    radsec_addr = Some(addr.parse().expect("RadSec listen address"));
+                }
+                Ok((Listener::Api, addr)) => break addr.parse().expect("listen address"),
                 Err(_) if Instant::now() > deadline => {
                     let _ = child.kill();
                     panic!(
@@ -167,6 +175,7 @@ impl Daemon {
             child,
             addr,
             radius_addr,
+            radsec_addr,
             dir,
             log,
         }
@@ -318,4 +327,11 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Which listener a start-up log line announces.
+enum Listener {
+    Api,
+    Radius,
+    Radsec,
 }
