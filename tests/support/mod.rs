@@ -12,5 +12,6 @@ pub mod mfa;
 pub mod mfa_peers;
 pub mod pam;
 pub mod pki;
+pub mod radsecproxy;
 pub mod scripted_radius;
 pub mod tacacs_server;
