@@ -12,6 +12,7 @@
 //! - Crypto: Response and Accounting-Request Authenticators, User-Password hiding, CHAP and
 //!   Message-Authenticator, all compared in constant time. Randomness (the Request
 //!   Authenticator, the CHAP challenge) is passed in by the caller.
+//! - [`v11`]: RADIUS/1.1 (RFC 9765), the Token in place of the Authenticator.
 //! - [`stream`]: [`Framer`] splits a byte stream (RadSec, RFC 6614 §2.5) into packets by
 //!   their Length fields, in a fixed buffer.
 //!
@@ -22,6 +23,7 @@ mod builder;
 mod crypto;
 mod packet;
 pub mod stream;
+pub mod v11;
 
 use core::fmt;
 
