@@ -39,7 +39,7 @@ use std::time::Duration;
 use portcullis_config::{IpNet, RequireMessageAuthenticator, RoleAttribute};
 use portcullis_protocol::radius::{
     AUTHENTICATOR_LEN, Builder, Code, MAX_ATTRIBUTE_VALUE_LEN, MAX_PACKET_LEN, MAX_PASSWORD_LEN,
-    Packet, Secret, Signature, attr_type, recover_password,
+    Packet, Secret, Signature, attr_type, recover_password, v11,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -380,6 +380,9 @@ enum WalkProof {
 /// What a reply needs from its request, copied out of the receive buffer.
 #[derive(Debug, Clone)]
 struct RequestInfo {
+    /// RADIUS/1.1 (RFC 9765): `authenticator` starts with the Token, and the reply is not
+    /// signed.
+    v11: bool,
     identifier: u8,
     authenticator: [u8; AUTHENTICATOR_LEN],
     proxy_states: Vec<Vec<u8>>,
@@ -540,16 +543,18 @@ impl Frontend {
         let Some(client) = table.find(source.ip()) else {
             return Action::Drop(DropReason::UnknownClient);
         };
-        self.classify_from(&table, client, datagram, source)
+        self.classify_from(&table, client, datagram, source, false)
     }
 
-    /// Decides what to do with one packet of `client`, whichever way it came.
+    /// Decides what to do with one packet of `client`, whichever way it came; `v11`: it came
+    /// on a RADIUS/1.1 connection (RFC 9765), where nothing is signed with the secret.
     fn classify_from(
         &self,
         table: &Table,
         client: &Arc<Client>,
         datagram: &[u8],
         source: SocketAddr,
+        v11: bool,
     ) -> Action {
         let Ok(packet) = Packet::new_checked(datagram) else {
             return Action::Drop(DropReason::Malformed);
@@ -559,13 +564,19 @@ impl Frontend {
             return Action::Drop(DropReason::UnsupportedCode);
         }
         // RFC 3579 §3.2: an invalid Message-Authenticator means the packet is silently
-        // discarded.
-        let signature = match packet.verify_request(&client.secret) {
-            Ok(signature) => signature,
-            Err(_) => return Action::Drop(DropReason::BadMessageAuthenticator),
+        // discarded. RFC 9765 §5.2: in RADIUS/1.1 there is none to check (TLS protects the
+        // packet), and one that is sent anyway is ignored.
+        let signature = if v11 {
+            Signature::Signed
+        } else {
+            match packet.verify_request(&client.secret) {
+                Ok(signature) => signature,
+                Err(_) => return Action::Drop(DropReason::BadMessageAuthenticator),
+            }
         };
         let proxied = packet.find(attr_type::PROXY_STATE).is_some();
         match signature {
+            Signature::Signed if v11 => {}
             Signature::Signed => client.signed.store(true, Ordering::Relaxed),
             // RFC 5997 §3: Status-Server packets MUST contain a Message-Authenticator.
             Signature::Unsigned if code == Code::StatusServer => {
@@ -582,6 +593,7 @@ impl Frontend {
             Signature::Unsigned => {}
         }
         let request = RequestInfo {
+            v11,
             identifier: packet.identifier(),
             authenticator: packet.authenticator(),
             proxy_states: packet
@@ -653,6 +665,15 @@ impl Frontend {
             return reject("User-Name is missing or not UTF-8");
         };
         let proof = match (packet.user_password(), packet.chap_password()) {
+            // RFC 9765 §5.1.1: over RADIUS/1.1 the attribute holds the password itself.
+            (Some(password), _) if request.v11 => match Inline::new(password) {
+                Some(password) => WalkProof::Password(password),
+                None => return Action::Drop(DropReason::BadPassword),
+            },
+            // RFC 9765 §5.1.2: the Token is no challenge; CHAP needs CHAP-Challenge.
+            (None, Ok(Some(_))) if request.v11 && packet.chap_challenge().is_none() => {
+                return reject("CHAP-Password without CHAP-Challenge (RFC 9765)");
+            }
             (Some(hidden), _) => {
                 let mut out = [0u8; MAX_PASSWORD_LEN];
                 match recover_password(hidden, &client.secret, &request.authenticator, &mut out) {
@@ -903,8 +924,23 @@ fn build_reply(
         Reply::Reject(_) => Code::AccessReject,
         Reply::Challenge(..) | Reply::Relay(..) => Code::AccessChallenge,
     };
-    let mut builder = Builder::new(&mut buf, code, request.identifier, &[0; AUTHENTICATOR_LEN])?;
-    builder.message_authenticator()?;
+    let mut builder = if request.v11 {
+        // RFC 9765 §4.1: Reserved-1 zero, the request's Token echoed, Reserved-2 zero; §5.2:
+        // no Message-Authenticator.
+        let token = u32::from_be_bytes(
+            request
+                .authenticator
+                .get(..4)
+                .and_then(|t| t.try_into().ok())
+                .unwrap_or_default(),
+        );
+        Builder::new(&mut buf, code, 0, &v11::token_field(token))?
+    } else {
+        let mut builder =
+            Builder::new(&mut buf, code, request.identifier, &[0; AUTHENTICATOR_LEN])?;
+        builder.message_authenticator()?;
+        builder
+    };
     match answer {
         Reply::Accept(roles, attribute) => {
             for role in roles.iter() {
@@ -944,7 +980,11 @@ fn build_reply(
     for state in &request.proxy_states {
         builder.attribute(attr_type::PROXY_STATE, state)?;
     }
-    let len = builder.finish_reply(&request.authenticator, secret)?;
+    let len = if request.v11 {
+        builder.finish_unsigned()
+    } else {
+        builder.finish_reply(&request.authenticator, secret)?
+    };
     Ok(Arc::from(buf.get(..len).unwrap_or_default()))
 }
 

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use portcullis_config::{FrontendClient, RadiusFrontend, RadiusTransport};
 use portcullis_protocol::radius::stream::Framer;
+use portcullis_protocol::radius::v11::{ALPN_RADIUS_1_0, ALPN_RADIUS_1_1};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
@@ -144,10 +145,15 @@ pub(super) fn server_config(
                 path: "tls_ca".into(),
                 why: e.to_string(),
             })?;
-        Ok(rustls::ServerConfig::builder_with_provider(provider())
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(load_chain(certificate)?, load_key(key)?)?)
+            .with_single_cert(load_chain(certificate)?, load_key(key)?)?;
+        // RFC 9765 §3.3: RADIUS/1.1 preferred when the client offers it; a client that offers
+        // ALPN names but neither of these is refused in the handshake; one that offers none
+        // speaks classic RadSec.
+        config.alpn_protocols = vec![ALPN_RADIUS_1_1.to_vec(), ALPN_RADIUS_1_0.to_vec()];
+        Ok(config)
     })();
     match built {
         Ok(config) => Some(Arc::new(config)),
@@ -264,7 +270,16 @@ impl Frontend {
             return;
         };
         let client_id = client.id;
-        tracing::info!(%peer, client = %client.name, "RadSec front-end: connection");
+        let (_, session) = tls.get_ref();
+        let v11 = session.alpn_protocol() == Some(ALPN_RADIUS_1_1);
+        // RFC 9765 §3.4: RADIUS/1.1 only over TLS 1.3 or later.
+        if v11 && session.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+            bump(&self.counters.connections_refused);
+            tracing::warn!(%peer, "RadSec front-end: RADIUS/1.1 over TLS 1.2; closed");
+            return;
+        }
+        let version = if v11 { "RADIUS/1.1" } else { "RADIUS/TLS" };
+        tracing::info!(%peer, client = %client.name, version, "RadSec front-end: connection");
         bump(&self.counters.connections);
         drop(table);
 
@@ -282,7 +297,7 @@ impl Frontend {
         'connection: loop {
             loop {
                 let action = match framer.next_packet() {
-                    Ok(Some(packet)) => self.handle_stream(packet, peer, client_id),
+                    Ok(Some(packet)) => self.handle_stream(packet, peer, client_id, v11),
                     Ok(None) => break,
                     Err(e) => {
                         self.counters.drop(DropReason::Malformed);
@@ -335,12 +350,18 @@ impl Frontend {
 
     /// The synchronous part of serving one packet of RadSec client `client_id`; `None` when
     /// the client is no longer configured as one.
-    fn handle_stream(&self, packet: &[u8], peer: SocketAddr, client_id: u32) -> Option<Action> {
+    fn handle_stream(
+        &self,
+        packet: &[u8],
+        peer: SocketAddr,
+        client_id: u32,
+        v11: bool,
+    ) -> Option<Action> {
         bump(&self.counters.requests);
         crate::telemetry::frontend_packet("request");
         let table = self.table();
         let client = table.tls_client(client_id)?;
-        let action = self.classify_from(&table, client, packet, peer);
+        let action = self.classify_from(&table, client, packet, peer, v11);
         if let Action::Drop(reason) = &action {
             self.counters.drop(*reason);
         }

@@ -303,6 +303,7 @@ async fn walks_reply_with_roles_over_udp() {
 #[test]
 fn vendor_role_attribute() {
     let request = RequestInfo {
+        v11: false,
         identifier: 3,
         authenticator: [1; 16],
         proxy_states: Vec::new(),
