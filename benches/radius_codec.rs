@@ -10,15 +10,20 @@
 //! - encode: an Access-Request with User-Name, a PAP User-Password, NAS-Identifier,
 //!   NAS-IP-Address, NAS-Port and (portcullis) a Message-Authenticator.
 //! - md5 floor: raw MD5 over the octets the verification hashes, for scale.
+//! - stream: 64 signed Access-Requests back to back, as RadSec carries them (RFC 6614 §2.5),
+//!   split into packets by a `Framer` fed in 1500-octet reads; and, as the floor without the
+//!   copies, `frame_len` walking the same octets in place. radius-rs has no stream framing.
 //!
 //! Run: `cargo bench --bench radius_codec`.
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use md5::{Digest, Md5};
-use portcullis_protocol::radius::{Attribute, Builder, Packet, Secret, Signature, attr_type};
+use portcullis_protocol::radius::{
+    Attribute, Builder, Framer, Packet, Secret, Signature, attr_type, frame_len,
+};
 
 const ACCEPT: &[u8] = include_bytes!("../protocol/tests/fixtures/radius/bench-access-accept.bin");
 const SECRET: &[u8] = b"bench-secret-0123456789";
@@ -153,5 +158,87 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, encode);
+/// The Access-Request of the encode bench with Identifier `identifier`, signed.
+fn access_request(identifier: u8, secret: &Secret<&[u8]>) -> Vec<u8> {
+    let mut buf = [0u8; 4096];
+    let Ok(mut builder) = Builder::access_request(&mut buf, identifier, &[identifier; 16]) else {
+        return Vec::new();
+    };
+    let built = builder
+        .attribute(attr_type::USER_NAME, b"alice")
+        .and_then(|b| b.user_password(b"correct horse battery", secret))
+        .and_then(|b| b.attribute(attr_type::NAS_IDENTIFIER, b"appliance-1"))
+        .and_then(|b| b.attribute_ipv4(attr_type::NAS_IP_ADDRESS, Ipv4Addr::LOCALHOST))
+        .and_then(|b| b.attribute_u32(attr_type::NAS_PORT, 1));
+    if built.is_err() {
+        return Vec::new();
+    }
+    let len = builder.finish_request(secret).unwrap_or(0);
+    buf.get(..len).unwrap_or_default().to_vec()
+}
+
+/// Feeds `stream` to `framer` in reads of `chunk` octets, draining it after each; returns the
+/// packets and octets framed.
+fn frame_reads(framer: &mut Framer, stream: &[u8], chunk: usize) -> (usize, usize) {
+    let (mut packets, mut octets) = (0, 0);
+    for read in stream.chunks(chunk) {
+        let spare = framer.spare();
+        let n = read.len().min(spare.len());
+        if let (Some(dst), Some(src)) = (spare.get_mut(..n), read.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        framer.filled(n);
+        while let Ok(Some(packet)) = framer.next_packet() {
+            packets += 1;
+            octets += packet.len();
+        }
+    }
+    (packets, octets)
+}
+
+/// Walks `stream` with `frame_len` in place; returns the packets and octets framed.
+fn frame_in_place(mut stream: &[u8]) -> (usize, usize) {
+    let (mut packets, mut octets) = (0, 0);
+    while let Ok(Some(len)) = frame_len(stream) {
+        packets += 1;
+        octets += len;
+        stream = stream.get(len..).unwrap_or_default();
+    }
+    (packets, octets)
+}
+
+fn stream(c: &mut Criterion) {
+    const PACKETS: u8 = 64;
+    const READ: usize = 1500;
+    let secret = Secret::new(SECRET);
+    let stream: Vec<u8> = (0..PACKETS)
+        .flat_map(|id| access_request(id, &secret))
+        .collect();
+    let mut framer = Framer::new();
+    let framed = frame_reads(&mut framer, &stream, READ);
+    assert_eq!(
+        framed,
+        (usize::from(PACKETS), stream.len()),
+        "framer must split the stream"
+    );
+    assert_eq!(framer.buffered(), 0);
+    assert_eq!(
+        frame_in_place(&stream),
+        framed,
+        "frame_len must split the stream"
+    );
+
+    let mut group = c.benchmark_group("radius/stream");
+    group.throughput(Throughput::Bytes(stream.len() as u64));
+    group.bench_function(
+        "portcullis: Framer, 64 Access-Requests in 1500-octet reads",
+        |b| b.iter(|| frame_reads(&mut framer, black_box(&stream), READ)),
+    );
+    group.bench_function("portcullis: frame_len over the same octets in place", |b| {
+        b.iter(|| frame_in_place(black_box(&stream)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, encode, stream);
 criterion_main!(benches);
