@@ -3,7 +3,9 @@
 //! PAP over TLS 1.3 and 1.2 with the `radsec` secret, several requests in flight on one
 //! connection, Status-Server; clients identified by certificate (CA, name) and address, and
 //! everything else closed before a packet is read; the connection cap, the idle timeout and
-//! an impossible Length. radsecproxy as a real RadSec client is in tests/radsecproxy.rs.
+//! an impossible Length; the engine's own RadSec client speaking RADIUS/1.1 to it.
+//! radsecproxy and pyrad2 as real RadSec clients are in tests/radsecproxy.rs and
+//! tests/pyrad2.rs.
 
 mod support;
 
@@ -319,5 +321,45 @@ fn an_impossible_length_closes_the_connection() {
     assert_eq!(
         login(&mut tls, 1, "alice", "alice-pw").code(),
         Code::AccessAccept
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_speaks_radius_1_1_to_a_gateway() {
+    // The engine's RadSec client offers RADIUS/1.1 by ALPN, the front-end prefers it: the
+    // login goes with a Token and the password as is, inside TLS 1.3.
+    let setup = Setup::new();
+    let front = setup.daemon("");
+    let addr = front.radsec_addr.unwrap();
+    let toml = format!(
+        "[authentication]\ncurrent_sequence = 3\n\n\
+         [radius.settings]\nconnection_timeout = 5\nmax_number_of_tries = 1\n\n\
+         [[radius.servers]]\nid = 1\norder = 1\naddress = \"127.0.0.1\"\nport = {}\n\
+         transport = \"tls\"\ntls_ca = \"{}\"\ntls_certificate = \"{}\"\ntls_key = \"{}\"\n\n\
+         [[radius.role_mappings]]\nrole = \"Monitor\"\nattribute = 25\n\
+         attribute_value = \"Operator\"\n",
+        addr.port(),
+        setup.server_pki.ca_path.display(),
+        setup.vpn.cert_path.display(),
+        setup.vpn.key_path.display(),
+    );
+    let engine = portcullis::engine::Engine::new(
+        &portcullis_config::Config::from_toml(&toml).unwrap().config,
+    )
+    .unwrap();
+    let accepted = engine.authenticate("alice", b"alice-pw").await;
+    assert_eq!(
+        accepted.outcome,
+        portcullis::engine::Outcome::Accept(vec!["Monitor".into()])
+    );
+    let rejected = engine.authenticate("alice", b"wrong").await;
+    assert!(
+        matches!(rejected.outcome, portcullis::engine::Outcome::Reject(_)),
+        "{rejected:?}"
+    );
+    assert!(
+        front.wait_for_log("version=\"RADIUS/1.1\"", IO_LIMIT),
+        "{}",
+        front.log()
     );
 }

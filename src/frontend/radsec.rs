@@ -15,7 +15,10 @@
 //!    each packet then goes through the checks and the walk of a datagram, with the client's
 //!    secret (`radsec` unless configured, RFC 6614 §2.3), and its reply goes back on the
 //!    connection;
-//! 5. a connection that sends nothing for `radius_frontend.idle_timeout` seconds is closed,
+//! 5. RADIUS/1.1 (RFC 9765) is offered by ALPN and preferred: a client that takes it (over
+//!    TLS 1.3; over 1.2 the connection is closed) sends Tokens instead of Request
+//!    Authenticators and passwords as they are, and its replies are not signed;
+//! 6. a connection that sends nothing for `radius_frontend.idle_timeout` seconds is closed,
 //!    as is one whose client left the configuration.
 
 use std::net::{IpAddr, SocketAddr};

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use portcullis_protocol::radius::{
     self, Builder, Code, MAX_PACKET_LEN, MAX_PASSWORD_LEN, Packet, Secret, Signature, attr_type,
-    chap_response,
+    chap_response, v11,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpStream, UdpSocket};
@@ -314,15 +314,23 @@ impl RadiusClient {
     /// Message-Authenticator requirement) comes back within `timeout` as an Access-Accept.
     pub async fn probe(&self, timeout: Duration) -> Result<bool, ClientError> {
         let mut lease = self.lease(timeout).await?;
-        let mut authenticator = [0u8; 16];
-        getrandom::fill(&mut authenticator).map_err(ClientError::Rng)?;
+        let framing = Framing::new(&lease)?;
         let mut buf = [0u8; 64];
-        let mut b = Builder::new(&mut buf, Code::StatusServer, lease.id, &authenticator)
-            .map_err(ClientError::Encode)?;
-        b.message_authenticator().map_err(ClientError::Encode)?;
-        let len = b
-            .finish_request(&self.spec.secret)
-            .map_err(ClientError::Encode)?;
+        let len = match framing {
+            Framing::Classic(authenticator) => {
+                let mut b = Builder::new(&mut buf, Code::StatusServer, lease.id, &authenticator)
+                    .map_err(ClientError::Encode)?;
+                b.message_authenticator().map_err(ClientError::Encode)?;
+                b.finish_request(&self.spec.secret)
+                    .map_err(ClientError::Encode)?
+            }
+            // RFC 9765 §5.2: no Message-Authenticator in RADIUS/1.1.
+            Framing::V11(token) => {
+                Builder::new(&mut buf, Code::StatusServer, 0, &v11::token_field(token))
+                    .map_err(ClientError::Encode)?
+                    .finish_unsigned()
+            }
+        };
         let request = buf.get(..len).unwrap_or_default();
         if let Err(e) = lease.channel.send(request).await {
             tracing::debug!(server = %self.spec.addr, error = %e, "Status-Server not sent");
@@ -338,7 +346,7 @@ impl RadiusClient {
                     return Ok(false);
                 }
                 Err(_) | Ok(None) => return Ok(false),
-                Ok(Some(datagram)) => match self.accept_reply(datagram, lease.id, &authenticator) {
+                Ok(Some(datagram)) => match self.accept_reply(datagram, lease.id, framing) {
                     Some(Answer::Accept(_)) => return Ok(true),
                     Some(_) => return Ok(false),
                     None => {}
@@ -354,18 +362,9 @@ impl RadiusClient {
         options: &RequestOptions,
     ) -> Result<Answer, ClientError> {
         let mut lease = self.lease(options.timeout).await?;
-        let mut authenticator = [0u8; 16];
-        getrandom::fill(&mut authenticator).map_err(ClientError::Rng)?;
+        let framing = Framing::new(&lease)?;
         let mut buf = [0u8; MAX_PACKET_LEN];
-        let len = self.encode(
-            &mut buf,
-            lease.id,
-            &authenticator,
-            user,
-            password,
-            options,
-            &lease,
-        )?;
+        let len = self.encode(&mut buf, lease.id, framing, user, password, options, &lease)?;
         let request = buf.get(..len).unwrap_or_default();
 
         // RFC 6614 §2.5: never resent over TLS.
@@ -389,8 +388,7 @@ impl RadiusClient {
                     Err(_elapsed) => break,
                     Ok(None) => break,
                     Ok(Some(datagram)) => {
-                        if let Some(answer) = self.accept_reply(datagram, lease.id, &authenticator)
-                        {
+                        if let Some(answer) = self.accept_reply(datagram, lease.id, framing) {
                             return Ok(answer);
                         }
                     }
@@ -404,20 +402,28 @@ impl RadiusClient {
     }
 
     /// Builds the Access-Request: Message-Authenticator first (RFC 3579 §3.2, BlastRADIUS),
-    /// User-Name, the password, NAS-Identifier and NAS-IP-Address as configured.
+    /// User-Name, the password, NAS-Identifier and NAS-IP-Address as configured. Over
+    /// RADIUS/1.1 (RFC 9765) the Token takes the Authenticator's place, and nothing is hidden
+    /// or signed with the secret.
     #[allow(clippy::too_many_arguments)]
     fn encode(
         &self,
         buf: &mut [u8],
         id: u8,
-        authenticator: &[u8; 16],
+        framing: Framing,
         user: &str,
         password: Proof<'_>,
         options: &RequestOptions,
         lease: &Lease,
     ) -> Result<usize, ClientError> {
-        let secret = &self.spec.secret;
-        let mut b = Builder::access_request(buf, id, authenticator).map_err(ClientError::Encode)?;
+        let mut b = match framing {
+            Framing::Classic(authenticator) => Builder::access_request(buf, id, &authenticator),
+            // RFC 9765 §4.1: Reserved-1 is zero.
+            Framing::V11(token) => {
+                Builder::new(buf, Code::AccessRequest, 0, &v11::token_field(token))
+            }
+        }
+        .map_err(ClientError::Encode)?;
         b.attribute(attr_type::USER_NAME, user.as_bytes())
             .map_err(ClientError::Encode)?;
         let password = match password {
@@ -428,16 +434,15 @@ impl RadiusClient {
                 }
                 b.attribute(attr_type::STATE, state)
                     .map_err(ClientError::Encode)?;
-                b.user_password(response, secret)
-                    .map_err(ClientError::Encode)?;
-                return self.finish_request(b, options, lease);
+                self.user_password(&mut b, response, framing)?;
+                return self.finish_request(b, options, lease, framing);
             }
             Proof::Chap(chap) => {
                 b.chap_password(chap.ident, chap.response)
                     .map_err(ClientError::Encode)?;
                 b.attribute(attr_type::CHAP_CHALLENGE, chap.challenge)
                     .map_err(ClientError::Encode)?;
-                return self.finish_request(b, options, lease);
+                return self.finish_request(b, options, lease, framing);
             }
         };
         match self.spec.protocol {
@@ -445,8 +450,7 @@ impl RadiusClient {
                 if password.len() > MAX_PASSWORD_LEN {
                     return Err(ClientError::Encode(radius::Error::PasswordTooLong));
                 }
-                b.user_password(password, secret)
-                    .map_err(ClientError::Encode)?;
+                self.user_password(&mut b, password, framing)?;
             }
             AuthProtocol::Chap => {
                 let mut challenge = [0u8; 17];
@@ -459,15 +463,36 @@ impl RadiusClient {
                     .map_err(ClientError::Encode)?;
             }
         }
-        self.finish_request(b, options, lease)
+        self.finish_request(b, options, lease, framing)
     }
 
-    /// Adds NAS-Identifier and NAS-IP-Address as configured and signs the request.
+    /// Appends User-Password: hidden with the secret (RFC 2865 §5.2), or as it is over
+    /// RADIUS/1.1 (RFC 9765 §5.1.1).
+    fn user_password(
+        &self,
+        b: &mut Builder<'_>,
+        password: &[u8],
+        framing: Framing,
+    ) -> Result<(), ClientError> {
+        match framing {
+            Framing::Classic(_) => b.user_password(password, &self.spec.secret),
+            Framing::V11(_) if password.len() > MAX_PASSWORD_LEN => {
+                Err(radius::Error::PasswordTooLong)
+            }
+            Framing::V11(_) => b.attribute(attr_type::USER_PASSWORD, password),
+        }
+        .map(|_| ())
+        .map_err(ClientError::Encode)
+    }
+
+    /// Adds NAS-Identifier and NAS-IP-Address as configured and signs the request (classic
+    /// RADIUS only).
     fn finish_request(
         &self,
         mut b: Builder<'_>,
         options: &RequestOptions,
         lease: &Lease,
+        framing: Framing,
     ) -> Result<usize, ClientError> {
         if let Some(nas_id) = &options.nas_identifier {
             b.attribute(attr_type::NAS_IDENTIFIER, nas_id.as_bytes())
@@ -490,12 +515,22 @@ impl RadiusClient {
                 None => {}
             }
         }
-        b.finish_request(&self.spec.secret)
-            .map_err(ClientError::Encode)
+        match framing {
+            Framing::Classic(_) => b
+                .finish_request(&self.spec.secret)
+                .map_err(ClientError::Encode),
+            Framing::V11(_) => Ok(b.finish_unsigned()),
+        }
     }
 
-    /// Checks a datagram that arrived for our Identifier; `None` drops it (counted).
-    fn accept_reply(&self, datagram: Vec<u8>, id: u8, authenticator: &[u8; 16]) -> Option<Answer> {
+    /// Checks a datagram that arrived for our Identifier (or Token); `None` drops it
+    /// (counted).
+    fn accept_reply(&self, datagram: Vec<u8>, id: u8, framing: Framing) -> Option<Answer> {
+        let authenticator = match framing {
+            Framing::Classic(authenticator) => authenticator,
+            Framing::V11(token) => return self.accept_v11_reply(datagram, token),
+        };
+        let authenticator = &authenticator;
         let verdict = {
             let Ok(packet) = Packet::new_checked(&datagram[..]) else {
                 return self.drop_invalid("unparsable reply");
@@ -536,6 +571,26 @@ impl RadiusClient {
                 }
             }
         }
+        let reply = Reply { bytes: datagram };
+        Some(match code {
+            Code::AccessAccept => Answer::Accept(reply),
+            Code::AccessReject => Answer::Reject(reply),
+            _ => Answer::Challenge(reply),
+        })
+    }
+
+    /// [`RadiusClient::accept_reply`] over RADIUS/1.1 (RFC 9765): a reply code with our
+    /// Token; TLS vouches for the rest, and a Message-Authenticator is ignored (§5.2).
+    fn accept_v11_reply(&self, datagram: Vec<u8>, token: u32) -> Option<Answer> {
+        let code = {
+            let Ok(packet) = Packet::new_checked(&datagram[..]) else {
+                return self.drop_invalid("unparsable reply");
+            };
+            if packet.token() != token || !packet.code().is_access_reply() {
+                return self.drop_invalid("unexpected token or code");
+            }
+            packet.code()
+        };
         let reply = Reply { bytes: datagram };
         Some(match code {
             Code::AccessAccept => Answer::Accept(reply),
@@ -633,6 +688,29 @@ impl RadiusClient {
     }
 }
 
+/// How one request is framed: classic RADIUS (a random Request Authenticator, everything
+/// signed with the secret) or RADIUS/1.1 (RFC 9765: a Token, nothing signed).
+#[derive(Debug, Clone, Copy)]
+enum Framing {
+    /// The Request Authenticator.
+    Classic([u8; 16]),
+    /// The Token.
+    V11(u32),
+}
+
+impl Framing {
+    /// The framing of a request on `lease`'s channel: a Token on a RADIUS/1.1 connection, a
+    /// fresh random Request Authenticator elsewhere.
+    fn new(lease: &Lease) -> Result<Framing, ClientError> {
+        if let Some(token) = lease.channel.token(lease.id) {
+            return Ok(Framing::V11(token));
+        }
+        let mut authenticator = [0u8; 16];
+        getrandom::fill(&mut authenticator).map_err(ClientError::Rng)?;
+        Ok(Framing::Classic(authenticator))
+    }
+}
+
 /// Who waits on each Identifier of one socket. Every Identifier has a channel of its own for
 /// the socket's lifetime, so a request allocates none: its receiving end stays here while the
 /// Identifier is free and goes with the [`Lease`] while a request waits on it.
@@ -654,6 +732,9 @@ struct Channel {
     receiver: JoinHandle<()>,
     /// The TLS connection is gone: no new request goes on it.
     broken: Arc<std::sync::atomic::AtomicBool>,
+    /// A TLS connection that agreed on RADIUS/1.1 (RFC 9765): requests carry Tokens, drawn
+    /// from here (the low octet is the Identifier slot waiting for the reply).
+    tokens: Option<std::sync::atomic::AtomicU32>,
 }
 
 /// How a channel sends.
@@ -712,6 +793,21 @@ impl Channel {
                 .await
                 .map_err(|_| ClientError::Connect(timed_out()))?
                 .map_err(ClientError::Connect)?;
+        let (_, session) = stream.get_ref();
+        let v11 = session.alpn_protocol() == Some(v11::ALPN_RADIUS_1_1);
+        // RFC 9765 §3.4: RADIUS/1.1 only over TLS 1.3 or later.
+        if v11 && session.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+            return Err(ClientError::Connect(io::Error::other(
+                "the server chose RADIUS/1.1 over TLS 1.2",
+            )));
+        }
+        let tokens = if v11 {
+            let mut first = [0u8; 4];
+            getrandom::fill(&mut first).map_err(ClientError::Rng)?;
+            Some(std::sync::atomic::AtomicU32::new(u32::from_be_bytes(first)))
+        } else {
+            None
+        };
         let (reader, writer) = tokio::io::split(stream);
         let (senders, slots) = new_slots();
         let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -721,12 +817,14 @@ impl Channel {
             senders,
             server.to_string(),
             Arc::clone(&broken),
+            v11,
         ));
         Ok(Channel {
             transport: Transport::Tls(tokio::sync::Mutex::new(writer), local),
             slots,
             receiver,
             broken,
+            tokens,
         })
     }
 
@@ -763,6 +861,14 @@ impl Channel {
         self.receiver.abort();
     }
 
+    /// A fresh Token for a request waiting on Identifier slot `id`, on a RADIUS/1.1
+    /// connection: unique among the requests in flight (a counter in the high octets, the
+    /// slot in the low one, where [`dispatch`] looks for it).
+    fn token(&self, id: u8) -> Option<u32> {
+        let counter = self.tokens.as_ref()?.fetch_add(1, Ordering::Relaxed);
+        Some((counter << 8) | u32::from(id))
+    }
+
     /// Whether the connection is gone.
     fn is_broken(&self) -> bool {
         self.broken.load(Ordering::Relaxed)
@@ -791,6 +897,7 @@ impl Channel {
             slots,
             receiver,
             broken: Arc::default(),
+            tokens: None,
         })
     }
 
@@ -848,14 +955,24 @@ async fn receive(
             &senders,
             &server,
             buf.get(..len).unwrap_or_default(),
+            false,
         );
     }
 }
 
-/// Hands `packet` to the request waiting on its Identifier, if one is.
-fn dispatch(slots: &Mutex<Slots>, senders: &[mpsc::Sender<Vec<u8>>], server: &str, packet: &[u8]) {
+/// Hands `packet` to the request waiting on its Identifier (on a RADIUS/1.1 connection: on
+/// the low octet of its Token), if one is.
+fn dispatch(
+    slots: &Mutex<Slots>,
+    senders: &[mpsc::Sender<Vec<u8>>],
+    server: &str,
+    packet: &[u8],
+    v11: bool,
+) {
     // RFC 2865 §3: the Identifier is the second octet; shorter datagrams are not RADIUS.
-    let Some(&id) = packet.get(1) else {
+    // RFC 9765 §4.1: the Token is octets 5 to 8, its last one the slot (`Channel::token`).
+    let slot = if v11 { packet.get(7) } else { packet.get(1) };
+    let Some(&id) = slot else {
         crate::telemetry::upstream_invalid_reply("radius", server);
         return;
     };
@@ -882,6 +999,7 @@ async fn receive_stream(
     senders: Arc<[mpsc::Sender<Vec<u8>>]>,
     server: String,
     broken: Arc<std::sync::atomic::AtomicBool>,
+    v11: bool,
 ) {
     let mut buf = vec![0u8; MAX_PACKET_LEN];
     while let Some(head) = buf.get_mut(..4) {
@@ -911,6 +1029,7 @@ async fn receive_stream(
             &senders,
             &server,
             buf.get(..len).unwrap_or_default(),
+            v11,
         );
     }
     broken.store(true, Ordering::Relaxed);

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use portcullis_protocol::radius::v11;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::TlsConnector;
@@ -60,20 +61,29 @@ pub struct TlsKeys<'a> {
 /// A client for TLS 1.3 only (RFC 9887 §3.2: TACACS+ over TLS requires 1.3), verifying the
 /// server against `keys.ca` and `keys.server_name`.
 pub fn tls13_client(keys: TlsKeys<'_>) -> Result<TlsClient, TlsSetupError> {
-    client(keys, &[&rustls::version::TLS13])
+    client(keys, &[&rustls::version::TLS13], &[])
 }
 
 /// A client for TLS 1.3 and 1.2 (RFC 6614 §2.3: RadSec requires 1.2 support, and RadSec
 /// servers such as FreeRADIUS 3.2 negotiate 1.3 when they can), verifying the server
 /// against `keys.ca` and `keys.server_name`.
+///
+/// It offers RADIUS/1.1 and classic RadSec by ALPN (RFC 9765 §3.1); a server that picks
+/// neither (FreeRADIUS 3.2 does not know ALPN) speaks classic RadSec.
 pub fn tls12_client(keys: TlsKeys<'_>) -> Result<TlsClient, TlsSetupError> {
-    client(keys, &[&rustls::version::TLS13, &rustls::version::TLS12])
+    client(
+        keys,
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+        &[v11::ALPN_RADIUS_1_1, v11::ALPN_RADIUS_1_0],
+    )
 }
 
-/// A client for `versions`, verifying the server against `keys.ca` and `keys.server_name`.
+/// A client for `versions` offering `alpn`, verifying the server against `keys.ca` and
+/// `keys.server_name`.
 fn client(
     keys: TlsKeys<'_>,
     versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
 ) -> Result<TlsClient, TlsSetupError> {
     let roots = load_roots(keys.ca.unwrap_or(SYSTEM_CA_FILE))?;
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -81,12 +91,13 @@ fn client(
     ))
     .with_protocol_versions(versions)?
     .with_root_certificates(roots);
-    let config = match keys.certificate {
+    let mut config = match keys.certificate {
         None => builder.with_no_client_auth(),
         Some((certificate, key)) => {
             builder.with_client_auth_cert(load_chain(certificate)?, load_key(key)?)?
         }
     };
+    config.alpn_protocols = alpn.iter().map(|name| name.to_vec()).collect();
     let server_name = ServerName::try_from(keys.server_name.to_string())
         .map_err(|_| TlsSetupError::ServerName(keys.server_name.to_string()))?;
     Ok(TlsClient {
