@@ -66,6 +66,9 @@ pub struct ConfigStore {
     memory: Memory,
     /// Rules that follow every change, whoever made it (API write, reload).
     watchers: Arc<std::sync::RwLock<Vec<Watcher>>>,
+    /// Checks a change must pass before it is saved, beyond validation: what only reading
+    /// files finds (the front-end's TLS files).
+    checks: Arc<std::sync::RwLock<Vec<Check>>>,
     /// Held from reading the configuration to the swap, so concurrent writers never lose a
     /// change. The blocking task that saves owns it: a request dropped while its save runs
     /// still finishes save and swap before the next writer starts.
@@ -79,6 +82,20 @@ impl std::fmt::Debug for ConfigStore {
             .field("live", &self.live)
             .finish_non_exhaustive()
     }
+}
+
+/// A check of [`ConfigStore::check_with`].
+type Check = Box<dyn Fn(&Config) -> Result<(), (String, String)> + Send + Sync>;
+
+/// Runs every check on `config`; the first error.
+fn run_checks(
+    checks: &std::sync::RwLock<Vec<Check>>,
+    config: &Config,
+) -> Result<(), (String, String)> {
+    let checks = checks
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    checks.iter().try_for_each(|check| check(config))
 }
 
 /// Makes `config` live with `engine`, then tells every watcher: the one place a configuration
@@ -115,6 +132,7 @@ impl ConfigStore {
             live: Arc::new(ArcSwap::from_pointee(Live { config, engine })),
             memory,
             watchers: Arc::default(),
+            checks: Arc::default(),
             writer: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
@@ -126,6 +144,18 @@ impl ConfigStore {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(Box::new(watcher));
+    }
+
+    /// Runs `check` on every change before it is saved (and on every reload); an error, the
+    /// configuration path and what is wrong, refuses the change.
+    pub fn check_with(
+        &self,
+        check: impl Fn(&Config) -> Result<(), (String, String)> + Send + Sync + 'static,
+    ) {
+        self.checks
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Box::new(check));
     }
 
     /// The live configuration and engine.
@@ -158,6 +188,7 @@ impl ConfigStore {
         let path = self.path.clone();
         let live = Arc::clone(&self.live);
         let (memory, watchers) = (self.memory.clone(), Arc::clone(&self.watchers));
+        let checks = Arc::clone(&self.checks);
         tokio::task::spawn_blocking(move || {
             if !path.exists() {
                 return Err(format!(
@@ -166,6 +197,7 @@ impl ConfigStore {
                 ));
             }
             let loaded = portcullis_config::load(&path).map_err(|e| e.to_string())?;
+            run_checks(&checks, &loaded.config).map_err(|(at, why)| format!("{at}: {why}"))?;
             let engine = Engine::build(&loaded.config, &memory).map_err(|e| e.to_string())?;
             install(&live, &watchers, loaded.config, engine);
             drop(writer);
@@ -197,10 +229,12 @@ impl ConfigStore {
         let path = self.path.clone();
         let live = Arc::clone(&self.live);
         let (memory, watchers) = (self.memory.clone(), Arc::clone(&self.watchers));
+        let checks = Arc::clone(&self.checks);
         // Saving fsyncs and building the engine runs argon2: off the async workers. Engine,
         // save and swap run to completion under the writer lock even if this request is
         // dropped meanwhile, so the next writer always starts from what was saved last.
         tokio::task::spawn_blocking(move || {
+            run_checks(&checks, &config).map_err(|field| StoreError::Invalid(vec![field]))?;
             let engine = Engine::build(&config, &memory).map_err(|e| match e {
                 // The change names TLS files that cannot be used: the caller's to fix.
                 EngineError::Tls { list, .. } => {

@@ -363,6 +363,10 @@ fn check_config(path: &Path) -> ExitCode {
         eprintln!("{}: {e}", path.display());
         return ExitCode::from(EXIT_CONFIG);
     }
+    if let Err((at, why)) = portcullis::frontend::radsec::check_files(&config) {
+        eprintln!("{}: {at}: {why}", path.display());
+        return ExitCode::from(EXIT_CONFIG);
+    }
     println!("{}: ok", path.display());
     ExitCode::SUCCESS
 }

@@ -98,6 +98,10 @@ impl Server {
         let db = crate::state::StateDb::open(state_dir).map_err(|e| StartError(e.to_string()))?;
         let mfa = crate::mfa::MfaStore::open(db.clone(), state_dir)
             .map_err(|e| StartError(format!("MFA key under {}: {e}", state_dir.display())))?;
+        // The front-end's TLS files: read at start and on every change.
+        crate::frontend::radsec::check_files(&store.current().config)
+            .map_err(|(at, why)| StartError(format!("{at}: {why}")))?;
+        store.check_with(crate::frontend::radsec::check_files);
         let store = Arc::new(store);
         let sessions = crate::api::sessions::Sessions::open(db.clone(), Arc::clone(&store))
             .map_err(|e| StartError(e.to_string()))?;

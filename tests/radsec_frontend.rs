@@ -363,3 +363,52 @@ async fn the_gateway_speaks_radius_1_1_to_a_gateway() {
         front.log()
     );
 }
+
+#[test]
+fn check_config_reads_the_radsec_files() {
+    let setup = Setup::new();
+    let check = |cert: &std::path::Path, key: &std::path::Path, ca: &std::path::Path| {
+        let path = setup.client_pki.dir().join("portcullis.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[listeners]\nradsec = [\"127.0.0.1:2083\"]\n\n\
+                 [radius_frontend]\ntls_certificate = \"{}\"\ntls_key = \"{}\"\n\n\
+                 [[radius_frontend.clients]]\nid = 1\nname = \"vpn\"\naddress = \"10.0.0.0/8\"\n\
+                 transport = \"tls\"\ntls_ca = \"{}\"\n",
+                cert.display(),
+                key.display(),
+                ca.display()
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (cert, key) = (&setup.server.cert_path, &setup.server.key_path);
+    let (code, stderr) = check(cert, key, &setup.client_pki.ca_path);
+    assert_eq!(code, Some(0), "{stderr}");
+    let missing = setup.client_pki.dir().join("missing-ca.pem");
+    let (code, stderr) = check(cert, key, &missing);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("radius_frontend.clients[0].tls_ca") && stderr.contains("missing-ca.pem"),
+        "{stderr}"
+    );
+    // A key that is not the certificate's; its contents never reach the message.
+    let (code, stderr) = check(cert, &setup.vpn.key_path, &setup.client_pki.ca_path);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("radius_frontend.tls_key"), "{stderr}");
+    let key_pem = std::fs::read_to_string(&setup.vpn.key_path).unwrap();
+    assert!(
+        !stderr.contains(key_pem.lines().nth(1).unwrap()),
+        "{stderr}"
+    );
+}

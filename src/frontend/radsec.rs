@@ -167,6 +167,36 @@ pub(super) fn server_config(
     }
 }
 
+/// Reads the RadSec files `config` names (the listener's certificate and key, every RadSec
+/// client's CA bundle and name): the configuration path and what is wrong with the first that
+/// cannot be used. Run when a configuration is applied, so a bad file refuses the change
+/// instead of leaving a client out.
+pub fn check_files(config: &portcullis_config::Config) -> Result<(), (String, String)> {
+    let frontend = &config.radius_frontend;
+    for (index, client) in frontend.clients.iter().enumerate() {
+        if let Err(e) = ClientTls::build(client) {
+            return Err((
+                format!("radius_frontend.clients[{index}].tls_ca"),
+                e.to_string(),
+            ));
+        }
+    }
+    if let (Some(certificate), Some(key)) = (&frontend.tls_certificate, &frontend.tls_key) {
+        let chain = load_chain(certificate)
+            .map_err(|e| ("radius_frontend.tls_certificate".to_string(), e.to_string()))?;
+        let key =
+            load_key(key).map_err(|e| ("radius_frontend.tls_key".to_string(), e.to_string()))?;
+        // The key must be the certificate's.
+        rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| ("radius_frontend.tls_certificate".to_string(), e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| ("radius_frontend.tls_key".to_string(), e.to_string()))?;
+    }
+    Ok(())
+}
+
 impl Table {
     /// The RadSec client that connected from `ip` with `chain`: its network contains `ip`,
     /// its CA signed the chain and the chain carries its name; the longest prefix wins.
