@@ -2,7 +2,8 @@
 //! add, list, update and delete the RADIUS front-end's clients; secrets cloaked unless an
 //! Administrator asks for them; invalid requests name the field and change nothing; and a
 //! client added through the API is answered by the front-end at once, and dropped again once
-//! deleted.
+//! deleted; RadSec clients carry their `transport`, `tls_ca` and `tls_name` through the API
+//! into the file.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -11,9 +12,11 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use portcullis::engine::local::hash_password;
+use portcullis_config::{Config, FrontendClient, RadiusTransport};
 use portcullis_protocol::radius::{Builder, Code, Packet, Secret, Signature, attr_type};
 use serde_json::{Value, json};
 use support::daemon::{Answer, Auth, Daemon};
+use support::pki::Pki;
 
 const CLIENTS: &str = "/api/mgmt.radius_frontend/1.0/clients";
 const CLOAK: &str = "****************";
@@ -360,4 +363,255 @@ fn a_client_added_through_the_api_is_answered_at_once() {
         "{}",
         daemon.log()
     );
+}
+
+/// The configuration file's text and its front-end clients.
+fn saved_clients(daemon: &Daemon) -> (String, Vec<FrontendClient>) {
+    let text = std::fs::read_to_string(daemon.config_path()).unwrap();
+    let loaded = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+    (text, loaded.config.radius_frontend.clients)
+}
+
+/// The `[[radius_frontend.clients]]` table of the client with `id`, as written.
+fn saved_table(text: &str, id: u32) -> String {
+    text.split("[[radius_frontend.clients]]")
+        .skip(1)
+        .map(|table| table.split("\n[").next().unwrap_or(table))
+        .find(|table| table.contains(&format!("\nid = {id}\n")))
+        .unwrap_or_else(|| panic!("no client {id} in:\n{text}"))
+        .to_owned()
+}
+
+#[test]
+fn radsec_clients_carry_their_tls_keys() {
+    let pki = Pki::new("radsec-clients");
+    let ca = pki.ca_path.to_str().unwrap().to_owned();
+    let daemon = Daemon::start(Some(&config()));
+
+    // Over TLS the secret may be left out: the client uses RFC 6614's "radsec", and the list
+    // shows "" for it, cloaked or not.
+    let added = post(
+        &daemon,
+        &json!({"name": "vpn", "address": "127.0.0.1", "transport": "tls", "tls_ca": ca,
+                "tls_name": "vpn.example.net"}),
+    );
+    assert_eq!(added.status, 201, "{}", added.body);
+    let vpn = json!({"id": 1, "name": "vpn", "address": "127.0.0.1", "secret": "",
+                     "require_message_authenticator": "auto", "transport": "tls",
+                     "tls_ca": ca, "tls_name": "vpn.example.net"});
+    assert_eq!(added.json(), vpn);
+    // UDP clients show none of the extensions; the same network over UDP and over TLS is two
+    // clients; a TLS client's secret, when it has one, is cloaked like any other.
+    let udp = post(
+        &daemon,
+        &json!({"name": "pam", "address": "10.0.0.0/8", "secret": "pam-secret-0123456789",
+                "transport": "udp", "tls_ca": "", "tls_name": ""}),
+    );
+    assert_eq!(udp.status, 201, "{}", udp.body);
+    let pam = json!({"id": 2, "name": "pam", "address": "10.0.0.0/8", "secret": CLOAK,
+                     "require_message_authenticator": "auto"});
+    assert_eq!(udp.json(), pam);
+    let keyed = post(
+        &daemon,
+        &json!({"name": "nas", "address": "10.0.0.0/8", "secret": "nas-secret-0123456789",
+                "transport": "tls", "tls_ca": ca, "require_message_authenticator": "yes"}),
+    );
+    assert_eq!(keyed.status, 201, "{}", keyed.body);
+    let nas = json!({"id": 3, "name": "nas", "address": "10.0.0.0/8", "secret": CLOAK,
+                     "require_message_authenticator": "yes", "transport": "tls", "tls_ca": ca});
+    assert_eq!(keyed.json(), nas);
+
+    let listed = json!([vpn, pam, nas]);
+    assert_eq!(list(&daemon, CLIENTS, ADMIN), listed);
+    assert_eq!(list(&daemon, CLIENTS, MONITOR), listed);
+    let clear = uncloaked(&daemon);
+    assert_eq!(clear[0]["secret"], "");
+    assert_eq!(clear[1]["secret"], "pam-secret-0123456789");
+    assert_eq!(clear[2]["secret"], "nas-secret-0123456789");
+
+    // Written to the file as the configuration spells it, defaults left out.
+    let (text, saved) = saved_clients(&daemon);
+    assert_eq!(saved.len(), 3);
+    assert_eq!(saved[0].transport, RadiusTransport::Tls);
+    assert_eq!(saved[0].tls_ca.as_deref(), Some(ca.as_str()));
+    assert_eq!(saved[0].tls_name.as_deref(), Some("vpn.example.net"));
+    assert!(saved[0].secret.is_empty());
+    assert_eq!(saved[0].shared_secret(), b"radsec");
+    let table = saved_table(&text, 1);
+    assert!(table.contains("transport = \"tls\""), "{table}");
+    assert!(!table.contains("secret"), "{table}");
+    let table = saved_table(&text, 2);
+    assert!(!table.contains("transport"), "{table}");
+    assert!(!table.contains("tls_"), "{table}");
+    assert_eq!(saved[2].shared_secret(), b"nas-secret-0123456789");
+
+    // Every entry of a list, cloaked or not, sent back as it is changes nothing.
+    for entries in [listed.clone(), clear.clone()] {
+        for entry in entries.as_array().unwrap() {
+            let id = entry["id"].as_u64().unwrap();
+            let same = put(&daemon, id, &entry.to_string());
+            assert_eq!(same.status, 200, "PUT {entry}: {}", same.body);
+            assert_eq!(same.json(), listed[usize::try_from(id).unwrap() - 1]);
+        }
+    }
+    assert_eq!(uncloaked(&daemon), clear);
+    assert_eq!(saved_clients(&daemon).0, text);
+
+    // "" removes an optional key.
+    let nameless = put(&daemon, 1, r#"{"tls_name": ""}"#);
+    assert_eq!(nameless.status, 200, "{}", nameless.body);
+    let mut vpn = vpn;
+    vpn.as_object_mut().unwrap().remove("tls_name");
+    assert_eq!(nameless.json(), vpn);
+    let (text, saved) = saved_clients(&daemon);
+    assert_eq!(saved[0].tls_name, None);
+    assert!(!saved_table(&text, 1).contains("tls_name"), "{text}");
+
+    // Refused, changing nothing: back to UDP while tls_ca is still set (config validation
+    // names `transport`), TLS without a CA, a relative CA, a name no certificate can carry,
+    // the address of another TLS client.
+    let refusals: Vec<(u32, Value, Vec<&str>)> = vec![
+        (
+            1,
+            json!({"transport": "udp", "secret": "vpn-udp-secret-0123"}),
+            vec!["transport"],
+        ),
+        // Without a secret as well: UDP needs one.
+        (1, json!({"transport": "udp"}), vec!["secret", "transport"]),
+        (1, json!({"tls_ca": ""}), vec!["tls_ca"]),
+        (1, json!({"tls_ca": "ca.pem"}), vec!["tls_ca"]),
+        (1, json!({"tls_name": "not a name"}), vec!["tls_name"]),
+        (1, json!({"tls_ca": 5}), vec!["tls_ca"]),
+        (1, json!({"tls_ca": null}), vec!["tls_ca"]),
+        (1, json!({"transport": "quic"}), vec!["transport"]),
+        (1, json!({"address": "10.0.0.0/8"}), vec!["address"]),
+        (
+            1,
+            json!({"secret": CLOAK, "tls_server_name": "x"}),
+            vec!["tls_server_name"],
+        ),
+        // Client 3 has the address over TLS already.
+        (2, json!({"transport": "tls"}), vec!["address", "tls_ca"]),
+        (2, json!({"tls_ca": ca}), vec!["transport"]),
+        (
+            3,
+            json!({"transport": "udp", "tls_ca": ""}),
+            vec!["address"],
+        ),
+    ];
+    let before = uncloaked(&daemon);
+    for (id, body, expected) in refusals {
+        let answer = put(&daemon, id, &body.to_string());
+        let mut fields = failed_fields(&answer);
+        fields.sort();
+        assert_eq!(fields, expected, "PUT {id} {body}: {}", answer.body);
+        assert!(!answer.body.contains("secret-0123"), "{}", answer.body);
+    }
+    let valid = json!({"name": "new", "address": "192.0.2.0/24", "transport": "tls",
+                       "tls_ca": ca});
+    let with = |field: &str, value: Value| {
+        let mut body = valid.clone();
+        body[field] = value;
+        body
+    };
+    let posts: Vec<(Value, Vec<&str>)> = vec![
+        (with("tls_ca", json!("relative/ca.pem")), vec!["tls_ca"]),
+        (with("tls_ca", json!("")), vec!["tls_ca"]),
+        (with("tls_name", json!("not a name")), vec!["tls_name"]),
+        (with("secret", json!(CLOAK)), vec!["secret"]),
+        (with("address", json!("127.0.0.1")), vec!["address"]),
+        (with("transport", json!("TLS")), vec!["secret", "transport"]),
+        (with("tls_server_name", json!("x")), vec!["tls_server_name"]),
+        (
+            json!({"name": "new", "address": "192.0.2.0/24", "transport": "tls"}),
+            vec!["tls_ca"],
+        ),
+        (json!({"transport": "tls"}), vec!["address", "name"]),
+        // Over UDP the secret stays required, and the keys need TLS.
+        (with("transport", json!("udp")), vec!["secret"]),
+        (
+            json!({"name": "new", "address": "192.0.2.0/24", "transport": "udp",
+                   "tls_ca": ca, "secret": "udp-secret-0123456789"}),
+            vec!["transport"],
+        ),
+    ];
+    for (body, expected) in posts {
+        let answer = post(&daemon, &body);
+        let mut fields = failed_fields(&answer);
+        fields.sort();
+        assert_eq!(fields, expected, "POST {body}: {}", answer.body);
+    }
+    assert_eq!(uncloaked(&daemon), before);
+    assert_eq!(saved_clients(&daemon).0, text);
+
+    // Back to UDP, removing the TLS keys in the same request and giving a secret.
+    let back = put(
+        &daemon,
+        1,
+        r#"{"transport": "udp", "tls_ca": "", "secret": "vpn-udp-secret-0123"}"#,
+    );
+    assert_eq!(back.status, 200, "{}", back.body);
+    assert_eq!(
+        back.json(),
+        json!({"id": 1, "name": "vpn", "address": "127.0.0.1", "secret": CLOAK,
+               "require_message_authenticator": "auto"})
+    );
+    let (text, saved) = saved_clients(&daemon);
+    assert_eq!(saved[0].transport, RadiusTransport::Udp);
+    assert_eq!(
+        (saved[0].tls_ca.as_ref(), saved[0].tls_name.as_ref()),
+        (None, None)
+    );
+    assert_eq!(saved[0].shared_secret(), b"vpn-udp-secret-0123");
+    let table = saved_table(&text, 1);
+    assert!(
+        !table.contains("transport") && !table.contains("tls_"),
+        "{table}"
+    );
+
+    // And to TLS again, dropping the secret: "radsec" from then on.
+    let again = put(
+        &daemon,
+        1,
+        &json!({"transport": "tls", "tls_ca": ca, "secret": ""}).to_string(),
+    );
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json(), vpn);
+    let (_, saved) = saved_clients(&daemon);
+    assert_eq!(saved[0].transport, RadiusTransport::Tls);
+    assert_eq!(saved[0].shared_secret(), b"radsec");
+
+    // The OpenAPI document describes the extensions as optional.
+    let doc = daemon
+        .request("GET", "/api/openapi.json", Auth::None, None)
+        .json();
+    let schemas = &doc["components"]["schemas"];
+    for schema in ["RadiusClientView", "NewRadiusClient", "RadiusClientUpdate"] {
+        let properties = &schemas[schema]["properties"];
+        for key in ["transport", "tls_ca", "tls_name"] {
+            assert!(
+                properties[key].is_object(),
+                "{schema}.{key}: {}",
+                schemas[schema]
+            );
+        }
+        let required = schemas[schema]["required"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for key in ["transport", "tls_ca", "tls_name", "secret"] {
+            let always = schema == "RadiusClientView" && key == "secret";
+            assert_eq!(required.contains(&json!(key)), always, "{schema}.{key}");
+        }
+    }
+    assert_eq!(
+        schemas["RadiusClientTransport"]["enum"],
+        json!(["udp", "tls"]),
+        "{schemas}"
+    );
+
+    // A restarted daemon has the same clients.
+    let before = uncloaked(&daemon);
+    let daemon = daemon.restart();
+    assert_eq!(uncloaked(&daemon), before);
 }

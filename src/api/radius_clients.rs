@@ -5,11 +5,17 @@
 //! `****************` unless the URL carries `uncloak` (Administrators only); a `PUT` that
 //! sends the cloak back keeps the configured secret, a `POST` that sends it is refused.
 //!
+//! RadSec (RFC 6614) clients are the same objects with the optional extensions `transport`
+//! (`udp`, the default, or `tls`), `tls_ca` (required over TLS) and `tls_name`. A list shows
+//! them only when set (`transport` only when `tls`); over TLS the secret may be left out, the
+//! client then uses RFC 6614's `radsec`, and a list shows such a client's secret as `""`. In
+//! a `PUT`, an empty string removes `tls_ca`, `tls_name` or (over TLS) the secret.
+//!
 //! Every write goes through [`ConfigStore::update`](crate::live::ConfigStore::change): it is
 //! validated, saved atomically and made live, or nothing changes. The front-end reads the live
 //! configuration for every packet, so a change applies to the next request. Invalid requests
-//! answer 400 with `error_info.fields` naming each failing field (`address`, `secret`);
-//! unknown client ids answer 404.
+//! answer 400 with `error_info.fields` naming each failing field (`address`, `secret`,
+//! `tls_ca`, ...); unknown client ids answer 404.
 
 use std::sync::Arc;
 
@@ -20,7 +26,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use portcullis_config::{
-    CLOAK, Config, ConfigError, FrontendClient, RequireMessageAuthenticator, Secret,
+    CLOAK, Config, ConfigError, FrontendClient, RadiusTransport, RequireMessageAuthenticator,
+    Secret,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -66,6 +73,26 @@ impl PartialSchema for MessageAuthenticatorPolicy {
 
 impl ToSchema for MessageAuthenticatorPolicy {}
 
+/// `transport` (an extension): how the client reaches the front-end. `udp`: datagrams to
+/// `listeners.radius_frontend`; `tls`: RadSec (RFC 6614) connections to `listeners.radsec`
+/// with a certificate signed by the client's `tls_ca`.
+#[derive(Debug)]
+pub struct RadiusClientTransport;
+
+impl PartialSchema for RadiusClientTransport {
+    fn schema() -> RefOr<Schema> {
+        Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["udp", "tls"]))
+                .build(),
+        )
+        .into()
+    }
+}
+
+impl ToSchema for RadiusClientTransport {}
+
 /// A RADIUS client as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct RadiusClientView {
@@ -76,27 +103,54 @@ pub struct RadiusClientView {
     pub name: String,
     /// The source address the client sends from: an IP address or a CIDR network.
     pub address: String,
-    /// Shared secret, `****************` unless the URL carries `uncloak`.
+    /// Shared secret, `****************` unless the URL carries `uncloak`; `""` for a TLS
+    /// client without one (it uses RFC 6614's `radsec`). Sent back as shown in a `PUT`, it
+    /// keeps what is configured.
     pub secret: String,
     /// `yes`, `no` or `auto`.
     #[schema(value_type = MessageAuthenticatorPolicy)]
     pub require_message_authenticator: RequireMessageAuthenticator,
+    /// Extension: `tls` for a RadSec client (RFC 6614); absent for UDP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<RadiusClientTransport>, nullable = false)]
+    pub transport: Option<RadiusTransport>,
+    /// Extension: the PEM CA bundle the client's certificate is verified with, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub tls_ca: Option<String>,
+    /// Extension: the name (DNS name or IP address) the client's certificate must carry,
+    /// when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub tls_name: Option<String>,
 }
 
 impl RadiusClientView {
     fn new(client: &FrontendClient, uncloak: bool) -> RadiusClientView {
+        let tls = client.transport == RadiusTransport::Tls;
         RadiusClientView {
             id: client.id,
             name: client.name.clone(),
             address: client.address.clone(),
-            secret: shown(&client.secret, uncloak),
+            // No secret to hide: the client uses the public default `radsec`. Shown as it is,
+            // so that a `PUT` of the entry keeps it (an empty secret is valid over TLS only).
+            secret: if tls && client.secret.is_empty() {
+                String::new()
+            } else {
+                shown(&client.secret, uncloak)
+            },
             require_message_authenticator: client.require_message_authenticator,
+            transport: tls.then_some(client.transport),
+            tls_ca: client.tls_ca.clone(),
+            tls_name: client.tls_name.clone(),
         }
     }
 }
 
 /// `POST /api/mgmt.radius_frontend/1.0/clients` body. `require_message_authenticator`
-/// defaults to `auto`; the id is chosen by the server.
+/// defaults to `auto`, `transport` to `udp`; the id is chosen by the server. `secret` is
+/// required over UDP; over TLS it may be left out (or empty): the client then uses RFC 6614's
+/// `radsec`.
 // For the OpenAPI document only: the handler reads a `NewClientRequest` so that it can name
 // every missing field at once.
 #[derive(Debug, ToSchema)]
@@ -107,15 +161,29 @@ pub struct NewRadiusClient {
     pub name: String,
     /// The source address the client sends from: an IPv4 or IPv6 address, or a CIDR network
     /// without host bits (`10.0.0.0/8`, `2001:db8::/32`). A packet belongs to the client with
-    /// the longest matching prefix; two clients cannot have the same address.
+    /// the longest matching prefix; two clients of the same transport cannot have the same
+    /// address.
     #[schema(min_length = 1, example = "127.0.0.1")]
     pub address: String,
-    /// Shared secret, not the cloak; should be 16 bytes or more.
-    #[schema(min_length = 1, example = "s3cr3t-shared-with-the-client")]
-    pub secret: String,
+    /// Shared secret, not the cloak; should be 16 bytes or more. Required over UDP; over TLS
+    /// it may be left out or empty, the client then uses `radsec` (RFC 6614 §2.3).
+    #[schema(nullable = false, example = "s3cr3t-shared-with-the-client")]
+    pub secret: Option<String>,
     /// `yes`, `no` or `auto`. Default: `auto`.
     #[schema(value_type = MessageAuthenticatorPolicy, required = false, default = "auto")]
     pub require_message_authenticator: Option<RequireMessageAuthenticator>,
+    /// Extension: `udp` (default) or `tls` (RadSec, RFC 6614: the client connects to
+    /// `listeners.radsec` with a certificate signed by `tls_ca`).
+    #[schema(value_type = Option<RadiusClientTransport>, nullable = false, default = "udp")]
+    pub transport: Option<RadiusTransport>,
+    /// Extension, required with `transport` `tls`: absolute path of the PEM bundle of the CAs
+    /// that may sign the client's certificate.
+    #[schema(nullable = false, example = "/etc/portcullis/radsec-clients-ca.pem")]
+    pub tls_ca: Option<String>,
+    /// Extension, with `transport` `tls`: a DNS name or IP address the client's certificate
+    /// must carry as a subject alternative name; absent: any certificate `tls_ca` signed.
+    #[schema(nullable = false, example = "vpn-1.example.net")]
+    pub tls_name: Option<String>,
 }
 
 /// What the handler of `POST .../clients` reads: every field optional, so that every missing
@@ -127,10 +195,15 @@ struct NewClientRequest {
     address: Option<String>,
     secret: Option<String>,
     require_message_authenticator: Option<RequireMessageAuthenticator>,
+    transport: Option<RadiusTransport>,
+    tls_ca: Option<String>,
+    tls_name: Option<String>,
 }
 
 /// `PUT /api/mgmt.radius_frontend/1.0/clients/{id}` body: the fields given change, the others
-/// are kept; the cloaked secret keeps the configured one.
+/// are kept; the cloaked secret keeps the configured one. An empty string removes `tls_ca`,
+/// `tls_name` or, over TLS, the secret. The result is validated as a whole: `transport`
+/// `udp` with `tls_ca` or `tls_name` still set, or `tls` without a `tls_ca`, is refused.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RadiusClientUpdate {
@@ -144,12 +217,24 @@ pub struct RadiusClientUpdate {
     /// An IPv4 or IPv6 address, or a CIDR network without host bits.
     #[schema(min_length = 1, nullable = false, example = "10.0.0.0/8")]
     pub address: Option<String>,
-    /// Shared secret; the cloak `****************` keeps the configured one.
-    #[schema(min_length = 1, nullable = false)]
+    /// Shared secret; the cloak `****************` keeps the configured one. Empty: no
+    /// secret, which only a TLS client may have (it then uses `radsec`).
+    #[schema(nullable = false)]
     pub secret: Option<String>,
     /// `yes`, `no` or `auto`.
     #[schema(value_type = MessageAuthenticatorPolicy, required = false)]
     pub require_message_authenticator: Option<RequireMessageAuthenticator>,
+    /// Extension: `udp` or `tls` (RadSec, RFC 6614).
+    #[schema(value_type = Option<RadiusClientTransport>, nullable = false)]
+    pub transport: Option<RadiusTransport>,
+    /// Extension: absolute path of the PEM CA bundle that signs the client's certificate
+    /// (required over TLS); an empty string removes it.
+    #[schema(nullable = false)]
+    pub tls_ca: Option<String>,
+    /// Extension: a DNS name or IP address the client's certificate must carry; an empty
+    /// string removes it.
+    #[schema(nullable = false)]
+    pub tls_name: Option<String>,
 }
 
 /// Lists the RADIUS front-end's clients in configuration order.
@@ -204,9 +289,19 @@ pub async fn add_client(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     caller.require_admin()?;
-    let request: NewClientRequest = parse_object(&body, &["name", "address", "secret"])?;
-    let (Some(name), Some(address), Some(secret)) = (request.name, request.address, request.secret)
-    else {
+    // Over TLS the secret may be left out (RFC 6614 §2.3); over UDP it stays required.
+    let required: &[&str] = if asks_tls(&body) {
+        &["name", "address"]
+    } else {
+        &["name", "address", "secret"]
+    };
+    let request: NewClientRequest = parse_object(&body, required)?;
+    let transport = request.transport.unwrap_or_default();
+    let secret = match request.secret {
+        None if transport == RadiusTransport::Tls => Some(String::new()),
+        secret => secret,
+    };
+    let (Some(name), Some(address), Some(secret)) = (request.name, request.address, secret) else {
         return Err(ApiError::bad_request(
             "name, address and secret are required.",
         ));
@@ -224,9 +319,9 @@ pub async fn add_client(
                 require_message_authenticator: request
                     .require_message_authenticator
                     .unwrap_or_default(),
-                transport: Default::default(),
-                tls_ca: None,
-                tls_name: None,
+                transport,
+                tls_ca: given(request.tls_ca),
+                tls_name: given(request.tls_name),
             });
             let index = clients.len() - 1;
             let client = clients[index].clone();
@@ -304,6 +399,15 @@ pub async fn update_client(
             }
             if let Some(policy) = update.require_message_authenticator {
                 client.require_message_authenticator = policy;
+            }
+            if let Some(transport) = update.transport {
+                client.transport = transport;
+            }
+            if let Some(ca) = update.tls_ca {
+                client.tls_ca = given(Some(ca));
+            }
+            if let Some(name) = update.tls_name {
+                client.tls_name = given(Some(name));
             }
             let client = client.clone();
             validated(config, index, false)?;
@@ -390,6 +494,18 @@ fn next_id(clients: &[FrontendClient]) -> Result<u32, ApiError> {
     }
 }
 
+/// Whether a request body asks for `"transport": "tls"` (a body that does not parse does not;
+/// `parse_object` names what is wrong with it).
+fn asks_tls(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .is_ok_and(|value| value.get("transport").and_then(Value::as_str) == Some("tls"))
+}
+
+/// An optional key as a request gives it: an empty string is no value.
+fn given(value: Option<String>) -> Option<String> {
+    value.filter(|value| !value.is_empty())
+}
+
 /// 400 naming the fields in `errors`.
 fn invalid(errors: Vec<(String, String)>) -> ApiError {
     ApiError::invalid_fields("Invalid argument.", errors)
@@ -435,16 +551,18 @@ fn client_field(path: &str) -> Option<(usize, &str)> {
 /// Validates a configuration whose client at `index` was added (`new`) or changed. Errors
 /// about that client name the request's fields (`address`, not
 /// `radius_frontend.clients[3].address`); an address another client has is reported with
-/// that client's id.
+/// that client's id. The same address over UDP and over TLS is two clients, not a duplicate.
 fn validated(config: &Config, index: usize, new: bool) -> Result<(), ApiError> {
     let clients = &config.radius_frontend.clients;
     let target = &clients[index];
     let mut errors = Vec::new();
     let network = target.network();
-    let duplicate = clients
-        .iter()
-        .enumerate()
-        .find(|(at, other)| *at != index && network.is_some() && other.network() == network);
+    let duplicate = clients.iter().enumerate().find(|(at, other)| {
+        *at != index
+            && network.is_some()
+            && other.network() == network
+            && other.transport == target.transport
+    });
     if let (Some(net), Some((_, other))) = (network, duplicate) {
         errors.push((
             "address".to_owned(),
@@ -612,5 +730,103 @@ mod tests {
             RadiusClientView::new(&client, true).secret,
             "a-secret-of-sixteen-bytes"
         );
+    }
+
+    #[test]
+    fn radsec_clients_show_their_extensions() {
+        let radsec = FrontendClient {
+            secret: Secret::new(""),
+            transport: RadiusTransport::Tls,
+            tls_ca: Some("/etc/ssl/vpn-ca.pem".into()),
+            tls_name: Some("vpn.example.net".into()),
+            ..client(2, "10.0.0.0/8")
+        };
+        // No secret: "" whether cloaked or not (the client uses the public `radsec`).
+        for uncloak in [false, true] {
+            assert_eq!(
+                serde_json::to_value(RadiusClientView::new(&radsec, uncloak)).unwrap(),
+                serde_json::json!({
+                    "id": 2,
+                    "name": "client-2",
+                    "address": "10.0.0.0/8",
+                    "secret": "",
+                    "require_message_authenticator": "auto",
+                    "transport": "tls",
+                    "tls_ca": "/etc/ssl/vpn-ca.pem",
+                    "tls_name": "vpn.example.net",
+                })
+            );
+        }
+        // A configured secret is cloaked as over UDP.
+        let keyed = FrontendClient {
+            secret: Secret::new("a-secret-of-sixteen-bytes"),
+            tls_name: None,
+            ..radsec.clone()
+        };
+        let view = serde_json::to_value(RadiusClientView::new(&keyed, false)).unwrap();
+        assert_eq!(view["secret"], CLOAK);
+        assert!(view.get("tls_name").is_none(), "{view}");
+
+        // The same network over UDP and over TLS is two clients.
+        let mut config = Config::default();
+        config.radius_frontend.clients = vec![client(1, "10.0.0.0/8"), radsec];
+        assert!(validated(&config, 1, true).is_ok());
+        assert!(validated(&config, 0, false).is_ok());
+        // Back to UDP with the TLS keys still set, and no secret.
+        config.radius_frontend.clients[1].transport = RadiusTransport::Udp;
+        let mut names = field_names(&validated(&config, 1, false).unwrap_err());
+        names.sort();
+        assert_eq!(names, ["address", "secret", "transport"]);
+        // TLS without a CA, and with a relative one.
+        config.radius_frontend.clients[1].transport = RadiusTransport::Tls;
+        config.radius_frontend.clients[1].tls_ca = None;
+        assert_eq!(
+            field_names(&validated(&config, 1, false).unwrap_err()),
+            ["tls_ca"]
+        );
+        config.radius_frontend.clients[1].tls_ca = Some("ca.pem".into());
+        assert_eq!(
+            field_names(&validated(&config, 1, false).unwrap_err()),
+            ["tls_ca"]
+        );
+    }
+
+    #[test]
+    fn tls_requests() {
+        assert!(asks_tls(br#"{"transport": "tls"}"#));
+        for body in [
+            &br#"{"transport": "udp"}"#[..],
+            br#"{"transport": "TLS"}"#,
+            br#"{"transport": ["tls"]}"#,
+            br#"{}"#,
+            b"[]",
+            b"{nope",
+        ] {
+            assert!(!asks_tls(body), "{}", String::from_utf8_lossy(body));
+        }
+        let request: NewClientRequest = parse_object(
+            br#"{"name": "vpn", "address": "10.0.0.0/8", "transport": "tls", "tls_ca": "/ca.pem"}"#,
+            &["name", "address"],
+        )
+        .unwrap();
+        assert_eq!(request.transport, Some(RadiusTransport::Tls));
+        assert_eq!(request.tls_ca.as_deref(), Some("/ca.pem"));
+        assert!(request.secret.is_none() && request.tls_name.is_none());
+        let update: RadiusClientUpdate = parse_object(
+            br#"{"transport": "udp", "tls_ca": "", "tls_name": ""}"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(update.transport, Some(RadiusTransport::Udp));
+        assert_eq!(given(update.tls_ca), None);
+        assert_eq!(given(Some("vpn".into())).as_deref(), Some("vpn"));
+        let wrong = parse_object::<RadiusClientUpdate>(
+            br#"{"transport": "quic", "tls_ca": 1, "tls_server_name": "x"}"#,
+            &[],
+        )
+        .unwrap_err();
+        let mut names = field_names(&wrong);
+        names.sort();
+        assert_eq!(names, ["tls_ca", "tls_server_name", "transport"]);
     }
 }
