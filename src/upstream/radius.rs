@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use portcullis_protocol::radius::{
     self, Builder, Code, MAX_PACKET_LEN, MAX_PASSWORD_LEN, Packet, Secret, Signature, attr_type,
-    chap_response, v11,
+    chap_response, stream::Framer, v11,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpStream, UdpSocket};
@@ -1001,36 +1001,31 @@ async fn receive_stream(
     broken: Arc<std::sync::atomic::AtomicBool>,
     v11: bool,
 ) {
-    let mut buf = vec![0u8; MAX_PACKET_LEN];
-    while let Some(head) = buf.get_mut(..4) {
-        if let Err(e) = reader.read_exact(head).await {
-            tracing::debug!(server, error = %e, "RadSec connection closed");
-            break;
+    // Boxed: the framer holds two packets' worth of octets.
+    let mut framer = Box::new(Framer::new());
+    'connection: loop {
+        loop {
+            match framer.next_packet() {
+                Ok(Some(packet)) => dispatch(&slots, &senders, &server, packet, v11),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(server, error = %e, "RadSec reply cannot be framed; closing");
+                    crate::telemetry::upstream_invalid_reply("radius", &server);
+                    break 'connection;
+                }
+            }
         }
-        let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
-        if !(20..=MAX_PACKET_LEN).contains(&len) {
-            tracing::warn!(
-                server,
-                len,
-                "RadSec packet with an impossible Length; closing"
-            );
-            crate::telemetry::upstream_invalid_reply("radius", &server);
-            break;
+        match reader.read(framer.spare()).await {
+            Ok(0) => {
+                tracing::debug!(server, "RadSec connection closed");
+                break;
+            }
+            Ok(n) => framer.filled(n),
+            Err(e) => {
+                tracing::debug!(server, error = %e, "RadSec connection closed");
+                break;
+            }
         }
-        let Some(body) = buf.get_mut(4..len) else {
-            break;
-        };
-        if let Err(e) = reader.read_exact(body).await {
-            tracing::debug!(server, error = %e, "RadSec connection closed mid-packet");
-            break;
-        }
-        dispatch(
-            &slots,
-            &senders,
-            &server,
-            buf.get(..len).unwrap_or_default(),
-            v11,
-        );
     }
     broken.store(true, Ordering::Relaxed);
 }
