@@ -3,7 +3,8 @@
 //! PAP over TLS 1.3 and 1.2 with the `radsec` secret, several requests in flight on one
 //! connection, Status-Server; clients identified by certificate (CA, name) and address, and
 //! everything else closed before a packet is read; the connection cap, the idle timeout and
-//! an impossible Length; the engine's own RadSec client speaking RADIUS/1.1 to it.
+//! an impossible Length; a second factor (Access-Challenge and State) and the lockout on a
+//! connection; the engine's own RadSec client speaking RADIUS/1.1 to it.
 //! radsecproxy and pyrad2 as real RadSec clients are in tests/radsecproxy.rs and
 //! tests/pyrad2.rs.
 
@@ -49,6 +50,11 @@ impl Setup {
     /// certificate must name `vpn.example.net`, and a local user `alice`; `extra` goes into
     /// `[radius_frontend]`.
     fn daemon(&self, extra: &str) -> Daemon {
+        self.daemon_with(extra, "")
+    }
+
+    /// [`Setup::daemon`] with `tail` (further sections) at the end of the file.
+    fn daemon_with(&self, extra: &str, tail: &str) -> Daemon {
         let hash = portcullis::engine::local::hash_password(b"alice-pw").unwrap();
         let daemon = Daemon::start(Some(&format!(
             r#"
@@ -73,6 +79,8 @@ tls_name = "vpn.example.net"
 name = "alice"
 password_hash = "{hash}"
 roles = ["Operator"]
+
+{tail}
 "#,
             cert = self.server.cert_path.display(),
             key = self.server.key_path.display(),
@@ -119,6 +127,16 @@ fn connect(addr: SocketAddr, config: &Arc<rustls::ClientConfig>) -> Tls {
 /// A signed PAP Access-Request (or a Status-Server when `user` is empty) and its Request
 /// Authenticator.
 fn request(id: u8, user: &str, password: &str) -> (Vec<u8>, [u8; 16]) {
+    request_with_state(id, user, password, None)
+}
+
+/// [`request`] with a State attribute.
+fn request_with_state(
+    id: u8,
+    user: &str,
+    password: &str,
+    state: Option<&[u8]>,
+) -> (Vec<u8>, [u8; 16]) {
     let secret = Secret::new(RADSEC);
     let mut authenticator = [0u8; 16];
     getrandom::fill(&mut authenticator).unwrap();
@@ -135,6 +153,9 @@ fn request(id: u8, user: &str, password: &str) -> (Vec<u8>, [u8; 16]) {
             .attribute(attr_type::USER_NAME, user.as_bytes())
             .unwrap();
         builder.user_password(password.as_bytes(), &secret).unwrap();
+    }
+    if let Some(state) = state {
+        builder.attribute(attr_type::STATE, state).unwrap();
     }
     let len = builder.finish_request(&secret).unwrap();
     (buf[..len].to_vec(), authenticator)
@@ -153,7 +174,18 @@ fn read_packet(tls: &mut Tls) -> std::io::Result<Vec<u8>> {
 
 /// Sends a login and returns the verified reply.
 fn login(tls: &mut Tls, id: u8, user: &str, password: &str) -> Packet<Vec<u8>> {
-    let (packet, authenticator) = request(id, user, password);
+    login_with_state(tls, id, user, password, None)
+}
+
+/// [`login`] answering an Access-Challenge with its `state`.
+fn login_with_state(
+    tls: &mut Tls,
+    id: u8,
+    user: &str,
+    password: &str,
+    state: Option<&[u8]>,
+) -> Packet<Vec<u8>> {
+    let (packet, authenticator) = request_with_state(id, user, password, state);
     tls.write_all(&packet).unwrap();
     tls.flush().unwrap();
     let reply = Packet::new_checked(read_packet(tls).unwrap()).unwrap();
@@ -410,5 +442,50 @@ fn check_config_reads_the_radsec_files() {
     assert!(
         !stderr.contains(key_pem.lines().nth(1).unwrap()),
         "{stderr}"
+    );
+}
+
+#[test]
+fn second_factor_and_lockout_over_radsec() {
+    let setup = Setup::new();
+    let daemon = setup.daemon_with(
+        "",
+        "[mfa.policy]\nrequired = \"roles\"\nroles = [\"Operator\"]\n\n\
+         [throttle]\nmax_failures = 3\n",
+    );
+    let partial = support::mfa::partial_login(&daemon, "alice", "alice-pw");
+    let mut device = support::mfa::enrol(&daemon, support::daemon::Auth::Bearer(&partial), "phone");
+    let addr = daemon.radsec_addr.unwrap();
+    let mut tls = connect(
+        addr,
+        &setup.client(&rustls::version::TLS13, Some(&setup.vpn)),
+    );
+
+    // The password earns a challenge; the code, sent back with its State on the same
+    // connection, the accept with the roles.
+    let challenge = login(&mut tls, 1, "alice", "alice-pw");
+    assert_eq!(challenge.code(), Code::AccessChallenge);
+    let state = challenge.state().unwrap().to_vec();
+    let accepted = login_with_state(&mut tls, 2, "alice", &device.next_code(), Some(&state));
+    assert_eq!(accepted.code(), Code::AccessAccept);
+    assert_eq!(
+        accepted.find(attr_type::CLASS).unwrap().value(),
+        b"Operator"
+    );
+    // The State is spent.
+    let replayed = login_with_state(&mut tls, 3, "alice", &device.next_code(), Some(&state));
+    assert_eq!(replayed.code(), Code::AccessReject);
+
+    // Wrong passwords lock the user, over RadSec as over UDP; then even the right one is
+    // refused with the lockout's message.
+    for id in 10..13 {
+        let rejected = login(&mut tls, id, "alice", "wrong");
+        assert_eq!(rejected.code(), Code::AccessReject);
+    }
+    let locked = login(&mut tls, 20, "alice", "alice-pw");
+    assert_eq!(locked.code(), Code::AccessReject);
+    assert_eq!(
+        locked.find(attr_type::REPLY_MESSAGE).unwrap().value(),
+        portcullis::throttle::RADIUS_LOCKED.as_bytes()
     );
 }
