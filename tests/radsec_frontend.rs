@@ -18,7 +18,7 @@ use std::time::Duration;
 use portcullis_protocol::radius::{Builder, Code, Packet, Secret, attr_type};
 use rustls::pki_types::ServerName;
 use support::daemon::Daemon;
-use support::pki::{Issued, Pki, Usage};
+use support::pki::{Issued, Pki, Usage, client_config};
 
 /// Upper bound on connecting, the handshake and one exchange.
 const IO_LIMIT: Duration = Duration::from_secs(10);
@@ -96,20 +96,7 @@ roles = ["Operator"]
         version: &'static rustls::SupportedProtocolVersion,
         me: Option<&Issued>,
     ) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.server_pki.ca_der.clone()).unwrap();
-        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_protocol_versions(&[version])
-        .unwrap()
-        .with_root_certificates(roots);
-        Arc::new(match me {
-            None => builder.with_no_client_auth(),
-            Some(cert) => builder
-                .with_client_auth_cert(vec![cert.der.clone()], cert.key())
-                .unwrap(),
-        })
+        client_config(&self.server_pki.ca_der, version, me)
     }
 }
 

@@ -11,34 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_protocol::radius::{Builder, Code, Packet, Secret, attr_type};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use support::freeradius::{ALICE_PASSWORD, DEFAULT_USERS, FreeRadius, RADSEC_SECRET};
-use support::pki::{Issued, Pki, Usage};
+use support::pki::{Pki, Usage, client_config};
 
 /// Upper bound on connecting, the handshake and one exchange.
 const IO_LIMIT: Duration = Duration::from_secs(10);
-
-/// A rustls client trusting `ca` only, speaking `version`, presenting `client` when given.
-fn client_config(
-    ca: &CertificateDer<'static>,
-    version: &'static rustls::SupportedProtocolVersion,
-    client: Option<&Issued>,
-) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.clone()).unwrap();
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[version])
-    .unwrap()
-    .with_root_certificates(roots);
-    Arc::new(match client {
-        None => builder.with_no_client_auth(),
-        Some(cert) => builder
-            .with_client_auth_cert(vec![cert.der.clone()], cert.key())
-            .unwrap(),
-    })
-}
 
 /// Sends one PAP Access-Request for `user` over a new TLS connection to `addr` and returns
 /// the verified reply, or the I/O error that ended the exchange.

@@ -456,14 +456,19 @@ impl Drop for FreeRadius {
 
 /// `$FREERADIUS` if set, else Debian's `/usr/sbin/freeradius`, else `freeradius` from `PATH`.
 fn freeradius_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("FREERADIUS") {
+    system_binary("FREERADIUS", "/usr/sbin/freeradius")
+}
+
+/// The program at `$variable` if set, else `debian` (an absolute path) when it exists, else
+/// its file name looked up in `PATH`.
+pub fn system_binary(variable: &str, debian: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(variable) {
         return PathBuf::from(path);
     }
-    let debian = Path::new("/usr/sbin/freeradius");
-    if debian.exists() {
-        debian.to_path_buf()
-    } else {
-        PathBuf::from("freeradius")
+    let debian = Path::new(debian);
+    match debian.file_name() {
+        Some(name) if !debian.exists() => PathBuf::from(name),
+        _ => debian.to_path_buf(),
     }
 }
 
@@ -486,14 +491,15 @@ fn radsec_listening_line(addr: SocketAddr) -> String {
 }
 
 /// A loopback UDP address whose port was free a moment ago.
-fn free_udp_addr() -> SocketAddr {
+pub fn free_udp_addr() -> SocketAddr {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("binding a probe UDP socket on 127.0.0.1");
     socket
         .local_addr()
         .expect("local address of the probe socket")
 }
 
-fn read_lossy(path: &Path) -> String {
+/// The file at `path` as text (invalid UTF-8 replaced), empty when it cannot be read.
+pub fn read_lossy(path: &Path) -> String {
     fs::read(path)
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
         .unwrap_or_default()

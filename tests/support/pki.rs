@@ -154,3 +154,23 @@ pub fn server_config(
             .expect("the server certificate"),
     )
 }
+
+/// A rustls client trusting `ca` only, speaking `version`, presenting `me` when given.
+pub fn client_config(
+    ca: &CertificateDer<'static>,
+    version: &'static rustls::SupportedProtocolVersion,
+    me: Option<&Issued>,
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).expect("the server CA");
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[version])
+        .expect("protocol versions")
+        .with_root_certificates(roots);
+    Arc::new(match me {
+        None => builder.with_no_client_auth(),
+        Some(cert) => builder
+            .with_client_auth_cert(vec![cert.der.clone()], cert.key())
+            .expect("the client certificate"),
+    })
+}

@@ -26,13 +26,15 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::freeradius::{ClientOutput, TEST_DICTIONARY, radclient_auth};
+use super::freeradius::{
+    ClientOutput, TEST_DICTIONARY, free_udp_addr, radclient_auth, read_lossy, system_binary,
+};
 use super::pki::Issued;
 
 /// Shared secret of the UDP client `127.0.0.1` of radsecproxy.
@@ -328,29 +330,7 @@ impl Drop for RadsecProxy {
 /// `$RADSECPROXY` if set, else Debian's `/usr/sbin/radsecproxy`, else `radsecproxy` from
 /// `PATH`.
 fn radsecproxy_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("RADSECPROXY") {
-        return PathBuf::from(path);
-    }
-    let debian = Path::new("/usr/sbin/radsecproxy");
-    if debian.exists() {
-        debian.to_path_buf()
-    } else {
-        PathBuf::from("radsecproxy")
-    }
-}
-
-/// A loopback UDP address whose port was free a moment ago.
-fn free_udp_addr() -> SocketAddr {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("binding a probe UDP socket on 127.0.0.1");
-    socket
-        .local_addr()
-        .expect("local address of the probe socket")
-}
-
-fn read_lossy(path: &Path) -> String {
-    fs::read(path)
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .unwrap_or_default()
+    system_binary("RADSECPROXY", "/usr/sbin/radsecproxy")
 }
 
 /// Copies the PEM files into `dir`, writes `dictionary` (for `radclient -d`) and
