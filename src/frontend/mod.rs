@@ -903,8 +903,16 @@ impl Sink {
     async fn send(&self, reply: Arc<[u8]>, source: SocketAddr) -> std::io::Result<()> {
         match self {
             Sink::Udp(socket) => socket.send_to(&reply, source).await.map(|_| ()),
-            Sink::Stream(writer) => writer.send(reply).await.map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "connection closed")
+            // Never waits: a client that does not read its replies loses them rather than
+            // holding walks (and their memory) until it does.
+            Sink::Stream(writer) => writer.try_send(reply).map_err(|e| match e {
+                tokio::sync::mpsc::error::TrySendError::Full(_) => std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "the connection's reply queue is full",
+                ),
+                tokio::sync::mpsc::error::TrySendError::Closed(_) => {
+                    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "connection closed")
+                }
             }),
         }
     }
