@@ -507,6 +507,19 @@ pub fn frontend_dropped(reason: &'static str) {
     metrics::counter!("portcullis_frontend_dropped_total", "reason" => reason).increment(1);
 }
 
+/// A RadSec front-end connection ended its set-up: `accepted` (a client was identified) or
+/// `refused` (over the cap, handshake failed, no matching client, no usable certificate).
+pub fn radsec_connection(result: &'static str) {
+    metrics::counter!("portcullis_radsec_connections_total", "result" => result).increment(1);
+}
+
+/// RadSec front-end connections open now.
+pub fn radsec_open(open: usize) {
+    // A gauge of connections: far below 2^52, exact as f64.
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!("portcullis_radsec_connections_open").set(open as f64);
+}
+
 /// A REST request answered.
 pub fn http_request(route: String, method: String, status: u16) {
     metrics::counter!("portcullis_http_requests_total", "route" => route, "method" => method, "status" => status.to_string())

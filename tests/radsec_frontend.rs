@@ -283,6 +283,17 @@ fn only_a_configured_client_certificate_gets_in() {
         login(&mut tls, 1, "alice", "alice-pw").code(),
         Code::AccessAccept
     );
+    let metrics = daemon.request("GET", "/metrics", support::daemon::Auth::None, None);
+    let count = |result: &str| {
+        let prefix = format!("portcullis_radsec_connections_total{{result=\"{result}\"}} ");
+        metrics
+            .body
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert_eq!(count("refused"), Some(4.0), "{}", metrics.body);
+    assert_eq!(count("accepted"), Some(1.0), "{}", metrics.body);
 }
 
 #[test]

@@ -254,15 +254,17 @@ impl Frontend {
                 .unwrap_or(usize::MAX);
             if self.connections.fetch_add(1, Ordering::SeqCst) >= most {
                 self.connections.fetch_sub(1, Ordering::SeqCst);
-                bump(&self.counters.connections_refused);
+                self.refused();
                 tracing::warn!(%peer, most, "RadSec front-end: too many connections; closed");
                 continue;
             }
+            crate::telemetry::radsec_open(self.connections.load(Ordering::SeqCst));
             let frontend = Arc::clone(&self);
             let stopped = stopped.clone();
             tokio::spawn(async move {
                 frontend.connection(tcp, peer, stopped).await;
-                frontend.connections.fetch_sub(1, Ordering::SeqCst);
+                let open = frontend.connections.fetch_sub(1, Ordering::SeqCst);
+                crate::telemetry::radsec_open(open.saturating_sub(1));
             });
         }
     }
@@ -276,7 +278,7 @@ impl Frontend {
     ) {
         let table = self.table();
         let Some(config) = table.radsec.clone() else {
-            bump(&self.counters.connections_refused);
+            self.refused();
             return;
         };
         if let Err(e) = tcp.set_nodelay(true) {
@@ -286,19 +288,19 @@ impl Frontend {
         let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
-                bump(&self.counters.connections_refused);
+                self.refused();
                 tracing::info!(%peer, error = %e, "RadSec front-end: handshake failed");
                 return;
             }
             Err(_) => {
-                bump(&self.counters.connections_refused);
+                self.refused();
                 tracing::info!(%peer, "RadSec front-end: handshake timed out");
                 return;
             }
         };
         let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
         let Some(client) = table.find_tls(peer.ip(), chain) else {
-            bump(&self.counters.connections_refused);
+            self.refused();
             tracing::warn!(%peer, "RadSec front-end: no client matches the address and certificate; closed");
             return;
         };
@@ -307,13 +309,14 @@ impl Frontend {
         let v11 = session.alpn_protocol() == Some(ALPN_RADIUS_1_1);
         // RFC 9765 §3.4: RADIUS/1.1 only over TLS 1.3 or later.
         if v11 && session.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
-            bump(&self.counters.connections_refused);
+            self.refused();
             tracing::warn!(%peer, "RadSec front-end: RADIUS/1.1 over TLS 1.2; closed");
             return;
         }
         let version = if v11 { "RADIUS/1.1" } else { "RADIUS/TLS" };
         tracing::info!(%peer, client = %client.name, version, "RadSec front-end: connection");
         bump(&self.counters.connections);
+        crate::telemetry::radsec_connection("accepted");
         drop(table);
 
         let (mut reader, mut writer) = tokio::io::split(tls);
@@ -379,6 +382,12 @@ impl Frontend {
         // The writer ends once the walks still running have replied (or failed to).
         drop(replies);
         let _ = writer_task.await;
+    }
+
+    /// Counts a connection closed before any packet was read.
+    fn refused(&self) {
+        bump(&self.counters.connections_refused);
+        crate::telemetry::radsec_connection("refused");
     }
 
     /// The synchronous part of serving one packet of RadSec client `client_id`; `None` when
