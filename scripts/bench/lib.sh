@@ -17,9 +17,19 @@
 #   BENCH_TIMEOUT     seconds the harness waits for an answer (default 2)
 #   BENCH_PERF=1      record a CPU profile of the process under test during the measured run
 #                     (perf record -g) into $BENCH_OUT/NAME.perf.data
+#   BENCH_PERF_EVENT  the event it samples (perf's default when unset; cpu-clock where the
+#                     machine has no hardware counters: `perf stat -e instructions true`)
 #   BENCH_GLIBC_DEFAULT=1  run portcullis without MALLOC_MMAP_THRESHOLD_ (see below)
 #   BENCH_PORTCULLIS_TOML  TOML appended to portcullis' configuration (e.g.
 #                     $'[throttle]\nenabled = false' to measure the throttle's cost)
+#   BENCH_UPSTREAM    udp (default) or tls: with tls the upstream FreeRADIUS also listens for
+#                     RadSec (RFC 6614, TLS 1.2/1.3, client certificate required) and
+#                     portcullis reaches it there (transport = "tls", secret radsec)
+#   BENCH_FRONT       udp (default) or tls: with tls portcullis also listens for RadSec
+#                     (listeners.radsec) and the harness drives that listener
+#                     (portcullis-load radsec) over BENCH_CONNECTIONS TLS connections
+#                     (default 4) instead of BENCH_SOCKETS UDP sockets
+#   BENCH_TLS12=1     the harness speaks TLS 1.2 instead of 1.3 (BENCH_FRONT=tls)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -34,6 +44,9 @@ BENCH_SOCKETS=${BENCH_SOCKETS:-4}
 BENCH_AUTH=${BENCH_AUTH:-pap}
 BENCH_USERS=${BENCH_USERS:-1000}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-2}
+BENCH_UPSTREAM=${BENCH_UPSTREAM:-udp}
+BENCH_FRONT=${BENCH_FRONT:-udp}
+BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-4}
 # glibc raises its mmap threshold after the first large free, after which argon2's 19 MiB
 # blocks stay resident in every malloc arena that ever hashed (1.3 GiB seen). A fixed
 # threshold, as systemd/portcullis.service sets, returns them on free.
@@ -108,6 +121,28 @@ wait_tcp() {
     return 1
 }
 
+# make_pki: a throw-away CA ($PKI/ca.pem) and, signed by it, a server certificate for
+# 127.0.0.1 ($PKI/server.pem, server.key) and a client certificate ($PKI/client.pem,
+# client.key), ECDSA P-256, made with openssl. Every TLS peer of a run uses them: FreeRADIUS'
+# and portcullis' RadSec listeners present the server certificate, portcullis (towards
+# FreeRADIUS) and the harness the client certificate. Sets PKI.
+make_pki() {
+    PKI=$WORK/pki
+    [ -f "$PKI/client.pem" ] && return 0
+    mkdir -p "$PKI"
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes) name
+    openssl req -x509 "${ec[@]}" -keyout "$PKI/ca.key" -out "$PKI/ca.pem" -days 2 \
+        -subj /CN=portcullis-bench-ca 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' >"$PKI/server.ext"
+    printf 'subjectAltName=DNS:load.bench.invalid\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n' >"$PKI/client.ext"
+    for name in server client; do
+        openssl req "${ec[@]}" -keyout "$PKI/$name.key" -out "$PKI/$name.csr" -subj "/CN=$name" 2>/dev/null
+        openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" \
+            -CAcreateserial -days 2 -extfile "$PKI/$name.ext" -out "$PKI/$name.pem" 2>/dev/null
+    done
+    chmod 600 "$PKI"/*.key
+}
+
 # radiusd_conf DIR PORT BODY: the common radiusd.conf of both FreeRADIUS roles. Threads and
 # limits are FreeRADIUS' defaults (5..32 threads); logging of each request is off.
 radiusd_conf() {
@@ -173,7 +208,53 @@ start_upstream() {
         # Last: any other name is rejected.
         printf 'DEFAULT\tAuth-Type := Reject\n'
     } >"$dir/users"
-    radiusd_conf "$dir" "$UPSTREAM_PORT" "
+    # BENCH_UPSTREAM=tls: a RadSec listener too (after FreeRADIUS' sites-available/tls),
+    # demanding a client certificate of the bench CA; its client 127.0.0.1 has the secret
+    # radsec (RFC 6614 §2.3). TLS needs FreeRADIUS' threads, which -f keeps.
+    local radsec_clients="" radsec_listen=""
+    UPSTREAM_RADSEC_PORT=""
+    if [ "$BENCH_UPSTREAM" = tls ]; then
+        make_pki
+        UPSTREAM_RADSEC_PORT=$(free_tcp_port)
+        radsec_clients="
+clients radsec {
+	client 127.0.0.1 {
+		ipaddr = 127.0.0.1
+		proto = tls
+		secret = \"radsec\"
+		require_message_authenticator = no
+	}
+}"
+        radsec_listen="
+	listen {
+		type = auth
+		proto = tcp
+		ipaddr = 127.0.0.1
+		port = $UPSTREAM_RADSEC_PORT
+		clients = radsec
+		limit {
+			max_connections = 16
+			lifetime = 0
+			idle_timeout = 0
+		}
+		tls {
+			private_key_file = $PKI/server.key
+			certificate_file = $PKI/server.pem
+			ca_file = $PKI/ca.pem
+			fragment_size = 8192
+			cipher_list = \"DEFAULT\"
+			tls_min_version = \"1.2\"
+			tls_max_version = \"1.3\"
+			require_client_cert = yes
+			cache {
+				enable = no
+			}
+			verify {
+			}
+		}
+	}"
+    fi
+    radiusd_conf "$dir" "$UPSTREAM_PORT" "$radsec_clients
 client localhost {
 	ipaddr = 127.0.0.1
 	secret = \"$UPSTREAM_SECRET\"
@@ -194,7 +275,7 @@ server default {
 		type = auth
 		ipaddr = 127.0.0.1
 		port = $UPSTREAM_PORT
-	}
+	}$radsec_listen
 	authorize {
 		chap
 		files
@@ -220,6 +301,9 @@ server default {
     UPSTREAM_PID=$!
     PIDS+=("$UPSTREAM_PID")
     wait_udp "$UPSTREAM_PORT" || { cat "$dir/stdout.log" "$dir/radius.log" >&2 2>/dev/null; exit 1; }
+    if [ -n "$UPSTREAM_RADSEC_PORT" ]; then
+        wait_tcp "$UPSTREAM_RADSEC_PORT" || { cat "$dir/stdout.log" "$dir/radius.log" >&2 2>/dev/null; exit 1; }
+    fi
 }
 
 # start_proxy: FreeRADIUS as a proxy: every Access-Request goes to the upstream through a
@@ -282,15 +366,36 @@ server default {
 }
 
 # start_portcullis SEQUENCE [LOCAL_USERS_TOML]: the daemon with the RADIUS front-end, the
-# upstream as its RADIUS server (when SEQUENCE has RADIUS) and the HTTPS API. Sets
-# FRONT_PORT, API_PORT and PORTCULLIS_PID.
+# upstream as its RADIUS server (when SEQUENCE has RADIUS; over RadSec with
+# BENCH_UPSTREAM=tls) and the HTTPS API; with BENCH_FRONT=tls the RadSec front-end too.
+# Sets FRONT_PORT, API_PORT, PORTCULLIS_PID and RADSEC_PORT (empty without BENCH_FRONT=tls).
 start_portcullis() {
     local sequence=$1 users=${2:-} dir=$WORK/portcullis
     mkdir -p "$dir/state"
     FRONT_PORT=$(free_port)
     API_PORT=$(free_tcp_port)
-    local servers=""
-    if [ -n "${UPSTREAM_PORT:-}" ]; then
+    local servers="" mappings="
+[[radius.role_mappings]]
+role = \"Operator\"
+attribute = 25
+attribute_value = \"admins\"
+"
+    if [ -n "${UPSTREAM_RADSEC_PORT:-}" ]; then
+        # The secret is radsec, the default over TLS.
+        servers="
+[[radius.servers]]
+id = 1
+order = 0
+address = \"127.0.0.1\"
+port = $UPSTREAM_RADSEC_PORT
+transport = \"tls\"
+tls_ca = \"$PKI/ca.pem\"
+tls_certificate = \"$PKI/client.pem\"
+tls_key = \"$PKI/client.key\"
+protocol = \"PAP\"
+require_message_authenticator = \"no\"
+$mappings"
+    elif [ -n "${UPSTREAM_PORT:-}" ]; then
         servers="
 [[radius.servers]]
 id = 1
@@ -300,17 +405,33 @@ port = $UPSTREAM_PORT
 secret = \"$UPSTREAM_SECRET\"
 protocol = \"PAP\"
 require_message_authenticator = \"no\"
-
-[[radius.role_mappings]]
-role = \"Operator\"
-attribute = 25
-attribute_value = \"admins\"
+$mappings"
+    fi
+    # BENCH_FRONT=tls: the RadSec listener, presenting the server certificate, and a RadSec
+    # client (the harness) known by the bench CA and its address.
+    local radsec_listener="" radsec_frontend="" radsec_client=""
+    RADSEC_PORT=""
+    if [ "$BENCH_FRONT" = tls ]; then
+        make_pki
+        RADSEC_PORT=$(free_tcp_port)
+        radsec_listener="radsec = [\"127.0.0.1:$RADSEC_PORT\"]"
+        radsec_frontend="tls_certificate = \"$PKI/server.pem\"
+tls_key = \"$PKI/server.key\""
+        radsec_client="
+[[radius_frontend.clients]]
+id = 2
+name = \"load-tls\"
+address = \"127.0.0.1\"
+transport = \"tls\"
+tls_ca = \"$PKI/ca.pem\"
+require_message_authenticator = \"yes\"
 "
     fi
     cat >"$dir/portcullis.toml" <<TOML
 [listeners]
 api = ["127.0.0.1:$API_PORT"]
 radius_frontend = ["127.0.0.1:$FRONT_PORT"]
+$radsec_listener
 
 [authentication]
 current_sequence = $sequence
@@ -325,6 +446,7 @@ max_number_of_tries = 3
 $servers
 [radius_frontend]
 max_in_flight = 1024
+$radsec_frontend
 
 [[radius_frontend.clients]]
 id = 1
@@ -332,6 +454,7 @@ name = "load"
 address = "127.0.0.1"
 secret = "$FRONT_SECRET"
 require_message_authenticator = "yes"
+$radsec_client
 $users
 ${BENCH_PORTCULLIS_TOML:-}
 TOML
@@ -339,7 +462,7 @@ TOML
     env "${PORTCULLIS_ENV[@]}" "${PORTCULLIS_WRAP[@]}" "$PORTCULLIS" serve --config "$dir/portcullis.toml" --state-dir "$dir/state" >"$dir/portcullis.log" 2>&1 &
     PORTCULLIS_PID=$!
     PIDS+=("$PORTCULLIS_PID")
-    if ! { wait_udp "$FRONT_PORT" && wait_tcp "$API_PORT"; }; then
+    if ! { wait_udp "$FRONT_PORT" && wait_tcp "$API_PORT" && { [ -z "$RADSEC_PORT" ] || wait_tcp "$RADSEC_PORT"; }; }; then
         cat "$dir/portcullis.log" >&2
         exit 1
     fi
@@ -362,17 +485,35 @@ rate_args() {
     fi
 }
 
-# radius_load NAME PORT SECRET PID [extra args]: a short warm-up, then the measured run.
+# load_mode PORT SECRET: the harness' subcommand and transport options, into MODE: `radius`
+# to PORT over BENCH_SOCKETS UDP sockets or, with BENCH_FRONT=tls and portcullis' RadSec
+# listener up, `radsec` to RADSEC_PORT over BENCH_CONNECTIONS TLS connections with the
+# client certificate and the secret radsec (closed loop only: no BENCH_RATE).
+load_mode() {
+    if [ "$BENCH_FRONT" = tls ] && [ -n "${RADSEC_PORT:-}" ]; then
+        MODE=(radsec --target "127.0.0.1:$RADSEC_PORT" --secret radsec --connections "$BENCH_CONNECTIONS"
+            --ca "$PKI/ca.pem" --cert "$PKI/client.pem" --key "$PKI/client.key")
+        if [ -n "${BENCH_TLS12:-}" ]; then
+            MODE+=(--tls12)
+        fi
+    else
+        MODE=(radius --target "127.0.0.1:$1" --secret "$2" --sockets "$BENCH_SOCKETS")
+    fi
+}
+
+# radius_load NAME PORT SECRET PID [extra args]: a short warm-up, then the measured run
+# (see load_mode for BENCH_FRONT=tls).
 radius_load() {
     local name=$1${BENCH_TAG:-} port=$2 secret=$3 pid=$4
     shift 4
+    load_mode "$port" "$secret"
     idle_rss "$name" "$pid"
-    "$LOAD" radius --target "127.0.0.1:$port" --secret "$secret" --user alice \
-        --users "$BENCH_USERS" --password "$ALICE_PASSWORD" --auth "$BENCH_AUTH" --sockets "$BENCH_SOCKETS" \
+    "$LOAD" "${MODE[@]}" --user alice \
+        --users "$BENCH_USERS" --password "$ALICE_PASSWORD" --auth "$BENCH_AUTH" \
         --concurrency "$BENCH_K" --duration 1 --timeout "$BENCH_TIMEOUT" "$@" >/dev/null
     local perf_pid=""
     if [ -n "${BENCH_PERF:-}" ]; then
-        perf record -q -F 999 -g -p "$pid" -o "$BENCH_OUT/$name.perf.data" 2>/dev/null &
+        perf record -q -F 999 -g ${BENCH_PERF_EVENT:+-e "$BENCH_PERF_EVENT"} -p "$pid" -o "$BENCH_OUT/$name.perf.data" 2>/dev/null &
         perf_pid=$!
         sleep 0.5
     fi
@@ -382,8 +523,8 @@ radius_load() {
         upstream_before=$(cpu_ticks "$UPSTREAM_PID")
     fi
     # shellcheck disable=SC2046
-    "$LOAD" radius --target "127.0.0.1:$port" --secret "$secret" --user alice \
-        --users "$BENCH_USERS" --password "$ALICE_PASSWORD" --auth "$BENCH_AUTH" --sockets "$BENCH_SOCKETS" \
+    "$LOAD" "${MODE[@]}" --user alice \
+        --users "$BENCH_USERS" --password "$ALICE_PASSWORD" --auth "$BENCH_AUTH" \
         --concurrency "$BENCH_K" $(length_args) $(rate_args) --timeout "$BENCH_TIMEOUT" --watch-pid "$pid" \
         --name "$name" --out-dir "$BENCH_OUT" "$@"
     cpu_result "$name" cpu "$pid" "$cpu_before"

@@ -4,6 +4,8 @@
 //! portcullis-load radius --target 127.0.0.1:1812 --secret S --user alice --password P \
 //!     [--users 1000] [--auth pap|chap] [--sockets 4] [--concurrency 64] (--duration 10 | --requests N) \
 //!     [--expect accept|reject] [--watch-pid PID] [--name NAME --out-dir DIR]
+//! portcullis-load radsec --target 127.0.0.1:2083 --ca ca.pem --cert client.pem --key client.key \
+//!     --user alice --password P [--secret radsec] [--connections 4] [--concurrency 64] ...
 //! portcullis-load login --target 127.0.0.1:8443 --user alice --password P [--connections 16] ...
 //! portcullis-load argon2 [--iterations 20]
 //! portcullis-load plot-latency --out x.png --title T a.csv=label ...
@@ -14,13 +16,14 @@
 //! socket or connection from its own offset, instead of all being sent as `USER`.
 //!
 //! A run prints its summary as `key=value` lines (user names, p50/p99/p99.9 in µs, errors,
-//! timeouts, RSS of the watched process); with `--out-dir` it also writes
+//! timeouts, RSS of the watched process, the harness' own CPU time per reply); with `--out-dir` it also writes
 //! `NAME.result`, `NAME.percentiles.csv` and, when watching a process, `NAME.rss.csv`.
 
 mod login;
 mod paced;
 mod plot;
 mod radius;
+mod radsec;
 mod run;
 mod stats;
 mod users;
@@ -52,6 +55,9 @@ struct Cli {
 enum Command {
     /// Access-Requests over UDP with K outstanding.
     Radius(RadiusArgs),
+    /// Access-Requests over RadSec (RADIUS over TLS, RFC 6614) with a client certificate:
+    /// K outstanding spread over N connections, framed by Length.
+    Radsec(RadsecArgs),
     /// POST /api/auth/1.0/login over HTTPS on K keep-alive connections.
     Login(LoginArgs),
     /// Times argon2id verifications with the parameters of local users (19 MiB, t=2, p=1).
@@ -182,6 +188,51 @@ struct RadiusArgs {
 }
 
 #[derive(Debug, Args)]
+struct RadsecArgs {
+    /// The RadSec listener.
+    #[arg(long)]
+    target: SocketAddr,
+    /// The shared secret (RFC 6614 §2.3: `radsec`).
+    #[arg(long, default_value = "radsec")]
+    secret: String,
+    /// User-Name (the prefix of the names with `--users`).
+    #[arg(long)]
+    user: String,
+    /// The password.
+    #[arg(long)]
+    password: String,
+    /// PAP or CHAP.
+    #[arg(long, value_enum, default_value_t = radius::Auth::Pap)]
+    auth: radius::Auth,
+    /// The expected answer; any other counts as an error.
+    #[arg(long, value_enum, default_value_t = Expect::Accept)]
+    expect: Expect,
+    /// TLS connections the outstanding requests are spread over.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Requests outstanding at any time (K), at most 256 per connection.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// PEM bundle of the CAs that may sign the server's certificate.
+    #[arg(long)]
+    ca: PathBuf,
+    /// PEM client certificate (chain) presented to the server.
+    #[arg(long)]
+    cert: PathBuf,
+    /// PEM private key of the client certificate.
+    #[arg(long)]
+    key: PathBuf,
+    /// The name the server's certificate must carry (default: the target's address).
+    #[arg(long)]
+    server_name: Option<String>,
+    /// Speak TLS 1.2 instead of TLS 1.3.
+    #[arg(long)]
+    tls12: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
 struct LoginArgs {
     /// The API's address (HTTPS).
     #[arg(long)]
@@ -228,6 +279,33 @@ fn real_main(cli: Cli) -> Result<(), Box<dyn Error>> {
             let (sockets, concurrency) = (args.sockets, args.concurrency);
             measure(&args.common, |shared| {
                 let t = radius::run(&target, sockets, concurrency, shared)?;
+                Ok((t.ok, t.errors, t.timeouts, t.latencies, t.last))
+            })
+        }
+        Command::Radsec(args) => {
+            let target = radius::Target {
+                addr: args.target,
+                secret: args.secret.into_bytes(),
+                users: args.common.user_names(&args.user),
+                password: args.password.into_bytes(),
+                auth: args.auth,
+                expect: match args.expect {
+                    Expect::Accept => Code::AccessAccept,
+                    Expect::Reject => Code::AccessReject,
+                },
+                timeout: Duration::from_secs_f64(args.common.timeout),
+                rate: None,
+            };
+            let tls = radsec::Tls {
+                ca: args.ca,
+                cert: args.cert,
+                key: args.key,
+                server_name: args.server_name,
+                tls12: args.tls12,
+            };
+            let (connections, concurrency) = (args.connections, args.concurrency);
+            measure(&args.common, |shared| {
+                let t = radsec::run(&target, &tls, connections, concurrency, shared)?;
                 Ok((t.ok, t.errors, t.timeouts, t.latencies, t.last))
             })
         }
@@ -287,6 +365,7 @@ fn measure(
     drive: impl FnOnce(&Arc<Shared>) -> std::io::Result<Measured>,
 ) -> Result<(), Box<dyn Error>> {
     let rss_idle_kib = common.watch_pid.and_then(run::rss_now);
+    let cpu_before = run::own_cpu_ticks();
     let shared = Shared::new(common.length());
     let done = Arc::new(AtomicBool::new(false));
     let sampler = common.watch_pid.map(|pid| {
@@ -317,7 +396,15 @@ fn measure(
         rss_at_10pct_kib: sample_at(&samples, total, 0.1).map(|s| s.rss_kib),
         rss_end_kib: samples.last().map(|s| s.rss_kib),
     };
-    let kv = summary.to_kv(&common.name);
+    let mut kv = summary.to_kv(&common.name);
+    // The harness' own CPU time: it shares the machine with what it measures.
+    if let (Some(before), Some(after)) = (cpu_before, run::own_cpu_ticks()) {
+        let ms = after.saturating_sub(before) as f64 * 1000.0 / run::USER_HZ;
+        let _ = writeln!(kv, "load_cpu_ms={ms:.0}");
+        if ok > 0 {
+            let _ = writeln!(kv, "load_cpu_us_per_req={:.1}", ms * 1000.0 / ok as f64);
+        }
+    }
     print!("{kv}");
     if let Some(dir) = &common.out_dir {
         fs::create_dir_all(dir)?;

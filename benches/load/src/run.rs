@@ -121,6 +121,25 @@ pub fn sample_rss(
     })
 }
 
+/// Clock ticks per second of the CPU times in `/proc/PID/stat` (`USER_HZ`, 100 on Linux).
+pub const USER_HZ: f64 = 100.0;
+
+/// User + system CPU time this process has used, in clock ticks ([`USER_HZ`]).
+pub fn own_cpu_ticks() -> Option<u64> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    parse_cpu_ticks(&stat)
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line. The command name (field 2)
+/// may hold spaces and parentheses; the fields after it start after its last `)`.
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// Resident memory of `pid` now, KiB.
 pub fn rss_now(pid: u32) -> Option<u64> {
     fs::read_to_string(format!("/proc/{pid}/status"))
@@ -212,6 +231,13 @@ mod tests {
             odd[16], 0,
             "the tail octet is written (1 in 256 false failure is fixed by the seed)"
         );
+    }
+
+    #[test]
+    fn cpu_ticks_of_a_stat_line() {
+        let line = "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 37 0 0 20 0 4 0 5";
+        assert_eq!(parse_cpu_ticks(line), Some(287));
+        assert!(own_cpu_ticks().is_some());
     }
 
     #[test]
