@@ -345,3 +345,36 @@ async fn an_unanswered_watchdog_closes_the_connection() {
     assert_eq!(requests[0][0], u8::from(Code::StatusServer));
     assert_eq!(requests[1][0], u8::from(Code::StatusServer));
 }
+
+#[tokio::test]
+async fn a_request_that_times_out_gives_up_its_connection() {
+    let pki = Pki::new("radsec");
+    // The first request gets no answer (the connection stays up); later ones are answered.
+    let server = responder(
+        &pki,
+        Box::new(|request, nth| {
+            if nth == 0 {
+                (vec![], false)
+            } else {
+                checking(request, nth)
+            }
+        }),
+    )
+    .await;
+    let client = client(server.addr, &pki);
+    let error = client
+        .authenticate(
+            "alice",
+            b"alice-pw",
+            &options(Duration::from_millis(300), 1),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::Timeout { .. }), "{error:?}");
+    // The next login does not wait on the silent connection: it goes on a new one.
+    let answer = client
+        .authenticate("alice", b"alice-pw", &options(Duration::from_secs(5), 1))
+        .await;
+    assert!(matches!(answer, Ok(Answer::Accept(_))), "{answer:?}");
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+}

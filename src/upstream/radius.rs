@@ -395,6 +395,12 @@ impl RadiusClient {
                 }
             }
         }
+        // Over TLS a request that timed out on a connection that is still up means the server
+        // (or the path) hangs: the connection is given up, so the next request does not wait
+        // on it as well (RFC 3539 §3.4 treats an unanswered watchdog the same way).
+        if self.spec.tls.is_some() {
+            lease.channel.break_off();
+        }
         Err(ClientError::Timeout {
             tries,
             timeout: options.timeout,
