@@ -229,7 +229,15 @@ async fn the_engine_logs_in_against_a_pyrad2_radsec_server() {
             matches!(rejected.outcome, Outcome::Reject(_)),
             "{versions}: {rejected:?}"
         );
-        let requests = server.requests.lock().unwrap().clone();
+        // Its lines are read by another thread: wait (bounded) for both.
+        let mut requests = Vec::new();
+        for _ in 0..100 {
+            requests = server.requests.lock().unwrap().clone();
+            if requests.len() >= 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         assert_eq!(requests.len(), 2, "{requests:?}");
         for request in &requests {
             assert_eq!(request["radius"], spoken, "{versions}: {request}");
