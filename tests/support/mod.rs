@@ -12,6 +12,7 @@ pub mod mfa;
 pub mod mfa_peers;
 pub mod pam;
 pub mod pki;
+pub mod postgres;
 pub mod radsecproxy;
 pub mod scripted_radius;
 pub mod tacacs_server;
