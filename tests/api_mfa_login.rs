@@ -254,7 +254,10 @@ fn wrong_codes_lock_the_user_out_with_retry_after() {
             .status,
         200
     );
-    assert!(daemon.log().contains("second factor locked out"));
+    assert!(daemon.wait_for_log(
+        "second factor locked out",
+        std::time::Duration::from_secs(5)
+    ));
 }
 
 #[test]

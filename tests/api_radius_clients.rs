@@ -359,7 +359,7 @@ fn a_client_added_through_the_api_is_answered_at_once() {
     // Dropped again, the reply remembered for duplicates included.
     assert_eq!(exchange(addr, &request, silence), None);
     assert!(
-        daemon.log().contains("RADIUS front-end client deleted"),
+        daemon.wait_for_log("RADIUS front-end client deleted", Duration::from_secs(5)),
         "{}",
         daemon.log()
     );

@@ -382,7 +382,7 @@ fn sighup_reloads_a_valid_file_and_refuses_an_invalid_one() {
         daemon.log()
     );
     assert!(
-        daemon.log().contains("audit.retention_days"),
+        daemon.wait_for_log("audit.retention_days", Duration::from_secs(5)),
         "{}",
         daemon.log()
     );
@@ -451,7 +451,7 @@ fn sigterm_lets_a_login_in_flight_finish_and_exits_0() {
     assert!(exit.success(), "{exit:?}\n{}", daemon.log());
     assert!(stopped_at.elapsed() < Duration::from_secs(20));
     assert!(
-        daemon.log().contains("stopping: draining"),
+        daemon.wait_for_log("stopping: draining", Duration::from_secs(5)),
         "{}",
         daemon.log()
     );
@@ -653,7 +653,11 @@ fn metrics_and_the_audit_log_over_the_api() {
     );
     assert_eq!(daemon.request("GET", EVENTS, Auth::None, None).status, 401);
     // Mirrored to the log with target audit.
-    assert!(daemon.log().contains("audit:"), "{}", daemon.log());
+    assert!(
+        daemon.wait_for_log("audit:", Duration::from_secs(5)),
+        "{}",
+        daemon.log()
+    );
 }
 
 #[test]

@@ -381,9 +381,11 @@ fn a_silent_connection_is_found_by_the_watchdog_before_a_login_waits_on_it() {
     signal(&radius, "STOP");
     wait_until("the hung server marked dead", &|| alive() == json!(false));
     assert!(
-        daemon
-            .log()
-            .contains("idle RADIUS server did not answer Status-Server"),
+        // Log lines are written in batches: the line may follow the health route's answer.
+        daemon.wait_for_log(
+            "idle RADIUS server did not answer Status-Server",
+            Duration::from_secs(5)
+        ),
         "{}",
         daemon.log()
     );

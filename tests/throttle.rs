@@ -396,7 +396,7 @@ fn radius_front_end_rejects_a_locked_user_with_a_reply_message_and_no_walk() {
         10,
         "a locked request was walked"
     );
-    assert!(daemon.log().contains("RADIUS front-end: locked out"));
+    assert!(daemon.wait_for_log("RADIUS front-end: locked out", Duration::from_secs(5)));
 
     // Front-end attempts count as remote: REST from loopback still works.
     let ok = login(Target::Tcp(daemon.addr), "alice", ALICE_PASSWORD);

@@ -233,9 +233,11 @@ fn an_idle_server_that_died_is_marked_dead_before_a_login_waits_on_it() {
     primary.stop();
     wait_for_health(&daemon, |primary| primary["alive"] == false);
     assert!(
-        daemon
-            .log()
-            .contains("idle RADIUS server did not answer Status-Server"),
+        // Log lines are written in batches: the line may follow the health route's answer.
+        daemon.wait_for_log(
+            "idle RADIUS server did not answer Status-Server",
+            Duration::from_secs(5)
+        ),
         "{}",
         daemon.log()
     );
