@@ -130,7 +130,7 @@ struct Radsec<'a> {
     require_client_cert: bool,
 }
 
-/// Result of one `radclient` / `radtest` run.
+/// Result of one bounded program run (`radclient`, `radtest`, `psql`, ...).
 #[derive(Debug)]
 pub struct ClientOutput {
     /// Exit status; `None` when the process had to be killed after the time limit.
@@ -142,6 +142,11 @@ pub struct ClientOutput {
 }
 
 impl ClientOutput {
+    /// Whether the program exited with status 0 (not killed).
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|status| status.success())
+    }
+
     /// True when the client printed `Received <code>` (e.g. `Access-Accept`).
     pub fn received(&self, code: &str) -> bool {
         self.stdout.contains(&format!("Received {code} "))
@@ -473,7 +478,7 @@ pub fn system_binary(variable: &str, debian: &str) -> PathBuf {
 }
 
 /// A loopback TCP address whose port was free a moment ago.
-fn free_tcp_addr() -> SocketAddr {
+pub fn free_tcp_addr() -> SocketAddr {
     let listener =
         TcpListener::bind("127.0.0.1:0").expect("binding a probe TCP listener on 127.0.0.1");
     listener
@@ -736,7 +741,8 @@ server default {{
     )
 }
 
-/// Runs `cmd` with `input` on stdin; kills it if it has not exited after `limit`.
+/// Runs `cmd` with `input` on stdin and its output captured; kills it if it has not exited
+/// after `limit` (then `status` is `None` and `stderr` says so).
 pub fn run_bounded(cmd: &mut Command, input: &str, limit: Duration) -> ClientOutput {
     let program = format!("{:?}", cmd.get_program());
     let mut child = cmd
@@ -745,10 +751,14 @@ pub fn run_bounded(cmd: &mut Command, input: &str, limit: Duration) -> ClientOut
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawning {program}: {e}"));
-    if let Some(mut stdin) = child.stdin.take() {
-        // The input is a few lines; it fits in the pipe buffer. Dropping closes stdin.
-        let _ = stdin.write_all(input.as_bytes());
-    }
+    // Written from a thread so a large input cannot block on a child that blocks on its own
+    // full stdout; dropping the handle closes stdin.
+    let writer = child.stdin.take().map(|mut stdin| {
+        let input = input.to_owned();
+        thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        })
+    });
     let stdout = child.stdout.take().map(spawn_reader);
     let stderr = child.stderr.take().map(spawn_reader);
 
@@ -764,6 +774,18 @@ pub fn run_bounded(cmd: &mut Command, input: &str, limit: Duration) -> ClientOut
             }
         }
     };
+    if status.is_none() {
+        // A grandchild (e.g. a server started by a killed wrapper) may still hold the pipes:
+        // do not wait for them; the threads end when the pipes close.
+        return ClientOutput {
+            status,
+            stdout: String::new(),
+            stderr: format!("[{program} killed after {limit:?}]"),
+        };
+    }
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
     let join = |reader: Option<thread::JoinHandle<String>>| {
         reader
             .and_then(|handle| handle.join().ok())

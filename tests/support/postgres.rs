@@ -32,12 +32,13 @@
 //! and removes the directory. Dropping the value ends the watcher first.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use super::freeradius::{ClientOutput, free_tcp_addr, run_bounded};
 
 /// Password of the role `portcullis` (SCRAM-SHA-256 over TCP).
 pub const PASSWORD: &str = "portcullis-test-password";
@@ -100,20 +101,8 @@ pub struct Postgres {
     watcher: Option<Child>,
 }
 
-/// Result of one bounded command run.
-#[derive(Debug)]
-struct Ran {
-    /// Exit status; `None` when the process had to be killed after the time limit.
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn success(&self) -> bool {
-        self.status.is_some_and(|status| status.success())
-    }
-}
+/// A bounded run of a PostgreSQL program.
+type Ran = ClientOutput;
 
 impl Postgres {
     /// Creates and starts a cluster with the role and database `portcullis`.
@@ -504,76 +493,7 @@ fn spawn_watcher(root: &Path, bin: &Path, as_system_user: bool) -> Child {
     cmd.spawn().expect("spawning the clean-up watcher (sh)")
 }
 
-/// A loopback TCP address whose port was free a moment ago.
-fn free_tcp_addr() -> SocketAddr {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").expect("binding a probe TCP listener on 127.0.0.1");
-    listener
-        .local_addr()
-        .expect("local address of the probe listener")
-}
-
-/// Runs `cmd` with `input` on stdin and its output captured; kills it if it has not exited
-/// after `limit`.
+/// Runs `cmd` with `input` on stdin, bounded by `limit`.
 fn run(cmd: &mut Command, input: &str, limit: Duration) -> Ran {
-    let program = format!("{:?}", cmd.get_program());
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawning {program}: {e}"));
-    // Written from a thread so a large input cannot block on a child that blocks on its own
-    // full stdout; dropping the handle closes stdin.
-    let writer = child.stdin.take().map(|mut stdin| {
-        let input = input.to_owned();
-        thread::spawn(move || {
-            let _ = stdin.write_all(input.as_bytes());
-        })
-    });
-    let stdout = child.stdout.take().map(spawn_reader);
-    let stderr = child.stderr.take().map(spawn_reader);
-
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    if status.is_none() {
-        // A grandchild (e.g. pg_ctl under a killed runuser) may still hold the pipes: do not
-        // wait for them; the threads end when the pipes close.
-        return Ran {
-            status,
-            stdout: String::new(),
-            stderr: format!("[{program} killed after {limit:?}]"),
-        };
-    }
-    if let Some(writer) = writer {
-        let _ = writer.join();
-    }
-    let join = |reader: Option<thread::JoinHandle<String>>| {
-        reader
-            .and_then(|handle| handle.join().ok())
-            .unwrap_or_default()
-    };
-    Ran {
-        status,
-        stdout: join(stdout),
-        stderr: join(stderr),
-    }
-}
-
-fn spawn_reader<R: Read + Send + 'static>(mut pipe: R) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
+    run_bounded(cmd, input, limit)
 }
