@@ -378,3 +378,44 @@ async fn a_request_that_times_out_gives_up_its_connection() {
     assert!(matches!(answer, Ok(Answer::Accept(_))), "{answer:?}");
     assert_eq!(server.connections.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_reply_on_a_live_connection_keeps_the_connection() {
+    let pki = Pki::new("radsec");
+    // Never answers `slow`; answers everyone else.
+    let server = responder(
+        &pki,
+        Box::new(|request, nth| {
+            let packet = Packet::new_checked(request).unwrap();
+            if packet.find_all(attr_type::USER_NAME).next() == Some(&b"slow"[..]) {
+                (vec![], false)
+            } else {
+                checking(request, nth)
+            }
+        }),
+    )
+    .await;
+    let client = Arc::new(client(server.addr, &pki));
+    let slow = {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move {
+            client
+                .authenticate("slow", b"x", &options(Duration::from_millis(800), 1))
+                .await
+        })
+    };
+    // While `slow` waits, another login on the same connection is answered.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let answer = client
+        .authenticate("alice", b"alice-pw", &options(Duration::from_secs(5), 1))
+        .await;
+    assert!(matches!(answer, Ok(Answer::Accept(_))), "{answer:?}");
+    let slow = slow.await.unwrap();
+    assert!(matches!(slow, Err(ClientError::Timeout { .. })), "{slow:?}");
+    // The connection answered meanwhile: it is kept.
+    let answer = client
+        .authenticate("alice", b"alice-pw", &options(Duration::from_secs(5), 1))
+        .await;
+    assert!(matches!(answer, Ok(Answer::Accept(_))), "{answer:?}");
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+}

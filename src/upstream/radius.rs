@@ -373,6 +373,7 @@ impl RadiusClient {
         } else {
             options.tries.max(1)
         };
+        let received_before = lease.channel.received.load(Ordering::Relaxed);
         for attempt in 0..tries {
             if attempt > 0 {
                 crate::telemetry::upstream_retransmit(&self.spec.addr.to_string());
@@ -395,10 +396,14 @@ impl RadiusClient {
                 }
             }
         }
-        // Over TLS a request that timed out on a connection that is still up means the server
-        // (or the path) hangs: the connection is given up, so the next request does not wait
-        // on it as well (RFC 3539 §3.4 treats an unanswered watchdog the same way).
-        if self.spec.tls.is_some() {
+        // Over TLS a request that timed out on a connection that is still up, with nothing
+        // received on it meanwhile, means the server (or the path) hangs: the connection is
+        // given up, so the next request does not wait on it as well (RFC 3539 §3.4 treats an
+        // unanswered watchdog the same way). Other requests answered meanwhile: the connection
+        // lives, only this request was lost.
+        if self.spec.tls.is_some()
+            && lease.channel.received.load(Ordering::Relaxed) == received_before
+        {
             lease.channel.break_off();
         }
         Err(ClientError::Timeout {
@@ -738,6 +743,9 @@ struct Channel {
     receiver: JoinHandle<()>,
     /// The TLS connection is gone: no new request goes on it.
     broken: Arc<std::sync::atomic::AtomicBool>,
+    /// Packets received on the TLS connection so far: a request that timed out while others
+    /// got answers does not condemn the connection.
+    received: Arc<std::sync::atomic::AtomicU64>,
     /// A TLS connection that agreed on RADIUS/1.1 (RFC 9765): requests carry Tokens, drawn
     /// from here (the low octet is the Identifier slot waiting for the reply).
     tokens: Option<std::sync::atomic::AtomicU32>,
@@ -817,12 +825,13 @@ impl Channel {
         let (reader, writer) = tokio::io::split(stream);
         let (senders, slots) = new_slots();
         let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let receiver = tokio::spawn(receive_stream(
             reader,
             Arc::clone(&slots),
             senders,
             server.to_string(),
-            Arc::clone(&broken),
+            (Arc::clone(&broken), Arc::clone(&received)),
             v11,
         ));
         Ok(Channel {
@@ -830,6 +839,7 @@ impl Channel {
             slots,
             receiver,
             broken,
+            received,
             tokens,
         })
     }
@@ -903,6 +913,7 @@ impl Channel {
             slots,
             receiver,
             broken: Arc::default(),
+            received: Arc::default(),
             tokens: None,
         })
     }
@@ -1004,7 +1015,10 @@ async fn receive_stream(
     slots: Arc<Mutex<Slots>>,
     senders: Arc<[mpsc::Sender<Vec<u8>>]>,
     server: String,
-    broken: Arc<std::sync::atomic::AtomicBool>,
+    (broken, received): (
+        Arc<std::sync::atomic::AtomicBool>,
+        Arc<std::sync::atomic::AtomicU64>,
+    ),
     v11: bool,
 ) {
     // Boxed: the framer holds two packets' worth of octets.
@@ -1012,7 +1026,10 @@ async fn receive_stream(
     'connection: loop {
         loop {
             match framer.next_packet() {
-                Ok(Some(packet)) => dispatch(&slots, &senders, &server, packet, v11),
+                Ok(Some(packet)) => {
+                    received.fetch_add(1, Ordering::Relaxed);
+                    dispatch(&slots, &senders, &server, packet, v11);
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(server, error = %e, "RadSec reply cannot be framed; closing");
