@@ -32,6 +32,7 @@ mod roles;
 mod secret;
 mod sequence;
 mod servers;
+mod state;
 mod tacacs;
 mod throttle;
 mod tls;
@@ -72,6 +73,10 @@ pub use sequence::{
     DEFAULT_SEQUENCE, FIRST_SEQUENCE, LAST_SEQUENCE, Method, SEQUENCES, sequence, sequence_name,
 };
 pub use servers::SHORT_SECRET;
+pub use state::{
+    DEFAULT_DATABASE_TIMEOUT, DEFAULT_POOL_SIZE, DatabaseUrl, MAX_NODE_NAME, MAX_POOL_SIZE, State,
+    StateBackend, parse_database_url,
+};
 pub use tacacs::{
     DEFAULT_AUTH_SERVICE, DEFAULT_TACACS_PORT, DEFAULT_TACACS_TIMEOUT, DEFAULT_TACACS_TLS_PORT,
     Tacacs, TacacsProtocol, TacacsRoleMapping, TacacsServer, TacacsSettings, TacacsTransport,
@@ -122,6 +127,9 @@ pub struct Config {
     /// How long the audit log is kept.
     #[serde(skip_serializing_if = "Audit::is_default")]
     pub audit: Audit,
+    /// Where runtime state is kept: SQLite (default) or a PostgreSQL shared by several nodes.
+    #[serde(skip_serializing_if = "State::is_default")]
+    pub state: State,
 }
 
 impl Default for Config {
@@ -142,6 +150,7 @@ impl Default for Config {
             logging: Logging::default(),
             metrics: Metrics::default(),
             audit: Audit::default(),
+            state: State::default(),
         }
     }
 }
@@ -211,6 +220,7 @@ impl Config {
         self.logging.check(&mut report);
         self.metrics.check(&mut report, &self.roles);
         self.audit.check(&mut report);
+        self.state.check(&mut report);
         self.check_sequence_has_servers(&mut report);
         if !self.listeners.radius_frontend.is_empty() && self.radius_frontend.clients.is_empty() {
             report.warn(
