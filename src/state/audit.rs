@@ -60,6 +60,8 @@ pub struct Event {
     pub server: Option<String>,
     /// How long it took, in milliseconds.
     pub latency_ms: u64,
+    /// The node that recorded it (`[state] node`, by default the host name).
+    pub node: String,
 }
 
 /// An event to record; `id` and `at` are filled in by [`record`].
@@ -104,6 +106,8 @@ pub struct Filter {
     /// Only events at or before this time (seconds since the Unix epoch).
     #[param(minimum = 0)]
     pub until: Option<i64>,
+    /// Only events recorded by this node.
+    pub node: Option<String>,
     /// Only events older than this id: pass the previous page's `next_before` to page
     /// through a log that grows meanwhile.
     #[param(minimum = 1)]
@@ -137,10 +141,13 @@ pub trait AuditState {
 
 impl AuditState for StateDb {
     fn insert_events(&self, events: &[(i64, NewEvent)]) -> Result<(), StateError> {
+        if let Some(pg) = self.postgres() {
+            return pg.insert_events(events);
+        }
         self.with(|conn| {
             let tx = conn.transaction()?;
             for (at, event) in events {
-                insert(&tx, *at, event)?;
+                insert(&tx, *at, event, self.node())?;
             }
             tx.commit()?;
             Ok(())
@@ -148,20 +155,27 @@ impl AuditState for StateDb {
     }
 
     fn prune_events(&self, before: i64) -> Result<usize, StateError> {
+        if let Some(pg) = self.postgres() {
+            return pg.prune_events(before);
+        }
         self.with(|conn| Ok(conn.execute("DELETE FROM audit_events WHERE at < ?1", [before])?))
     }
 
     fn query_events(&self, filter: &Filter) -> Result<Page, StateError> {
+        if let Some(pg) = self.postgres() {
+            return pg.query_events(filter);
+        }
         self.with(|conn| query(conn, filter))
     }
 }
 
 /// Writes one event at time `at`; returns its id.
-fn insert(conn: &Connection, at: i64, event: &NewEvent) -> Result<i64, StateError> {
+fn insert(conn: &Connection, at: i64, event: &NewEvent, node: &str) -> Result<i64, StateError> {
     // Cached: the writer inserts thousands of events a second under load.
     let mut statement = conn.prepare_cached(
         "INSERT INTO audit_events (at, kind, user, source, action, result, reason, method, \
-         server, latency_ms, user_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         server, latency_ms, user_key, node) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     statement.execute(rusqlite::params![
         at,
@@ -175,6 +189,7 @@ fn insert(conn: &Connection, at: i64, event: &NewEvent) -> Result<i64, StateErro
         event.server,
         i64::try_from(event.latency.as_millis()).unwrap_or(i64::MAX),
         portcullis_config::UserKey::of(&event.user).as_str(),
+        node,
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -187,8 +202,8 @@ pub fn prune(conn: &Connection, before: i64) -> Result<usize, StateError> {
 /// The events `filter` selects, newest first (by id).
 fn query(conn: &Connection, filter: &Filter) -> Result<Page, StateError> {
     let mut sql = String::from(
-        "SELECT id, at, kind, user, source, action, result, reason, method, server, latency_ms \
-         FROM audit_events WHERE 1 = 1",
+        "SELECT id, at, kind, user, source, action, result, reason, method, server, latency_ms, \
+         node FROM audit_events WHERE 1 = 1",
     );
     let mut values: Vec<rusqlite::types::Value> = Vec::new();
     let mut condition = |clause: &str, value: rusqlite::types::Value| {
@@ -204,6 +219,9 @@ fn query(conn: &Connection, filter: &Filter) -> Result<Page, StateError> {
     }
     if let Some(result) = &filter.result {
         condition("result =", result.clone().into());
+    }
+    if let Some(node) = &filter.node {
+        condition("node =", node.clone().into());
     }
     if let Some(since) = filter.since {
         condition("at >=", since.into());
@@ -240,6 +258,7 @@ fn query(conn: &Connection, filter: &Filter) -> Result<Page, StateError> {
             method: row.get(8)?,
             server: row.get(9)?,
             latency_ms: u64::try_from(row.get::<_, i64>(10)?).unwrap_or(0),
+            node: row.get(11)?,
         })
     })?;
     let mut events = rows.collect::<Result<Vec<_>, _>>()?;

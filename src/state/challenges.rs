@@ -45,6 +45,9 @@ impl ChallengeState for StateDb {
         expires: i64,
         max: i64,
     ) -> Result<(), StateError> {
+        if let Some(pg) = self.postgres() {
+            return pg.save_challenge(hash, pending, now, expires, max);
+        }
         let roles =
             serde_json::to_string(&pending.roles).map_err(|e| StateError::Task(e.to_string()))?;
         self.with(|conn| {
@@ -82,6 +85,9 @@ impl ChallengeState for StateDb {
     }
 
     fn take_challenge(&self, hash: &[u8; 32], now: i64) -> Result<Option<Pending>, StateError> {
+        if let Some(pg) = self.postgres() {
+            return pg.take_challenge(hash, now);
+        }
         self.with(|conn| {
             let tx = conn.transaction()?;
             let row: Option<(String, u32, String, String, String, i64)> = tx

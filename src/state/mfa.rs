@@ -318,6 +318,9 @@ impl MfaState for StateDb {
         &self,
         work: &mut dyn FnMut(&mut dyn MfaTx) -> bool,
     ) -> Result<(), StateError> {
+        if let Some(pg) = self.postgres() {
+            return pg.mfa_transaction(work);
+        }
         self.with(|conn| {
             let tx = conn.transaction()?;
             let mut sqlite = Sqlite(&tx);

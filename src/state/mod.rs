@@ -12,11 +12,12 @@
 pub mod audit;
 pub mod challenges;
 pub mod mfa;
+pub mod postgres;
 pub mod sessions;
 pub mod throttle;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use portcullis_config::UserKey;
 use rusqlite::Connection;
@@ -47,6 +48,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_sessions",
         include_str!("migrations/0007_sessions.sql"),
+    ),
+    (
+        "0008_audit_node",
+        include_str!("migrations/0008_audit_node.sql"),
     ),
 ];
 
@@ -89,6 +94,12 @@ pub enum StateError {
         /// The number of migrations this build has.
         known: usize,
     },
+    /// PostgreSQL refused an operation or cannot be reached.
+    #[error("state database (PostgreSQL): {0}")]
+    Postgres(String),
+    /// The operation needs the other backend (a SQLite-only tool on PostgreSQL).
+    #[error("state database: {0}")]
+    Unsupported(&'static str),
     /// The blocking task that ran the query panicked or was cancelled.
     #[error("state database task failed: {0}")]
     Task(String),
@@ -102,6 +113,15 @@ pub enum StateError {
     },
 }
 
+/// The engine behind a [`StateDb`].
+#[derive(Debug)]
+enum Engine {
+    /// One connection: SQLite serialises writers anyway, and the queries are short.
+    Sqlite(Mutex<Connection>),
+    /// A pool of connections to a database other nodes share.
+    Postgres(postgres::Pg),
+}
+
 /// The open state database, shared by every part of the daemon.
 #[derive(Debug, Clone)]
 pub struct StateDb {
@@ -110,10 +130,12 @@ pub struct StateDb {
 
 #[derive(Debug)]
 struct Inner {
-    /// One connection: SQLite serialises writers anyway, and the queries are short.
-    connection: Mutex<Connection>,
-    /// Where it lives (`:memory:` for [`StateDb::in_memory`]).
+    engine: Engine,
+    /// Where it lives (`:memory:` for [`StateDb::in_memory`], the URL without a password for
+    /// PostgreSQL).
     path: PathBuf,
+    /// This node's name, written into audit events.
+    node: String,
     /// What a module reads from this database once and keeps in memory from then on (the
     /// brute-force throttle's counts), made on first use.
     memo: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
@@ -165,11 +187,71 @@ impl StateDb {
         migrate(&mut connection, &path)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                connection: Mutex::new(connection),
+                engine: Engine::Sqlite(Mutex::new(connection)),
                 path,
+                node: node_name(None),
                 memo: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Opens the state `[state]` names: the SQLite file under `state_dir`, or the PostgreSQL
+    /// database of `url` (migrated as needed). `node` names this node in audit events.
+    pub fn open_configured(
+        state: &portcullis_config::State,
+        state_dir: &Path,
+    ) -> Result<Self, StateError> {
+        let node = node_name(state.node.as_deref());
+        if !state.is_shared() {
+            let mut db = Self::open(state_dir)?;
+            if let Some(inner) = Arc::get_mut(&mut db.inner) {
+                inner.node = node;
+            }
+            return Ok(db);
+        }
+        let pg = postgres::Pg::connect(state, &node)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: PathBuf::from(&pg.name),
+                engine: Engine::Postgres(pg),
+                node,
+                memo: std::sync::OnceLock::new(),
+            }),
+        })
+    }
+
+    /// The PostgreSQL database, when the state is shared.
+    pub(crate) fn postgres(&self) -> Option<&postgres::Pg> {
+        match &self.inner.engine {
+            Engine::Postgres(pg) => Some(pg),
+            Engine::Sqlite(_) => None,
+        }
+    }
+
+    /// Whether other nodes share this state (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        self.postgres().is_some()
+    }
+
+    /// The value kept under `key` in the database's `meta` table: `value` if none was kept
+    /// yet (then it is kept), else the one kept first. Nodes sharing one database agree on a
+    /// fact this way (the MFA key's fingerprint).
+    pub fn keep_meta(&self, key: &str, value: &str) -> Result<String, StateError> {
+        if let Some(pg) = self.postgres() {
+            return pg.keep_meta(key, value);
+        }
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                [key, value],
+            )?;
+            Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))?)
+        })
+    }
+
+    /// This node's name, as audit events record it.
+    pub fn node(&self) -> &str {
+        &self.inner.node
     }
 
     /// The database file.
@@ -183,7 +265,20 @@ impl StateDb {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
-        f(&mut self.lock())
+        match &self.inner.engine {
+            Engine::Sqlite(connection) => {
+                // A panic while holding the lock leaves a connection that is still consistent
+                // (every write is a transaction SQLite rolls back), so a poisoned lock is
+                // taken over.
+                let mut connection = connection
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                f(&mut connection)
+            }
+            Engine::Postgres(_) => Err(StateError::Unsupported(
+                "this operation reads the SQLite file, and the state is on PostgreSQL",
+            )),
+        }
     }
 
     /// Runs `f` with this database on tokio's blocking pool (for the state traits, such as
@@ -209,15 +304,18 @@ impl StateDb {
             .get_or_init(|| Box::new(init(self)))
             .downcast_ref()
     }
+}
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves a connection that is still consistent
-        // (every write is a transaction SQLite rolls back), so a poisoned lock is taken over.
-        self.inner
-            .connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// `configured`, else the host name (`/proc/sys/kernel/hostname`), else `localhost`.
+fn node_name(configured: Option<&str>) -> String {
+    if let Some(name) = configured {
+        return name.to_owned();
     }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// SQL functions of ours: `canonical_user(name)`, the [`UserKey`] of a name, for migrations

@@ -1,7 +1,7 @@
 //! Login sessions as the state keeps them, so they survive a restart: by the SHA-256 hash of
 //! the token (never the token), in the order they were opened.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{StateDb, StateError};
 
@@ -36,10 +36,20 @@ pub trait SessionState {
     fn save_session(&self, session: &StoredSession) -> Result<(), StateError>;
     /// Forgets the sessions of these token hashes (unknown ones are ignored).
     fn delete_sessions(&self, hashes: &[TokenHash]) -> Result<(), StateError>;
+    /// The session of `hash` if it expires after `now_ns`: how a node finds a session another
+    /// node opened, and learns that one was ended elsewhere.
+    fn find_session(
+        &self,
+        hash: &TokenHash,
+        now_ns: i64,
+    ) -> Result<Option<StoredSession>, StateError>;
 }
 
 impl SessionState for StateDb {
     fn load_sessions(&self, now_ns: i64) -> Result<Vec<StoredSession>, StateError> {
+        if let Some(pg) = self.postgres() {
+            return pg.load_sessions(now_ns);
+        }
         self.with(|conn| {
             let tx = conn.transaction()?;
             tx.execute("DELETE FROM sessions WHERE expires_ns <= ?1", [now_ns])?;
@@ -88,10 +98,16 @@ impl SessionState for StateDb {
     }
 
     fn save_session(&self, session: &StoredSession) -> Result<(), StateError> {
+        if let Some(pg) = self.postgres() {
+            return pg.save_session(session);
+        }
         self.with(|conn| insert(conn, session))
     }
 
     fn delete_sessions(&self, hashes: &[TokenHash]) -> Result<(), StateError> {
+        if let Some(pg) = self.postgres() {
+            return pg.delete_sessions(hashes);
+        }
         if hashes.is_empty() {
             return Ok(());
         }
@@ -105,6 +121,48 @@ impl SessionState for StateDb {
             }
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    fn find_session(
+        &self,
+        hash: &TokenHash,
+        now_ns: i64,
+    ) -> Result<Option<StoredSession>, StateError> {
+        if let Some(pg) = self.postgres() {
+            return pg.find_session(hash, now_ns);
+        }
+        self.with(|conn| {
+            let row = conn
+                .query_row(
+                    "SELECT user, roles, method, expires_ns, partial, grant_hash FROM sessions \
+                     WHERE hash = ?1 AND expires_ns > ?2",
+                    params![hash.as_slice(), now_ns],
+                    |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, i64>(3)?,
+                            row.get::<_, i64>(4)?,
+                            row.get::<_, Option<Vec<u8>>>(5)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            Ok(
+                row.and_then(|(user, roles, method, expires_ns, partial, grant)| {
+                    Some(StoredSession {
+                        hash: *hash,
+                        user,
+                        roles: serde_json::from_str(&roles).ok()?,
+                        method,
+                        expires_ns,
+                        partial: partial != 0,
+                        grant: grant.and_then(|g| TokenHash::try_from(g.as_slice()).ok()),
+                    })
+                }),
+            )
         })
     }
 }

@@ -19,6 +19,9 @@ pub trait ThrottleState {
 
 impl ThrottleState for StateDb {
     fn load_counts(&self) -> Result<Vec<(String, StoredCount)>, StateError> {
+        if let Some(pg) = self.postgres() {
+            return pg.load_counts();
+        }
         self.with(|conn| {
             let mut statement =
                 conn.prepare("SELECT key, failures, locked_until, last_failure FROM throttle")?;
@@ -30,6 +33,9 @@ impl ThrottleState for StateDb {
     }
 
     fn store_counts(&self, batch: &[(String, Option<StoredCount>)]) -> Result<(), StateError> {
+        if let Some(pg) = self.postgres() {
+            return pg.store_counts(batch);
+        }
         self.with(|conn| {
             let tx = conn.transaction()?;
             for (key, row) in batch {

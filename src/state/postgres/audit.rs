@@ -1,0 +1,153 @@
+//! PostgreSQL: the audit log of every node in one table, each event naming its node.
+
+use tokio_postgres::Row;
+
+use super::{Param, Pg, refs};
+use crate::state::StateError;
+use crate::state::audit::{
+    AuditState, DEFAULT_PAGE, Event, Filter, Kind, MAX_PAGE, NewEvent, Page,
+};
+
+impl AuditState for Pg {
+    fn insert_events(&self, events: &[(i64, NewEvent)]) -> Result<(), StateError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        // One statement per batch: the columns as arrays, unnested into rows.
+        let mut at = Vec::with_capacity(events.len());
+        let mut kind = Vec::with_capacity(events.len());
+        let mut user = Vec::with_capacity(events.len());
+        let mut user_key = Vec::with_capacity(events.len());
+        let mut source = Vec::with_capacity(events.len());
+        let mut action = Vec::with_capacity(events.len());
+        let mut result = Vec::with_capacity(events.len());
+        let mut reason = Vec::with_capacity(events.len());
+        let mut method = Vec::with_capacity(events.len());
+        let mut server = Vec::with_capacity(events.len());
+        let mut latency = Vec::with_capacity(events.len());
+        for (when, event) in events {
+            at.push(*when);
+            kind.push(event.kind.as_str().to_owned());
+            user.push(event.user.clone());
+            user_key.push(
+                portcullis_config::UserKey::of(&event.user)
+                    .as_str()
+                    .to_owned(),
+            );
+            source.push(event.source.clone());
+            action.push(event.action.clone());
+            result.push(event.result.to_owned());
+            reason.push(event.reason.clone());
+            method.push(event.method.map(str::to_owned));
+            server.push(event.server.clone());
+            latency.push(i64::try_from(event.latency.as_millis()).unwrap_or(i64::MAX));
+        }
+        let node = self.node().to_owned();
+        self.run(move |client| async move {
+            client
+                .execute(
+                    "INSERT INTO audit_events (at, node, kind, username, user_key, source, \
+                     action, result, reason, method, server, latency_ms) \
+                     SELECT t.at, $1, t.kind, t.username, t.user_key, t.source, t.action, \
+                     t.result, t.reason, t.method, t.server, t.latency_ms \
+                     FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[]) \
+                     WITH ORDINALITY AS t(at, kind, username, user_key, source, action, result, \
+                     reason, method, server, latency_ms, n) ORDER BY t.n",
+                    &[
+                        &node, &at, &kind, &user, &user_key, &source, &action, &result, &reason,
+                        &method, &server, &latency,
+                    ],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn prune_events(&self, before: i64) -> Result<usize, StateError> {
+        self.run(move |client| async move {
+            let n = client
+                .execute("DELETE FROM audit_events WHERE at < $1", &[&before])
+                .await?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn query_events(&self, filter: &Filter) -> Result<Page, StateError> {
+        let mut sql = String::from(
+            "SELECT id, at, kind, username, source, action, result, reason, method, server, \
+             latency_ms, node FROM audit_events WHERE true",
+        );
+        let mut values: Vec<Param> = Vec::new();
+        let mut condition = |clause: &str, value: Param| {
+            values.push(value);
+            sql.push_str(&format!(" AND {clause} ${}", values.len()));
+        };
+        if let Some(kind) = filter.kind {
+            condition("kind =", Box::new(kind.as_str().to_owned()));
+        }
+        if let Some(user) = &filter.user {
+            let key = portcullis_config::UserKey::of(user);
+            condition("user_key =", Box::new(key.as_str().to_owned()));
+        }
+        if let Some(result) = &filter.result {
+            condition("result =", Box::new(result.clone()));
+        }
+        if let Some(node) = &filter.node {
+            condition("node =", Box::new(node.clone()));
+        }
+        if let Some(since) = filter.since {
+            condition("at >=", Box::new(since));
+        }
+        if let Some(until) = filter.until {
+            condition("at <=", Box::new(until));
+        }
+        if let Some(before) = filter.before {
+            condition("id <", Box::new(before));
+        }
+        let limit = filter.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+        // One more than asked tells whether another page follows.
+        sql.push_str(&format!(
+            " ORDER BY id DESC LIMIT {} OFFSET {}",
+            limit + 1,
+            filter.offset.unwrap_or(0)
+        ));
+        let rows = self.run(move |client| async move {
+            Ok(client.query(sql.as_str(), &refs(&values)).await?)
+        })?;
+        let mut events = rows.iter().map(event).collect::<Result<Vec<_>, _>>()?;
+        let more = events.len() > limit as usize;
+        events.truncate(limit as usize);
+        let next_before = if more {
+            events.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok(Page {
+            events,
+            next_before,
+        })
+    }
+}
+
+fn event(row: &Row) -> Result<Event, StateError> {
+    let kind: String = row.try_get(2)?;
+    Ok(Event {
+        id: row.try_get(0)?,
+        at: row.try_get(1)?,
+        kind: if kind == "config" {
+            Kind::Config
+        } else {
+            Kind::Login
+        },
+        user: row.try_get(3)?,
+        source: row.try_get(4)?,
+        action: row.try_get(5)?,
+        result: row.try_get(6)?,
+        reason: row.try_get(7)?,
+        method: row.try_get(8)?,
+        server: row.try_get(9)?,
+        latency_ms: u64::try_from(row.try_get::<_, i64>(10)?).unwrap_or(0),
+        node: row.try_get(11)?,
+    })
+}

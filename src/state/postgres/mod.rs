@@ -1,0 +1,470 @@
+//! The state on PostgreSQL (`[state] backend = "postgresql"`), shared by every node that names
+//! the same database.
+//!
+//! The state traits block, and they are called from the blocking pool, from plain threads
+//! (the audit writer) and now and then from an async task. So the driver (`tokio-postgres`
+//! with a `deadpool` pool) runs on a small runtime of its own, and each call hands it a
+//! future and waits for the answer on a channel: that works from any thread, where entering
+//! a runtime from inside another one would not.
+//!
+//! The schema is a list of migrations (`migrations/postgres/`), applied at start in order,
+//! once, under a session advisory lock, so two nodes starting together do not both migrate.
+//! A second-factor transaction ([`MfaState`](super::mfa::MfaState)) first takes a
+//! transaction-level advisory lock: the rules of `crate::mfa` read then write (a lockout
+//! count, a TOTP step), and the lock makes them as serial across nodes as SQLite makes them
+//! on one.
+
+mod audit;
+mod challenges;
+mod mfa;
+mod sessions;
+mod throttle;
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use portcullis_config::{DatabaseUrl, State};
+use tokio_postgres::types::ToSql;
+
+use super::StateError;
+
+/// The advisory lock (session level) held while migrating.
+const MIGRATION_LOCK: i64 = 0x706f_7274_0001;
+/// The advisory lock (transaction level) of every second-factor transaction.
+const MFA_LOCK: i64 = 0x706f_7274_0002;
+
+/// The schema, in order. Never edit or reorder an entry that has shipped: append a new one.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_schema",
+    include_str!("../migrations/postgres/0001_schema.sql"),
+)];
+
+/// A parameter of a statement, owned so that it can cross to the driver's runtime.
+pub(crate) type Param = Box<dyn ToSql + Send + Sync>;
+
+/// The database: a pool of connections driven by a runtime of its own.
+pub struct Pg {
+    runtime: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+    /// This node's name, written into audit events.
+    node: String,
+    /// `postgresql://user@host:port/db`, for messages (never a password).
+    pub(crate) name: String,
+}
+
+impl std::fmt::Debug for Pg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pg")
+            .field("database", &self.name)
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        // Dropped from anywhere, an async task included: never wait for the runtime here.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Pg {
+    /// Connects as `[state]` says (the password from `password_file` or `PGPASSWORD`), checks
+    /// that the database answers, and applies the migrations it lacks.
+    pub fn connect(state: &State, node: &str) -> Result<Pg, StateError> {
+        let url = state
+            .url
+            .as_deref()
+            .ok_or_else(|| StateError::Postgres("state.url is not set".into()))?;
+        let parsed = portcullis_config::parse_database_url(url)
+            .map_err(|why| StateError::Postgres(format!("state.url {why}")))?;
+        let name = format!(
+            "postgresql://{}@{}:{}/{}",
+            parsed.user, parsed.host, parsed.port, parsed.database
+        );
+        let password = password(state)?;
+        let timeout = Duration::from_secs(u64::from(state.timeout));
+        let config = driver_config(
+            &parsed,
+            password.as_deref(),
+            timeout,
+            state.tls_ca.is_some(),
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("portcullis-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StateError::Postgres(format!("runtime: {e}")))?;
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &state.tls_ca {
+            Some(ca) => {
+                let tls = tls_connector(ca)?;
+                Manager::from_config(config, tls, manager_config)
+            }
+            None => Manager::from_config(config, tokio_postgres::NoTls, manager_config),
+        };
+        let pool = Pool::builder(manager)
+            .max_size(state.pool_size as usize)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .map_err(|e| StateError::Postgres(format!("pool: {e}")))?;
+        let pg = Pg {
+            runtime: Some(runtime),
+            pool,
+            node: node.to_owned(),
+            name,
+        };
+        pg.migrate()?;
+        Ok(pg)
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The value kept under `key` in `meta`: `value` when none was, else the first one kept.
+    pub(crate) fn keep_meta(&self, key: &str, value: &str) -> Result<String, StateError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.run(move |client| async move {
+            client
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                    &[&key, &value],
+                )
+                .await?;
+            Ok(client
+                .query_one("SELECT value FROM meta WHERE key = $1", &[&key])
+                .await?
+                .try_get(0)?)
+        })
+    }
+
+    /// Runs `work` with a pooled connection on the driver's runtime and waits for it.
+    pub(crate) fn run<T, F>(
+        &self,
+        work: impl FnOnce(Object) -> F + Send + 'static,
+    ) -> Result<T, StateError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StateError>> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        self.block(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            work(client).await
+        })
+    }
+
+    /// Runs `future` on the driver's runtime and waits for its answer, from any thread.
+    fn block<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = Result<T, StateError>> + Send + 'static,
+    ) -> Result<T, StateError> {
+        let Some(runtime) = &self.runtime else {
+            return Err(StateError::Postgres("shut down".into()));
+        };
+        let (answer, answered) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let _ = answer.send(future.await);
+        });
+        answered
+            .recv()
+            .map_err(|_| StateError::Postgres("the database task ended".into()))?
+    }
+
+    /// Applies the migrations the database lacks, under the migration lock.
+    fn migrate(&self) -> Result<(), StateError> {
+        self.run(|mut client| async move {
+            client
+                .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+                .await?;
+            let result = apply_migrations(&mut client).await;
+            // Unlocked on every path; a connection that cannot unlock is not reused.
+            if client
+                .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+                .await
+                .is_err()
+            {
+                drop(Object::take(client));
+            }
+            result
+        })
+    }
+
+    /// Runs `work` (single statements through a [`Tx`]) in one transaction that holds the
+    /// second-factor lock: committed when it returns true, rolled back when it returns false.
+    pub(crate) fn transaction(
+        &self,
+        work: &mut dyn FnMut(&mut Tx<'_>) -> bool,
+    ) -> Result<(), StateError> {
+        let client = self.run(|client| async move {
+            client
+                .batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({MFA_LOCK})"))
+                .await?;
+            Ok(client)
+        })?;
+        let mut tx = Tx {
+            pg: self,
+            client: Some(client),
+        };
+        let commit = work(&mut tx);
+        let Some(client) = tx.client.take() else {
+            return Err(StateError::Postgres(
+                "the transaction lost its connection".into(),
+            ));
+        };
+        let end = if commit { "COMMIT" } else { "ROLLBACK" };
+        self.block(async move {
+            match client.batch_execute(end).await {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    drop(Object::take(client));
+                    Err(e.into())
+                }
+            }
+        })
+    }
+}
+
+/// An open transaction: statements run one at a time on its connection.
+pub(crate) struct Tx<'a> {
+    pg: &'a Pg,
+    /// `None` once a statement failed to come back (the connection is then dropped).
+    client: Option<Object>,
+}
+
+impl Tx<'_> {
+    /// Runs `sql` and returns its rows.
+    pub(crate) fn query(
+        &mut self,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<Vec<tokio_postgres::Row>, StateError> {
+        let client = self
+            .client
+            .take()
+            .ok_or_else(|| StateError::Postgres("the transaction lost its connection".into()))?;
+        let (client, rows) = self.pg.block(async move {
+            let refs = refs(&params);
+            let rows = client.query(sql, &refs).await;
+            Ok((client, rows))
+        })?;
+        match rows {
+            Ok(rows) => {
+                self.client = Some(client);
+                Ok(rows)
+            }
+            Err(e) => {
+                // A failed statement aborts the transaction: nothing more runs on it.
+                drop(Object::take(client));
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Runs `sql` and returns how many rows it changed.
+    pub(crate) fn execute(
+        &mut self,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<u64, StateError> {
+        let client = self
+            .client
+            .take()
+            .ok_or_else(|| StateError::Postgres("the transaction lost its connection".into()))?;
+        let (client, count) = self.pg.block(async move {
+            let refs = refs(&params);
+            let count = client.execute(sql, &refs).await;
+            Ok((client, count))
+        })?;
+        match count {
+            Ok(count) => {
+                self.client = Some(client);
+                Ok(count)
+            }
+            Err(e) => {
+                drop(Object::take(client));
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// The parameters as the driver takes them.
+pub(crate) fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// Boxes statement parameters: `params![a, b]`.
+macro_rules! params {
+    ($($value:expr),* $(,)?) => {
+        vec![$(Box::new($value) as $crate::state::postgres::Param),*]
+    };
+}
+pub(crate) use params;
+
+async fn apply_migrations(client: &mut Object) -> Result<(), StateError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (\
+                 version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await?;
+    let applied: i64 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
+    let known = MIGRATIONS.len() as i64;
+    if applied > known {
+        return Err(StateError::Postgres(format!(
+            "the database has schema version {applied}, newer than this build knows ({known}); \
+             upgrade this node first"
+        )));
+    }
+    for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        let version = index as i64 + 1;
+        let tx = client.transaction().await?;
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+            &[&version, name],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(migration = name, "state database (PostgreSQL) migrated");
+    }
+    Ok(())
+}
+
+/// The password: the first line of `password_file` (which must not be readable by others),
+/// else `PGPASSWORD`, else none (trust or certificate authentication).
+fn password(state: &State) -> Result<Option<String>, StateError> {
+    if let Some(file) = &state.password_file {
+        use std::os::unix::fs::PermissionsExt;
+        let metadata = std::fs::metadata(file).map_err(|e| {
+            StateError::Postgres(format!("state.password_file {}: {e}", file.display()))
+        })?;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            return Err(StateError::Postgres(format!(
+                "state.password_file {} is readable by group or others; chmod 600 it",
+                file.display()
+            )));
+        }
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            StateError::Postgres(format!("state.password_file {}: {e}", file.display()))
+        })?;
+        let line = text.lines().next().unwrap_or("").to_owned();
+        return Ok(Some(line));
+    }
+    Ok(std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty()))
+}
+
+fn driver_config(
+    url: &DatabaseUrl,
+    password: Option<&str>,
+    timeout: Duration,
+    tls: bool,
+) -> tokio_postgres::Config {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .user(&url.user)
+        .host(&url.host)
+        .port(url.port)
+        .dbname(&url.database)
+        .connect_timeout(timeout)
+        .application_name("portcullis")
+        // A statement that waits longer than this on a lock or a slow disk fails, so a login
+        // never hangs on the database.
+        .options(format!("-c statement_timeout={}", timeout.as_millis()));
+    if let Some(password) = password {
+        config.password(password);
+    }
+    // A configured CA means TLS unless the URL says otherwise; without one, no TLS (the
+    // configuration refuses an sslmode that asks for it).
+    config.ssl_mode(match (tls, url.sslmode.as_deref()) {
+        (false, _) | (true, Some("disable")) => tokio_postgres::config::SslMode::Disable,
+        (true, Some("prefer")) => tokio_postgres::config::SslMode::Prefer,
+        (true, _) => tokio_postgres::config::SslMode::Require,
+    });
+    for (key, value) in &url.options {
+        match key.as_str() {
+            "application_name" => {
+                config.application_name(value);
+            }
+            "channel_binding" => {
+                config.channel_binding(match value.as_str() {
+                    "disable" => tokio_postgres::config::ChannelBinding::Disable,
+                    "require" => tokio_postgres::config::ChannelBinding::Require,
+                    _ => tokio_postgres::config::ChannelBinding::Prefer,
+                });
+            }
+            _ => {}
+        }
+    }
+    config
+}
+
+/// A TLS connector that trusts only the CAs of `ca` (PEM).
+fn tls_connector(ca: &Path) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StateError> {
+    let fail = |why: String| StateError::Postgres(format!("state.tls_ca {}: {why}", ca.display()));
+    let pem = std::fs::read(ca).map_err(|e| fail(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    {
+        use rustls::pki_types::pem::PemObject;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+            roots
+                .add(cert.map_err(|e| fail(e.to_string()))?)
+                .map_err(|e| fail(e.to_string()))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(fail("holds no certificate".into()));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| fail(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StateError {
+    match e {
+        // The server's own answer (a wrong password: 28P01) says more than the pool's.
+        deadpool_postgres::PoolError::Backend(e) => match StateError::from(e) {
+            StateError::Postgres(why) => StateError::Postgres(format!("no connection: {why}")),
+            other => other,
+        },
+        other => StateError::Postgres(format!("no connection: {other}")),
+    }
+}
+
+impl From<tokio_postgres::Error> for StateError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // The driver's messages carry the server's error, never the password.
+        StateError::Postgres(match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        })
+    }
+}
