@@ -95,9 +95,28 @@ impl Server {
         let api = std::net::TcpListener::bind(addr)
             .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
         let api_addr = api.local_addr().map_or(addr, |a| a);
-        let db = crate::state::StateDb::open(state_dir).map_err(|e| StartError(e.to_string()))?;
+        let db = crate::state::StateDb::open_configured(&store.current().config.state, state_dir)
+            .map_err(|e| StartError(e.to_string()))?;
         let mfa = crate::mfa::MfaStore::open(db.clone(), state_dir)
             .map_err(|e| StartError(format!("MFA key under {}: {e}", state_dir.display())))?;
+        if db.is_shared() {
+            // Every node seals device secrets under the same key, or a device paired on one
+            // node fails on the others.
+            let mine = mfa.key().fingerprint();
+            let agreed = db
+                .keep_meta("mfa_key_fingerprint", &mine)
+                .map_err(|e| StartError(e.to_string()))?;
+            if agreed != mine {
+                return Err(StartError(format!(
+                    "{}/{} is not the key the other nodes on {} use: copy mfa.key from one \
+                     of them (mode 0600) and start again",
+                    state_dir.display(),
+                    crate::mfa::seal::KEY_FILE,
+                    db.path().display()
+                )));
+            }
+            tracing::info!(node = db.node(), database = %db.path().display(), "state on PostgreSQL");
+        }
         // The front-end's TLS files: read at start and on every change.
         crate::frontend::radsec::check_files(&store.current().config)
             .map_err(|(at, why)| StartError(format!("{at}: {why}")))?;

@@ -80,7 +80,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             return Err(ApiError::invalid_credentials());
         };
         if scheme.eq_ignore_ascii_case("bearer") {
-            return match state.sessions.lookup_any(credentials.trim()) {
+            return match state.sessions.find_any(credentials.trim()).await {
                 Some(session) if session.partial => Err(super::mfa_login::partial_token_refused()),
                 Some(session) => {
                     crate::audit::set_caller(&session.user);

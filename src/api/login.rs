@@ -262,11 +262,12 @@ pub fn answer(
     }
 }
 
-fn session_of(state: &AppState, parts: &Parts) -> Result<(String, Session), ApiError> {
+async fn session_of(state: &AppState, parts: &Parts) -> Result<(String, Session), ApiError> {
     let token = bearer_token(parts).ok_or_else(ApiError::auth_required)?;
     let session = state
         .sessions
-        .lookup(token)
+        .find(token)
+        .await
         .ok_or_else(ApiError::invalid_credentials)?;
     Ok((token.to_string(), session))
 }
@@ -286,7 +287,7 @@ pub async fn session(
     State(state): State<Arc<AppState>>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
-    let (_, session) = session_of(&state, &parts)?;
+    let (_, session) = session_of(&state, &parts).await?;
     Ok(Json(SessionResponse {
         user: UserInfo {
             username: session.user,
@@ -313,7 +314,7 @@ pub async fn logout(
     State(state): State<Arc<AppState>>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
-    let (token, _) = session_of(&state, &parts)?;
+    let (token, _) = session_of(&state, &parts).await?;
     state.sessions.revoke(&token);
     Ok(StatusCode::NO_CONTENT.into_response())
 }

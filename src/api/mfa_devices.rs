@@ -213,7 +213,11 @@ impl FromRequestParts<Arc<AppState>> for DeviceCaller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<DeviceCaller, DeviceError> {
-        if let Some(session) = bearer_token(parts).and_then(|t| state.sessions.lookup_partial(t)) {
+        let partial = match bearer_token(parts) {
+            Some(token) => state.sessions.find_partial(token).await,
+            None => None,
+        };
+        if let Some(session) = partial {
             return Ok(DeviceCaller {
                 caller: Caller {
                     user: session.user,

@@ -195,8 +195,8 @@ pub async fn login_mfa(
         let code = code_of(&body)?;
         return relay(&state, peer, &dialogue, &code).await;
     }
-    let Some(session) = state.sessions.lookup_partial(token) else {
-        return Err(if state.sessions.lookup(token).is_some() {
+    let Some(session) = state.sessions.find_partial(token).await else {
+        return Err(if state.sessions.find(token).await.is_some() {
             ApiError::bad_request("This token is not waiting for a second factor.")
         } else {
             ApiError::invalid_credentials()

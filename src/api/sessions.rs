@@ -3,7 +3,12 @@
 //! The table is in memory; with a state database ([`Sessions::open`]) every change is also
 //! written through to it ([`crate::state::sessions::SessionState`]), under the table's lock
 //! so the two never disagree on order, and the table is read back at start: sessions
-//! survive a restart. Lookups never touch the database.
+//! survive a restart. Lookups never touch a SQLite database.
+//!
+//! With a state that other nodes share (PostgreSQL), the database is the truth: the `find`
+//! lookups ask it, so a token opened on any node works on every node, and a token ended on
+//! any node (logout, a changed local user) works on none. The table still keeps this node's
+//! sessions for the per-user caps.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -207,6 +212,19 @@ fn unix_ns(time: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
+/// A session as the state database gave it back.
+fn restored(row: StoredSession) -> Session {
+    Session {
+        key: UserKey::of(&row.user),
+        user: row.user,
+        roles: row.roles,
+        method: row.method,
+        expires: SystemTime::UNIX_EPOCH
+            + Duration::from_nanos(u64::try_from(row.expires_ns).unwrap_or(0)),
+        partial: row.partial,
+    }
+}
+
 impl Sessions {
     /// An empty table in memory only.
     pub fn new() -> Sessions {
@@ -228,16 +246,8 @@ impl Sessions {
                 table.gone.push(row.hash);
                 continue;
             }
-            let session = Session {
-                key: UserKey::of(&row.user),
-                user: row.user,
-                roles: row.roles,
-                method: row.method,
-                expires: SystemTime::UNIX_EPOCH
-                    + Duration::from_nanos(u64::try_from(row.expires_ns).unwrap_or(0)),
-                partial: row.partial,
-            };
-            table.insert(row.hash, session);
+            let hash = row.hash;
+            table.insert(hash, restored(row));
         }
         db.delete_sessions(&std::mem::take(&mut table.gone))?;
         Ok(Sessions {
@@ -360,6 +370,65 @@ impl Sessions {
         }
     }
 
+    /// The live full session of `token`, from wherever it was opened: [`Sessions::lookup`]
+    /// on one node, the shared database when there is one.
+    pub async fn find(&self, token: &str) -> Option<Session> {
+        self.find_any(token).await.filter(|s| !s.partial)
+    }
+
+    /// The live partial session of `token`, from wherever it was opened.
+    pub async fn find_partial(&self, token: &str) -> Option<Session> {
+        self.find_any(token).await.filter(|s| s.partial)
+    }
+
+    /// The live session of `token`, full or partial, from wherever it was opened. With a
+    /// shared database it is asked every time (a session ended on another node must not
+    /// work here); a database that does not answer finds nothing (logged): a token is not
+    /// honoured when whether it was revoked cannot be known.
+    pub async fn find_any(&self, token: &str) -> Option<Session> {
+        let Some(store) = self.store.clone().filter(StateDb::is_shared) else {
+            return self.lookup_any(token);
+        };
+        let key = hash(token);
+        let now = unix_ns(SystemTime::now());
+        let found = tokio::task::spawn_blocking(move || store.find_session(&key, now)).await;
+        let row = match found {
+            Ok(Ok(row)) => row,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "sessions: state database; token refused");
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sessions: lookup task failed; token refused");
+                return None;
+            }
+        };
+        let Some(row) = row else {
+            // Ended or expired elsewhere: forget this node's copy too.
+            let mut table = self.table();
+            if table.by_hash.contains_key(&key) {
+                table.remove(&key);
+                table.gone.clear();
+            }
+            return None;
+        };
+        if row.method == LOCAL_METHOD {
+            let current = self
+                .config
+                .as_ref()
+                .and_then(|c| local_grant(&c.current().config, &row.user));
+            if row.grant.is_none() || row.grant != current {
+                // The local user changed (on any node): the session ends everywhere.
+                let mut table = self.table();
+                table.remove(&key);
+                table.gone.push(key);
+                self.forget_gone(&mut table);
+                return None;
+            }
+        }
+        Some(restored(row))
+    }
+
     /// Ends every session (full or partial) a local login of `user` opened, so a deleted or
     /// disabled local user, or one whose roles or password changed, keeps no token with the
     /// old rights. Sessions of remote users who happen to share the name are not theirs and
@@ -387,10 +456,15 @@ impl Sessions {
         revoked
     }
 
-    /// Ends the session of `token`; whether there was one.
+    /// Ends the session of `token`; whether this node had it. With a shared database the
+    /// session ends there too, wherever it was opened.
     pub fn revoke(&self, token: &str) -> bool {
+        let key = hash(token);
         let mut table = self.table();
-        let revoked = table.remove(&hash(token)).is_some();
+        let revoked = table.remove(&key).is_some();
+        if !revoked && self.store.as_ref().is_some_and(StateDb::is_shared) {
+            table.gone.push(key);
+        }
         self.forget_gone(&mut table);
         revoked
     }

@@ -73,6 +73,19 @@ impl SealKey {
         }
     }
 
+    /// A fingerprint of the key (SHA-256 of a label and the key, first 16 octets, in hex):
+    /// nodes that share one state database compare it, so a node with another key, which
+    /// could open none of the devices the others paired, refuses to start. It does not reveal
+    /// the key.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(b"portcullis mfa.key fingerprint\0")
+            .chain_update(self.0)
+            .finalize();
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// A random key, for tests and in-memory state.
     pub fn random() -> Result<SealKey, getrandom::Error> {
         let mut key = [0u8; KEY_LEN];

@@ -1,0 +1,241 @@
+//! Two real daemons on one PostgreSQL (a throwaway cluster), through their front doors: a
+//! token from one works on the other and a logout on one ends it on both; a device paired on
+//! one gives codes the other accepts, and one code sent to both at the same moment is
+//! accepted once (raced for several users); a RADIUS challenge one node sent is answered at
+//! the other; the audit log lists both nodes' events, each naming its node.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use portcullis::engine::local::hash_password;
+use serde_json::{Value, json};
+use support::daemon::{Auth, Daemon};
+use support::freeradius::ClientOutput;
+use support::mfa::{Enrolled, enrol, partial_login};
+use support::postgres::{PASSWORD, Postgres, ROLE};
+
+const SECRET: &str = "nodes-frontend-secret";
+const USER_PASSWORD: &str = "local-password";
+const ADMIN: &str = "admin";
+const ADMIN_PASSWORD: &str = "admin-password";
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Users who owe a second factor (role Operator), one per race.
+const RACERS: [&str; 6] = ["op1", "op2", "op3", "op4", "op5", "op6"];
+/// The MFA sealing key every node shares (copied to each node's state directory).
+const MFA_KEY: [u8; 32] = [0x5a; 32];
+
+/// The configuration of node `node` on `pg`: the same users and policy on both.
+fn config(pg: &Postgres, dir: &std::path::Path, node: &str) -> String {
+    let password_file = dir.join("pgpassword");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // One configuration for every node, hashes included: a local user's session is kept
+    // only while the user is what it was at login, and that is compared by hash.
+    static HASHES: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    let (user_hash, admin_hash) = HASHES.get_or_init(|| {
+        (
+            hash_password(USER_PASSWORD.as_bytes()).unwrap(),
+            hash_password(ADMIN_PASSWORD.as_bytes()).unwrap(),
+        )
+    });
+    let mut users = format!(
+        "[[local_users]]\nname = \"{ADMIN}\"\npassword_hash = \"{admin_hash}\"\nroles = [\"Administrator\"]\n\n\
+         [[local_users]]\nname = \"dave\"\npassword_hash = \"{user_hash}\"\nroles = [\"Monitor\"]\n\n"
+    );
+    for name in RACERS.iter().chain(&["alice", "carol"]) {
+        users.push_str(&format!(
+            "[[local_users]]\nname = \"{name}\"\npassword_hash = \"{user_hash}\"\nroles = [\"Operator\"]\n\n"
+        ));
+    }
+    format!(
+        r#"
+[state]
+backend = "postgresql"
+url = "postgresql://{ROLE}@{addr}/{ROLE}"
+password_file = "{file}"
+node = "{node}"
+
+[mfa.policy]
+required = "roles"
+roles = ["Operator"]
+
+[[radius_frontend.clients]]
+id = 1
+name = "loopback"
+address = "127.0.0.1"
+secret = "{SECRET}"
+
+{users}"#,
+        addr = pg.addr,
+        file = password_file.display(),
+    )
+}
+
+/// A daemon of `node` on `pg`, with the shared MFA key.
+fn node(pg: &Postgres, node: &str) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let key = state.join("mfa.key");
+    std::fs::write(&key, MFA_KEY).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let path = dir.path().join("portcullis.toml");
+    std::fs::write(&path, config(pg, dir.path(), node)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    Daemon::start_in(dir)
+}
+
+fn session(daemon: &Daemon, token: &str) -> u16 {
+    daemon
+        .request("GET", "/api/auth/1.0/session", Auth::Bearer(token), None)
+        .status
+}
+
+fn finish(daemon: &Daemon, partial: &str, code: &str) -> (u16, Value) {
+    let answer = daemon.request(
+        "POST",
+        "/api/auth/1.0/login/mfa",
+        Auth::Bearer(partial),
+        Some(&json!({ "code": code }).to_string()),
+    );
+    let body = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+    (answer.status, body)
+}
+
+#[test]
+fn two_nodes_share_sessions_devices_codes_challenges_and_audit() {
+    let pg = Postgres::new();
+    let a = node(&pg, "node-a");
+    let b = node(&pg, "node-b");
+
+    // A token from A works on B; a logout on A ends it on B too.
+    let dave = a.login("dave", USER_PASSWORD);
+    assert_eq!(session(&b, &dave), 200);
+    let logout = a.request("POST", "/api/auth/1.0/logout", Auth::Bearer(&dave), None);
+    assert_eq!(logout.status, 204, "{}", logout.body);
+    assert_eq!(session(&b, &dave), 401);
+    assert_eq!(session(&a, &dave), 401);
+    // And the other way round, logging out on the node that did not open it.
+    let dave = b.login("dave", USER_PASSWORD);
+    assert_eq!(session(&a, &dave), 200);
+    let logout = a.request("POST", "/api/auth/1.0/logout", Auth::Bearer(&dave), None);
+    assert_eq!(logout.status, 204, "{}", logout.body);
+    assert_eq!(session(&b, &dave), 401);
+
+    // A device paired on A; its code finishes a login on B.
+    let partial = partial_login(&a, "alice", USER_PASSWORD);
+    let mut alice = enrol(&a, Auth::Bearer(&partial), "phone");
+    let partial = partial_login(&b, "alice", USER_PASSWORD);
+    let (status, body) = finish(&b, &partial, &alice.next_code());
+    assert_eq!(status, 200, "{body}");
+    let full = body["token"].as_str().unwrap().to_owned();
+    assert_eq!(session(&a, &full), 200);
+
+    // One code, sent to A and B at the same moment: accepted once. Raced once per user,
+    // each with a device of their own.
+    let a = Arc::new(a);
+    let b = Arc::new(b);
+    for user in RACERS {
+        let partial_a = partial_login(&a, user, USER_PASSWORD);
+        let mut device: Enrolled = enrol(&a, Auth::Bearer(&partial_a), "phone");
+        let code = device.next_code();
+        let partial_a = partial_login(&a, user, USER_PASSWORD);
+        let partial_b = partial_login(&b, user, USER_PASSWORD);
+        let barrier = Arc::new(Barrier::new(2));
+        let racers: Vec<_> = [(a.clone(), partial_a), (b.clone(), partial_b)]
+            .into_iter()
+            .map(|(daemon, partial)| {
+                let (barrier, code) = (barrier.clone(), code.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    finish(&daemon, &partial, &code)
+                })
+            })
+            .collect();
+        let answers: Vec<(u16, Value)> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+        let accepted = answers.iter().filter(|(status, _)| *status == 200).count();
+        assert_eq!(accepted, 1, "{user}: {answers:?}");
+        assert!(
+            answers
+                .iter()
+                .all(|(status, _)| matches!(status, 200 | 401)),
+            "{user}: {answers:?}"
+        );
+    }
+
+    // A RADIUS challenge sent by A, answered at B (carol's device: alice's next step may be
+    // beyond the clock's drift allowance by now).
+    let partial = partial_login(&b, "carol", USER_PASSWORD);
+    let mut carol = enrol(&b, Auth::Bearer(&partial), "phone");
+    let dir = tempfile::tempdir().unwrap();
+    let radclient = |addr: SocketAddr, input: &str| -> ClientOutput {
+        support::freeradius::radclient_auth(dir.path(), addr, SECRET, input, CLIENT_TIMEOUT)
+    };
+    let challenge = radclient(
+        a.radius_addr.unwrap(),
+        &format!("User-Name = carol\nUser-Password = {USER_PASSWORD}\n"),
+    );
+    assert!(challenge.received("Access-Challenge"), "{challenge:?}");
+    let state = challenge.state();
+    let accept = radclient(
+        b.radius_addr.unwrap(),
+        &format!(
+            "User-Name = carol\nUser-Password = {}\nState = {state}\n",
+            carol.next_code()
+        ),
+    );
+    assert!(accept.received("Access-Accept"), "{accept:?}");
+
+    // Both nodes' events in one log, listed at either node.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = b.request(
+            "GET",
+            "/api/audit/1.0/events?kind=login&user=dave&limit=1000",
+            Auth::Basic(ADMIN, ADMIN_PASSWORD),
+            None,
+        );
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let events = answer.json()["events"].as_array().unwrap().clone();
+        let nodes: Vec<&str> = events.iter().filter_map(|e| e["node"].as_str()).collect();
+        if nodes.contains(&"node-a") && nodes.contains(&"node-b") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "events of both nodes: {events:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A node whose MFA key is not the one the others use refuses to start, saying why.
+#[test]
+fn a_node_with_another_mfa_key_refuses_to_start() {
+    let pg = Postgres::new();
+    let _a = node(&pg, "node-a");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.toml");
+    std::fs::write(&path, config(&pg, dir.path(), "node-c")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("mfa.key"), "{stderr}");
+    assert!(!stderr.contains(PASSWORD), "{stderr}");
+}
