@@ -138,6 +138,8 @@ impl Server {
         });
         // The throttle's counts are read now rather than by the first login.
         crate::throttle::counts(&db);
+        // What other nodes sharing the state database write reaches this one at once.
+        db.listen(vec![crate::throttle::subscription(&db)]);
         let frontend = if radius_addrs.is_empty() && radsec_addrs.is_empty() {
             None
         } else {

@@ -42,7 +42,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use crate::state::throttle::ThrottleState;
+use crate::state::throttle::{CountChange, ThrottleState};
 use portcullis_config::{Throttle, UserKey};
 
 use crate::engine::{Outcome, Reason};
@@ -310,6 +310,13 @@ struct Count {
     last_failure: i64,
     /// Attempts begun and not settled.
     in_flight: i64,
+    /// `failures` as the state database last had it (what this node's next write adds to).
+    synced: i64,
+    /// Whether this node lowered the count since its last write (the write then replaces
+    /// the stored count instead of adding to it).
+    reset: bool,
+    /// The most failures the key counts (a user's hard limit), 0 until the first failure.
+    cap: i64,
     /// Attempts waiting for a place, first come first woken (a closed one gave up).
     waiters: std::collections::VecDeque<tokio::sync::oneshot::Sender<()>>,
 }
@@ -321,6 +328,15 @@ impl Count {
                 .waiters
                 .iter()
                 .all(tokio::sync::oneshot::Sender::is_closed)
+    }
+
+    /// Marks the count as lowered (so its next write replaces the stored one) when it is
+    /// below `before`.
+    fn note_lowered(&mut self, before: Option<Row>) {
+        let (failures, locked_until, _) = before.unwrap_or_default();
+        if self.failures < failures || self.locked_until < locked_until {
+            self.reset = true;
+        }
     }
 
     /// The row the database keeps: `None` when there is nothing to keep.
@@ -385,6 +401,7 @@ impl Counts {
                         failures,
                         locked_until,
                         last_failure,
+                        synced: failures,
                         ..Count::default()
                     };
                     (key, count)
@@ -510,6 +527,7 @@ impl Table {
                 Evidence::Failure => count_failure(config, key, is_user, count, now),
                 Evidence::Neutral => {}
             }
+            count.note_lowered(before);
             if count.stored() != before {
                 self.dirty.insert(key.to_string());
             }
@@ -610,19 +628,79 @@ impl Table {
         }
     }
 
-    fn take_dirty(&mut self) -> Vec<(String, Option<Row>)> {
-        std::mem::take(&mut self.dirty)
-            .into_iter()
-            .map(|key| {
-                let row = self.rows.get(&key).and_then(Count::stored);
-                (key, row)
+    fn take_dirty(&mut self) -> Vec<CountChange> {
+        let keys = std::mem::take(&mut self.dirty);
+        keys.into_iter()
+            .map(|key| match self.rows.get_mut(&key) {
+                Some(count) => {
+                    let change = CountChange {
+                        row: count.stored(),
+                        added: (count.failures - count.synced).max(0),
+                        reset: count.reset || count.failures < count.synced,
+                        cap: if count.cap > 0 { count.cap } else { i64::MAX },
+                        key,
+                    };
+                    count.synced = count.failures;
+                    count.reset = false;
+                    change
+                }
+                None => CountChange {
+                    key,
+                    row: None,
+                    added: 0,
+                    reset: true,
+                    cap: i64::MAX,
+                },
             })
             .collect()
+    }
+
+    /// Puts back the changes of a write that failed, to be written with the next one.
+    fn restore(&mut self, batch: Vec<CountChange>) {
+        for change in batch {
+            if let Some(count) = self.rows.get_mut(&change.key) {
+                count.synced -= change.added;
+                count.reset |= change.reset;
+            }
+            self.dirty.insert(change.key);
+        }
+    }
+
+    /// Takes in a count as the shared state database now stores it (another node's write,
+    /// or this node's own coming back), keeping what this node counted and has not written.
+    fn take_in(&mut self, key: String, (failures, locked_until, last_failure): Row) {
+        let dirty = self.dirty.contains(&key);
+        let count = self.rows.entry(key.clone()).or_default();
+        if dirty && count.reset {
+            // This node's own replacement is on its way and wins.
+            return;
+        }
+        if dirty {
+            let mine = (count.failures - count.synced).max(0);
+            count.failures = failures.saturating_add(mine);
+            count.locked_until = count.locked_until.max(locked_until);
+            count.last_failure = count.last_failure.max(last_failure);
+        } else {
+            count.failures = failures;
+            count.locked_until = locked_until;
+            count.last_failure = last_failure;
+        }
+        count.synced = failures;
+        // The places may have changed either way: the waiters look again.
+        for waiter in count.waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+        self.forget_if_empty(&key);
     }
 }
 
 /// Records the next consecutive failure of `key` at `now`, locking it if due.
 fn count_failure(config: &Throttle, key: &str, is_user: bool, count: &mut Count, now: i64) {
+    count.cap = if is_user {
+        i64::from(config.hard_limit)
+    } else {
+        i64::MAX
+    };
     count.failures = if is_user {
         (count.failures + 1).min(i64::from(config.hard_limit))
     } else {
@@ -675,7 +753,13 @@ fn write_once(db: &StateDb) -> bool {
     if batch.is_empty() {
         return false;
     }
-    store(db, &batch);
+    if let Err(e) = db.store_counts(&batch) {
+        // Kept in memory and written with the next change (or when the database is back):
+        // the counts in memory still apply meanwhile.
+        tracing::error!(error = %e, keys = batch.len(), "throttle: cannot store the counts");
+        counts.lock().restore(batch);
+        return false;
+    }
     true
 }
 
@@ -693,11 +777,65 @@ fn write_dirty(db: &StateDb) {
 }
 
 /// Stores `batch` in one transaction (a failure is logged; the counts in memory still apply).
-fn store(db: &StateDb, batch: &[(String, Option<Row>)]) {
+fn store(db: &StateDb, batch: &[CountChange]) {
     let stored = db.store_counts(batch);
     if let Err(e) = stored {
         tracing::error!(error = %e, keys = batch.len(), "throttle: cannot store the counts");
     }
+}
+
+/// How the counts of a shared state database reach this node: each write of any node is
+/// announced with the row it left, and taken into this node's memory at once; when the
+/// announcements start again after a break, every stored count is read again.
+pub fn subscription(db: &StateDb) -> (&'static str, crate::state::postgres::listen::Handler) {
+    use crate::state::postgres::listen::Notice;
+    let db = db.clone();
+    let handler = move |notice: Notice<'_>| match notice {
+        Notice::Message(payload) => {
+            if let Some((key, row)) = crate::state::postgres::throttle::notice_payload(payload) {
+                counts(&db).lock().take_in(key, row);
+            }
+        }
+        Notice::Connected => {
+            // Read on a thread of its own: this runs on the database driver's runtime.
+            let db = db.clone();
+            std::thread::spawn(move || resync(&db));
+        }
+        Notice::Lost => {
+            tracing::warn!(
+                "throttle: counting on this node alone until the state database is back"
+            );
+        }
+    };
+    (
+        crate::state::postgres::throttle::CHANNEL,
+        std::sync::Arc::new(handler),
+    )
+}
+
+/// Reads every stored count into memory again, and writes what this node holds unwritten.
+fn resync(db: &StateDb) {
+    match db.load_counts() {
+        Ok(rows) => {
+            let mut table = counts(db).lock();
+            let stored: HashSet<&String> = rows.iter().map(|(key, _)| key).collect();
+            // Keys another node cleared while the announcements were down.
+            let cleared: Vec<String> = table
+                .rows
+                .keys()
+                .filter(|key| !stored.contains(key))
+                .cloned()
+                .collect();
+            for key in cleared {
+                table.take_in(key, (0, 0, 0));
+            }
+            for (key, row) in rows {
+                table.take_in(key, row);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "throttle: cannot read the shared counts again"),
+    }
+    while write_once(db) {}
 }
 
 /// Writes every count not yet in the state database, now (at shutdown). It blocks.
@@ -880,6 +1018,7 @@ pub async fn clear(db: &StateDb, keys: Vec<String>) -> Result<usize, StateError>
             count.failures = 0;
             count.locked_until = 0;
             count.last_failure = 0;
+            count.reset = true;
             for waiter in count.waiters.drain(..) {
                 let _ = waiter.send(());
             }

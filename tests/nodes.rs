@@ -61,6 +61,9 @@ url = "postgresql://{ROLE}@{addr}/{ROLE}"
 password_file = "{file}"
 node = "{node}"
 
+[throttle]
+max_failures = 4
+
 [mfa.policy]
 required = "roles"
 roles = ["Operator"]
@@ -213,6 +216,56 @@ fn two_nodes_share_sessions_devices_codes_challenges_and_audit() {
             "events of both nodes: {events:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The failures `daemon` counts for `user` (loopback scope), as its lockout listing shows.
+fn failures_seen(daemon: &Daemon, user: &str) -> i64 {
+    let answer = daemon.request(
+        "GET",
+        "/api/mgmt.throttle/1.0/lockouts",
+        Auth::Basic(ADMIN, ADMIN_PASSWORD),
+        None,
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body = answer.json();
+    let entries = body
+        .as_array()
+        .cloned()
+        .or_else(|| body["lockouts"].as_array().cloned())
+        .unwrap_or_default();
+    entries
+        .iter()
+        .find(|e| e["kind"] == "user" && e["name"] == user)
+        .and_then(|e| e["failures"].as_i64())
+        .unwrap_or(0)
+}
+
+/// Guesses alternating between two nodes reach the lockout after `max_failures` guesses in
+/// all, not per node; then both nodes refuse even the right password.
+#[test]
+fn lockout_is_reached_by_alternating_nodes() {
+    let pg = Postgres::new();
+    let a = node(&pg, "node-a");
+    let b = node(&pg, "node-b");
+    let wrong = json!({"username": "dave", "password": "guess"}).to_string();
+    let right = json!({"username": "dave", "password": USER_PASSWORD}).to_string();
+    for guess in 1..=4 {
+        let (this, other) = if guess % 2 == 1 { (&a, &b) } else { (&b, &a) };
+        let answer = this.request("POST", "/api/auth/1.0/login", Auth::None, Some(&wrong));
+        assert_eq!(answer.status, 401, "guess {guess}: {}", answer.body);
+        // The other node learns the count (bounded wait for the announcement).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while failures_seen(other, "dave") < guess {
+            assert!(Instant::now() < deadline, "guess {guess} not seen by the other node");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(failures_seen(other, "dave"), guess);
+    }
+    for node in [&a, &b] {
+        let answer = node.request("POST", "/api/auth/1.0/login", Auth::None, Some(&right));
+        assert_eq!(answer.status, 429, "{}", answer.body);
+        assert!(answer.body.contains("LOCKED_OUT"), "{}", answer.body);
     }
 }
 

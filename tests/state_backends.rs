@@ -19,7 +19,7 @@ use portcullis::state::audit::{AuditState, Filter, Kind, NewEvent};
 use portcullis::state::challenges::{ChallengeState, Pending};
 use portcullis::state::mfa::{Application, MfaTx, Written, transaction};
 use portcullis::state::sessions::{SessionState, StoredSession};
-use portcullis::state::throttle::ThrottleState;
+use portcullis::state::throttle::{CountChange, ThrottleState};
 use portcullis_config::{State, StateBackend, UserKey};
 use support::postgres::{PASSWORD, Postgres, ROLE};
 
@@ -161,23 +161,40 @@ fn challenges(db: &StateDb) {
     }
 }
 
+fn change(key: &str, row: Option<(i64, i64, i64)>, added: i64, reset: bool) -> CountChange {
+    CountChange {
+        key: key.into(),
+        row,
+        added,
+        reset,
+        cap: 100,
+    }
+}
+
 fn throttle(db: &StateDb) {
     db.store_counts(&[
-        ("user:remote:alice".into(), Some((3, 0, 100))),
-        ("source:192.0.2.9".into(), Some((5, 900, 120))),
+        change("user:remote:alice", Some((3, 0, 100)), 3, false),
+        change("source:192.0.2.9", Some((5, 900, 120)), 5, false),
     ])
     .unwrap();
     db.store_counts(&[
-        ("user:remote:alice".into(), Some((4, 700, 130))),
-        ("source:192.0.2.9".into(), None),
-        ("source:never".into(), None),
+        change("user:remote:alice", Some((4, 700, 130)), 1, false),
+        change("source:192.0.2.9", None, 0, true),
+        change("source:never", None, 0, true),
     ])
     .unwrap();
     assert_eq!(
         db.load_counts().unwrap(),
         [("user:remote:alice".to_owned(), (4, 700, 130))]
     );
-    db.store_counts(&[("user:remote:alice".into(), None)])
+    // A reset replaces the count (a success, then one failure).
+    db.store_counts(&[change("user:remote:alice", Some((1, 0, 140)), 1, true)])
+        .unwrap();
+    assert_eq!(
+        db.load_counts().unwrap(),
+        [("user:remote:alice".to_owned(), (1, 0, 140))]
+    );
+    db.store_counts(&[change("user:remote:alice", None, 0, true)])
         .unwrap();
     assert!(db.load_counts().unwrap().is_empty());
 }
@@ -471,6 +488,66 @@ fn postgresql_accepts_a_code_once_across_nodes() {
         .map(|e| e.node)
         .collect();
     assert_eq!(nodes, ["node-b", "node-a"]);
+}
+
+/// Two nodes counting failures of one key at the same time: the shared count is their sum,
+/// never one node's write over the other's, and each write is announced to the listeners.
+#[test]
+fn postgresql_adds_the_failures_of_every_node() {
+    let pg = Postgres::new();
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let a = pg_node(&pg, dir_a.path(), "node-a");
+    let b = pg_node(&pg, dir_b.path(), "node-b");
+    let (heard, hearing) = std::sync::mpsc::channel::<String>();
+    let heard = std::sync::Mutex::new(heard);
+    let (up, connected) = std::sync::mpsc::channel::<()>();
+    let up = std::sync::Mutex::new(up);
+    b.listen(vec![(
+        portcullis::state::postgres::throttle::CHANNEL,
+        Arc::new(move |notice| match notice {
+            portcullis::state::postgres::listen::Notice::Message(payload) => {
+                let _ = heard.lock().unwrap().send(payload.to_owned());
+            }
+            portcullis::state::postgres::listen::Notice::Connected => {
+                let _ = up.lock().unwrap().send(());
+            }
+            portcullis::state::postgres::listen::Notice::Lost => {}
+        }),
+    )]);
+    connected.recv_timeout(Duration::from_secs(10)).unwrap();
+    let barrier = Arc::new(Barrier::new(2));
+    let writers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|db| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                for n in 1..=50 {
+                    db.store_counts(&[change("user:remote:gina", Some((n, 0, n)), 1, false)])
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    assert_eq!(
+        a.load_counts().unwrap(),
+        [("user:remote:gina".to_owned(), (100, 0, 50))]
+    );
+    // The cap holds.
+    a.store_counts(&[change("user:remote:gina", Some((101, 0, 60)), 1, false)])
+        .unwrap();
+    assert_eq!(a.load_counts().unwrap()[0].1.0, 100);
+    // Every write was announced with the row it left; the last one says 100.
+    let mut last = None;
+    for _ in 0..101 {
+        last = Some(hearing.recv_timeout(Duration::from_secs(10)).unwrap());
+    }
+    let (key, row) = portcullis::state::postgres::throttle::notice_payload(&last.unwrap()).unwrap();
+    assert_eq!((key.as_str(), row), ("user:remote:gina", (100, 0, 60)));
 }
 
 /// Nodes starting together migrate once; a schema newer than the build is refused.

@@ -119,7 +119,7 @@ enum Engine {
     /// One connection: SQLite serialises writers anyway, and the queries are short.
     Sqlite(Mutex<Connection>),
     /// A pool of connections to a database other nodes share.
-    Postgres(postgres::Pg),
+    Postgres(Box<postgres::Pg>),
 }
 
 /// The open state database, shared by every part of the daemon.
@@ -213,7 +213,7 @@ impl StateDb {
         Ok(Self {
             inner: Arc::new(Inner {
                 path: PathBuf::from(&pg.name),
-                engine: Engine::Postgres(pg),
+                engine: Engine::Postgres(Box::new(pg)),
                 node,
                 memo: std::sync::OnceLock::new(),
             }),
@@ -225,6 +225,14 @@ impl StateDb {
         match &self.inner.engine {
             Engine::Postgres(pg) => Some(pg),
             Engine::Sqlite(_) => None,
+        }
+    }
+
+    /// Listens for what other nodes announce, each channel to its handler (call once, with
+    /// all of them). A database of one node announces nothing: then it does nothing.
+    pub fn listen(&self, subscribers: Vec<(&'static str, postgres::listen::Handler)>) {
+        if let Some(pg) = self.postgres() {
+            pg.listen(subscribers);
         }
     }
 

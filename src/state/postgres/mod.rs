@@ -16,9 +16,10 @@
 
 mod audit;
 mod challenges;
+pub mod listen;
 mod mfa;
 mod sessions;
-mod throttle;
+pub mod throttle;
 
 use std::future::Future;
 use std::path::Path;
@@ -48,6 +49,10 @@ pub(crate) type Param = Box<dyn ToSql + Send + Sync>;
 pub struct Pg {
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
+    /// How to connect, for the listening connection.
+    driver: tokio_postgres::Config,
+    /// TLS to the database, when `tls_ca` is set.
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     /// This node's name, written into audit events.
     node: String,
     /// `postgresql://user@host:port/db`, for messages (never a password).
@@ -103,12 +108,10 @@ impl Pg {
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
-        let manager = match &state.tls_ca {
-            Some(ca) => {
-                let tls = tls_connector(ca)?;
-                Manager::from_config(config, tls, manager_config)
-            }
-            None => Manager::from_config(config, tokio_postgres::NoTls, manager_config),
+        let tls = state.tls_ca.as_deref().map(tls_connector).transpose()?;
+        let manager = match &tls {
+            Some(tls) => Manager::from_config(config.clone(), tls.clone(), manager_config),
+            None => Manager::from_config(config.clone(), tokio_postgres::NoTls, manager_config),
         };
         let pool = Pool::builder(manager)
             .max_size(state.pool_size as usize)
@@ -121,6 +124,8 @@ impl Pg {
         let pg = Pg {
             runtime: Some(runtime),
             pool,
+            driver: config,
+            tls,
             node: node.to_owned(),
             name,
         };
@@ -390,6 +395,10 @@ fn driver_config(
         .port(url.port)
         .dbname(&url.database)
         .connect_timeout(timeout)
+        // A database that vanishes without closing (a cut link) is noticed on an idle
+        // connection too, the listening one above all.
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(10))
         .application_name("portcullis")
         // A statement that waits longer than this on a lock or a slow disk fails, so a login
         // never hangs on the database.

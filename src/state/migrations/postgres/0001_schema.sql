@@ -120,15 +120,14 @@ CREATE TABLE mfa_failures (
     locked_until BIGINT NOT NULL
 );
 
--- The brute-force throttle's counts. Until the counts are shared, each node keeps its own
--- rows (`node`), as it would in its own SQLite file.
+-- The brute-force throttle's counts, one row per key for all nodes: each node adds the
+-- failures it counted (or replaces the row when it cleared it) and notifies
+-- `portcullis_throttle`, so every node's copy in memory follows.
 CREATE TABLE throttle (
-    node         TEXT NOT NULL,
-    key          TEXT NOT NULL,
+    key          TEXT PRIMARY KEY,
     failures     BIGINT NOT NULL,
     locked_until BIGINT NOT NULL,
-    last_failure BIGINT NOT NULL,
-    PRIMARY KEY (node, key)
+    last_failure BIGINT NOT NULL
 );
 
 -- Bearer tokens of REST logins, by the SHA-256 of the token (never the token).
