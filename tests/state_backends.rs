@@ -73,6 +73,37 @@ fn run_suite(db: &StateDb) {
     mfa_devices(db);
     mfa_lockout(db);
     mfa_service(db);
+    nul_in_names(db);
+}
+
+/// A name holding NUL (a RADIUS User-Name may) is still recorded and counted, not a failed
+/// batch: PostgreSQL text cannot hold NUL, so that backend stores U+FFFD in its place.
+fn nul_in_names(db: &StateDb) {
+    let name = "nul\0user";
+    db.insert_events(&[(9_000, event(Kind::Login, name, "reject"))])
+        .unwrap();
+    let found = db
+        .query_events(&Filter {
+            user: Some(name.into()),
+            ..Filter::default()
+        })
+        .unwrap();
+    assert_eq!(found.events.len(), 1);
+    assert!(found.events[0].user.starts_with("nul"));
+    let key = format!("user:remote:{name}");
+    db.store_counts(&[change(&key, Some((1, 0, 9_000)), 1, false)])
+        .unwrap();
+    assert_eq!(db.load_counts().unwrap().len(), 1);
+    db.store_counts(&[change(&key, None, 0, true)]).unwrap();
+    assert!(db.load_counts().unwrap().is_empty());
+    let mut stored = session(7, i64::MAX);
+    stored.user = name.into();
+    db.save_session(&stored).unwrap();
+    assert!(db.find_session(&[7; 32], 0).unwrap().is_some());
+    db.delete_sessions(&[[7; 32]]).unwrap();
+    db.save_challenge(&[30; 32], &pending(name), 100, 400, 10)
+        .unwrap();
+    assert!(db.take_challenge(&[30; 32], 200).unwrap().is_some());
 }
 
 #[test]

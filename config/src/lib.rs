@@ -197,6 +197,26 @@ impl Config {
         Ok(Loaded { config, warnings })
     }
 
+    /// What every node sharing one state database shares: everything but the node's own
+    /// `listeners` and `state` (which are left at their defaults).
+    pub fn shared_part(&self) -> Config {
+        Config {
+            listeners: Listeners::default(),
+            state: State::default(),
+            ..self.clone()
+        }
+    }
+
+    /// This shared configuration on the node whose own file is `local`: `local`'s
+    /// `listeners` and `state`, everything else from `self`.
+    pub fn with_local(self, local: &Config) -> Config {
+        Config {
+            listeners: local.listeners.clone(),
+            state: local.state.clone(),
+            ..self
+        }
+    }
+
     /// Writes the configuration as TOML, secrets included (the file must hold them). Does
     /// not validate; [`save`] does.
     pub fn to_toml(&self) -> Result<String, ConfigError> {

@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod challenges;
+pub mod config;
 pub mod mfa;
 pub mod postgres;
 pub mod sessions;

@@ -2,7 +2,7 @@
 
 use tokio_postgres::Row;
 
-use super::{Param, Pg, refs};
+use super::{Param, Pg, refs, text};
 use crate::state::StateError;
 use crate::state::audit::{
     AuditState, DEFAULT_PAGE, Event, Filter, Kind, MAX_PAGE, NewEvent, Page,
@@ -28,18 +28,14 @@ impl AuditState for Pg {
         for (when, event) in events {
             at.push(*when);
             kind.push(event.kind.as_str().to_owned());
-            user.push(event.user.clone());
-            user_key.push(
-                portcullis_config::UserKey::of(&event.user)
-                    .as_str()
-                    .to_owned(),
-            );
-            source.push(event.source.clone());
-            action.push(event.action.clone());
+            user.push(text(&event.user));
+            user_key.push(text(portcullis_config::UserKey::of(&event.user).as_str()));
+            source.push(text(&event.source));
+            action.push(text(&event.action));
             result.push(event.result.to_owned());
-            reason.push(event.reason.clone());
+            reason.push(event.reason.as_deref().map(text));
             method.push(event.method.map(str::to_owned));
-            server.push(event.server.clone());
+            server.push(event.server.as_deref().map(text));
             latency.push(i64::try_from(event.latency.as_millis()).unwrap_or(i64::MAX));
         }
         let node = self.node().to_owned();
@@ -88,13 +84,13 @@ impl AuditState for Pg {
         }
         if let Some(user) = &filter.user {
             let key = portcullis_config::UserKey::of(user);
-            condition("user_key =", Box::new(key.as_str().to_owned()));
+            condition("user_key =", Box::new(text(key.as_str())));
         }
         if let Some(result) = &filter.result {
-            condition("result =", Box::new(result.clone()));
+            condition("result =", Box::new(text(result)));
         }
         if let Some(node) = &filter.node {
-            condition("node =", Box::new(node.clone()));
+            condition("node =", Box::new(text(node)));
         }
         if let Some(since) = filter.since {
             condition("at >=", Box::new(since));

@@ -1,7 +1,7 @@
 //! PostgreSQL: RADIUS challenges waiting for their code, so that a State one node sent is
 //! answered at any node.
 
-use super::Pg;
+use super::{Pg, text};
 use crate::state::StateError;
 use crate::state::challenges::{ChallengeState, Pending};
 
@@ -40,9 +40,9 @@ impl ChallengeState for Pg {
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 &[
                     &hash,
-                    &pending.user,
+                    &text(&pending.user),
                     &i64::from(pending.client_id),
-                    &pending.source,
+                    &text(&pending.source),
                     &roles,
                     &pending.method,
                     &expires,

@@ -16,6 +16,7 @@
 
 mod audit;
 mod challenges;
+pub mod config;
 pub mod listen;
 mod mfa;
 mod sessions;
@@ -304,6 +305,14 @@ impl Tx<'_> {
             }
         }
     }
+}
+
+/// `value` as a TEXT column can hold it: NUL (which PostgreSQL text cannot store, and which a
+/// RADIUS User-Name or a JSON string may carry) becomes U+FFFD. Used for what is recorded or
+/// counted (audit events, throttle keys, session and challenge names), so such a value is
+/// still recorded instead of failing its whole batch.
+pub(crate) fn text(value: &str) -> String {
+    value.replace('\0', "\u{fffd}")
 }
 
 /// The parameters as the driver takes them.

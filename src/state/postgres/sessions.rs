@@ -2,7 +2,7 @@
 
 use tokio_postgres::Row;
 
-use super::Pg;
+use super::{Pg, text};
 use crate::state::StateError;
 use crate::state::sessions::{SessionState, StoredSession, TokenHash};
 
@@ -37,7 +37,7 @@ impl SessionState for Pg {
                      partial = excluded.partial, grant_hash = excluded.grant_hash",
                     &[
                         &session.hash.as_slice(),
-                        &session.user,
+                        &text(&session.user),
                         &roles,
                         &session.method,
                         &session.expires_ns,

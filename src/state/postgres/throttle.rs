@@ -5,7 +5,7 @@
 //! notifies `portcullis_throttle` with the row as it now stands, so each node's in-memory
 //! copy follows within a notification's delay.
 
-use super::Pg;
+use super::{Pg, text};
 use crate::state::StateError;
 use crate::state::throttle::{CountChange, StoredCount, ThrottleState};
 
@@ -29,7 +29,13 @@ impl ThrottleState for Pg {
     }
 
     fn store_counts(&self, batch: &[CountChange]) -> Result<(), StateError> {
-        let batch = batch.to_vec();
+        let batch: Vec<CountChange> = batch
+            .iter()
+            .map(|c| CountChange {
+                key: text(&c.key),
+                ..c.clone()
+            })
+            .collect();
         self.run(move |mut client| async move {
             let tx = client.transaction().await?;
             for change in &batch {

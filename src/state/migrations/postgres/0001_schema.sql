@@ -141,3 +141,13 @@ CREATE TABLE sessions (
     partial    BOOLEAN NOT NULL,
     grant_hash BYTEA
 );
+
+-- The configuration every node shares (all but each node's listeners and [state]), one row
+-- per version; the newest is live. A write names the version it was made from, so two
+-- writes from one version cannot both land.
+CREATE TABLE config_versions (
+    version    BIGINT PRIMARY KEY,
+    document   TEXT NOT NULL,             -- TOML, secrets included
+    node       TEXT NOT NULL,             -- the node that stored it
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
