@@ -96,11 +96,38 @@ enum Command {
         #[arg(long, default_value = DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// Move the configuration between a file and the state database the nodes share
+    /// (`[state] backend = "postgresql"`).
+    #[command(subcommand)]
+    Config(ConfigAction),
     /// Write the man pages (portcullis.8 and portcullis-COMMAND.8) into DIR.
     #[command(hide = true)]
     Man {
         /// Where to write them.
         dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Print the shared configuration (the newest version in the state database) as TOML,
+    /// secrets included.
+    Export {
+        /// This node's configuration file (its `[state]` says where the database is).
+        #[arg(long, default_value = DEFAULT_PATH)]
+        config: PathBuf,
+        /// Write it to this file (created mode 0600) instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Validate FILE and store it (all but its `listeners` and `state`) as the newest version
+    /// in the state database: every node makes it live within moments.
+    Import {
+        /// The configuration to store.
+        file: PathBuf,
+        /// This node's configuration file (its `[state]` says where the database is).
+        #[arg(long, default_value = DEFAULT_PATH)]
+        config: PathBuf,
     },
 }
 
@@ -132,10 +159,109 @@ fn main() -> ExitCode {
             password_stdin,
             config,
         } => login(&user, password_stdin, &config),
+        Command::Config(action) => config_command(action),
         Command::Man { dir } => man(&dir),
     };
     portcullis::telemetry::flush_logs();
     code
+}
+
+/// `portcullis config export|import`.
+fn config_command(action: ConfigAction) -> ExitCode {
+    use portcullis::state::config::{ConfigState, Stored};
+    let local_path = match &action {
+        ConfigAction::Export { config, .. } | ConfigAction::Import { config, .. } => config,
+    };
+    let Some(local) = load_config(local_path) else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    if !local.state.is_shared() {
+        eprintln!(
+            "{}: [state] backend is not \"postgresql\": this node's configuration is the file itself",
+            local_path.display()
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    // The state directory is only the SQLite backend's.
+    let db = match portcullis::state::StateDb::open_configured(&local.state, Path::new("/")) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    let latest = match db.latest_config() {
+        Ok(latest) => latest,
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    match action {
+        ConfigAction::Export { output, .. } => {
+            let Some(latest) = latest else {
+                eprintln!("portcullis: the state database holds no configuration yet");
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            let text = format!(
+                "# portcullis shared configuration, version {} (stored by {})\n{}",
+                latest.version, latest.node, latest.document
+            );
+            match output {
+                Some(path) => match write_new_private(&path, &text) {
+                    Ok(()) => eprintln!("version {} written to {}", latest.version, path.display()),
+                    Err(e) => {
+                        eprintln!("{}: {e}", path.display());
+                        return ExitCode::from(EXIT_CONFIG);
+                    }
+                },
+                None => print!("{text}"),
+            }
+            ExitCode::SUCCESS
+        }
+        ConfigAction::Import { file, .. } => {
+            let Some(imported) = load_config(&file) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            let document = match imported.shared_part().to_toml() {
+                Ok(document) => document,
+                Err(e) => {
+                    eprintln!("{}: {e}", file.display());
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let from = latest.map_or(0, |l| l.version);
+            match db.store_config(from, &document) {
+                Ok(Stored::Done(version)) => {
+                    eprintln!("stored as version {version}; every node makes it live");
+                    ExitCode::SUCCESS
+                }
+                Ok(Stored::Conflict) => {
+                    eprintln!(
+                        "portcullis: the configuration changed while importing; nothing was stored, run it again"
+                    );
+                    ExitCode::from(EXIT_CONFIG)
+                }
+                Err(e) => {
+                    eprintln!("portcullis: {e}");
+                    ExitCode::from(EXIT_UNAVAILABLE)
+                }
+            }
+        }
+    }
+}
+
+/// Creates `path` (it must not exist) with mode 0600 and writes `text`.
+fn write_new_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }
 
 /// Loads `path`, printing errors and warnings; `None` when it is unusable.

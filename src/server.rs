@@ -61,6 +61,31 @@ impl std::fmt::Debug for Server {
     }
 }
 
+/// How a configuration version another node stored goes live here: each announcement (and
+/// each time announcements start again after a break) wakes a task that makes the newest
+/// version live, unless it already is.
+fn follow_configuration(
+    store: &Arc<ConfigStore>,
+) -> (&'static str, crate::state::postgres::listen::Handler) {
+    use crate::state::postgres::listen::Notice;
+    let (wake, mut woken) = tokio::sync::mpsc::channel::<()>(1);
+    let store = Arc::clone(store);
+    tokio::spawn(async move {
+        while woken.recv().await.is_some() {
+            if let Err(e) = store.follow().await {
+                tracing::error!(error = %e, "the shared configuration's newest version cannot go live here");
+            }
+        }
+    });
+    let handler = move |notice: Notice<'_>| {
+        if matches!(notice, Notice::Message(_) | Notice::Connected) {
+            // A wake already queued covers this one too.
+            let _ = wake.try_send(());
+        }
+    };
+    (crate::state::postgres::config::CHANNEL, Arc::new(handler))
+}
+
 impl Server {
     /// Builds the daemon for `config` (read from `path`), keeping state under `state_dir`, and
     /// binds its listeners.
@@ -87,16 +112,19 @@ impl Server {
         // Installed before the first login so every count is kept.
         crate::telemetry::metrics();
         crate::telemetry::spawn_upkeep();
-        let store =
-            ConfigStore::new(path.to_path_buf(), config).map_err(|e| StartError(e.to_string()))?;
         let tls = crate::api::tls_config(state_dir)
             .await
             .map_err(|e| StartError(format!("TLS under {}: {e}", state_dir.display())))?;
         let api = std::net::TcpListener::bind(addr)
             .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
         let api_addr = api.local_addr().map_or(addr, |a| a);
-        let db = crate::state::StateDb::open_configured(&store.current().config.state, state_dir)
+        let db = crate::state::StateDb::open_configured(&config.state, state_dir)
             .map_err(|e| StartError(e.to_string()))?;
+        let store = if db.is_shared() {
+            ConfigStore::new_shared(path.to_path_buf(), config, db.clone()).map_err(StartError)?
+        } else {
+            ConfigStore::new(path.to_path_buf(), config).map_err(|e| StartError(e.to_string()))?
+        };
         let mfa = crate::mfa::MfaStore::open(db.clone(), state_dir)
             .map_err(|e| StartError(format!("MFA key under {}: {e}", state_dir.display())))?;
         if db.is_shared() {
@@ -139,7 +167,10 @@ impl Server {
         // The throttle's counts are read now rather than by the first login.
         crate::throttle::counts(&db);
         // What other nodes sharing the state database write reaches this one at once.
-        db.listen(vec![crate::throttle::subscription(&db)]);
+        db.listen(vec![
+            crate::throttle::subscription(&db),
+            follow_configuration(&store),
+        ]);
         let frontend = if radius_addrs.is_empty() && radsec_addrs.is_empty() {
             None
         } else {

@@ -257,7 +257,10 @@ fn lockout_is_reached_by_alternating_nodes() {
         // The other node learns the count (bounded wait for the announcement).
         let deadline = Instant::now() + Duration::from_secs(10);
         while failures_seen(other, "dave") < guess {
-            assert!(Instant::now() < deadline, "guess {guess} not seen by the other node");
+            assert!(
+                Instant::now() < deadline,
+                "guess {guess} not seen by the other node"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(failures_seen(other, "dave"), guess);
@@ -267,6 +270,154 @@ fn lockout_is_reached_by_alternating_nodes() {
         assert_eq!(answer.status, 429, "{}", answer.body);
         assert!(answer.body.contains("LOCKED_OUT"), "{}", answer.body);
     }
+}
+
+const USERS: &str = "/api/mgmt.local_users/1.0/users";
+
+fn add_user(daemon: &Daemon, name: &str) -> u16 {
+    let body =
+        json!({"name": name, "password": USER_PASSWORD, "roles": ["Monitor"], "enabled": true});
+    daemon
+        .request(
+            "POST",
+            USERS,
+            Auth::Basic(ADMIN, ADMIN_PASSWORD),
+            Some(&body.to_string()),
+        )
+        .status
+}
+
+fn user_names(daemon: &Daemon) -> Vec<String> {
+    let answer = daemon.request("GET", USERS, Auth::Basic(ADMIN, ADMIN_PASSWORD), None);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Waits (bounded) until `daemon` lists `name`; how long it took.
+fn until_listed(daemon: &Daemon, name: &str) -> Duration {
+    let started = Instant::now();
+    while !user_names(daemon).iter().any(|n| n == name) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{name} never reached the other node"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    started.elapsed()
+}
+
+/// A change through one node's API is live on the other (announced, not polled), and writes
+/// racing on both nodes are each either stored or refused with 409, never lost.
+#[test]
+fn configuration_changes_reach_every_node_and_none_is_lost() {
+    let pg = Postgres::new();
+    let a = Arc::new(node(&pg, "node-a"));
+    let b = Arc::new(node(&pg, "node-b"));
+    assert_eq!(add_user(&a, "erin"), 201);
+    let took = until_listed(&b, "erin");
+    eprintln!("a change on node-a was live on node-b after {took:?}");
+    let erin = b.request(
+        "POST",
+        "/api/auth/1.0/login",
+        Auth::None,
+        Some(&json!({"username": "erin", "password": USER_PASSWORD}).to_string()),
+    );
+    assert_eq!(erin.status, 200, "{}", erin.body);
+
+    let writers: Vec<_> = (0..8)
+        .map(|n| {
+            let daemon = if n % 2 == 0 { a.clone() } else { b.clone() };
+            std::thread::spawn(move || {
+                let name = format!("racer{n}");
+                (name.clone(), add_user(&daemon, &name))
+            })
+        })
+        .collect();
+    let results: Vec<(String, u16)> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert!(
+        results
+            .iter()
+            .all(|(_, status)| matches!(status, 201 | 409)),
+        "{results:?}"
+    );
+    assert!(
+        results.iter().any(|(_, status)| *status == 201),
+        "{results:?}"
+    );
+    for (name, status) in &results {
+        if *status == 201 {
+            until_listed(&a, name);
+            until_listed(&b, name);
+        } else {
+            assert!(!user_names(&a).contains(name), "{name} refused but stored");
+        }
+    }
+    // Both nodes hold the same configuration.
+    let (mut on_a, mut on_b) = (user_names(&a), user_names(&b));
+    on_a.sort();
+    on_b.sort();
+    assert_eq!(on_a, on_b);
+}
+
+/// `portcullis config export` prints the shared configuration; `import` stores a file as the
+/// newest version, and the running nodes make it live.
+#[test]
+fn config_export_and_import() {
+    let pg = Postgres::new();
+    let a = node(&pg, "node-a");
+    let exported = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["config", "export", "--config"])
+        .arg(a.config_path())
+        .output()
+        .unwrap();
+    assert!(exported.status.success(), "{exported:?}");
+    let text = String::from_utf8(exported.stdout).unwrap();
+    assert!(text.contains("version 1"), "{text}");
+    assert!(text.contains("name = \"dave\""), "{text}");
+    assert!(
+        !text.contains("[state]"),
+        "a node's own [state] is not shared: {text}"
+    );
+    // Import it with one more user; the running node makes it live.
+    let hash = hash_password(b"frank-password").unwrap();
+    let file = a.dir().join("imported.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "{text}\n[[local_users]]\nname = \"frank\"\npassword_hash = \"{hash}\"\nroles = [\"Monitor\"]\n"
+        ),
+    )
+    .unwrap();
+    let imported = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["config", "import"])
+        .arg(&file)
+        .arg("--config")
+        .arg(a.config_path())
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{imported:?}");
+    until_listed(&a, "frank");
+    // An invalid file is refused and stores nothing.
+    std::fs::write(&file, "[throttle]\nmax_failures = 0\n").unwrap();
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["config", "import"])
+        .arg(&file)
+        .arg("--config")
+        .arg(a.config_path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("max_failures"),
+        "{refused:?}"
+    );
+    assert!(user_names(&a).contains(&"frank".to_owned()));
 }
 
 /// A node whose MFA key is not the one the others use refuses to start, saying why.

@@ -162,6 +162,15 @@ impl From<crate::live::StoreError> for ApiError {
                 ApiError::invalid_fields("Invalid argument.", fields)
             }
             crate::live::StoreError::Failed(context, detail) => ApiError::internal(context, detail),
+            error @ crate::live::StoreError::Conflict(_) => ApiError::conflict(error.to_string()),
+            error @ crate::live::StoreError::Unavailable(_) => {
+                tracing::error!(%error, "configuration change refused");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    "The configuration cannot be changed now: the state database does not answer.",
+                )
+            }
         }
     }
 }
