@@ -82,23 +82,43 @@ pub fn flush() {
     }
 }
 
-/// Stores what arrives on `receiver` until every sender is gone.
+/// How long the writer waits before it tries again to store events the database refused (it
+/// does not answer: a shared database restarting).
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Stores what arrives on `receiver` until every sender is gone. Events the database does not
+/// take are kept (at most [`QUEUE`], the oldest dropped beyond) and tried again every
+/// [`RETRY`], in order, before newer ones.
 fn write_batches(db: &StateDb, receiver: &Receiver<Queued>) {
     let mut batch = Vec::new();
+    let mut unstored: Vec<(i64, NewEvent)> = Vec::new();
     let mut behind = false;
-    while let Ok(first) = receiver.recv() {
+    loop {
+        let first = if unstored.is_empty() {
+            match receiver.recv() {
+                Ok(first) => Some(first),
+                Err(_) => return,
+            }
+        } else {
+            match receiver.recv_timeout(RETRY) {
+                Ok(first) => Some(first),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        };
         let mut flushed = None;
         match first {
-            Queued::Event(at, event) => {
+            Some(Queued::Event(at, event)) => {
                 batch.push((at, event));
                 // A burst gathers for LINGER, so it costs a few transactions, not one each;
                 // the writer sleeps meanwhile instead of being woken by every event. A writer
                 // that is behind (its last batch was full) goes on at once.
-                if !behind {
+                if !behind && unstored.is_empty() {
                     gather();
                 }
             }
-            Queued::Flush(done) => flushed = Some(done),
+            Some(Queued::Flush(done)) => flushed = Some(done),
+            None => {}
         }
         while flushed.is_none() && batch.len() < BATCH {
             match receiver.try_recv() {
@@ -109,11 +129,43 @@ fn write_batches(db: &StateDb, receiver: &Receiver<Queued>) {
         }
         QUEUED.fetch_sub(batch.len(), Ordering::Relaxed);
         behind = batch.len() >= BATCH;
-        store_batch(db, &batch);
+        if unstored.is_empty() {
+            if !store_batch(db, &batch) {
+                unstored.append(&mut batch);
+            }
+        } else {
+            unstored.append(&mut batch);
+            store_unstored(db, &mut unstored);
+        }
         batch.clear();
         if let Some(done) = flushed {
             let _ = done.send(());
         }
+    }
+}
+
+/// Tries again to store the events kept after a failed write, oldest first, in batches; keeps
+/// at most [`QUEUE`] of them (the oldest beyond are dropped, counted and logged).
+fn store_unstored(db: &StateDb, unstored: &mut Vec<(i64, NewEvent)>) {
+    while !unstored.is_empty() {
+        let n = unstored.len().min(BATCH);
+        if !store_batch(db, &unstored[..n]) {
+            break;
+        }
+        unstored.drain(..n);
+        tracing::info!(
+            events = n,
+            "audit events kept during a database outage stored"
+        );
+    }
+    if unstored.len() > QUEUE {
+        let excess = unstored.len() - QUEUE;
+        unstored.drain(..excess);
+        metrics::counter!("portcullis_audit_dropped_total").increment(excess as u64);
+        tracing::warn!(
+            events = excess,
+            "audit events dropped from the database after an outage (still in the log)"
+        );
     }
 }
 
@@ -134,15 +186,19 @@ static FLUSHING: AtomicBool = AtomicBool::new(false);
 /// How often [`gather`] looks at the queue.
 const GATHER_STEP: Duration = Duration::from_millis(10);
 
-/// Stores `batch` in one transaction; a failure counts its events as dropped.
-fn store_batch(db: &StateDb, batch: &[(i64, NewEvent)]) {
+/// Stores `batch` in one transaction; whether it was stored (a failure is logged, and the
+/// caller keeps the events).
+fn store_batch(db: &StateDb, batch: &[(i64, NewEvent)]) -> bool {
     if batch.is_empty() {
-        return;
+        return true;
     }
-    let stored = db.insert_events(batch);
-    if let Err(e) = stored {
-        metrics::counter!("portcullis_audit_dropped_total").increment(batch.len() as u64);
-        tracing::warn!(error = %e, events = batch.len(), "audit events not stored");
+    match db.insert_events(batch) {
+        Ok(()) => true,
+        Err(e) => {
+            metrics::counter!("portcullis_audit_unstored_total").increment(batch.len() as u64);
+            tracing::warn!(error = %e, events = batch.len(), "audit events not stored yet; kept to try again");
+            false
+        }
     }
 }
 
