@@ -287,6 +287,7 @@ impl Server {
             })
         });
         spawn_prober(&state.store, on_stop());
+        spawn_database_watch(&state, Arc::clone(&notifier), api_addr, on_stop());
         tracing::info!("listening on https://{api_addr}");
         // Every listener is bound and the configuration is loaded.
         notifier.notify("READY=1");
@@ -314,6 +315,60 @@ impl Server {
         crate::audit::flush();
         served.map_err(ServeError::from)
     }
+}
+
+/// How often a node looks whether its shared state database answers.
+const DATABASE_TICK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// With a shared state database: looks every [`DATABASE_TICK`] whether it answers, keeps its
+/// gauges current, and says so in the log and in systemd's `STATUS=` when that changes.
+fn spawn_database_watch(
+    state: &Arc<AppState>,
+    notifier: Arc<Notifier>,
+    api_addr: SocketAddr,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    let db = state.db.clone();
+    if !db.is_shared() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut stop = std::pin::pin!(stop);
+        let mut ticks = tokio::time::interval(DATABASE_TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = ticks.tick() => {}
+            }
+            let db = db.clone();
+            let Ok((changed, up)) = tokio::task::spawn_blocking(move || {
+                let changed = db.check_reachable();
+                (changed, db.is_reachable())
+            })
+            .await
+            else {
+                continue;
+            };
+            if !changed {
+                continue;
+            }
+            if up {
+                tracing::info!("state database reachable again");
+                notifier.status(&format!("Running; API on https://{api_addr}"));
+            } else {
+                tracing::error!(
+                    "state database unreachable: first factors go on, throttle counts stay on \
+                     this node, second factors and configuration changes are refused, audit \
+                     events wait in memory"
+                );
+                notifier.status(
+                    "Degraded: state database unreachable; second factors and configuration \
+                     changes refused",
+                );
+            }
+        }
+    });
 }
 
 /// How often the prober looks for dead RADIUS servers due for a Status-Server.

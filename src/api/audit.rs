@@ -76,7 +76,7 @@ pub async fn events(
         .db
         .call(move |db| db.query_events(&filter))
         .await
-        .map_err(|e| ApiError::internal("audit query", e))?;
+        .map_err(|e| ApiError::state("audit query", &e))?;
     Ok(Json(page))
 }
 

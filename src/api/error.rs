@@ -109,6 +109,26 @@ impl ApiError {
         )
     }
 
+    /// A state database error: 503 `UNAVAILABLE` when the (shared) database cannot be reached,
+    /// so a caller knows to try again; else 500.
+    pub fn state(context: &str, error: &crate::state::StateError) -> ApiError {
+        if error.is_unavailable() {
+            tracing::error!(context, %error, "state database unavailable");
+            ApiError::unavailable()
+        } else {
+            ApiError::internal(context, error)
+        }
+    }
+
+    /// 503 `UNAVAILABLE`: the shared state database does not answer.
+    pub fn unavailable() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "The state database does not answer; try again later.",
+        )
+    }
+
     /// Adds `error_info`.
     pub fn with_info(mut self, info: Value) -> ApiError {
         self.error_info = Some(info);
@@ -165,11 +185,7 @@ impl From<crate::live::StoreError> for ApiError {
             error @ crate::live::StoreError::Conflict(_) => ApiError::conflict(error.to_string()),
             error @ crate::live::StoreError::Unavailable(_) => {
                 tracing::error!(%error, "configuration change refused");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "UNAVAILABLE",
-                    "The configuration cannot be changed now: the state database does not answer.",
-                )
+                ApiError::unavailable()
             }
         }
     }

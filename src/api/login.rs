@@ -210,7 +210,7 @@ pub fn answer(
             let (token, expires) = state
                 .sessions
                 .create(&username, roles.to_vec(), method, lifetime)
-                .map_err(|e| ApiError::internal("token", e))?;
+                .map_err(|e| e.into_api("token"))?;
             Ok(Json(LoginResponse {
                 user: UserInfo { username },
                 roles: roles.to_vec(),

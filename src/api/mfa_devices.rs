@@ -156,6 +156,13 @@ impl DeviceError {
 
     fn state(context: &str, e: StateError) -> DeviceError {
         tracing::error!(context, error = %e, "state database");
+        if e.is_unavailable() {
+            return DeviceError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::DatabaseError,
+                "The state database does not answer; try again later.",
+            );
+        }
         DeviceError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::DatabaseError,

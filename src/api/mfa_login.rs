@@ -117,7 +117,7 @@ pub fn partial(
     let (token, expires) = state
         .sessions
         .create_partial(user, roles.to_vec(), method)
-        .map_err(|e| ApiError::internal("token", e))?;
+        .map_err(|e| e.into_api("token"))?;
     let delivered = sent.map_or("-", |channel| channel.as_str());
     tracing::info!(
         user,
@@ -213,7 +213,7 @@ pub async fn login_mfa(
         std::time::Instant::now(),
     )
     .await
-    .map_err(|e| ApiError::internal("mfa verify", e))?;
+    .map_err(|e| ApiError::state("mfa verify", &e))?;
     match verdict {
         Verdict::Accepted { method } => {
             state.sessions.revoke(token);
@@ -228,7 +228,7 @@ pub async fn login_mfa(
                     &session.method,
                     lifetime,
                 )
-                .map_err(|e| ApiError::internal("token", e))?;
+                .map_err(|e| e.into_api("token"))?;
             tracing::info!(user = %session.user, factor = method, "second factor accepted");
             Ok(Json(LoginResponse {
                 user: UserInfo {

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod cloak;
 pub mod error;
+pub mod health;
 pub mod hostile;
 pub mod local_users;
 pub mod lockouts;
@@ -145,6 +146,7 @@ pub fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .merge(mfa_service::routes())
         .merge(mfa_token::routes())
         .merge(audit::routes())
+        .merge(health::routes())
         .split_for_parts();
     add_common_responses(&mut openapi);
     (routes, openapi)

@@ -82,6 +82,16 @@ pub enum SessionError {
     State(#[from] StateError),
 }
 
+impl SessionError {
+    /// The REST answer: 503 when the shared state database does not answer, else 500.
+    pub fn into_api(self, context: &str) -> super::error::ApiError {
+        match self {
+            SessionError::State(e) => super::error::ApiError::state(context, &e),
+            SessionError::Random(e) => super::error::ApiError::internal(context, e),
+        }
+    }
+}
+
 /// What a local user is, hashed: the session of a local login is kept only while the user
 /// still exists under the same name, enabled, with the same roles and password (the rule of
 /// [`Sessions::revoke_changed_local_users`], applied across a restart).

@@ -123,6 +123,14 @@ enum Engine {
     Postgres(Box<postgres::Pg>),
 }
 
+impl StateError {
+    /// Whether the error says the database cannot be reached now (a shared database
+    /// restarting, a cut link): a caller answers "unavailable", and trying later may work.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StateError::Postgres(_))
+    }
+}
+
 /// The open state database, shared by every part of the daemon.
 #[derive(Debug, Clone)]
 pub struct StateDb {
@@ -137,6 +145,8 @@ struct Inner {
     path: PathBuf,
     /// This node's name, written into audit events.
     node: String,
+    /// Whether the database answered the last look ([`StateDb::check_reachable`]).
+    reachable: std::sync::atomic::AtomicBool,
     /// What a module reads from this database once and keeps in memory from then on (the
     /// brute-force throttle's counts), made on first use.
     memo: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
@@ -191,6 +201,7 @@ impl StateDb {
                 engine: Engine::Sqlite(Mutex::new(connection)),
                 path,
                 node: node_name(None),
+                reachable: std::sync::atomic::AtomicBool::new(true),
                 memo: std::sync::OnceLock::new(),
             }),
         })
@@ -216,6 +227,7 @@ impl StateDb {
                 path: PathBuf::from(&pg.name),
                 engine: Engine::Postgres(Box::new(pg)),
                 node,
+                reachable: std::sync::atomic::AtomicBool::new(true),
                 memo: std::sync::OnceLock::new(),
             }),
         })
@@ -235,6 +247,39 @@ impl StateDb {
         if let Some(pg) = self.postgres() {
             pg.listen(subscribers);
         }
+    }
+
+    /// Looks whether the database answers now, keeps the answer for
+    /// [`StateDb::is_reachable`] and the metrics (`portcullis_state_database_up`, the pool's
+    /// gauges), and returns whether it changed. A SQLite file is always reachable. It blocks.
+    pub fn check_reachable(&self) -> bool {
+        let Some(pg) = self.postgres() else {
+            return false;
+        };
+        let up = match pg.ping() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "state database ping");
+                false
+            }
+        };
+        let (size, idle, waiting) = pg.pool_status();
+        metrics::gauge!("portcullis_state_database_up").set(f64::from(u8::from(up)));
+        metrics::gauge!("portcullis_state_pool_connections").set(size as f64);
+        metrics::gauge!("portcullis_state_pool_idle").set(idle as f64);
+        metrics::gauge!("portcullis_state_pool_waiting").set(waiting as f64);
+        let before = self
+            .inner
+            .reachable
+            .swap(up, std::sync::atomic::Ordering::AcqRel);
+        before != up
+    }
+
+    /// Whether the database answered the last look (always for SQLite).
+    pub fn is_reachable(&self) -> bool {
+        self.inner
+            .reachable
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether other nodes share this state (PostgreSQL).

@@ -13,6 +13,7 @@ pub mod mfa_peers;
 pub mod pam;
 pub mod pki;
 pub mod postgres;
+pub mod radius_udp;
 pub mod radsecproxy;
 pub mod scripted_radius;
 pub mod tacacs_server;

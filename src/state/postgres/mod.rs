@@ -156,6 +156,20 @@ impl Pg {
         })
     }
 
+    /// Asks the database for nothing (`SELECT 1`): whether it answers now.
+    pub fn ping(&self) -> Result<(), StateError> {
+        self.run(|client| async move {
+            client.simple_query("SELECT 1").await?;
+            Ok(())
+        })
+    }
+
+    /// The pool now: (connections open, idle among them, callers waiting for one).
+    pub fn pool_status(&self) -> (usize, usize, usize) {
+        let status = self.pool.status();
+        (status.size, status.available, status.waiting)
+    }
+
     /// Runs `work` with a pooled connection on the driver's runtime and waits for it.
     pub(crate) fn run<T, F>(
         &self,
@@ -467,6 +481,8 @@ fn tls_connector(ca: &Path) -> Result<tokio_postgres_rustls::MakeRustlsConnect, 
 }
 
 fn pool_error(e: deadpool_postgres::PoolError) -> StateError {
+    metrics::counter!("portcullis_state_database_errors_total", "kind" => "connection")
+        .increment(1);
     match e {
         // The server's own answer (a wrong password: 28P01) says more than the pool's.
         deadpool_postgres::PoolError::Backend(e) => match StateError::from(e) {
@@ -479,6 +495,8 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StateError {
 
 impl From<tokio_postgres::Error> for StateError {
     fn from(e: tokio_postgres::Error) -> Self {
+        metrics::counter!("portcullis_state_database_errors_total", "kind" => "statement")
+            .increment(1);
         // The driver's messages carry the server's error, never the password.
         StateError::Postgres(match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
