@@ -207,12 +207,13 @@ impl Server {
             }
             None => None,
         };
+        let dialogues = crate::login::dialogue::Dialogues::with_state(&db);
         let state = Arc::new(AppState {
             store: crate::api::Store(store),
             sessions,
             db,
             mfa,
-            dialogues: crate::login::dialogue::Dialogues::new(),
+            dialogues,
         });
         Ok(Server {
             state,

@@ -32,6 +32,11 @@ const MFA_KEY: [u8; 32] = [0x5a; 32];
 
 /// The configuration of node `node` on `pg`: the same users and policy on both.
 fn config(pg: &Postgres, dir: &std::path::Path, node: &str) -> String {
+    config_with(pg, dir, node, "")
+}
+
+/// [`config`] with `extra` TOML at its end.
+fn config_with(pg: &Postgres, dir: &std::path::Path, node: &str, extra: &str) -> String {
     let password_file = dir.join("pgpassword");
     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
     std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -74,7 +79,8 @@ name = "loopback"
 address = "127.0.0.1"
 secret = "{SECRET}"
 
-{users}"#,
+{users}
+{extra}"#,
         addr = pg.addr,
         file = password_file.display(),
     )
@@ -82,6 +88,11 @@ secret = "{SECRET}"
 
 /// A daemon of `node` on `pg`, with the shared MFA key.
 fn node(pg: &Postgres, node: &str) -> Daemon {
+    node_with(pg, node, "")
+}
+
+/// [`node`] with `extra` TOML in its configuration.
+fn node_with(pg: &Postgres, node: &str, extra: &str) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
@@ -90,7 +101,7 @@ fn node(pg: &Postgres, node: &str) -> Daemon {
     std::fs::write(&key, MFA_KEY).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let path = dir.path().join("portcullis.toml");
-    std::fs::write(&path, config(pg, dir.path(), node)).unwrap();
+    std::fs::write(&path, config_with(pg, dir.path(), node, extra)).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     Daemon::start_in(dir)
 }
@@ -217,6 +228,97 @@ fn two_nodes_share_sessions_devices_codes_challenges_and_audit() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// FreeRADIUS asks `tina` for a token code after her password.
+const CHALLENGE_POLICY: &str = r#"
+		if (&User-Name == "tina") {
+			if (!&State) {
+				if (&User-Password == "tina-password") {
+					update reply {
+						&Reply-Message := "Enter your token code"
+						&State := "round-1"
+					}
+					update control {
+						&Response-Packet-Type := Access-Challenge
+					}
+					handled
+				}
+				reject
+			}
+			elsif (&State == "round-1" && &User-Password == "654321") {
+				update reply {
+					&Portcullis-Test-Role := "3"
+				}
+				update control {
+					&Auth-Type := Accept
+				}
+				return
+			}
+			else {
+				reject
+			}
+		}
+"#;
+
+/// An upstream RADIUS server's Access-Challenge relayed by one node is answered at the other:
+/// the dialogue (the upstream's State, bound to the client and source) is shared.
+#[test]
+fn an_upstream_challenge_from_one_node_is_answered_at_the_other() {
+    let pg = Postgres::new();
+    let upstream = support::freeradius::FreeRadius::start_with_policy(
+        support::freeradius::DEFAULT_USERS,
+        support::freeradius::DEFAULT_SECRET,
+        CHALLENGE_POLICY,
+    );
+    let extra = format!(
+        "[authentication]\ncurrent_sequence = 3\n\n[radius.settings]\nconnection_timeout = 2\n\
+         max_number_of_tries = 1\n\n[[radius.servers]]\nid = 1\norder = 1\naddress = \"{ip}\"\n\
+         port = {port}\nsecret = \"{secret}\"\n\n[[radius.role_mappings]]\nrole = \"Monitor\"\n\
+         attribute = 17164\nattribute_value = \"3\"\n",
+        ip = upstream.auth_addr.ip(),
+        port = upstream.auth_addr.port(),
+        secret = support::freeradius::DEFAULT_SECRET,
+    );
+    let a = node_with(&pg, "node-a", &extra);
+    let b = node_with(&pg, "node-b", &extra);
+    let dir = tempfile::tempdir().unwrap();
+    let radclient = |addr: SocketAddr, input: &str| -> ClientOutput {
+        support::freeradius::radclient_auth(dir.path(), addr, SECRET, input, CLIENT_TIMEOUT)
+    };
+    let challenge = radclient(
+        a.radius_addr.unwrap(),
+        "User-Name = tina\nUser-Password = tina-password\n",
+    );
+    assert!(challenge.received("Access-Challenge"), "{challenge:?}");
+    assert!(
+        challenge.stdout.contains("Enter your token code"),
+        "{challenge:?}"
+    );
+    let state = challenge.state();
+    let accept = radclient(
+        b.radius_addr.unwrap(),
+        &format!("User-Name = tina\nUser-Password = 654321\nState = {state}\n"),
+    );
+    assert!(accept.received("Access-Accept"), "{accept:?}");
+    // Single use, on either node.
+    let again = radclient(
+        a.radius_addr.unwrap(),
+        &format!("User-Name = tina\nUser-Password = 654321\nState = {state}\n"),
+    );
+    assert!(again.received("Access-Reject"), "{again:?}");
+
+    // Through the REST login too: the partial token of node B answered at node A.
+    let first = b.request(
+        "POST",
+        "/api/auth/1.0/login",
+        Auth::None,
+        Some(&json!({"username": "tina", "password": "tina-password"}).to_string()),
+    );
+    assert_eq!(first.status, 200, "{}", first.body);
+    let partial = first.json()["token"].as_str().unwrap().to_owned();
+    let (status, body) = finish(&a, &partial, "654321");
+    assert_eq!(status, 200, "{body}");
 }
 
 /// The failures `daemon` counts for `user` (loopback scope), as its lockout listing shows.

@@ -416,6 +416,9 @@ impl Frontend {
         let frontend = &live.config.radius_frontend;
         let max_in_flight = usize::try_from(frontend.max_in_flight).unwrap_or(1).max(1);
         let dedup = usize::try_from(frontend.dedup_cache).unwrap_or(1);
+        let dialogues = state
+            .as_ref()
+            .map_or_else(Dialogues::new, Dialogues::with_state);
         Arc::new(Frontend {
             table: Mutex::new(Arc::new(Table::build(Arc::clone(&live), None))),
             dedup: Mutex::new(Cache::new(dedup)),
@@ -426,7 +429,7 @@ impl Frontend {
             current,
             mfa,
             walks: InFlight::new(),
-            dialogues: Dialogues::new(),
+            dialogues,
             connections: std::sync::atomic::AtomicUsize::new(0),
         })
     }

@@ -9,8 +9,10 @@
 //! once (past it the one closest to expiry makes room), and at most [`MAX_ROUNDS`] challenges
 //! deep. The upstream's State never leaves the gateway.
 //!
-//! Dialogues are kept in memory on the node that started them: a restart ends them (the user
-//! logs in again).
+//! One node keeps its dialogues in memory: a restart ends them (the user logs in again). With
+//! a state other nodes share, a RADIUS upstream's dialogue is kept there instead
+//! ([`crate::state::dialogues`]), so the answer may come to any node; a TACACS+ dialogue
+//! holds its open connection and stays in the memory of the node that holds it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -20,6 +22,8 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::engine::Challenge;
+use crate::state::StateDb;
+use crate::state::dialogues::{DialogueState, StoredDialogue};
 use crate::sync::lock;
 
 /// Dialogues kept at once, at most.
@@ -62,12 +66,50 @@ pub struct Dialogue {
 #[derive(Debug, Default)]
 pub struct Dialogues {
     open: Mutex<HashMap<[u8; 32], Dialogue>>,
+    /// The state other nodes share, where RADIUS dialogues are kept.
+    shared: Option<StateDb>,
+}
+
+impl Party {
+    /// How the shared state keeps it.
+    fn encode(self) -> String {
+        match self {
+            Party::Rest => "rest".to_owned(),
+            Party::Radius { client_id, source } => format!("radius:{client_id}:{source}"),
+        }
+    }
+
+    fn decode(text: &str) -> Option<Party> {
+        if text == "rest" {
+            return Some(Party::Rest);
+        }
+        let (client_id, source) = text.strip_prefix("radius:")?.split_once(':')?;
+        Some(Party::Radius {
+            client_id: client_id.parse().ok()?,
+            source: source.parse().ok()?,
+        })
+    }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Dialogues {
     /// An empty table.
     pub fn new() -> Dialogues {
         Dialogues::default()
+    }
+
+    /// Dialogues that `db` keeps when other nodes share it (else in memory, as
+    /// [`Dialogues::new`]).
+    pub fn with_state(db: &StateDb) -> Dialogues {
+        Dialogues {
+            open: Mutex::default(),
+            shared: db.is_shared().then(|| db.clone()),
+        }
     }
 
     /// Keeps a dialogue for `user` and `party` on `challenge` (its `round`th) for `lifetime`
@@ -82,6 +124,28 @@ impl Dialogues {
     ) -> Option<[u8; HANDLE_LEN]> {
         let mut handle = [0u8; HANDLE_LEN];
         getrandom::fill(&mut handle).ok()?;
+        if let Some(db) = self.shared.as_ref().filter(|_| challenge.held.is_none()) {
+            let now_ms = unix_ms();
+            let stored = StoredDialogue {
+                user: user.to_owned(),
+                party: party.encode(),
+                server: challenge.server,
+                state: challenge.state,
+                messages: challenge.messages,
+                echo: challenge.echo,
+                round,
+                expires_ms: now_ms
+                    .saturating_add(i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX)),
+            };
+            let max = i64::try_from(MAX_OPEN).unwrap_or(i64::MAX);
+            return match db.save_dialogue(&key_of(&handle), &stored, now_ms, max) {
+                Ok(()) => Some(handle),
+                Err(e) => {
+                    tracing::error!(error = %e, "upstream dialogue not kept: state database");
+                    None
+                }
+            };
+        }
         let now = Instant::now();
         let dialogue = Dialogue {
             user: user.to_string(),
@@ -108,7 +172,13 @@ impl Dialogues {
     /// Removes and returns the live dialogue of `handle` (single use), if `party` may answer
     /// it; a dialogue offered to the wrong party is dropped too.
     pub fn take(&self, handle: &[u8], party: Party) -> Option<Dialogue> {
-        let dialogue = lock(&self.open).remove(&key_of(handle))?;
+        let key = key_of(handle);
+        let kept = lock(&self.open).remove(&key);
+        let dialogue = match (kept, &self.shared) {
+            (Some(dialogue), _) => dialogue,
+            (None, Some(db)) => shared_dialogue(db.take_dialogue(&key))?,
+            (None, None) => return None,
+        };
         if dialogue.expires <= Instant::now() {
             return None;
         }
@@ -121,7 +191,17 @@ impl Dialogues {
 
     /// Whether `handle` is the handle of a dialogue (live or not), without taking it.
     pub fn knows(&self, handle: &[u8]) -> bool {
-        lock(&self.open).contains_key(&key_of(handle))
+        let key = key_of(handle);
+        if lock(&self.open).contains_key(&key) {
+            return true;
+        }
+        match &self.shared {
+            Some(db) => db.knows_dialogue(&key).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "upstream dialogues: state database");
+                false
+            }),
+            None => false,
+        }
     }
 
     /// How many dialogues are kept.
@@ -133,6 +213,41 @@ impl Dialogues {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A dialogue the shared state gave back, with its expiry on this node's clock; `None` when
+/// there was none, or it cannot be read (logged).
+fn shared_dialogue(
+    taken: Result<Option<StoredDialogue>, crate::state::StateError>,
+) -> Option<Dialogue> {
+    let stored = match taken {
+        Ok(stored) => stored?,
+        Err(e) => {
+            tracing::error!(error = %e, "upstream dialogues: state database");
+            return None;
+        }
+    };
+    let left = u64::try_from(stored.expires_ms.saturating_sub(unix_ms())).unwrap_or(0);
+    let Some(party) = Party::decode(&stored.party) else {
+        tracing::error!(
+            party = stored.party,
+            "upstream dialogue with an unreadable party"
+        );
+        return None;
+    };
+    Some(Dialogue {
+        user: stored.user,
+        party,
+        challenge: Challenge {
+            server: stored.server,
+            state: stored.state,
+            messages: stored.messages,
+            echo: stored.echo,
+            held: None,
+        },
+        round: stored.round,
+        expires: Instant::now() + Duration::from_millis(left),
+    })
 }
 
 fn key_of(handle: &[u8]) -> [u8; 32] {
@@ -185,6 +300,25 @@ mod tests {
         );
         assert!(dialogues.take(b"unknown", Party::Rest).is_none());
         assert!(dialogues.is_empty());
+    }
+
+    #[test]
+    fn parties_round_trip() {
+        for party in [
+            Party::Rest,
+            Party::Radius {
+                client_id: 7,
+                source: "2001:db8::1".parse().unwrap(),
+            },
+            Party::Radius {
+                client_id: 1,
+                source: "192.0.2.9".parse().unwrap(),
+            },
+        ] {
+            assert_eq!(Party::decode(&party.encode()), Some(party));
+        }
+        assert_eq!(Party::decode("radius:x:1.2.3.4"), None);
+        assert_eq!(Party::decode("other"), None);
     }
 
     #[test]

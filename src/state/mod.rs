@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod challenges;
 pub mod config;
+pub mod dialogues;
 pub mod mfa;
 pub mod postgres;
 pub mod sessions;

@@ -17,6 +17,7 @@
 mod audit;
 mod challenges;
 pub mod config;
+mod dialogues;
 pub mod listen;
 mod mfa;
 mod sessions;

@@ -130,6 +130,22 @@ CREATE TABLE throttle (
     last_failure BIGINT NOT NULL
 );
 
+-- Upstream RADIUS Access-Challenges relayed to a user and waiting for the answer, by the
+-- SHA-256 of the gateway's handle (a partial token, a front-end State), so that any node can
+-- take the answer. `party`: `rest` or `radius:<client id>:<source>`.
+CREATE TABLE upstream_dialogues (
+    handle_hash BYTEA PRIMARY KEY,
+    username    TEXT NOT NULL,
+    party       TEXT NOT NULL,
+    server      TEXT NOT NULL,
+    state       BYTEA NOT NULL,             -- the upstream's State
+    messages    TEXT NOT NULL,              -- JSON array of Reply-Messages
+    echo        BOOLEAN NOT NULL,
+    round       INTEGER NOT NULL,
+    expires_ms  BIGINT NOT NULL
+);
+CREATE INDEX upstream_dialogues_by_expiry ON upstream_dialogues (expires_ms);
+
 -- Bearer tokens of REST logins, by the SHA-256 of the token (never the token).
 CREATE TABLE sessions (
     seq        BIGSERIAL PRIMARY KEY,
