@@ -21,7 +21,7 @@ use portcullis::state::mfa::{Application, MfaTx, Written, transaction};
 use portcullis::state::sessions::{SessionState, StoredSession};
 use portcullis::state::throttle::{CountChange, ThrottleState};
 use portcullis_config::{State, StateBackend, UserKey};
-use support::postgres::{PASSWORD, Postgres, ROLE};
+use support::postgres::{PASSWORD, Postgres, ROLE, SUPERUSER};
 
 /// A rule's failure in these tests.
 #[derive(Debug)]
@@ -610,6 +610,49 @@ fn postgresql_migrates_once_and_refuses_a_newer_schema() {
     let error =
         StateDb::open_configured(&pg_state_in(&pg, dir.path(), "late"), dir.path()).unwrap_err();
     assert!(error.to_string().contains("newer"), "{error}");
+}
+
+/// TLS to the database: with `tls_ca`, the server's certificate is verified (a server whose
+/// certificate another CA signed is refused) and the connection is encrypted
+/// (`pg_stat_ssl`).
+#[test]
+fn postgresql_over_tls() {
+    use support::pki::{Pki, Usage};
+    let pg = Postgres::new();
+    let pki = Pki::new("database");
+    let server = pki.issue("db", &["127.0.0.1"], Usage::Server);
+    pg.enable_tls(
+        &std::fs::read(&server.cert_path).unwrap(),
+        &std::fs::read(&server.key_path).unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = pg_state_in(&pg, dir.path(), "tls-node");
+    state.url = Some(format!(
+        "postgresql://{ROLE}@{}/{ROLE}?sslmode=require",
+        pg.addr
+    ));
+    state.tls_ca = Some(pki.ca_path.clone());
+    let db = StateDb::open_configured(&state, dir.path()).unwrap();
+    db.insert_events(&[(1, event(Kind::Login, "tls", "accept"))])
+        .unwrap();
+    let encrypted = pg.psql(
+        SUPERUSER,
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE ssl AND usename = 'portcullis'",
+    );
+    assert_ne!(
+        encrypted.trim(),
+        "0",
+        "no encrypted connection: {encrypted}"
+    );
+    // Another CA: refused, never a plain connection instead.
+    let other = Pki::new("other");
+    state.tls_ca = Some(other.ca_path.clone());
+    let error = StateDb::open_configured(&state, dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(!error.contains(PASSWORD), "{error}");
+    let _ = db;
 }
 
 /// The password comes from a private file or PGPASSWORD and never shows in an error.

@@ -232,6 +232,41 @@ impl Postgres {
         }
     }
 
+    /// Turns TLS on (`ssl = on`) with this certificate chain and key (PEM), copied into the
+    /// cluster's directory (owned by the server's user, mode 0600), and reloads the server.
+    pub fn enable_tls(&self, cert_pem: &[u8], key_pem: &[u8]) {
+        use std::os::unix::fs::PermissionsExt;
+        let cert = self.dir().join("server.crt");
+        let key = self.dir().join("server.key");
+        fs::write(&cert, cert_pem).expect("writing the server certificate");
+        fs::write(&key, key_pem).expect("writing the server key");
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod the key");
+        if self.as_system_user {
+            let mut chown = Command::new("chown");
+            chown
+                .arg(format!("{SYSTEM_USER}:{SYSTEM_USER}"))
+                .arg(&cert)
+                .arg(&key);
+            let ran = run(&mut chown, "", PSQL_TIMEOUT);
+            assert!(ran.success(), "chown to {SYSTEM_USER} failed: {ran:?}");
+        }
+        self.psql(
+            SUPERUSER,
+            &format!(
+                "ALTER SYSTEM SET ssl_cert_file = '{}'; ALTER SYSTEM SET ssl_key_file = '{}'; \
+                 ALTER SYSTEM SET ssl = on;",
+                cert.display(),
+                key.display()
+            ),
+        );
+        let reloaded = self.psql(SUPERUSER, "SELECT pg_reload_conf(); SHOW ssl;");
+        assert!(
+            reloaded.contains("on"),
+            "TLS did not come on: {reloaded}\n{}",
+            self.log()
+        );
+    }
+
     /// Everything the server logged so far (`pg_ctl -l`; restarts append to it).
     pub fn log(&self) -> String {
         fs::read(self.log_path())
