@@ -521,6 +521,45 @@ fn postgresql_accepts_a_code_once_across_nodes() {
     assert_eq!(nodes, ["node-b", "node-a"]);
 }
 
+/// Two nodes counting wrong second factors of one user at the same time (a read, then a
+/// write, in each transaction): every one is counted, none lost to the other node's write.
+#[test]
+fn postgresql_counts_second_factor_failures_of_every_node() {
+    let pg = Postgres::new();
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let a = pg_node(&pg, dir_a.path(), "node-a");
+    let b = pg_node(&pg, dir_b.path(), "node-b");
+    let settings = lockout::Lockout {
+        threshold: 1_000,
+        base: 60,
+        max: 600,
+    };
+    let barrier = Arc::new(Barrier::new(2));
+    let counters: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|db| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let user = UserKey::of("hank");
+                barrier.wait();
+                for _ in 0..25 {
+                    transaction(&db, |tx: &mut dyn MfaTx| {
+                        lockout::record_failure(tx, &user, 1_000, settings)
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for counter in counters {
+        counter.join().unwrap();
+    }
+    let user = UserKey::of("hank");
+    let failures = transaction(&a, |tx: &mut dyn MfaTx| tx.failures(&user)).unwrap();
+    assert_eq!(failures.map(|f| f.failures), Some(50));
+}
+
 /// Two nodes counting failures of one key at the same time: the shared count is their sum,
 /// never one node's write over the other's, and each write is announced to the listeners.
 #[test]

@@ -199,6 +199,86 @@ pub fn prune(conn: &Connection, before: i64) -> Result<usize, StateError> {
     Ok(conn.execute("DELETE FROM audit_events WHERE at < ?1", [before])?)
 }
 
+/// A value a [`Filter`] compares a column with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// A text column's value.
+    Text(String),
+    /// An integer column's value.
+    Int(i64),
+}
+
+/// The conditions `filter` puts on the rows, as (column and operator, value), in the order
+/// the placeholders are numbered; the user is compared by key.
+pub(crate) fn conditions(filter: &Filter) -> Vec<(&'static str, Bound)> {
+    let mut conditions = Vec::new();
+    if let Some(kind) = filter.kind {
+        conditions.push(("kind =", Bound::Text(kind.as_str().to_owned())));
+    }
+    if let Some(user) = &filter.user {
+        let key = portcullis_config::UserKey::of(user);
+        conditions.push(("user_key =", Bound::Text(key.as_str().to_owned())));
+    }
+    if let Some(result) = &filter.result {
+        conditions.push(("result =", Bound::Text(result.clone())));
+    }
+    if let Some(node) = &filter.node {
+        conditions.push(("node =", Bound::Text(node.clone())));
+    }
+    for (clause, value) in [
+        ("at >=", filter.since),
+        ("at <=", filter.until),
+        ("id <", filter.before),
+    ] {
+        if let Some(value) = value {
+            conditions.push((clause, Bound::Int(value)));
+        }
+    }
+    conditions
+}
+
+/// How many events a page of `filter` holds.
+pub(crate) fn page_limit(filter: &Filter) -> u32 {
+    filter.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
+}
+
+/// The tail of the query: newest first, one more than a page (which tells whether another
+/// page follows), from `offset`.
+pub(crate) fn order_and_limit(filter: &Filter) -> String {
+    format!(
+        " ORDER BY id DESC LIMIT {} OFFSET {}",
+        page_limit(filter) + 1,
+        filter.offset.unwrap_or(0)
+    )
+}
+
+/// The page of `events` (read with [`order_and_limit`]).
+pub(crate) fn page(mut events: Vec<Event>, filter: &Filter) -> Page {
+    let limit = page_limit(filter) as usize;
+    let more = events.len() > limit;
+    events.truncate(limit);
+    let next_before = if more {
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Page {
+        events,
+        next_before,
+    }
+}
+
+impl Kind {
+    /// The kind stored as `text` (anything but `config` is a login).
+    pub(crate) fn stored(text: &str) -> Kind {
+        if text == "config" {
+            Kind::Config
+        } else {
+            Kind::Login
+        }
+    }
+}
+
 /// The events `filter` selects, newest first (by id).
 fn query(conn: &Connection, filter: &Filter) -> Result<Page, StateError> {
     let mut sql = String::from(
@@ -206,50 +286,20 @@ fn query(conn: &Connection, filter: &Filter) -> Result<Page, StateError> {
          node FROM audit_events WHERE 1 = 1",
     );
     let mut values: Vec<rusqlite::types::Value> = Vec::new();
-    let mut condition = |clause: &str, value: rusqlite::types::Value| {
-        values.push(value);
+    for (clause, value) in conditions(filter) {
+        values.push(match value {
+            Bound::Text(text) => text.into(),
+            Bound::Int(int) => int.into(),
+        });
         sql.push_str(&format!(" AND {clause} ?{}", values.len()));
-    };
-    if let Some(kind) = filter.kind {
-        condition("kind =", kind.as_str().to_string().into());
     }
-    if let Some(user) = &filter.user {
-        let key = portcullis_config::UserKey::of(user);
-        condition("user_key =", key.as_str().to_owned().into());
-    }
-    if let Some(result) = &filter.result {
-        condition("result =", result.clone().into());
-    }
-    if let Some(node) = &filter.node {
-        condition("node =", node.clone().into());
-    }
-    if let Some(since) = filter.since {
-        condition("at >=", since.into());
-    }
-    if let Some(until) = filter.until {
-        condition("at <=", until.into());
-    }
-    if let Some(before) = filter.before {
-        condition("id <", before.into());
-    }
-    let limit = filter.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-    // One more than asked tells whether another page follows.
-    sql.push_str(&format!(
-        " ORDER BY id DESC LIMIT {} OFFSET {}",
-        limit + 1,
-        filter.offset.unwrap_or(0)
-    ));
+    sql.push_str(&order_and_limit(filter));
     let mut statement = conn.prepare(&sql)?;
     let rows = statement.query_map(params_from_iter(values), |row| {
-        let kind: String = row.get(2)?;
         Ok(Event {
             id: row.get(0)?,
             at: row.get(1)?,
-            kind: if kind == "config" {
-                Kind::Config
-            } else {
-                Kind::Login
-            },
+            kind: Kind::stored(&row.get::<_, String>(2)?),
             user: row.get(3)?,
             source: row.get(4)?,
             action: row.get(5)?,
@@ -261,16 +311,5 @@ fn query(conn: &Connection, filter: &Filter) -> Result<Page, StateError> {
             node: row.get(11)?,
         })
     })?;
-    let mut events = rows.collect::<Result<Vec<_>, _>>()?;
-    let more = events.len() > limit as usize;
-    events.truncate(limit as usize);
-    let next_before = if more {
-        events.last().map(|e| e.id)
-    } else {
-        None
-    };
-    Ok(Page {
-        events,
-        next_before,
-    })
+    Ok(page(rows.collect::<Result<Vec<_>, _>>()?, filter))
 }

@@ -5,7 +5,7 @@ use tokio_postgres::Row;
 use super::{Param, Pg, refs, text};
 use crate::state::StateError;
 use crate::state::audit::{
-    AuditState, DEFAULT_PAGE, Event, Filter, Kind, MAX_PAGE, NewEvent, Page,
+    AuditState, Bound, Event, Filter, Kind, NewEvent, Page, conditions, order_and_limit, page,
 };
 
 impl AuditState for Pg {
@@ -75,67 +75,27 @@ impl AuditState for Pg {
              latency_ms, node FROM audit_events WHERE true",
         );
         let mut values: Vec<Param> = Vec::new();
-        let mut condition = |clause: &str, value: Param| {
-            values.push(value);
+        for (clause, value) in conditions(filter) {
+            values.push(match value {
+                Bound::Text(value) => Box::new(text(&value)),
+                Bound::Int(value) => Box::new(value),
+            });
             sql.push_str(&format!(" AND {clause} ${}", values.len()));
-        };
-        if let Some(kind) = filter.kind {
-            condition("kind =", Box::new(kind.as_str().to_owned()));
         }
-        if let Some(user) = &filter.user {
-            let key = portcullis_config::UserKey::of(user);
-            condition("user_key =", Box::new(text(key.as_str())));
-        }
-        if let Some(result) = &filter.result {
-            condition("result =", Box::new(text(result)));
-        }
-        if let Some(node) = &filter.node {
-            condition("node =", Box::new(text(node)));
-        }
-        if let Some(since) = filter.since {
-            condition("at >=", Box::new(since));
-        }
-        if let Some(until) = filter.until {
-            condition("at <=", Box::new(until));
-        }
-        if let Some(before) = filter.before {
-            condition("id <", Box::new(before));
-        }
-        let limit = filter.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-        // One more than asked tells whether another page follows.
-        sql.push_str(&format!(
-            " ORDER BY id DESC LIMIT {} OFFSET {}",
-            limit + 1,
-            filter.offset.unwrap_or(0)
-        ));
+        sql.push_str(&order_and_limit(filter));
         let rows = self.run(move |client| async move {
             Ok(client.query(sql.as_str(), &refs(&values)).await?)
         })?;
-        let mut events = rows.iter().map(event).collect::<Result<Vec<_>, _>>()?;
-        let more = events.len() > limit as usize;
-        events.truncate(limit as usize);
-        let next_before = if more {
-            events.last().map(|e| e.id)
-        } else {
-            None
-        };
-        Ok(Page {
-            events,
-            next_before,
-        })
+        let events = rows.iter().map(event).collect::<Result<Vec<_>, _>>()?;
+        Ok(page(events, filter))
     }
 }
 
 fn event(row: &Row) -> Result<Event, StateError> {
-    let kind: String = row.try_get(2)?;
     Ok(Event {
         id: row.try_get(0)?,
         at: row.try_get(1)?,
-        kind: if kind == "config" {
-            Kind::Config
-        } else {
-            Kind::Login
-        },
+        kind: Kind::stored(&row.try_get::<_, String>(2)?),
         user: row.try_get(3)?,
         source: row.try_get(4)?,
         action: row.try_get(5)?,

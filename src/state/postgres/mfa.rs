@@ -1,7 +1,8 @@
 //! PostgreSQL: the second-factor data (paired devices, failure counts, the MFA service's key,
 //! applications, users, codes and send history), shared by every node. The same statements
 //! as the SQLite ones in [`crate::state::mfa`], one per call of [`MfaTx`], inside the
-//! transaction [`Pg::transaction`] opens under the second-factor lock.
+//! transaction [`Pg::transaction`] opens, holding the lock of each person a call names
+//! ([`Tx::hold`]).
 //!
 //! A failed statement aborts a PostgreSQL transaction, so nothing here is left to fail where
 //! SQLite's would fail and go on: a taken key is `ON CONFLICT DO NOTHING` (no row inserted),
@@ -12,7 +13,7 @@
 use portcullis_config::UserKey;
 use tokio_postgres::Row;
 
-use super::{Pg, Tx, params};
+use super::{Param, Pg, Tx, params};
 use crate::state::StateError;
 use crate::state::mfa::{
     Application, Device, DeviceSecret, Failures, MfaState, MfaTx, StoredCode, User, Written,
@@ -95,6 +96,24 @@ macro_rules! user_columns {
     };
 }
 
+/// `$1`..`$12` of an application's statements: its id and the fields a caller sets.
+fn application_fields(app: &Application) -> Vec<Param> {
+    params![
+        app.id.clone(),
+        app.name.clone(),
+        app.description.clone(),
+        app.auth_code_length,
+        app.auth_token_type.clone(),
+        app.auth_token_validity_duration,
+        app.auth_token_prefix.clone(),
+        app.auth_token_delivery_methods.clone(),
+        app.associate_template.clone(),
+        app.display_name.clone(),
+        app.login_template.clone(),
+        app.message_from.clone()
+    ]
+}
+
 fn user(row: &Row) -> Result<User, StateError> {
     Ok(User {
         application_id: row.try_get(0)?,
@@ -139,6 +158,21 @@ fn unstorable(keys: &[&str]) -> bool {
     keys.iter().any(|key| key.contains('\0'))
 }
 
+/// The lock scope of one person: every rule about a user (paired devices, the lockout, the
+/// MFA service's user of any application) holds it for its whole transaction, so one
+/// person's reads and writes are serial across nodes while other users' run side by side.
+fn person(key: &str) -> String {
+    format!("user:{key}")
+}
+
+/// [`person`] of the MFA service's user `id` (its canonical key, as `user_key` stores it).
+fn person_of_id(id: &str) -> String {
+    person(UserKey::of(id).as_str())
+}
+
+/// The lock scope of writes to the applications (names are unique across them).
+const APPLICATIONS: &str = "applications";
+
 impl MfaTx for Tx<'_> {
     fn forget_pending_devices(&mut self, created_before: i64) -> Result<(), StateError> {
         self.execute(
@@ -149,6 +183,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn count_devices(&mut self, user: &UserKey) -> Result<i64, StateError> {
+        self.hold(&person(user.as_str()))?;
         if unstorable(&[user.as_str()]) {
             return Ok(0);
         }
@@ -160,6 +195,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn insert_device(&mut self, device: &Device, sealed: &[u8]) -> Result<(), StateError> {
+        self.hold(&person(&device.user))?;
         self.execute(
             "INSERT INTO mfa_devices (id, username, name, os, secret, created, updated, \
              activated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -178,6 +214,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn devices(&mut self, user: &UserKey, pending: bool) -> Result<Vec<Device>, StateError> {
+        self.hold(&person(user.as_str()))?;
         if unstorable(&[user.as_str()]) {
             return Ok(Vec::new());
         }
@@ -194,6 +231,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn has_active_device(&mut self, user: &UserKey) -> Result<bool, StateError> {
+        self.hold(&person(user.as_str()))?;
         if unstorable(&[user.as_str()]) {
             return Ok(false);
         }
@@ -205,6 +243,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn delete_device(&mut self, user: &UserKey, id: &str) -> Result<bool, StateError> {
+        self.hold(&person(user.as_str()))?;
         if unstorable(&[user.as_str(), id]) {
             return Ok(false);
         }
@@ -219,6 +258,7 @@ impl MfaTx for Tx<'_> {
         user: &UserKey,
         id: &str,
     ) -> Result<Option<DeviceSecret>, StateError> {
+        self.hold(&person(user.as_str()))?;
         if unstorable(&[user.as_str(), id]) {
             return Ok(None);
         }
@@ -231,6 +271,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn active_secrets(&mut self, user: &UserKey) -> Result<Vec<DeviceSecret>, StateError> {
+        self.hold(&person(user.as_str()))?;
         if unstorable(&[user.as_str()]) {
             return Ok(Vec::new());
         }
@@ -249,6 +290,7 @@ impl MfaTx for Tx<'_> {
         now: i64,
         step: i64,
     ) -> Result<Option<Device>, StateError> {
+        self.hold(&person(user.as_str()))?;
         if unstorable(&[user.as_str(), id]) {
             return Ok(None);
         }
@@ -276,6 +318,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn failures(&mut self, user: &UserKey) -> Result<Option<Failures>, StateError> {
+        self.hold(&person(user.as_str()))?;
         if unstorable(&[user.as_str()]) {
             return Ok(None);
         }
@@ -293,6 +336,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn set_failures(&mut self, user: &UserKey, failures: &Failures) -> Result<(), StateError> {
+        self.hold(&person(user.as_str()))?;
         self.execute(
             "INSERT INTO mfa_failures (username, failures, lockouts, locked_until) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (username) DO UPDATE SET \
@@ -309,6 +353,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn clear_failures(&mut self, user: &UserKey) -> Result<(), StateError> {
+        self.hold(&person(user.as_str()))?;
         if unstorable(&[user.as_str()]) {
             return Ok(());
         }
@@ -378,6 +423,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn insert_application(&mut self, app: &Application) -> Result<Written, StateError> {
+        self.hold(&APPLICATIONS.to_owned())?;
         // No conflict target: a taken id (primary key) or a taken name (UNIQUE) both insert
         // nothing, as both are a unique violation in SQLite.
         let inserted = self.execute(
@@ -387,23 +433,11 @@ impl MfaTx for Tx<'_> {
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                  ON CONFLICT DO NOTHING"
             ),
-            params![
-                app.id.clone(),
-                app.name.clone(),
-                app.description.clone(),
-                app.auth_code_length,
-                app.auth_token_type.clone(),
-                app.auth_token_validity_duration,
-                app.auth_token_prefix.clone(),
-                app.auth_token_delivery_methods.clone(),
-                app.associate_template.clone(),
-                app.display_name.clone(),
-                app.login_template.clone(),
-                app.message_from.clone(),
-                app.created,
-                app.updated,
-                app.version_number
-            ],
+            {
+                let mut values = application_fields(app);
+                values.extend(params![app.created, app.updated, app.version_number]);
+                values
+            },
         )?;
         Ok(if inserted == 0 {
             Written::Duplicate
@@ -417,11 +451,12 @@ impl MfaTx for Tx<'_> {
         app: &Application,
         version: i64,
     ) -> Result<Written, StateError> {
+        self.hold(&APPLICATIONS.to_owned())?;
         if unstorable(&[&app.id]) {
             return Ok(Written::Missed);
         }
         // A name another application holds is checked here rather than left to the UNIQUE
-        // constraint, whose violation would abort the transaction. The second-factor lock
+        // constraint, whose violation would abort the transaction. The applications' lock
         // keeps another transaction from taking the name in between.
         let updated = self.execute(
             "UPDATE mfa_applications SET name = $2, description = $3, auth_code_length = $4, \
@@ -430,23 +465,11 @@ impl MfaTx for Tx<'_> {
              login_template = $11, message_from = $12, updated = $13, version_number = $14 \
              WHERE id = $1 AND version_number = $15 AND NOT EXISTS \
              (SELECT 1 FROM mfa_applications other WHERE other.name = $2 AND other.id <> $1)",
-            params![
-                app.id.clone(),
-                app.name.clone(),
-                app.description.clone(),
-                app.auth_code_length,
-                app.auth_token_type.clone(),
-                app.auth_token_validity_duration,
-                app.auth_token_prefix.clone(),
-                app.auth_token_delivery_methods.clone(),
-                app.associate_template.clone(),
-                app.display_name.clone(),
-                app.login_template.clone(),
-                app.message_from.clone(),
-                app.updated,
-                app.version_number,
-                version
-            ],
+            {
+                let mut values = application_fields(app);
+                values.extend(params![app.updated, app.version_number, version]);
+                values
+            },
         )?;
         if updated == 1 {
             return Ok(Written::Done);
@@ -465,6 +488,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn delete_application(&mut self, id: &str) -> Result<bool, StateError> {
+        self.hold(&APPLICATIONS.to_owned())?;
         if unstorable(&[id]) {
             return Ok(false);
         }
@@ -484,6 +508,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn user(&mut self, application: &str, id: &str) -> Result<Option<User>, StateError> {
+        self.hold(&person_of_id(id))?;
         if unstorable(&[application, id]) {
             return Ok(None);
         }
@@ -503,6 +528,7 @@ impl MfaTx for Tx<'_> {
         application: &str,
         key: &UserKey,
     ) -> Result<Option<String>, StateError> {
+        self.hold(&person(key.as_str()))?;
         if unstorable(&[application, key.as_str()]) {
             return Ok(None);
         }
@@ -519,6 +545,7 @@ impl MfaTx for Tx<'_> {
         key: &UserKey,
         status: &str,
     ) -> Result<Option<User>, StateError> {
+        self.hold(&person(key.as_str()))?;
         if unstorable(&[application, key.as_str(), status]) {
             return Ok(None);
         }
@@ -555,6 +582,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn insert_user(&mut self, new: &User) -> Result<(), StateError> {
+        self.hold(&person_of_id(&new.id))?;
         self.execute(
             concat!(
                 "INSERT INTO mfa_users (",
@@ -578,6 +606,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn set_address(&mut self, changed: &User) -> Result<(), StateError> {
+        self.hold(&person_of_id(&changed.id))?;
         if unstorable(&[&changed.application_id, &changed.id]) {
             return Ok(());
         }
@@ -603,6 +632,7 @@ impl MfaTx for Tx<'_> {
         failures: i64,
         locked_until: Option<i64>,
     ) -> Result<(), StateError> {
+        self.hold(&person_of_id(id))?;
         if unstorable(&[application, id]) {
             return Ok(());
         }
@@ -627,6 +657,7 @@ impl MfaTx for Tx<'_> {
         status: &str,
         now: i64,
     ) -> Result<(), StateError> {
+        self.hold(&person_of_id(id))?;
         if unstorable(&[application, id]) {
             return Ok(());
         }
@@ -644,6 +675,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn delete_user(&mut self, application: &str, id: &str) -> Result<bool, StateError> {
+        self.hold(&person_of_id(id))?;
         if unstorable(&[application, id]) {
             return Ok(false);
         }
@@ -668,6 +700,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn count_sends(&mut self, application: &str, id: &str) -> Result<i64, StateError> {
+        self.hold(&person_of_id(id))?;
         if unstorable(&[application, id]) {
             return Ok(0);
         }
@@ -679,6 +712,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn record_send(&mut self, application: &str, id: &str, at: i64) -> Result<(), StateError> {
+        self.hold(&person_of_id(id))?;
         self.execute(
             "INSERT INTO mfa_sends (application_id, user_id, at) VALUES ($1, $2, $3)",
             params![application.to_owned(), id.to_owned(), at],
@@ -687,6 +721,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn code(&mut self, application: &str, id: &str) -> Result<Option<StoredCode>, StateError> {
+        self.hold(&person_of_id(id))?;
         if unstorable(&[application, id]) {
             return Ok(None);
         }
@@ -711,6 +746,7 @@ impl MfaTx for Tx<'_> {
         id: &str,
         code: &StoredCode,
     ) -> Result<(), StateError> {
+        self.hold(&person_of_id(id))?;
         self.execute(
             "INSERT INTO mfa_codes (application_id, user_id, purpose, address, hash, expires) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (application_id, user_id) DO UPDATE \
@@ -729,6 +765,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn delete_code(&mut self, application: &str, id: &str) -> Result<(), StateError> {
+        self.hold(&person_of_id(id))?;
         if unstorable(&[application, id]) {
             return Ok(());
         }

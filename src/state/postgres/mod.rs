@@ -9,10 +9,11 @@
 //!
 //! The schema is a list of migrations (`migrations/postgres/`), applied at start in order,
 //! once, under a session advisory lock, so two nodes starting together do not both migrate.
-//! A second-factor transaction ([`MfaState`](super::mfa::MfaState)) first takes a
-//! transaction-level advisory lock: the rules of `crate::mfa` read then write (a lockout
-//! count, a TOTP step), and the lock makes them as serial across nodes as SQLite makes them
-//! on one.
+//! A second-factor transaction ([`MfaState`](super::mfa::MfaState)) takes a transaction-level
+//! advisory lock per person it touches (and one for writes to the MFA service's
+//! applications): the rules of `crate::mfa` read then write (a lockout count, a TOTP step, a
+//! code), and the lock makes each person's rules as serial across nodes as SQLite makes them
+//! on one, while different users' run side by side.
 
 mod audit;
 mod challenges;
@@ -35,8 +36,6 @@ use super::StateError;
 
 /// The advisory lock (session level) held while migrating.
 const MIGRATION_LOCK: i64 = 0x706f_7274_0001;
-/// The advisory lock (transaction level) of every second-factor transaction.
-const MFA_LOCK: i64 = 0x706f_7274_0002;
 
 /// The schema, in order. Never edit or reorder an entry that has shipped: append a new one.
 const MIGRATIONS: &[(&str, &str)] = &[(
@@ -224,20 +223,20 @@ impl Pg {
     }
 
     /// Runs `work` (single statements through a [`Tx`]) in one transaction that holds the
-    /// second-factor lock: committed when it returns true, rolled back when it returns false.
+    /// per-person locks ([`Tx::hold`]): committed when it returns true, rolled back when it
+    /// returns false.
     pub(crate) fn transaction(
         &self,
         work: &mut dyn FnMut(&mut Tx<'_>) -> bool,
     ) -> Result<(), StateError> {
         let client = self.run(|client| async move {
-            client
-                .batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({MFA_LOCK})"))
-                .await?;
+            client.batch_execute("BEGIN").await?;
             Ok(client)
         })?;
         let mut tx = Tx {
             pg: self,
             client: Some(client),
+            held: Vec::new(),
         };
         let commit = work(&mut tx);
         let Some(client) = tx.client.take() else {
@@ -263,9 +262,38 @@ pub(crate) struct Tx<'a> {
     pg: &'a Pg,
     /// `None` once a statement failed to come back (the connection is then dropped).
     client: Option<Object>,
+    /// The advisory locks this transaction holds (until it ends).
+    held: Vec<i64>,
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        // Still held here only when the transaction did not end (a rule that unwound): the
+        // connection is closed, which rolls it back, rather than returned to the pool with
+        // a transaction and its locks still open.
+        if let Some(client) = self.client.take() {
+            drop(Object::take(client));
+        }
+    }
 }
 
 impl Tx<'_> {
+    /// Takes the transaction-level advisory lock of `scope` (held until the transaction
+    /// ends; taken once per transaction), waiting for another transaction that holds it.
+    pub(crate) fn hold(&mut self, scope: &str) -> Result<(), StateError> {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(scope.as_bytes());
+        let mut key = [0u8; 8];
+        key.copy_from_slice(&digest[..8]);
+        let key = i64::from_be_bytes(key);
+        if self.held.contains(&key) {
+            return Ok(());
+        }
+        self.query("SELECT pg_advisory_xact_lock($1)", params![key])?;
+        self.held.push(key);
+        Ok(())
+    }
+
     /// Runs `sql` and returns its rows.
     pub(crate) fn query(
         &mut self,
