@@ -423,7 +423,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn insert_application(&mut self, app: &Application) -> Result<Written, StateError> {
-        self.hold(&APPLICATIONS.to_owned())?;
+        self.hold(APPLICATIONS)?;
         // No conflict target: a taken id (primary key) or a taken name (UNIQUE) both insert
         // nothing, as both are a unique violation in SQLite.
         let inserted = self.execute(
@@ -451,7 +451,7 @@ impl MfaTx for Tx<'_> {
         app: &Application,
         version: i64,
     ) -> Result<Written, StateError> {
-        self.hold(&APPLICATIONS.to_owned())?;
+        self.hold(APPLICATIONS)?;
         if unstorable(&[&app.id]) {
             return Ok(Written::Missed);
         }
@@ -488,7 +488,7 @@ impl MfaTx for Tx<'_> {
     }
 
     fn delete_application(&mut self, id: &str) -> Result<bool, StateError> {
-        self.hold(&APPLICATIONS.to_owned())?;
+        self.hold(APPLICATIONS)?;
         if unstorable(&[id]) {
             return Ok(false);
         }
