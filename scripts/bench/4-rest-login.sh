@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Scenario 4, REST login: harness -> POST /api/auth/1.0/login over HTTPS (keep-alive
 # connections, one login outstanding on each) -> portcullis -> the same FreeRADIUS.
+# The result adds portcullis' and the upstream's CPU per login (cpu_us_per_req,
+# upstream_cpu_us_per_req, as radius_load counts them); BENCH_STATE=postgresql: portcullis
+# keeps its state in a throw-away PostgreSQL (name 4-login-pg; the result adds
+# postgres_cpu_us_per_req and postgres_settings). See lib.sh.
 source "$(dirname "$0")/lib.sh"
 start_upstream
 start_portcullis 3
-idle_rss 4-login "$PORTCULLIS_PID"
+name=4-login$STATE_SUFFIX${BENCH_TAG:-}
+idle_rss "$name" "$PORTCULLIS_PID"
 # shellcheck disable=SC2046
 "$LOAD" login --target "127.0.0.1:$API_PORT" --user alice --users "$BENCH_USERS" \
     --password "$ALICE_PASSWORD" --connections "$BENCH_K" --duration 1 --timeout "$BENCH_TIMEOUT" >/dev/null
+cpu_begin "$PORTCULLIS_PID"
 # shellcheck disable=SC2046
 "$LOAD" login --target "127.0.0.1:$API_PORT" --user alice --users "$BENCH_USERS" \
     --password "$ALICE_PASSWORD" --connections "$BENCH_K" $(length_args) --timeout "$BENCH_TIMEOUT" \
-    --watch-pid "$PORTCULLIS_PID" --name "4-login${BENCH_TAG:-}" --out-dir "$BENCH_OUT"
+    --watch-pid "$PORTCULLIS_PID" --name "$name" --out-dir "$BENCH_OUT"
+cpu_end "$name" "$PORTCULLIS_PID"

@@ -30,6 +30,20 @@
 #                     (portcullis-load radsec) over BENCH_CONNECTIONS TLS connections
 #                     (default 4) instead of BENCH_SOCKETS UDP sockets
 #   BENCH_TLS12=1     the harness speaks TLS 1.2 instead of 1.3 (BENCH_FRONT=tls)
+#   BENCH_STATE       sqlite (default) or postgresql: with postgresql, start_portcullis first
+#                     starts a throw-away PostgreSQL cluster (once per script run; see
+#                     start_postgres) and portcullis keeps its state there ([state] backend =
+#                     "postgresql"); the scenario scripts then name their results -pg and
+#                     add the cluster's CPU (postgres_cpu_ms, postgres_cpu_us_per_req: every
+#                     process of the cluster, the postmaster and its children) and its
+#                     durability settings (postgres_settings) to the result file
+#   BENCH_PG_OPTIONS  more server options for that cluster, as postgres takes them (e.g.
+#                     "-c synchronous_commit=off"); default none: PostgreSQL's defaults
+#                     (fsync, synchronous_commit and full_page_writes on). What the server
+#                     ran with is recorded as postgres_settings in every -pg result file
+#   BENCH_PG_POOL     the daemon's [state] pool_size (default: the daemon's, 8)
+#   PORTCULLIS_PG_BINDIR  the directory of initdb, pg_ctl and psql (default: the newest
+#                     /usr/lib/postgresql/<version>/bin, Debian's postgresql package)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -47,6 +61,14 @@ BENCH_TIMEOUT=${BENCH_TIMEOUT:-2}
 BENCH_UPSTREAM=${BENCH_UPSTREAM:-udp}
 BENCH_FRONT=${BENCH_FRONT:-udp}
 BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-4}
+BENCH_STATE=${BENCH_STATE:-sqlite}
+# STATE_SUFFIX: what the scenario scripts append to their result names.
+# shellcheck disable=SC2034
+case $BENCH_STATE in
+    sqlite) STATE_SUFFIX="" ;;
+    postgresql) STATE_SUFFIX=-pg ;;
+    *) echo "BENCH_STATE must be sqlite or postgresql, not $BENCH_STATE" >&2; exit 2 ;;
+esac
 # glibc raises its mmap threshold after the first large free, after which argon2's 19 MiB
 # blocks stay resident in every malloc arena that ever hashed (1.3 GiB seen). A fixed
 # threshold, as systemd/portcullis.service sets, returns them on free.
@@ -86,6 +108,8 @@ cleanup() {
     done
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # After portcullis: the cluster (BENCH_STATE=postgresql) goes last.
+    stop_postgres
     rm -rf "$WORK"
 }
 
@@ -365,13 +389,174 @@ server default {
     wait_udp "$PROXY_PORT" || { cat "$dir/stdout.log" "$dir/radius.log" >&2 2>/dev/null; exit 1; }
 }
 
+# The throw-away PostgreSQL cluster of BENCH_STATE=postgresql (after tests/support/postgres.rs):
+# initdb into a scratch directory ($PG_DIR: data/, socket/, postgres.log), the server on a
+# free 127.0.0.1 port (listen_addresses=127.0.0.1) with its Unix socket in socket/, the role
+# portcullis (a random password, SCRAM-SHA-256 over TCP; no superuser, CREATEDB or
+# CREATEROLE) and the database portcullis owned by it. Over TCP every role needs its password
+# (initdb --auth-host=scram-sha-256); over the Unix socket, which only the server's user can
+# reach ($PG_DIR is mode 0700), the superuser postgres is trusted (--auth-local=trust): psql
+# uses it to create the role.
+# Durability is PostgreSQL's default (fsync, synchronous_commit, full_page_writes on) unless
+# BENCH_PG_OPTIONS says otherwise; initdb --no-sync only skips initdb's own final flush.
+# initdb and postgres refuse to run as root: as root, initdb, pg_ctl and psql run as the
+# postgres system user (runuser -u postgres --) and $PG_DIR is under /tmp, owned by it.
+# cleanup stops the server (pg_ctl stop -m immediate) and removes $PG_DIR.
+
+# pg_bin_dir: $PORTCULLIS_PG_BINDIR, else the newest /usr/lib/postgresql/<version>/bin.
+pg_bin_dir() {
+    if [ -n "${PORTCULLIS_PG_BINDIR:-}" ]; then
+        echo "$PORTCULLIS_PG_BINDIR"
+        return 0
+    fi
+    local newest
+    newest=$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/initdb' 2>/dev/null | sort -V | tail -n 1)
+    if [ -z "$newest" ]; then
+        echo "no /usr/lib/postgresql/<version>/bin/initdb (apt-get install postgresql, or set PORTCULLIS_PG_BINDIR)" >&2
+        return 1
+    fi
+    dirname "$newest"
+}
+
+# pg_run PROGRAM ARGS...: a PostgreSQL program of $PG_BIN, as the server's user, in $PG_DIR,
+# without the caller's PG* environment, bounded (90 s).
+pg_run() {
+    local program=$PG_BIN/$1
+    shift
+    (
+        cd "$PG_DIR"
+        for var in $(compgen -e); do
+            case $var in PG*) unset "$var" ;; esac
+        done
+        if [ "$PG_AS_SYSTEM_USER" = 1 ]; then
+            exec timeout 90 runuser -u postgres -- "$program" "$@"
+        else
+            exec timeout 90 "$program" "$@"
+        fi
+    )
+}
+
+# pg_psql DB: the SQL on stdin, as the superuser over the Unix socket; prints the rows
+# (psql -A -t) and fails on the first failing statement.
+pg_psql() {
+    pg_run psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$PG_DIR/socket" -p "$PG_PORT" -U postgres -d "$1" -f -
+}
+
+# start_postgres: the cluster, once per script run. Sets PG_DIR, PG_PORT, PG_PID (the
+# postmaster), PG_URL, PG_PASSWORD_FILE, PG_MFA_KEY (the MFA sealing key every node of the
+# run shares: nodes on one database refuse to start with different keys) and PG_SETTINGS.
+start_postgres() {
+    [ -n "${PG_PID:-}" ] && return 0
+    PG_BIN=$(pg_bin_dir)
+    PG_AS_SYSTEM_USER=0
+    local base=${TMPDIR:-/tmp} attempt password
+    if [ "$(id -u)" = 0 ]; then
+        PG_AS_SYSTEM_USER=1
+        base=/tmp
+    fi
+    PG_DIR=$(mktemp -d "$base/portcullis-bench-pg.XXXXXX")
+    mkdir "$PG_DIR/socket"
+    if [ "$PG_AS_SYSTEM_USER" = 1 ]; then
+        chown postgres:postgres "$PG_DIR" "$PG_DIR/socket"
+    fi
+    if ! pg_run initdb -D "$PG_DIR/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+        -E UTF8 --locale=C --no-sync >"$WORK/initdb.log" 2>&1; then
+        cat "$WORK/initdb.log" >&2
+        exit 1
+    fi
+    # The port may be taken between free_tcp_port and the server binding it: try another.
+    for attempt in 1 2 3; do
+        PG_PORT=$(free_tcp_port)
+        # shellcheck disable=SC2086
+        if pg_run pg_ctl -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 30 \
+            -o "-p $PG_PORT -k $PG_DIR/socket -c listen_addresses=127.0.0.1 ${BENCH_PG_OPTIONS:-}" \
+            start >"$WORK/pg_ctl.log" 2>&1; then
+            break
+        fi
+        pg_run pg_ctl -D "$PG_DIR/data" -m immediate -w -t 15 stop >/dev/null 2>&1 || true
+        if [ "$attempt" = 3 ] || ! grep -q 'Address already in use' "$PG_DIR/postgres.log"; then
+            cat "$WORK/pg_ctl.log" "$PG_DIR/postgres.log" >&2
+            exit 1
+        fi
+    done
+    PG_PID=$(head -n 1 "$PG_DIR/data/postmaster.pid")
+    password=$(od -An -N 18 -t x1 /dev/urandom | tr -d ' \n')
+    printf "CREATE ROLE portcullis LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '%s';\nCREATE DATABASE portcullis OWNER portcullis;\n" \
+        "$password" | pg_psql postgres >/dev/null
+    PG_PASSWORD_FILE=$WORK/pgpassword
+    PG_MFA_KEY=$WORK/mfa.key
+    (
+        umask 077
+        printf '%s\n' "$password" >"$PG_PASSWORD_FILE"
+        head -c 32 /dev/urandom >"$PG_MFA_KEY"
+    )
+    PG_URL="postgresql://portcullis@127.0.0.1:$PG_PORT/portcullis"
+    PG_SETTINGS=$(echo "SELECT 'version=' || current_setting('server_version') || ' fsync=' || current_setting('fsync')
+        || ' synchronous_commit=' || current_setting('synchronous_commit') || ' full_page_writes=' || current_setting('full_page_writes')
+        || ' shared_buffers=' || current_setting('shared_buffers') || ' max_connections=' || current_setting('max_connections');" |
+        pg_psql postgres)
+    [ -n "${BENCH_PG_OPTIONS:-}" ] && PG_SETTINGS+=" options=${BENCH_PG_OPTIONS}"
+    echo "PostgreSQL on 127.0.0.1:$PG_PORT ($PG_DIR): $PG_SETTINGS" >&2
+}
+
+# stop_postgres: stops the cluster (if any) and removes its directory; the postmaster is
+# killed if pg_ctl could not stop it. Called by cleanup.
+stop_postgres() {
+    [ -n "${PG_DIR:-}" ] && [ -d "$PG_DIR" ] || return 0
+    local pid=""
+    if [ -f "$PG_DIR/data/postmaster.pid" ]; then
+        pid=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null || true)
+        pg_run pg_ctl -D "$PG_DIR/data" -m immediate -w -t 15 stop >/dev/null 2>&1 || true
+    fi
+    if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$PG_DIR/data"; then
+        kill -9 "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do
+            [ -d "/proc/$pid" ] || break
+            sleep 0.1
+        done
+    fi
+    rm -rf "$PG_DIR"
+}
+
+# pg_cpu_ticks: user + system CPU time (clock ticks) of the whole cluster: the postmaster
+# with the children it has reaped (cutime, cstime) plus its live children (backends, one per
+# connection of each node's pool, and the background processes), so that processes that
+# come or go during the run are counted too.
+pg_cpu_ticks() {
+    local pid stat total=0 f
+    for pid in "$PG_PID" $(pgrep -P "$PG_PID" || true); do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        # The fields after "(comm) ": f[0] is field 3, so utime (14) .. cstime (17) are 11..14.
+        read -r -a f <<<"${stat##*) }"
+        total=$((total + f[11] + f[12] + f[13] + f[14]))
+    done
+    echo "$total"
+}
+
 # start_portcullis SEQUENCE [LOCAL_USERS_TOML]: the daemon with the RADIUS front-end, the
 # upstream as its RADIUS server (when SEQUENCE has RADIUS; over RadSec with
-# BENCH_UPSTREAM=tls) and the HTTPS API; with BENCH_FRONT=tls the RadSec front-end too.
+# BENCH_UPSTREAM=tls) and the HTTPS API; with BENCH_FRONT=tls the RadSec front-end too; with
+# BENCH_STATE=postgresql its state in the run's PostgreSQL cluster (started on first use).
+# PORTCULLIS_NODE (default bench-a) names the node ([state] node) and, when set, its own
+# directory $WORK/portcullis-NODE (else $WORK/portcullis), so that several nodes can run.
 # Sets FRONT_PORT, API_PORT, PORTCULLIS_PID and RADSEC_PORT (empty without BENCH_FRONT=tls).
 start_portcullis() {
-    local sequence=$1 users=${2:-} dir=$WORK/portcullis
+    local sequence=$1 users=${2:-} node=${PORTCULLIS_NODE:-bench-a} dir=$WORK/portcullis
+    [ -n "${PORTCULLIS_NODE:-}" ] && dir=$WORK/portcullis-$PORTCULLIS_NODE
     mkdir -p "$dir/state"
+    # BENCH_STATE=postgresql: the [state] section, and the run's shared MFA sealing key.
+    local state=""
+    if [ "$BENCH_STATE" = postgresql ]; then
+        start_postgres
+        state="[state]
+backend = \"postgresql\"
+url = \"$PG_URL\"
+password_file = \"$PG_PASSWORD_FILE\"
+node = \"$node\"
+${BENCH_PG_POOL:+pool_size = $BENCH_PG_POOL}
+"
+        install -m 600 "$PG_MFA_KEY" "$dir/state/mfa.key"
+    fi
     FRONT_PORT=$(free_port)
     API_PORT=$(free_tcp_port)
     local servers="" mappings="
@@ -433,6 +618,7 @@ api = ["127.0.0.1:$API_PORT"]
 radius_frontend = ["127.0.0.1:$FRONT_PORT"]
 $radsec_listener
 
+$state
 [authentication]
 current_sequence = $sequence
 default_role = "Monitor"
@@ -517,20 +703,13 @@ radius_load() {
         perf_pid=$!
         sleep 0.5
     fi
-    local cpu_before upstream_before=""
-    cpu_before=$(cpu_ticks "$pid")
-    if [ -n "${UPSTREAM_PID:-}" ] && [ "$UPSTREAM_PID" != "$pid" ]; then
-        upstream_before=$(cpu_ticks "$UPSTREAM_PID")
-    fi
+    cpu_begin "$pid"
     # shellcheck disable=SC2046
     "$LOAD" "${MODE[@]}" --user alice \
         --users "$BENCH_USERS" --password "$ALICE_PASSWORD" --auth "$BENCH_AUTH" \
         --concurrency "$BENCH_K" $(length_args) $(rate_args) --timeout "$BENCH_TIMEOUT" --watch-pid "$pid" \
         --name "$name" --out-dir "$BENCH_OUT" "$@"
-    cpu_result "$name" cpu "$pid" "$cpu_before"
-    if [ -n "$upstream_before" ]; then
-        cpu_result "$name" upstream_cpu "$UPSTREAM_PID" "$upstream_before"
-    fi
+    cpu_end "$name" "$pid"
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid"
         wait "$perf_pid" || true
@@ -546,8 +725,13 @@ cpu_ticks() {
 # measured run) and PREFIX_us_per_req (that over the verified replies) to NAME's result file.
 # The fairest single number on a shared machine: it does not depend on what else ran.
 cpu_result() {
-    local name=$1 prefix=$2 pid=$3 before=$4 after hz ok
-    after=$(cpu_ticks "$pid")
+    ticks_result "$1" "$2" "$4" "$(cpu_ticks "$3")"
+}
+
+# ticks_result NAME PREFIX TICKS_BEFORE TICKS_AFTER: cpu_result's lines for a CPU time
+# counted some other way (pg_cpu_ticks, the sum over several processes).
+ticks_result() {
+    local name=$1 prefix=$2 before=$3 after=$4 hz ok
     hz=$(getconf CLK_TCK)
     ok=$(sed -n 's/^ok=//p' "$BENCH_OUT/$name.result")
     awk -v a="$after" -v b="$before" -v hz="$hz" -v ok="$ok" -v p="$prefix" 'BEGIN {
@@ -555,4 +739,41 @@ cpu_result() {
         printf "%s_ms=%.0f\n", p, ms
         if (ok > 0) printf "%s_us_per_req=%.1f\n", p, ms * 1000 / ok
     }' >>"$BENCH_OUT/$name.result"
+}
+
+# postgres_result NAME TICKS_BEFORE [TICKS_AFTER]: with a cluster running, appends
+# postgres_cpu_ms and postgres_cpu_us_per_req (pg_cpu_ticks, now unless TICKS_AFTER is
+# given: every process of the cluster) and postgres_settings (version and durability
+# settings the server ran with) to NAME's result file, and prints them.
+postgres_result() {
+    [ -n "${PG_PID:-}" ] || return 0
+    ticks_result "$1" postgres_cpu "$2" "${3:-$(pg_cpu_ticks)}"
+    echo "postgres_settings=$PG_SETTINGS" >>"$BENCH_OUT/$1.result"
+    grep '^postgres_' "$BENCH_OUT/$1.result"
+}
+
+# cpu_begin PID: the CPU counters before a measured run: PID's, the upstream's (when it is
+# another process) and the PostgreSQL cluster's (BENCH_STATE=postgresql).
+cpu_begin() {
+    CPU_BEFORE=$(cpu_ticks "$1")
+    UPSTREAM_BEFORE=""
+    if [ -n "${UPSTREAM_PID:-}" ] && [ "$UPSTREAM_PID" != "$1" ]; then
+        UPSTREAM_BEFORE=$(cpu_ticks "$UPSTREAM_PID")
+    fi
+    PG_BEFORE=""
+    if [ -n "${PG_PID:-}" ]; then
+        PG_BEFORE=$(pg_cpu_ticks)
+    fi
+}
+
+# cpu_end NAME PID: after the run, appends cpu_* (PID), upstream_cpu_* and postgres_* (as
+# cpu_begin counted them) to NAME's result file.
+cpu_end() {
+    cpu_result "$1" cpu "$2" "$CPU_BEFORE"
+    if [ -n "$UPSTREAM_BEFORE" ]; then
+        cpu_result "$1" upstream_cpu "$UPSTREAM_PID" "$UPSTREAM_BEFORE"
+    fi
+    if [ -n "$PG_BEFORE" ]; then
+        postgres_result "$1" "$PG_BEFORE"
+    fi
 }

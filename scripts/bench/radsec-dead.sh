@@ -14,7 +14,11 @@
 #   3. the same over UDP (transport = "udp", same FreeRADIUS), for comparison.
 #
 # Prints one `key=value` line per measurement (ms).
+#
+# SQLite state whatever BENCH_STATE says: 3. restarts portcullis with another configuration,
+# which a node on a shared (PostgreSQL) state would ignore for the one in the database.
 BENCH_UPSTREAM=tls
+BENCH_STATE=sqlite
 source "$(dirname "$0")/lib.sh"
 BENCH_AUTH=chap
 

@@ -13,6 +13,10 @@
 # -1user, at K=64 and K=1), the worst case for the per-user throttle.
 # BENCH_RATE_RUN (default 12000) is the offered load of the open-loop runs of scenarios 2 and 3
 # (tag -rate), below what the FreeRADIUS proxy can do on this machine.
+# PostgreSQL state (Debian's postgresql package; see BENCH_STATE in lib.sh): scenario 2 CHAP
+# and scenario 4 again with BENCH_STATE=postgresql (names -pg), and scenario 6, two nodes on
+# one PostgreSQL (BENCH_REQUESTS per node); a second table lists them with the SQLite runs
+# and PostgreSQL's CPU. BENCH_PG=0 skips them. BENCH_PG_OPTIONS applies (see lib.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -23,6 +27,7 @@ docs=$root/docs/bench
 slow=${BENCH_SLOW_SECONDS:-20}
 long=${BENCH_LONG:-1000000}
 rate=${BENCH_RATE_RUN:-12000}
+pg=${BENCH_PG:-1}
 mkdir -p "$BENCH_OUT" "$docs"
 rm -f "$BENCH_OUT"/*.result "$BENCH_OUT"/*.csv "$BENCH_OUT"/*.idle
 
@@ -53,6 +58,12 @@ run BENCH_AUTH=chap BENCH_USERS=1 BENCH_K=1 BENCH_SOCKETS=1 BENCH_REQUESTS=20000
 for scenario in 2-portcullis 3-freeradius-proxy; do
     run BENCH_AUTH=chap BENCH_RATE="$rate" BENCH_TAG=-rate "$here/$scenario.sh"
 done
+# The state in PostgreSQL: one node, then two nodes sharing one database.
+if [ "$pg" != 0 ]; then
+    run BENCH_AUTH=chap BENCH_STATE=postgresql "$here/2-portcullis.sh"
+    run BENCH_STATE=postgresql BENCH_DURATION="$slow" BENCH_TIMEOUT=60 "$here/4-rest-login.sh"
+    run BENCH_AUTH=chap BENCH_STATE=postgresql "$here/6-two-nodes.sh"
+fi
 if [ "$long" -gt 0 ]; then
     run BENCH_AUTH=chap BENCH_REQUESTS="$long" "$here/2-portcullis.sh"
     mv "$BENCH_OUT/2-portcullis-chap.result" "$BENCH_OUT/2-portcullis-chap-long.result"
@@ -120,6 +131,35 @@ mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024; else print 
         echo
     fi
     echo "argon2id verification alone (19 MiB, t=2, p=1), one thread: p50 $(sed -n 's/^argon2_p50_us=//p' "$BENCH_OUT/5-argon2.result") µs."
+    if [ -f "$BENCH_OUT/2-portcullis-chap-pg.result" ] || [ -f "$BENCH_OUT/6-two-nodes-chap.result" ]; then
+        echo
+        echo "## State in SQLite and in PostgreSQL"
+        echo
+        echo "The -pg runs keep portcullis' state in a throw-away PostgreSQL cluster on this machine (TCP on loopback, SCRAM); 6-two-nodes-chap-a and -b are two portcullis nodes sharing one such database, each driven by its own harness at K=${BENCH_K:-64} at the same time (6-two-nodes-chap: both, req/s summed)."
+        echo "PostgreSQL µs/req: CPU time of every process of the cluster (postmaster and children) over the verified replies; in the 6-two-nodes rows, over both nodes' replies."
+        echo
+        echo "| run | requests ok | errors | timeouts | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req | upstream µs/req | PostgreSQL µs/req | RSS idle MiB | RSS peak MiB |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        for name in 2-portcullis-chap 2-portcullis-chap-pg 4-login 4-login-pg 6-two-nodes-chap-a 6-two-nodes-chap-b; do
+            [ -f "$BENCH_OUT/$name.result" ] || continue
+            pgcpu=$(value $name postgres_cpu_us_per_req)
+            case $name in 6-two-nodes-chap-*) pgcpu="($(value 6-two-nodes-chap postgres_cpu_us_per_req))" ;; esac
+            echo "| $name | $(value $name ok) | $(value $name errors) | $(value $name timeouts) | $(value $name rps) | $(value $name p50_us) | $(value $name p99_us) | $(value $name p999_us) | $(value $name cpu_us_per_req) | $(value $name upstream_cpu_us_per_req) | $pgcpu | $(mib "$(idle $name)") | $(mib "$(value $name rss_peak_kib)") |"
+        done
+        if [ -f "$BENCH_OUT/6-two-nodes-chap.result" ]; then
+            n=6-two-nodes-chap
+            echo "| $n (both) | $(value $n ok) | $(value $n errors) | $(value $n timeouts) | $(value $n rps) |  |  |  | $(value $n cpu_us_per_req) | $(value $n upstream_cpu_us_per_req) | $(value $n postgres_cpu_us_per_req) |  |  |"
+            echo
+            echo "Two nodes: $(value $n rps_a) + $(value $n rps_b) = $(value $n rps) req/s (all replies over the wall time of both: $(value $n rps_wall)), against $(value 2-portcullis-chap-pg rps) req/s for one node on PostgreSQL and $(value 2-portcullis-chap rps) on SQLite."
+        fi
+        for name in 2-portcullis-chap-pg 4-login-pg 6-two-nodes-chap; do
+            if [ -f "$BENCH_OUT/$name.result" ]; then
+                echo
+                echo "PostgreSQL settings ($name): $(value $name postgres_settings)."
+                break
+            fi
+        done
+    fi
 } >"$docs/results.md"
 
 plot() { "$load" plot-latency --out "$docs/$1.png" --title "$2" "${@:3}"; }
@@ -143,6 +183,13 @@ plot compare-chap "CHAP, side by side (K=${BENCH_K:-64})" \
 if [ -f "$BENCH_OUT/2-portcullis-chap-rate.result" ]; then
     plot compare-chap-rate "CHAP at the same offered load ($rate requests/s, open loop)" \
         "$(p 2-portcullis-chap-rate '2: through portcullis')" "$(p 3-proxy-chap-rate '3: through a FreeRADIUS proxy')"
+fi
+if [ -f "$BENCH_OUT/2-portcullis-chap-pg.result" ]; then
+    series=("$(p 2-portcullis-chap 'SQLite')" "$(p 2-portcullis-chap-pg 'PostgreSQL')")
+    if [ -f "$BENCH_OUT/6-two-nodes-chap-a.result" ]; then
+        series+=("$(p 6-two-nodes-chap-a 'PostgreSQL, two nodes: bench-a')" "$(p 6-two-nodes-chap-b 'PostgreSQL, two nodes: bench-b')")
+    fi
+    plot compare-state-chap "CHAP through portcullis, state in SQLite and in PostgreSQL (K=${BENCH_K:-64})" "${series[@]}"
 fi
 if [ -f "$BENCH_OUT/2-portcullis-chap-long.rss.csv" ]; then
     "$load" plot-rss --out "$docs/scenario-2-memory.png" \
