@@ -35,6 +35,10 @@ impl ConfigState for Pg {
         let version = from + 1;
         self.run(move |mut client| async move {
             let tx = client.transaction().await?;
+            // A configuration version is durable once stored (the connection's default is
+            // asynchronous commit).
+            tx.batch_execute("SET LOCAL synchronous_commit TO on")
+                .await?;
             // The newest must be the one the change was made from: a version skipped or
             // taken by another node is a conflict.
             let newest: Option<i64> = tx

@@ -230,7 +230,11 @@ impl Pg {
         work: &mut dyn FnMut(&mut Tx<'_>) -> bool,
     ) -> Result<(), StateError> {
         let client = self.run(|client| async move {
-            client.batch_execute("BEGIN").await?;
+            // Durable: a TOTP step or a lockout count lost to a crash of the database could
+            // let a code be used twice (the connection's default is asynchronous commit).
+            client
+                .batch_execute("BEGIN; SET LOCAL synchronous_commit TO on")
+                .await?;
             Ok(client)
         })?;
         let mut tx = Tx {
@@ -306,7 +310,10 @@ impl Tx<'_> {
             .ok_or_else(|| StateError::Postgres("the transaction lost its connection".into()))?;
         let (client, rows) = self.pg.block(async move {
             let refs = refs(&params);
-            let rows = client.query(sql, &refs).await;
+            let rows = match client.prepare_cached(sql).await {
+                Ok(statement) => client.query(&statement, &refs).await,
+                Err(e) => Err(e),
+            };
             Ok((client, rows))
         })?;
         match rows {
@@ -334,7 +341,10 @@ impl Tx<'_> {
             .ok_or_else(|| StateError::Postgres("the transaction lost its connection".into()))?;
         let (client, count) = self.pg.block(async move {
             let refs = refs(&params);
-            let count = client.execute(sql, &refs).await;
+            let count = match client.prepare_cached(sql).await {
+                Ok(statement) => client.execute(&statement, &refs).await,
+                Err(e) => Err(e),
+            };
             Ok((client, count))
         })?;
         match count {
@@ -453,8 +463,14 @@ fn driver_config(
         .keepalives_idle(Duration::from_secs(10))
         .application_name("portcullis")
         // A statement that waits longer than this on a lock or a slow disk fails, so a login
-        // never hangs on the database.
-        .options(format!("-c statement_timeout={}", timeout.as_millis()));
+        // never hangs on the database. Commits do not wait for the disk, except those that
+        // ask to (second factors, configuration versions): what a crash of the database can
+        // lose is the last fraction of a second of sessions, throttle counts and audit
+        // events, as SQLite's synchronous=NORMAL does on one node.
+        .options(format!(
+            "-c statement_timeout={} -c synchronous_commit=off",
+            timeout.as_millis()
+        ));
     if let Some(password) = password {
         config.password(password);
     }

@@ -28,13 +28,18 @@ impl SessionState for Pg {
             serde_json::to_string(&session.roles).map_err(|e| StateError::Task(e.to_string()))?;
         let session = session.clone();
         self.run(move |client| async move {
-            client
-                .execute(
+            let statement = client
+                .prepare_cached(
                     "INSERT INTO sessions (hash, username, roles, method, expires_ns, partial, \
                      grant_hash) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hash) DO \
                      UPDATE SET username = excluded.username, roles = excluded.roles, \
                      method = excluded.method, expires_ns = excluded.expires_ns, \
                      partial = excluded.partial, grant_hash = excluded.grant_hash",
+                )
+                .await?;
+            client
+                .execute(
+                    &statement,
                     &[
                         &session.hash.as_slice(),
                         &text(&session.user),
@@ -70,12 +75,12 @@ impl SessionState for Pg {
     ) -> Result<Option<StoredSession>, StateError> {
         let hash = hash.to_vec();
         let row = self.run(move |client| async move {
-            Ok(client
-                .query_opt(
-                    &format!("SELECT {COLUMNS} FROM sessions WHERE hash = $1 AND expires_ns > $2"),
-                    &[&hash, &now_ns],
-                )
-                .await?)
+            let statement = client
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM sessions WHERE hash = $1 AND expires_ns > $2"
+                ))
+                .await?;
+            Ok(client.query_opt(&statement, &[&hash, &now_ns]).await?)
         })?;
         Ok(row.and_then(|row| session(&row).ok()))
     }
