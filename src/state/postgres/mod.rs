@@ -54,6 +54,8 @@ pub struct Pg {
     driver: tokio_postgres::Config,
     /// TLS to the database, when `tls_ca` is set.
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    /// The queue of the task that writes sessions in batches.
+    session_writer: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<sessions::Pending>>,
     /// This node's name, written into audit events.
     node: String,
     /// `postgresql://user@host:port/db`, for messages (never a password).
@@ -127,6 +129,7 @@ impl Pg {
             pool,
             driver: config,
             tls,
+            session_writer: std::sync::OnceLock::new(),
             node: node.to_owned(),
             name,
         };
@@ -525,7 +528,7 @@ fn tls_connector(ca: &Path) -> Result<tokio_postgres_rustls::MakeRustlsConnect, 
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
-fn pool_error(e: deadpool_postgres::PoolError) -> StateError {
+pub(crate) fn pool_error(e: deadpool_postgres::PoolError) -> StateError {
     metrics::counter!("portcullis_state_database_errors_total", "kind" => "connection")
         .increment(1);
     match e {
