@@ -20,20 +20,7 @@ impl ChallengeState for Pg {
         let pending = pending.clone();
         self.run(move |mut client| async move {
             let tx = client.transaction().await?;
-            tx.execute("DELETE FROM mfa_challenges WHERE expires <= $1", &[&now])
-                .await?;
-            let count: i64 = tx
-                .query_one("SELECT count(*) FROM mfa_challenges", &[])
-                .await?
-                .try_get(0)?;
-            if count >= max {
-                tx.execute(
-                    "DELETE FROM mfa_challenges WHERE state_hash IN \
-                     (SELECT state_hash FROM mfa_challenges ORDER BY expires LIMIT $1)",
-                    &[&(count - max + 1)],
-                )
-                .await?;
-            }
+            super::make_room(&tx, ("mfa_challenges", "state_hash", "expires"), now, max).await?;
             tx.execute(
                 "INSERT INTO mfa_challenges \
                  (state_hash, username, client_id, source, roles, method, expires) \

@@ -18,23 +18,13 @@ impl DialogueState for Pg {
         let dialogue = dialogue.clone();
         self.run(move |mut client| async move {
             let tx = client.transaction().await?;
-            tx.execute(
-                "DELETE FROM upstream_dialogues WHERE expires_ms <= $1",
-                &[&now_ms],
+            super::make_room(
+                &tx,
+                ("upstream_dialogues", "handle_hash", "expires_ms"),
+                now_ms,
+                max,
             )
             .await?;
-            let count: i64 = tx
-                .query_one("SELECT count(*) FROM upstream_dialogues", &[])
-                .await?
-                .try_get(0)?;
-            if count >= max {
-                tx.execute(
-                    "DELETE FROM upstream_dialogues WHERE handle_hash IN \
-                     (SELECT handle_hash FROM upstream_dialogues ORDER BY expires_ms LIMIT $1)",
-                    &[&(count - max + 1)],
-                )
-                .await?;
-            }
             tx.execute(
                 "INSERT INTO upstream_dialogues (handle_hash, username, party, server, state, \
                  messages, echo, round, expires_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

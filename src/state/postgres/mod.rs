@@ -371,6 +371,37 @@ pub(crate) fn text(value: &str) -> String {
     value.replace('\0', "\u{fffd}")
 }
 
+/// Makes room in a table of entries that expire (RADIUS challenges, upstream dialogues)
+/// for one more: forgets those expired at `now` (`expiry` at or before it) and, when `max`
+/// are kept, those closest to expiry. Runs in the caller's transaction.
+pub(crate) async fn make_room(
+    tx: &deadpool_postgres::Transaction<'_>,
+    (table, key, expiry): (&str, &str, &str),
+    now: i64,
+    max: i64,
+) -> Result<(), StateError> {
+    tx.execute(
+        &format!("DELETE FROM {table} WHERE {expiry} <= $1"),
+        &[&now],
+    )
+    .await?;
+    let count: i64 = tx
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await?
+        .try_get(0)?;
+    if count >= max {
+        tx.execute(
+            &format!(
+                "DELETE FROM {table} WHERE {key} IN \
+                 (SELECT {key} FROM {table} ORDER BY {expiry} LIMIT $1)"
+            ),
+            &[&(count - max + 1)],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// The parameters as the driver takes them.
 pub(crate) fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     params
