@@ -1,10 +1,12 @@
 # shellcheck shell=bash
-# Shared by the scenario scripts: builds nothing, starts FreeRADIUS and portcullis on free
-# loopback ports under a scratch directory, and stops everything on exit.
+# Shared by the scenario scripts: builds nothing, starts FreeRADIUS (or the TACACS+ test
+# server) and portcullis on free loopback ports under a scratch directory, and stops
+# everything on exit.
 #
 # Environment:
-#   CARGO_TARGET_DIR  where `cargo build --release` put portcullis and portcullis-load
-#                     (default: ./target)
+#   CARGO_TARGET_DIR  where `cargo build --release` put portcullis and portcullis-load, and
+#                     `cargo build --release --example tacacs_bench_server` the TACACS+
+#                     server of scenario 7 (default: ./target)
 #   BENCH_OUT         where result files go (default: ./target/bench)
 #   BENCH_REQUESTS    requests per measured run (default 200000); BENCH_DURATION (seconds)
 #                     replaces it when set
@@ -50,6 +52,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 RELEASE=${CARGO_TARGET_DIR:-$ROOT/target}/release
 PORTCULLIS=$RELEASE/portcullis
 LOAD=$RELEASE/portcullis-load
+TACACS_SERVER=$RELEASE/examples/tacacs_bench_server
 FREERADIUS=${FREERADIUS:-/usr/sbin/freeradius}
 BENCH_OUT=${BENCH_OUT:-$ROOT/target/bench}
 BENCH_REQUESTS=${BENCH_REQUESTS:-200000}
@@ -88,6 +91,7 @@ PORTCULLIS_WRAP=()
 # Secrets of this benchmark only (loopback, throw-away processes).
 UPSTREAM_SECRET=bench-upstream-secret-0123
 FRONT_SECRET=bench-front-secret-456789
+TACACS_KEY=bench-tacacs-key-0123456789
 ALICE_PASSWORD=alice-password
 
 for bin in "$PORTCULLIS" "$LOAD" "$FREERADIUS"; do
@@ -389,6 +393,26 @@ server default {
     wait_udp "$PROXY_PORT" || { cat "$dir/stdout.log" "$dir/radius.log" >&2 2>/dev/null; exit 1; }
 }
 
+# start_tacacs_upstream: the TACACS+ test server (examples/tacacs_bench_server.rs, built by
+# `cargo build --release --example tacacs_bench_server`) with the key TACACS_KEY, answering
+# alice and alice-0 .. alice-(BENCH_USERS-1) (PAP or ASCII, all with alice's password) and
+# authorizing them with the AV pair class=admins; every other name fails. It agrees to
+# single-connect, which portcullis' client offers. Sets TACACS_PORT (start_portcullis then
+# configures it as portcullis' TACACS+ server), TACACS_PID, and UPSTREAM_PID to it: the
+# upstream whose CPU cpu_begin and cpu_end count.
+start_tacacs_upstream() {
+    local dir=$WORK/tacacs
+    [ -x "$TACACS_SERVER" ] || { echo "missing $TACACS_SERVER (cargo build --release --example tacacs_bench_server)" >&2; exit 2; }
+    mkdir -p "$dir"
+    TACACS_PORT=$(free_tcp_port)
+    "$TACACS_SERVER" --port "$TACACS_PORT" --key "$TACACS_KEY" --password "$ALICE_PASSWORD" \
+        --users "$BENCH_USERS" --av class=admins >"$dir/stdout.log" 2>&1 &
+    TACACS_PID=$!
+    UPSTREAM_PID=$TACACS_PID
+    PIDS+=("$TACACS_PID")
+    wait_tcp "$TACACS_PORT" || { cat "$dir/stdout.log" >&2; exit 1; }
+}
+
 # The throw-away PostgreSQL cluster of BENCH_STATE=postgresql (after tests/support/postgres.rs):
 # initdb into a scratch directory ($PG_DIR: data/, socket/, postgres.log), the server on a
 # free 127.0.0.1 port (listen_addresses=127.0.0.1) with its Unix socket in socket/, the role
@@ -535,8 +559,10 @@ pg_cpu_ticks() {
 
 # start_portcullis SEQUENCE [LOCAL_USERS_TOML]: the daemon with the RADIUS front-end, the
 # upstream as its RADIUS server (when SEQUENCE has RADIUS; over RadSec with
-# BENCH_UPSTREAM=tls) and the HTTPS API; with BENCH_FRONT=tls the RadSec front-end too; with
-# BENCH_STATE=postgresql its state in the run's PostgreSQL cluster (started on first use).
+# BENCH_UPSTREAM=tls), the TACACS+ test server as its TACACS+ server (after
+# start_tacacs_upstream; sequence 4, `Local, TACACS+`, has it and no RADIUS) and the HTTPS
+# API; with BENCH_FRONT=tls the RadSec front-end too; with BENCH_STATE=postgresql its state
+# in the run's PostgreSQL cluster (started on first use).
 # PORTCULLIS_NODE (default bench-a) names the node ([state] node) and, when set, its own
 # directory $WORK/portcullis-NODE (else $WORK/portcullis), so that several nodes can run.
 # Sets FRONT_PORT, API_PORT, PORTCULLIS_PID and RADSEC_PORT (empty without BENCH_FRONT=tls).
@@ -592,6 +618,30 @@ protocol = \"PAP\"
 require_message_authenticator = \"no\"
 $mappings"
     fi
+    # After start_tacacs_upstream: the TACACS+ server over TCP (PAP), and its AV pair
+    # class=admins mapped to Operator as the RADIUS Class is.
+    local tacacs=""
+    if [ -n "${TACACS_PORT:-}" ]; then
+        tacacs="
+[tacacs.settings]
+connection_timeout = 5
+auth_service = \"portcullis\"
+
+[[tacacs.servers]]
+id = 1
+order = 0
+address = \"127.0.0.1\"
+port = $TACACS_PORT
+secret = \"$TACACS_KEY\"
+protocol = \"PAP\"
+client_port = \"bench\"
+
+[[tacacs.role_mappings]]
+role = \"Operator\"
+attribute = \"class\"
+attribute_value = \"admins\"
+"
+    fi
     # BENCH_FRONT=tls: the RadSec listener, presenting the server certificate, and a RadSec
     # client (the harness) known by the bench CA and its address.
     local radsec_listener="" radsec_frontend="" radsec_client=""
@@ -629,7 +679,7 @@ nas_id_type = "custom"
 nas_id_value = "portcullis-bench"
 connection_timeout = 5
 max_number_of_tries = 3
-$servers
+$servers$tacacs
 [radius_frontend]
 max_in_flight = 1024
 $radsec_frontend

@@ -3,14 +3,16 @@
 # ratios) and the plots docs/bench/*.png. Raw results go to $BENCH_OUT (target/bench).
 #
 #   cargo build --release -p portcullis -p portcullis-load
+#   cargo build --release --example tacacs_bench_server     # the TACACS+ server of scenario 7
 #   CARGO_TARGET_DIR=... scripts/bench/run-all.sh
 #
 # BENCH_REQUESTS (default 200000) sets the length of the runs that are not bound by argon2;
-# those that are (PAP through portcullis, REST login, local users) run BENCH_SLOW_SECONDS
-# (default 20) with a 60 s answer timeout. BENCH_LONG (default 1000000) is the length of the
-# memory run of scenario 2; BENCH_LONG=0 skips it. BENCH_USERS (default 1000) is the number of
-# user names the requests are spread over; scenario 2 CHAP also runs with one name (tag
-# -1user, at K=64 and K=1), the worst case for the per-user throttle.
+# those that are (PAP through portcullis, REST login over RADIUS and over TACACS+, local
+# users) run BENCH_SLOW_SECONDS (default 20) with a 60 s answer timeout. BENCH_LONG (default
+# 1000000) is the length of the memory run of scenario 2; BENCH_LONG=0 skips it. BENCH_USERS
+# (default 1000) is the number of user names the requests are spread over; scenario 2 CHAP
+# also runs with one name (tag -1user, at K=64 and K=1), the worst case for the per-user
+# throttle.
 # BENCH_RATE_RUN (default 12000) is the offered load of the open-loop runs of scenarios 2 and 3
 # (tag -rate), below what the FreeRADIUS proxy can do on this machine.
 # PostgreSQL state (Debian's postgresql package; see BENCH_STATE in lib.sh): scenario 2 CHAP
@@ -40,6 +42,7 @@ done
 run BENCH_AUTH=chap "$here/2-portcullis.sh"
 run BENCH_AUTH=pap BENCH_DURATION="$slow" BENCH_TIMEOUT=60 "$here/2-portcullis.sh"
 run BENCH_DURATION="$slow" BENCH_TIMEOUT=60 "$here/4-rest-login.sh"
+run BENCH_DURATION="$slow" BENCH_TIMEOUT=60 "$here/7-tacacs-login.sh"
 run BENCH_DURATION="$slow" BENCH_TIMEOUT=60 "$here/5-local.sh"
 # One request at a time: latency without queueing, for the added latency of scenario 2.
 for auth in chap pap; do
@@ -91,11 +94,11 @@ mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024; else print 
     echo
     echo "RSS idle: after start-up, before any request. RSS peak: the largest of the samples taken every 100 ms during the measured run."
     echo
-    echo "CPU µs/req: CPU time (user + system) of the process under test during the measured run over the verified replies; upstream µs/req: the same for the upstream FreeRADIUS."
+    echo "CPU µs/req: CPU time (user + system) of the process under test during the measured run over the verified replies; upstream µs/req: the same for the upstream FreeRADIUS (for 7-tacacs-login, the TACACS+ test server)."
     echo
     echo "| run | users | requests ok | errors | timeouts | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req | upstream µs/req | RSS idle MiB | RSS peak MiB |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    for name in 1-upstream-chap 2-portcullis-chap 3-proxy-chap 1-upstream-pap 2-portcullis-pap 3-proxy-pap 4-login 5-local \
+    for name in 1-upstream-chap 2-portcullis-chap 3-proxy-chap 1-upstream-pap 2-portcullis-pap 3-proxy-pap 4-login 7-tacacs-login 5-local \
         1-upstream-chap-k1 2-portcullis-chap-k1 3-proxy-chap-k1 1-upstream-pap-k1 2-portcullis-pap-k1 3-proxy-pap-k1 \
         2-portcullis-chap-1user 2-portcullis-chap-k1-1user 2-portcullis-chap-rate 3-proxy-chap-rate 2-portcullis-chap-long; do
         [ -f "$BENCH_OUT/$name.result" ] || continue

@@ -1,8 +1,8 @@
 //! A TACACS+ server for integration tests, built on `portcullis_protocol::tacacs`.
 //!
-//! [`TacacsServer::start`] listens on a free loopback port and serves each connection on its
-//! own thread, one session per connection unless [`Config::single_connect`] agrees to Single
-//! Connection Mode (RFC 8907 §4.3):
+//! [`TacacsServer::start`] listens on a free loopback port ([`TacacsServer::start_at`] on a
+//! given address) and serves each connection on its own thread, one session per connection
+//! unless [`Config::single_connect`] agrees to Single Connection Mode (RFC 8907 §4.3):
 //! - authentication (RFC 8907 §5.4.2): PAP (the START's data is the password) and ASCII (a
 //!   START with the user name goes straight to GETPASS; without one, or with
 //!   [`Config::ascii_ask_user`], GETUSER first), PASS or FAIL against [`Config::users`];
@@ -12,8 +12,8 @@
 //! A [`Misbehaviour`] replaces the first reply of the authentication or the authorization
 //! session of every connection ([`Config::authen_misbehaviour`],
 //! [`Config::author_misbehaviour`]). Everything received is kept in [`Received`] for
-//! assertions. Every read has a timeout and every loop a bound, so a client that stalls cannot
-//! hang a test; dropping the server stops its listener.
+//! assertions (unless [`Config::record`] is off). Every read has a timeout and every loop a
+//! bound, so a client that stalls cannot hang a test; dropping the server stops its listener.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -155,6 +155,9 @@ pub struct Config {
     /// Over TLS, obfuscate the replies anyway (with the UNENCRYPTED flag clear), as a server
     /// that does not implement RFC 9887 §4 would.
     pub tls_obfuscate: bool,
+    /// Keep the STARTs, CONTINUEs and authorization REQUESTs in [`Received`]. A server that
+    /// runs for long (examples/tacacs_bench_server.rs) turns it off so its memory stays flat.
+    pub record: bool,
 }
 
 impl Config {
@@ -171,6 +174,7 @@ impl Config {
             sessions_per_connection: None,
             tls: None,
             tls_obfuscate: false,
+            record: true,
         }
     }
 }
@@ -263,8 +267,14 @@ pub struct TacacsServer {
 impl TacacsServer {
     /// Starts a server on a free loopback port.
     pub fn start(config: Config) -> TacacsServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
-        let addr = listener.local_addr().expect("listener address");
+        TacacsServer::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), config)
+            .expect("binding a loopback port")
+    }
+
+    /// Starts a server listening on `addr`.
+    pub fn start_at(addr: SocketAddr, config: Config) -> io::Result<TacacsServer> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
         let received = Arc::new(Mutex::new(Received::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let config = Arc::new(config);
@@ -306,12 +316,12 @@ impl TacacsServer {
                 }
             })
         };
-        TacacsServer {
+        Ok(TacacsServer {
             addr,
             received,
             stop,
             listener: Some(thread),
-        }
+        })
     }
 
     /// Where the server listens.
@@ -439,7 +449,9 @@ fn serve(mut stream: impl Conn, config: &Config, received: &Mutex<Received>) -> 
                     lock(received).malformed += 1;
                     return Ok(());
                 };
-                record_start(received, header, &start);
+                if config.record {
+                    record_start(received, header, &start);
+                }
                 authen_start(config, &start, &mut ascii, &reply, misbehaviour)
             }
             PacketType::Authentication => {
@@ -447,12 +459,14 @@ fn serve(mut stream: impl Conn, config: &Config, received: &Mutex<Received>) -> 
                     lock(received).malformed += 1;
                     return Ok(());
                 };
-                lock(received).continues.push(ContinueSeen {
-                    header,
-                    flags: cont.flags,
-                    user_msg: cont.user_msg.to_vec(),
-                    data: cont.data.to_vec(),
-                });
+                if config.record {
+                    lock(received).continues.push(ContinueSeen {
+                        header,
+                        flags: cont.flags,
+                        user_msg: cont.user_msg.to_vec(),
+                        data: cont.data.to_vec(),
+                    });
+                }
                 if cont.flags.contains(authen::ContinueFlags::ABORT) {
                     // RFC 8907 §5.4.3: the session is over; no reply.
                     return Ok(());
@@ -464,7 +478,9 @@ fn serve(mut stream: impl Conn, config: &Config, received: &Mutex<Received>) -> 
                     lock(received).malformed += 1;
                     return Ok(());
                 };
-                record_author(received, header, &request);
+                if config.record {
+                    record_author(received, header, &request);
+                }
                 authorize(config, &request, &reply, misbehaviour)
             }
             _ => return Ok(()),
