@@ -14,6 +14,8 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use compact_str::CompactString;
+
 use crate::engine::{Decision, Outcome};
 use crate::state::audit::AuditState;
 use crate::state::{StateDb, unix_now};
@@ -208,10 +210,18 @@ const MAX_USER_CHARS: usize = 256;
 const MAX_TEXT_CHARS: usize = 1024;
 
 /// `text` cut to `max` characters, marked with `...` when it was cut.
-fn clip(text: &mut String, max: usize) {
+fn clip(text: &mut CompactString, max: usize) {
     if let Some((index, _)) = text.char_indices().nth(max) {
         text.truncate(index);
         text.push_str("...");
+    }
+}
+
+/// [`clip`] for a reason.
+fn clip_reason(reason: &mut String) {
+    if let Some((index, _)) = reason.char_indices().nth(MAX_TEXT_CHARS) {
+        reason.truncate(index);
+        reason.push_str("...");
     }
 }
 
@@ -223,7 +233,7 @@ pub fn record(mut event: NewEvent) {
     clip(&mut event.action, MAX_TEXT_CHARS);
     clip(&mut event.source, MAX_TEXT_CHARS);
     if let Some(reason) = &mut event.reason {
-        clip(reason, MAX_TEXT_CHARS);
+        clip_reason(reason);
     }
     let latency_ms = u64::try_from(event.latency.as_millis()).unwrap_or(u64::MAX);
     tracing::info!(
@@ -354,10 +364,10 @@ pub fn current() -> Option<(String, String, String)> {
 
 /// Records a login attempt decided by the engine. `origin` is (source, action); without it
 /// the current REST request's are used.
-pub fn login(user: &str, decision: &Decision, origin: Option<(String, String)>) {
+pub fn login(user: &str, decision: &Decision, origin: Option<(CompactString, CompactString)>) {
     let (source, action) = origin
-        .or_else(|| current().map(|(_, source, action)| (source, action)))
-        .unwrap_or_else(|| ("-".to_string(), "-".to_string()));
+        .or_else(|| current().map(|(_, source, action)| (source.into(), action.into())))
+        .unwrap_or_else(|| ("-".into(), "-".into()));
     let (result, reason) = match &decision.outcome {
         Outcome::Accept(_) => ("accept", None),
         Outcome::Reject(reason) => ("reject", Some(reason.to_string())),
@@ -366,7 +376,7 @@ pub fn login(user: &str, decision: &Decision, origin: Option<(String, String)>) 
     };
     record(NewEvent {
         kind: Kind::Login,
-        user: user.to_string(),
+        user: user.into(),
         source,
         action,
         result,
@@ -406,9 +416,9 @@ pub fn config_change(outcome: Result<(), &dyn Refusal>, started: Instant, fallba
     };
     record(NewEvent {
         kind: Kind::Config,
-        user,
-        source,
-        action,
+        user: user.into(),
+        source: source.into(),
+        action: action.into(),
         result,
         reason,
         method: None,
@@ -517,11 +527,11 @@ mod tests {
 
     #[test]
     fn long_text_is_clipped_on_a_character_boundary() {
-        let mut name = "é".repeat(300);
+        let mut name = CompactString::from("é".repeat(300));
         clip(&mut name, MAX_USER_CHARS);
         assert_eq!(name.chars().count(), MAX_USER_CHARS + 3);
         assert!(name.ends_with("..."));
-        let mut short = "alice".to_string();
+        let mut short = CompactString::from("alice");
         clip(&mut short, MAX_USER_CHARS);
         assert_eq!(short, "alice");
     }

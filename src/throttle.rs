@@ -42,6 +42,8 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
+use compact_str::{CompactString, format_compact};
+
 use crate::state::throttle::{CountChange, ThrottleState};
 use portcullis_config::{Throttle, UserKey};
 
@@ -121,11 +123,11 @@ fn station_key(value: &[u8]) -> [u8; 32] {
 /// The keys one attempt counts against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
-    user: String,
-    source: Option<String>,
+    user: CompactString,
+    source: Option<CompactString>,
     /// `share:<source>|<user key>`: this user's failures among the source's, the part of the
     /// source's count that this user's success disproves (and nothing more).
-    share: Option<String>,
+    share: Option<CompactString>,
 }
 
 impl Attempt {
@@ -138,11 +140,14 @@ impl Attempt {
         let source = match origin {
             Origin::Loopback => None,
             Origin::Remote(ip) | Origin::Relayed(Some(IpAddrOrStation::Ip(ip))) => {
-                Some(source_key(ip))
+                Some(source_key_compact(ip))
             }
             Origin::Relayed(Some(IpAddrOrStation::Station(hash))) => {
-                let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-                Some(format!("source:station-{hex}"))
+                let mut key = CompactString::from("source:station-");
+                for b in hash {
+                    key.push_str(&format_compact!("{b:02x}"));
+                }
+                Some(key)
             }
             Origin::Relayed(None) => None,
         };
@@ -163,36 +168,47 @@ impl Attempt {
 
 /// `user:<bucket>:<canonical name>` ([`UserKey`]: `ALICE`, ` alice` and `ａｌｉｃｅ` are one
 /// user, as every other per-user rule sees them).
-fn user_key(bucket: &str, user: &str) -> String {
-    let name: String = user.chars().take(MAX_NAME_CHARS).collect();
-    format!("user:{bucket}:{}", UserKey::of(&name))
+fn user_key(bucket: &str, user: &str) -> CompactString {
+    let name = match user.char_indices().nth(MAX_NAME_CHARS) {
+        Some((end, _)) => user.get(..end).unwrap_or(user),
+        None => user,
+    };
+    format_compact!("user:{bucket}:{}", UserKey::of(name))
 }
 
 /// The key of `user`'s share of `source`'s failures: `share:<address>|<user key>`.
-fn share_key(source: &str, user: &str) -> String {
+fn share_key(source: &str, user: &str) -> CompactString {
     let address = source.strip_prefix("source:").unwrap_or(source);
-    format!("share:{address}|{user}")
+    format_compact!("share:{address}|{user}")
 }
 
 /// The prefix of every share key of `source`.
 fn shares_of(source: &str) -> String {
-    share_key(source, "")
+    share_key(source, "").into()
 }
 
 /// `source:<ip>` for IPv4 (also IPv4-mapped), `source:<prefix>/64` for IPv6.
 pub fn source_key(ip: IpAddr) -> String {
+    source_key_compact(ip).into()
+}
+
+/// [`source_key`], held inline.
+fn source_key_compact(ip: IpAddr) -> CompactString {
     match ip.to_canonical() {
-        IpAddr::V4(v4) => format!("source:{v4}"),
+        IpAddr::V4(v4) => format_compact!("source:{v4}"),
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            format!("source:{}/64", Ipv6Addr::from(bits))
+            format_compact!("source:{}/64", Ipv6Addr::from(bits))
         }
     }
 }
 
 /// The keys of `user` in both buckets, for an administrator clearing its lock.
 pub fn user_keys(user: &str) -> [String; 2] {
-    [user_key("remote", user), user_key("loopback", user)]
+    [
+        user_key("remote", user).into(),
+        user_key("loopback", user).into(),
+    ]
 }
 
 /// What an attempt proved about the credential, for the counts.
@@ -294,9 +310,9 @@ pub struct Counts {
 
 #[derive(Debug, Default)]
 struct Table {
-    rows: HashMap<String, Count>,
+    rows: HashMap<CompactString, Count>,
     /// Keys whose row changed since the last write.
-    dirty: HashSet<String>,
+    dirty: HashSet<CompactString>,
     /// Whether a write of the dirty keys is under way.
     writing: bool,
     /// When forgotten sources were last swept.
@@ -406,6 +422,7 @@ impl Counts {
                     };
                     (key, count)
                 })
+                .map(|(key, count)| (CompactString::from(key), count))
                 .collect::<HashMap<_, _>>()
         });
         let rows = loaded.unwrap_or_else(|e| {
@@ -473,7 +490,7 @@ impl Table {
                 Some(count) => count.in_flight += 1,
                 None => {
                     self.rows.insert(
-                        key.to_string(),
+                        CompactString::from(key),
                         Count {
                             in_flight: 1,
                             ..Count::default()
@@ -529,7 +546,7 @@ impl Table {
             }
             count.note_lowered(before);
             if count.stored() != before {
-                self.dirty.insert(key.to_string());
+                self.dirty.insert(CompactString::from(key));
             }
             wake_waiters(config, count, is_user, now);
             self.forget_if_empty(key);
@@ -538,17 +555,17 @@ impl Table {
 
     /// Counts one more failure in the user's share of a source.
     fn add_share(&mut self, share: &str, now: i64) {
-        let count = self.rows.entry(share.to_string()).or_default();
+        let count = self.rows.entry(CompactString::from(share)).or_default();
         count.failures = count.failures.saturating_add(1);
         count.last_failure = now;
-        self.dirty.insert(share.to_string());
+        self.dirty.insert(CompactString::from(share));
     }
 
     /// Forgets the user's share of a source and returns how many failures it held.
     fn take_share(&mut self, share: &str) -> i64 {
         match self.rows.remove(share) {
             Some(count) => {
-                self.dirty.insert(share.to_string());
+                self.dirty.insert(CompactString::from(share));
                 count.failures
             }
             None => 0,
@@ -573,7 +590,7 @@ impl Table {
             return;
         }
         self.last_sweep = now;
-        let forgotten: Vec<String> = self
+        let forgotten: Vec<CompactString> = self
             .rows
             .iter()
             .filter(|(key, count)| {
@@ -589,7 +606,7 @@ impl Table {
             self.dirty.insert(key);
         }
         if self.rows.len() > MAX_KEYS {
-            let mut evictable: Vec<(i64, String)> = self
+            let mut evictable: Vec<(i64, CompactString)> = self
                 .rows
                 .iter()
                 .filter(|(_, count)| count.idle() && count.locked_until <= now)
@@ -638,14 +655,14 @@ impl Table {
                         added: (count.failures - count.synced).max(0),
                         reset: count.reset || count.failures < count.synced,
                         cap: if count.cap > 0 { count.cap } else { i64::MAX },
-                        key,
+                        key: key.into(),
                     };
                     count.synced = count.failures;
                     count.reset = false;
                     change
                 }
                 None => CountChange {
-                    key,
+                    key: key.into(),
                     row: None,
                     added: 0,
                     reset: true,
@@ -658,17 +675,18 @@ impl Table {
     /// Puts back the changes of a write that failed, to be written with the next one.
     fn restore(&mut self, batch: Vec<CountChange>) {
         for change in batch {
-            if let Some(count) = self.rows.get_mut(&change.key) {
+            if let Some(count) = self.rows.get_mut(change.key.as_str()) {
                 count.synced -= change.added;
                 count.reset |= change.reset;
             }
-            self.dirty.insert(change.key);
+            self.dirty.insert(change.key.into());
         }
     }
 
     /// Takes in a count as the shared state database now stores it (another node's write,
     /// or this node's own coming back), keeping what this node counted and has not written.
     fn take_in(&mut self, key: String, (failures, locked_until, last_failure): Row) {
+        let key = CompactString::from(key);
         let dirty = self.dirty.contains(&key);
         let count = self.rows.entry(key.clone()).or_default();
         if dirty && count.reset {
@@ -818,13 +836,13 @@ fn resync(db: &StateDb) {
     match db.load_counts() {
         Ok(rows) => {
             let mut table = counts(db).lock();
-            let stored: HashSet<&String> = rows.iter().map(|(key, _)| key).collect();
+            let stored: HashSet<&str> = rows.iter().map(|(key, _)| key.as_str()).collect();
             // Keys another node cleared while the announcements were down.
             let cleared: Vec<String> = table
                 .rows
                 .keys()
-                .filter(|key| !stored.contains(key))
-                .cloned()
+                .filter(|key| !stored.contains(key.as_str()))
+                .map(CompactString::to_string)
                 .collect();
             for key in cleared {
                 table.take_in(key, (0, 0, 0));
@@ -970,7 +988,7 @@ pub fn list(db: &StateDb) -> Vec<Entry> {
         .iter()
         .filter(|(key, count)| count.failures > 0 && !key.starts_with("share:"))
         .map(|(key, count)| Entry {
-            key: key.clone(),
+            key: key.to_string(),
             failures: count.failures,
             locked_for: count
                 .locked_until
@@ -991,7 +1009,7 @@ pub async fn clear(db: &StateDb, keys: Vec<String>) -> Result<usize, StateError>
     {
         let mut table = counts(db).lock();
         // A source's users' shares of its count go with it.
-        let shares: Vec<String> = keys
+        let shares: Vec<CompactString> = keys
             .iter()
             .filter(|key| key.starts_with("source:"))
             .flat_map(|source| {
@@ -1001,7 +1019,7 @@ pub async fn clear(db: &StateDb, keys: Vec<String>) -> Result<usize, StateError>
                     .keys()
                     .filter(move |key| key.starts_with(&prefix))
                     .cloned()
-                    .collect::<Vec<_>>()
+                    .collect::<Vec<CompactString>>()
             })
             .collect();
         for share in shares {
@@ -1009,7 +1027,7 @@ pub async fn clear(db: &StateDb, keys: Vec<String>) -> Result<usize, StateError>
             table.dirty.insert(share);
         }
         for key in keys {
-            let Some(count) = table.rows.get_mut(&key) else {
+            let Some(count) = table.rows.get_mut(key.as_str()) else {
                 continue;
             };
             if count.stored().is_some() {
@@ -1023,7 +1041,7 @@ pub async fn clear(db: &StateDb, keys: Vec<String>) -> Result<usize, StateError>
                 let _ = waiter.send(());
             }
             table.forget_if_empty(&key);
-            table.dirty.insert(key);
+            table.dirty.insert(key.into());
         }
     }
     let db = db.clone();
@@ -1326,7 +1344,7 @@ mod tests {
         assert_eq!(fail_at(&mut table, &config, &local, now), Ok(()));
         let removed = user_keys("Carol")
             .iter()
-            .filter(|key| table.rows.remove(*key).is_some())
+            .filter(|key| table.rows.remove(key.as_str()).is_some())
             .count();
         assert_eq!(removed, 2);
         assert_eq!(try_at(&mut table, &config, &attempt, now), Ok(()));
@@ -1416,7 +1434,7 @@ mod tests {
         assert!(
             table
                 .rows
-                .contains_key(&format!("user:remote:sprayed{MAX_KEYS}"))
+                .contains_key(format!("user:remote:sprayed{MAX_KEYS}").as_str())
         );
     }
 

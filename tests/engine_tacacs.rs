@@ -131,8 +131,8 @@ async fn broken_server_fails_over_and_is_marked_dead() {
     let first = engine.authenticate("tina", b"tina-pw").await;
     assert!(matches!(first.outcome, Outcome::Accept(_)), "{first:?}");
     assert_eq!(
-        first.server,
-        Some(format!("127.0.0.1:{}", good.addr().port()))
+        first.server.as_deref(),
+        Some(format!("127.0.0.1:{}", good.addr().port()).as_str())
     );
     let connections = broken.received().connections;
     assert_eq!(connections, 1);

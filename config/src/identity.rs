@@ -18,11 +18,12 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
 use unicode_normalization::UnicodeNormalization;
 
 /// The canonical identity of a user name; see the module documentation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserKey(String);
+pub struct UserKey(CompactString);
 
 impl UserKey {
     /// The key of `name` as typed.
@@ -31,16 +32,19 @@ impl UserKey {
         if name.is_ascii() {
             // ASCII is its own NFKC form, and its default case folding is ASCII lowercase:
             // the same key as the path below, without its three passes and allocations.
-            return UserKey(name.to_ascii_lowercase());
+            // Held inline up to 24 octets: no allocation for most names.
+            let mut key = CompactString::with_capacity(name.len());
+            key.extend(name.chars().map(|c| c.to_ascii_lowercase()));
+            return UserKey(key);
         }
         let normalised: String = name.nfkc().collect();
         let folded = caseless::default_case_fold_str(&normalised);
-        UserKey(folded.nfkc().collect())
+        UserKey(folded.nfkc().collect::<String>().into())
     }
 
     /// A key read back from the state database, where only keys are stored.
     pub fn from_stored(key: String) -> UserKey {
-        UserKey(key)
+        UserKey(key.into())
     }
 
     /// The key's text (what the state database stores).

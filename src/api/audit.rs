@@ -119,9 +119,9 @@ pub async fn context_layer(request: Request, next: Next) -> Response {
         };
         audit::record(NewEvent {
             kind: Kind::Config,
-            user: context.user(),
-            source: context.source().to_string(),
-            action: context.action().to_string(),
+            user: context.user().into(),
+            source: context.source().into(),
+            action: context.action().into(),
             result,
             reason,
             method: None,

@@ -15,6 +15,7 @@
 pub mod local;
 pub mod roles;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,7 @@ use portcullis_config::{
     TacacsProtocol, TacacsTransport,
 };
 use portcullis_protocol::radius::Secret;
+use smallvec::SmallVec;
 use tokio::time::Instant;
 
 use crate::sync::lock;
@@ -134,7 +136,7 @@ pub struct Decision {
     /// The method that decided, if any did.
     pub method: Option<Method>,
     /// The server that decided (`address:port`), for remote methods.
-    pub server: Option<String>,
+    pub server: Option<Arc<str>>,
     /// Time from the start of the walk to the decision.
     pub latency: Duration,
 }
@@ -181,8 +183,9 @@ fn tls_client(
 /// A remote server with what was learned about it (its dead mark).
 #[derive(Debug)]
 struct Remote<C> {
-    /// `address:port` as configured, for logs and decisions.
-    name: String,
+    /// `address:port` as configured, for logs and decisions (shared by every decision, not
+    /// copied).
+    name: Arc<str>,
     client: C,
     /// The dead mark (and, for RADIUS, whether it signs), shared with the engines before
     /// and after this one.
@@ -218,7 +221,7 @@ impl<C> Remote<C> {
             .load(std::sync::atomic::Ordering::Relaxed);
         ServerHealth {
             protocol,
-            server: self.name.clone(),
+            server: self.name.to_string(),
             alive: dead_for.is_none(),
             dead_for,
             last_answer: (answered > 0).then_some(answered),
@@ -329,10 +332,13 @@ impl Memory {
 /// Servers in the order to try them: those not marked dead first (in `order`), then the dead
 /// ones, so a dead primary costs nothing while another server is alive but is still tried
 /// when all are dead.
-fn try_order<C>(servers: &[Remote<C>]) -> Vec<&Remote<C>> {
+fn try_order<C>(servers: &[Remote<C>]) -> SmallVec<[&Remote<C>; 8]> {
     let now = Instant::now();
-    let (alive, dead): (Vec<_>, Vec<_>) = servers.iter().partition(|s| !s.is_dead(now));
-    alive.into_iter().chain(dead).collect()
+    // Each server's mark is read once; the sort is stable, so each group keeps `order`.
+    let mut marked: SmallVec<[(bool, &Remote<C>); 8]> =
+        servers.iter().map(|s| (s.is_dead(now), s)).collect();
+    marked.sort_by_key(|(dead, _)| *dead);
+    marked.into_iter().map(|(_, server)| server).collect()
 }
 
 /// The engine for one configuration. Rebuilt (cheaply) when the configuration changes.
@@ -429,7 +435,7 @@ impl Engine {
                 RequireMessageAuthenticator::Auto => Requirement::Auto,
             };
             radius.push(Remote {
-                name,
+                name: name.into(),
                 client: RadiusClient::with_learned(
                     ServerSpec {
                         addr,
@@ -479,7 +485,7 @@ impl Engine {
                 ),
             };
             tacacs.push(Remote {
-                name,
+                name: name.into(),
                 client: TacacsClient::new(tacacs_client::ServerSpec {
                     addr,
                     key: tacacs_client::Key::new(server.secret.expose().as_bytes()),
@@ -574,10 +580,12 @@ impl Engine {
 
     async fn walk(&self, user: &str, proof: Proof<'_>) -> Decision {
         let started = Instant::now();
-        let mut unavailable = Vec::new();
-        let mut rejected: Option<(Method, Option<String>, Reason)> = None;
+        // What each method that did not decide said, worded into the reason only when nobody
+        // decides.
+        let mut unavailable: SmallVec<[(Method, Cow<'static, str>); 4]> = SmallVec::new();
+        let mut rejected: Option<(Method, Option<Arc<str>>, Reason)> = None;
         for (index, &method) in self.sequence.iter().enumerate() {
-            let (outcome, server) = match (method, proof) {
+            let skipped = match (method, proof) {
                 // An unknown user's dummy argon2 check hides who is local only when nothing
                 // answers after the local method; with a remote method after it, the upstream
                 // round trip shows anyway, and the dummy check would cost every remote login
@@ -585,21 +593,27 @@ impl Engine {
                 (Method::Local, Proof::Password(_))
                     if !self.local.contains(user) && self.remote_after(index) =>
                 {
-                    (Outcome::Unavailable("not a local user".into()), None)
+                    Some("not a local user")
                 }
+                (Method::Local, Proof::Chap(_)) => {
+                    Some("CHAP cannot be checked against a password hash")
+                }
+                (Method::Tacacs, Proof::Chap(_)) => Some("CHAP is not passed to TACACS+ servers"),
+                _ => None,
+            };
+            if let Some(reason) = skipped {
+                tracing::debug!(user, %method, reason, "method cannot answer");
+                unavailable.push((method, Cow::Borrowed(reason)));
+                continue;
+            }
+            let (outcome, server) = match (method, proof) {
                 (Method::Local, Proof::Password(password)) => {
                     (self.local(user, password).await, None)
                 }
-                (Method::Local, Proof::Chap(_)) => (
-                    Outcome::Unavailable("CHAP cannot be checked against a password hash".into()),
-                    None,
-                ),
                 (Method::Radius, proof) => self.radius(user, proof).await,
                 (Method::Tacacs, Proof::Password(password)) => self.tacacs(user, password).await,
-                (Method::Tacacs, Proof::Chap(_)) => (
-                    Outcome::Unavailable("CHAP is not passed to TACACS+ servers".into()),
-                    None,
-                ),
+                // Skipped above.
+                (Method::Local | Method::Tacacs, Proof::Chap(_)) => continue,
             };
             tracing::debug!(user, %method, server = server.as_deref(), ?outcome, "method answered");
             match outcome {
@@ -613,7 +627,7 @@ impl Engine {
                     );
                 }
                 Outcome::Reject(reason) if self.fallback_on_reject => {
-                    unavailable.push(format!("{method}: {reason}"));
+                    unavailable.push((method, Cow::Owned(reason.to_string())));
                     rejected.get_or_insert((method, server, reason));
                 }
                 Outcome::Reject(reason) => {
@@ -625,7 +639,7 @@ impl Engine {
                         started,
                     );
                 }
-                Outcome::Unavailable(reason) => unavailable.push(format!("{method}: {reason}")),
+                Outcome::Unavailable(reason) => unavailable.push((method, Cow::Owned(reason))),
                 // The user must answer before anything else is tried.
                 Outcome::Challenge(challenge) => {
                     return self.decide(
@@ -646,7 +660,11 @@ impl Engine {
                 let reason = if unavailable.is_empty() {
                     "empty authentication sequence".to_string()
                 } else {
-                    unavailable.join("; ")
+                    let said: Vec<String> = unavailable
+                        .iter()
+                        .map(|(method, reason)| format!("{method}: {reason}"))
+                        .collect();
+                    said.join("; ")
                 };
                 self.decide(user, Outcome::Unavailable(reason), None, None, started)
             }
@@ -658,7 +676,7 @@ impl Engine {
         user: &str,
         outcome: Outcome,
         method: Option<Method>,
-        server: Option<String>,
+        server: Option<Arc<str>>,
         started: Instant,
     ) -> Decision {
         let latency = started.elapsed();
@@ -734,7 +752,7 @@ impl Engine {
         }
     }
 
-    async fn radius(&self, user: &str, proof: Proof<'_>) -> (Outcome, Option<String>) {
+    async fn radius(&self, user: &str, proof: Proof<'_>) -> (Outcome, Option<Arc<str>>) {
         if self.radius.is_empty() {
             return (
                 Outcome::Unavailable("no RADIUS servers configured".into()),
@@ -803,7 +821,7 @@ impl Engine {
                     return Some(Outcome::Reject(Reason::Challenged));
                 };
                 Some(Outcome::Challenge(Challenge {
-                    server: server.name.clone(),
+                    server: server.name.to_string(),
                     state,
                     messages: reply.reply_messages(),
                     echo: reply.echo(),
@@ -935,7 +953,7 @@ impl Engine {
                 .answer_tacacs_prompt(user, challenge, held, response, started)
                 .await;
         }
-        let Some(server) = self.radius.iter().find(|s| s.name == challenge.server) else {
+        let Some(server) = self.radius.iter().find(|s| *s.name == *challenge.server) else {
             let gone = format!("RADIUS server {} is no longer configured", challenge.server);
             return self.decide(user, Outcome::Unavailable(gone), None, None, started);
         };
@@ -972,7 +990,7 @@ impl Engine {
         response: &[u8],
         started: Instant,
     ) -> Decision {
-        let server = self.tacacs.iter().find(|s| s.name == challenge.server);
+        let server = self.tacacs.iter().find(|s| *s.name == *challenge.server);
         let (Some(server), Some(session)) = (server, held.take()) else {
             let gone = format!(
                 "the TACACS+ session with {} is no longer held",
@@ -1000,7 +1018,7 @@ impl Engine {
         self.decide(user, outcome, method, name, started)
     }
 
-    async fn tacacs(&self, user: &str, password: &[u8]) -> (Outcome, Option<String>) {
+    async fn tacacs(&self, user: &str, password: &[u8]) -> (Outcome, Option<Arc<str>>) {
         if self.tacacs.is_empty() {
             return (
                 Outcome::Unavailable("no TACACS+ servers configured".into()),
@@ -1066,7 +1084,7 @@ impl Engine {
             Ok(tacacs_client::Answer::Challenge { prompt, echo, held }) => {
                 server.mark_alive();
                 Some(Outcome::Challenge(Challenge {
-                    server: server.name.clone(),
+                    server: server.name.to_string(),
                     state: Vec::new(),
                     messages: prompt.into_iter().collect(),
                     echo,

@@ -185,7 +185,9 @@ fn bump(counter: &AtomicU64) {
 #[derive(Debug)]
 struct Client {
     id: u32,
-    name: String,
+    name: Arc<str>,
+    /// Its `[mfa]` application, `radius:<name>`.
+    application: Arc<str>,
     network: IpNet,
     secret: Secret<Vec<u8>>,
     require: RequireMessageAuthenticator,
@@ -248,7 +250,8 @@ impl Table {
                     );
                 Some(Arc::new(Client {
                     id: client.id,
-                    name: client.name.clone(),
+                    name: client.name.as_str().into(),
+                    application: login::radius_application(&client.name).into(),
                     network,
                     secret: Secret::new(secret),
                     require: client.require_message_authenticator,
@@ -746,7 +749,8 @@ impl Frontend {
         let user = std::str::from_utf8(user.as_slice()).unwrap_or_default();
         let at = radius::Origin {
             client_id: client.id,
-            client_name: client.name.clone(),
+            client_name: Arc::clone(&client.name),
+            application: Arc::clone(&client.application),
             source,
         };
         let chap;

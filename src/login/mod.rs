@@ -22,6 +22,7 @@
 use std::future::Future;
 use std::time::Instant;
 
+use compact_str::CompactString;
 use portcullis_config::{FailMode, MfaRequired, UserKey};
 
 pub mod dialogue;
@@ -116,7 +117,7 @@ enum Audit {
     /// With the current REST request's source and route.
     Request,
     /// With this (source, action), e.g. (`192.0.2.7:1645`, `radius:vpn`).
-    At(String, String),
+    At(CompactString, CompactString),
 }
 
 /// What a walk hands back to the pipeline: its outcome for the throttle and, for the audit
@@ -295,7 +296,10 @@ pub async fn login(
             (decision.await?, None)
         }
         Door::Radius(at) => {
-            let audit = Audit::At(at.source.to_string(), radius_application(&at.client_name));
+            let audit = Audit::At(
+                compact_str::format_compact!("{}", at.source),
+                CompactString::from(&*at.application),
+            );
             // Boxed: the walk's future is kilobytes (the upstream packet buffers), and every
             // layer above would otherwise copy it by value.
             let walk = Box::pin(radius::walk(pipeline.mfa, live, at, user, credential));
@@ -338,7 +342,7 @@ pub async fn login(
                     Settled::Accepted
                 }
                 (Door::Rest, Some(mfa)) => {
-                    match second_factor(mfa, live, API, user, roles, None).await {
+                    match second_factor(mfa, live, API, user, roles, || None).await {
                         Owed::Nothing => Settled::Accepted,
                         Owed::Code { totp, sent } => Settled::Owed { totp, sent },
                         Owed::LockedOut(seconds) => {
@@ -543,14 +547,15 @@ pub enum Owed {
 
 /// Applies the `[mfa]` policy of `application` to `user`, whom the first factor accepted
 /// with `roles`: locked out, or which code is owed (a delivered code is sent here). Delivery
-/// outcomes are recorded in the audit log at `at` (`None`: the current REST request).
+/// outcomes are recorded in the audit log at what `at` gives (`None`: the current REST
+/// request), asked only when one is recorded.
 pub async fn second_factor(
     mfa: &MfaStore,
     live: &Live,
     application: &str,
     user: &str,
     roles: &[String],
-    at: Option<(String, String)>,
+    at: impl FnOnce() -> Option<(String, String)>,
 ) -> Owed {
     let policy = live.config.mfa.policy_for(application);
     // Nobody owes one under this policy: no need for the user's key.
@@ -561,6 +566,20 @@ pub async fn second_factor(
     if !policy.applies(&key, roles) {
         return Owed::Nothing;
     }
+    // Boxed: its future is kilobytes (the delivery of a code), and most logins owe nothing;
+    // the logins that do not would carry it all the same.
+    Box::pin(owed(mfa, live, policy, key, user, at)).await
+}
+
+/// [`second_factor`] for a user the policy applies to.
+async fn owed(
+    mfa: &MfaStore,
+    live: &Live,
+    policy: &portcullis_config::MfaPolicy,
+    key: UserKey,
+    user: &str,
+    at: impl FnOnce() -> Option<(String, String)>,
+) -> Owed {
     match mfa.locked_for(&key).await {
         Ok(Some(seconds)) => return Owed::LockedOut(seconds),
         Ok(None) => {}
@@ -574,7 +593,7 @@ pub async fn second_factor(
     let audit = |result, reason: &str| {
         crate::mfa::audit(
             user,
-            at,
+            at(),
             None,
             result,
             Some(reason.to_string()),

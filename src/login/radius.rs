@@ -20,6 +20,7 @@
 //! a locked-out user is refused with the time left.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use portcullis_config::{Method, UserKey};
@@ -57,7 +58,9 @@ pub struct Origin {
     /// The front-end client's id.
     pub client_id: u32,
     /// The front-end client's name.
-    pub client_name: String,
+    pub client_name: Arc<str>,
+    /// Its `[mfa]` application, `radius:<client name>` ([`crate::login::radius_application`]).
+    pub application: Arc<str>,
     /// The source address.
     pub source: SocketAddr,
 }
@@ -116,8 +119,8 @@ fn reject_decision(started: Instant) -> Decision {
 }
 
 /// The application name of `origin` in `[mfa]` overrides.
-pub fn application(origin: &Origin) -> String {
-    crate::login::radius_application(&origin.client_name)
+pub fn application(origin: &Origin) -> &str {
+    &origin.application
 }
 
 /// The walk of a RADIUS Access-Request with its second factor: the answer to a challenge,
@@ -192,7 +195,7 @@ pub async fn password(
     }
     let decision = live.engine.authenticate(user, head).await;
     if let Outcome::Accept(roles) = &decision.outcome {
-        let policy = live.config.mfa.policy_for(&application(origin));
+        let policy = live.config.mfa.policy_for(application(origin));
         if !policy.applies(&key, roles) {
             return Walked::plain(decision);
         }
@@ -215,14 +218,9 @@ pub async fn after_first_factor(
     let Outcome::Accept(roles) = &decision.outcome else {
         return Walked::plain(decision);
     };
-    let owed = crate::login::second_factor(
-        mfa,
-        live,
-        &application(origin),
-        user,
-        roles,
-        Some(where_from(origin)),
-    )
+    let owed = crate::login::second_factor(mfa, live, application(origin), user, roles, || {
+        Some(where_from(origin))
+    })
     .await;
     let prompt = match owed {
         Owed::Nothing => return Walked::plain(decision),

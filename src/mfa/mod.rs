@@ -233,9 +233,9 @@ pub fn audit(
         .unwrap_or_else(|| ("-".to_string(), "-".to_string()));
     crate::audit::record(crate::audit::NewEvent {
         kind: crate::audit::Kind::Login,
-        user: user.to_string(),
-        source,
-        action,
+        user: user.into(),
+        source: source.into(),
+        action: action.into(),
         result,
         reason,
         method,

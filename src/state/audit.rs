@@ -2,8 +2,10 @@
 //! age, and read newest first by [`Filter`]. What is recorded, when, and how it is queued is
 //! `crate::audit`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use compact_str::CompactString;
 use rusqlite::{Connection, params_from_iter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -70,11 +72,11 @@ pub struct NewEvent {
     /// `login` or `config`.
     pub kind: Kind,
     /// Who.
-    pub user: String,
+    pub user: CompactString,
     /// From where.
-    pub source: String,
+    pub source: CompactString,
     /// What.
-    pub action: String,
+    pub action: CompactString,
     /// The result.
     pub result: &'static str,
     /// Why.
@@ -82,7 +84,7 @@ pub struct NewEvent {
     /// The login method that decided.
     pub method: Option<&'static str>,
     /// The upstream server that decided.
-    pub server: Option<String>,
+    pub server: Option<Arc<str>>,
     /// How long it took.
     pub latency: Duration,
 }
@@ -180,9 +182,9 @@ fn insert(conn: &Connection, at: i64, event: &NewEvent, node: &str) -> Result<i6
     statement.execute(rusqlite::params![
         at,
         event.kind.as_str(),
-        event.user,
-        event.source,
-        event.action,
+        event.user.as_str(),
+        event.source.as_str(),
+        event.action.as_str(),
         event.result,
         event.reason,
         event.method,

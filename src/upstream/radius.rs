@@ -133,7 +133,63 @@ pub enum Answer {
 /// A verified reply, kept whole so role mapping can read its attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
-    bytes: Vec<u8>,
+    bytes: Datagram,
+}
+
+/// Reply buffers that went back to the pool, taken by the receiver tasks for the next
+/// replies: a relayed login allocates none once the pool has warmed up.
+static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// Buffers the pool keeps at most (beyond them a returned buffer is freed): more than the
+/// requests a busy gateway has in flight.
+const MAX_SPARE: usize = 1024;
+
+/// A datagram received for a request, in a buffer from [`SPARE`] that goes back there when
+/// it is dropped.
+#[derive(PartialEq, Eq)]
+pub struct Datagram(Vec<u8>);
+
+impl Datagram {
+    /// A copy of `bytes`, in a spare buffer when there is one.
+    fn copy_of(bytes: &[u8]) -> Datagram {
+        let mut buffer = lock(&SPARE).pop().unwrap_or_default();
+        buffer.clear();
+        buffer.extend_from_slice(bytes);
+        Datagram(buffer)
+    }
+}
+
+impl std::ops::Deref for Datagram {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Clone for Datagram {
+    fn clone(&self) -> Datagram {
+        Datagram::copy_of(&self.0)
+    }
+}
+
+impl std::fmt::Debug for Datagram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} octets]", self.0.len())
+    }
+}
+
+impl Drop for Datagram {
+    fn drop(&mut self) {
+        let buffer = std::mem::take(&mut self.0);
+        if buffer.capacity() == 0 || buffer.capacity() > MAX_PACKET_LEN {
+            return;
+        }
+        let mut spare = lock(&SPARE);
+        if spare.len() < MAX_SPARE {
+            spare.push(buffer);
+        }
+    }
 }
 
 impl Reply {
@@ -363,9 +419,14 @@ impl RadiusClient {
     ) -> Result<Answer, ClientError> {
         let mut lease = self.lease(options.timeout).await?;
         let framing = Framing::new(&lease)?;
-        let mut buf = [0u8; MAX_PACKET_LEN];
-        let len = self.encode(&mut buf, lease.id, framing, user, password, options, &lease)?;
-        let request = buf.get(..len).unwrap_or_default();
+        // Encoded into the Identifier's own buffer: the request's future stays small, and
+        // no request allocates one.
+        let mut buf = std::mem::take(&mut lease.request);
+        buf.resize(MAX_PACKET_LEN, 0);
+        let encoded = self.encode(&mut buf, lease.id, framing, user, password, options, &lease);
+        lease.request = buf;
+        let len = encoded?;
+        let request = lease.request.get(..len).unwrap_or_default();
 
         // RFC 6614 §2.5: never resent over TLS.
         let tries = if self.spec.tls.is_some() {
@@ -384,8 +445,8 @@ impl RadiusClient {
                 tracing::debug!(server = %self.spec.addr, error = %e, "send failed");
             }
             let deadline = Instant::now() + options.timeout;
-            loop {
-                match tokio::time::timeout_at(deadline, lease.recv()).await {
+            while let Some(replies) = lease.replies.as_mut() {
+                match tokio::time::timeout_at(deadline, replies.recv()).await {
                     Err(_elapsed) => break,
                     Ok(None) => break,
                     Ok(Some(datagram)) => {
@@ -536,7 +597,7 @@ impl RadiusClient {
 
     /// Checks a datagram that arrived for our Identifier (or Token); `None` drops it
     /// (counted).
-    fn accept_reply(&self, datagram: Vec<u8>, id: u8, framing: Framing) -> Option<Answer> {
+    fn accept_reply(&self, datagram: Datagram, id: u8, framing: Framing) -> Option<Answer> {
         let authenticator = match framing {
             Framing::Classic(authenticator) => authenticator,
             Framing::V11(token) => return self.accept_v11_reply(datagram, token),
@@ -592,7 +653,7 @@ impl RadiusClient {
 
     /// [`RadiusClient::accept_reply`] over RADIUS/1.1 (RFC 9765): a reply code with our
     /// Token; TLS vouches for the rest, and a Message-Authenticator is ignored (§5.2).
-    fn accept_v11_reply(&self, datagram: Vec<u8>, token: u32) -> Option<Answer> {
+    fn accept_v11_reply(&self, datagram: Datagram, token: u32) -> Option<Answer> {
         let code = {
             let Ok(packet) = Packet::new_checked(&datagram[..]) else {
                 return self.drop_invalid("unparsable reply");
@@ -652,15 +713,11 @@ impl RadiusClient {
                 return Err(e);
             }
         };
-        let (id, replies) = channel.reserve().ok_or(ClientError::Busy)?;
+        let lease = Lease::of(&channel).ok_or(ClientError::Busy)?;
         let mut sockets = lock(&self.sockets);
         sockets.retain(|channel| !channel.is_broken());
-        sockets.push(Arc::clone(&channel));
-        Ok(Lease {
-            channel,
-            id,
-            replies: Some(replies),
-        })
+        sockets.push(channel);
+        Ok(lease)
     }
 
     /// A free Identifier on an open channel; `Busy` when `most` channels are open and full,
@@ -669,12 +726,8 @@ impl RadiusClient {
         let mut sockets = lock(&self.sockets);
         sockets.retain(|channel| !channel.is_broken());
         for channel in sockets.iter() {
-            if let Some((id, replies)) = channel.reserve() {
-                return Ok(Some(Lease {
-                    channel: Arc::clone(channel),
-                    id,
-                    replies: Some(replies),
-                }));
+            if let Some(lease) = Lease::of(channel) {
+                return Ok(Some(lease));
             }
         }
         if sockets.len() >= most {
@@ -689,13 +742,9 @@ impl RadiusClient {
             return Ok(lease);
         }
         let channel = Arc::new(Channel::open(self.spec.addr)?);
-        let (id, replies) = channel.reserve().ok_or(ClientError::Busy)?;
-        lock(&self.sockets).push(Arc::clone(&channel));
-        Ok(Lease {
-            channel,
-            id,
-            replies: Some(replies),
-        })
+        let lease = Lease::of(&channel).ok_or(ClientError::Busy)?;
+        lock(&self.sockets).push(channel);
+        Ok(lease)
     }
 }
 
@@ -722,13 +771,21 @@ impl Framing {
     }
 }
 
+/// What a free Identifier keeps for its next request: the receiving end of its channel, and
+/// the buffer its requests are encoded into (sized at its first request, reused after).
+#[derive(Debug)]
+struct Idle {
+    replies: mpsc::Receiver<Datagram>,
+    request: Vec<u8>,
+}
+
 /// Who waits on each Identifier of one socket. Every Identifier has a channel of its own for
 /// the socket's lifetime, so a request allocates none: its receiving end stays here while the
 /// Identifier is free and goes with the [`Lease`] while a request waits on it.
 #[derive(Debug)]
 struct Slots {
     /// Per Identifier: `Some` while free, `None` while leased.
-    free: Vec<Option<mpsc::Receiver<Vec<u8>>>>,
+    free: Vec<Option<Idle>>,
     /// Where the next search for a free Identifier starts, so Identifiers rotate and a late
     /// reply to a finished request is unlikely to meet a new one.
     next: usize,
@@ -769,7 +826,7 @@ impl std::fmt::Debug for Transport {
 }
 
 /// The sending end of each Identifier's channel, indexed by Identifier.
-type Senders = Arc<[mpsc::Sender<Vec<u8>>]>;
+type Senders = Arc<[mpsc::Sender<Datagram>]>;
 
 /// The per-Identifier channels of a new socket or connection: the sending ends (for its
 /// receiver task) and the slots holding the receiving ends.
@@ -777,7 +834,11 @@ fn new_slots() -> (Senders, Arc<Mutex<Slots>>) {
     let (senders, free): (Vec<_>, Vec<_>) = (0..256)
         .map(|_| {
             let (tx, rx) = mpsc::channel(4);
-            (tx, Some(rx))
+            let idle = Idle {
+                replies: rx,
+                request: Vec::new(),
+            };
+            (tx, Some(idle))
         })
         .unzip();
     (
@@ -918,27 +979,27 @@ impl Channel {
         })
     }
 
-    /// Reserves a free Identifier and takes its receiving end, emptied of datagrams that
-    /// arrived for an earlier request.
-    fn reserve(&self) -> Option<(u8, mpsc::Receiver<Vec<u8>>)> {
+    /// Reserves a free Identifier and takes what waits on it, its receiving end emptied of
+    /// datagrams that arrived for an earlier request.
+    fn reserve(&self) -> Option<(u8, Idle)> {
         let mut slots = lock(&self.slots);
         let start = slots.next;
         for offset in 0..256 {
             let id = (start + offset) % 256;
             if let Some(slot @ Some(_)) = slots.free.get_mut(id) {
-                let mut replies = slot.take()?;
-                while replies.try_recv().is_ok() {}
+                let mut idle = slot.take()?;
+                while idle.replies.try_recv().is_ok() {}
                 slots.next = (id + 1) % 256;
-                return Some((u8::try_from(id).ok()?, replies));
+                return Some((u8::try_from(id).ok()?, idle));
             }
         }
         None
     }
 
-    /// Frees Identifier `id`, handing its receiving end back.
-    fn release(&self, id: u8, replies: mpsc::Receiver<Vec<u8>>) {
+    /// Frees Identifier `id`, handing back what waits on it.
+    fn release(&self, id: u8, idle: Idle) {
         if let Some(slot) = lock(&self.slots).free.get_mut(usize::from(id)) {
-            *slot = Some(replies);
+            *slot = Some(idle);
         }
     }
 }
@@ -953,7 +1014,7 @@ impl Drop for Channel {
 async fn receive(
     socket: Arc<UdpSocket>,
     slots: Arc<Mutex<Slots>>,
-    senders: Arc<[mpsc::Sender<Vec<u8>>]>,
+    senders: Arc<[mpsc::Sender<Datagram>]>,
     server: String,
 ) {
     let mut buf = vec![0u8; MAX_PACKET_LEN];
@@ -981,7 +1042,7 @@ async fn receive(
 /// the low octet of its Token), if one is.
 fn dispatch(
     slots: &Mutex<Slots>,
-    senders: &[mpsc::Sender<Vec<u8>>],
+    senders: &[mpsc::Sender<Datagram>],
     server: &str,
     packet: &[u8],
     v11: bool,
@@ -999,7 +1060,7 @@ fn dispatch(
             // A full queue means the request is flooded with junk; dropping is right. A
             // datagram that races with the end of its request is drained by the next lease
             // of the Identifier.
-            let _ = tx.try_send(packet.to_vec());
+            let _ = tx.try_send(Datagram::copy_of(packet));
         }
         // Late or duplicate: nobody waits for this Identifier.
         _ => tracing::trace!(server, id, "reply for no request in flight"),
@@ -1013,7 +1074,7 @@ fn dispatch(
 async fn receive_stream(
     mut reader: ReadHalf<TlsStream<TcpStream>>,
     slots: Arc<Mutex<Slots>>,
-    senders: Arc<[mpsc::Sender<Vec<u8>>]>,
+    senders: Arc<[mpsc::Sender<Datagram>]>,
     server: String,
     (broken, received): (
         Arc<std::sync::atomic::AtomicBool>,
@@ -1060,12 +1121,25 @@ struct Lease {
     channel: Arc<Channel>,
     id: u8,
     /// Always `Some` until dropped.
-    replies: Option<mpsc::Receiver<Vec<u8>>>,
+    replies: Option<mpsc::Receiver<Datagram>>,
+    /// The Identifier's request buffer.
+    request: Vec<u8>,
 }
 
 impl Lease {
+    /// A free Identifier of `channel`, if it has one.
+    fn of(channel: &Arc<Channel>) -> Option<Lease> {
+        let (id, idle) = channel.reserve()?;
+        Some(Lease {
+            channel: Arc::clone(channel),
+            id,
+            replies: Some(idle.replies),
+            request: idle.request,
+        })
+    }
+
     /// The next datagram for this Identifier.
-    async fn recv(&mut self) -> Option<Vec<u8>> {
+    async fn recv(&mut self) -> Option<Datagram> {
         self.replies.as_mut()?.recv().await
     }
 }
@@ -1073,7 +1147,8 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(replies) = self.replies.take() {
-            self.channel.release(self.id, replies);
+            let request = std::mem::take(&mut self.request);
+            self.channel.release(self.id, Idle { replies, request });
         }
     }
 }
