@@ -611,7 +611,11 @@ impl Engine {
                     (self.local(user, password).await, None)
                 }
                 (Method::Radius, proof) => self.radius(user, proof).await,
-                (Method::Tacacs, Proof::Password(password)) => self.tacacs(user, password).await,
+                // Boxed: the TACACS+ session's future is kilobytes that every RADIUS login
+                // would carry.
+                (Method::Tacacs, Proof::Password(password)) => {
+                    Box::pin(self.tacacs(user, password)).await
+                }
                 // Skipped above.
                 (Method::Local | Method::Tacacs, Proof::Chap(_)) => continue,
             };

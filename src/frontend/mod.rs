@@ -485,17 +485,12 @@ impl Frontend {
         }
     }
 
-    /// Runs `walk` in a task of its own, which replies through `sink`.
+    /// Runs `walk` in a task of its own, which replies through `sink`. The task is the
+    /// walk's future itself (a few KiB, nothing boxed): one allocation.
     fn spawn_walk(self: &Arc<Self>, walk: Walk, sink: Sink, source: SocketAddr) {
-        let frontend = Arc::clone(self);
         // A stop waits (bounded) for the walks in flight.
         let in_flight = self.walks.enter();
-        // Boxed before it is spawned: the walk's future is kilobytes (the upstream packet
-        // buffers), and the task would otherwise copy it by value.
-        tokio::spawn(Box::pin(async move {
-            frontend.walk(walk, sink, source).await;
-            drop(in_flight);
-        }));
+        tokio::spawn(Arc::clone(self).walk(walk, sink, source, in_flight));
     }
 
     /// Waits until no walk is in flight, or `timeout`; returns how many were still running.
@@ -733,16 +728,25 @@ impl Frontend {
     }
 
     /// Walks the sequence for one request, replies and remembers the reply.
-    async fn walk(&self, walk: Walk, sink: Sink, source: SocketAddr) {
+    /// `in_flight` is held until the reply is sent.
+    async fn walk(
+        self: Arc<Self>,
+        walk: Walk,
+        sink: Sink,
+        source: SocketAddr,
+        _in_flight: crate::sync::InFlightGuard,
+    ) {
+        // Fields are read in place, not moved out: copies would be held in the future
+        // beside the original.
         let Walk {
             key,
-            live,
-            client,
+            ref live,
+            ref client,
             role_attribute,
-            user,
-            proof,
-            state,
-            request,
+            ref user,
+            ref proof,
+            ref state,
+            ref request,
             permit,
             origin,
         } = walk;
@@ -802,11 +806,11 @@ impl Frontend {
             mfa: self.mfa.as_ref(),
             dialogues: Some(&self.dialogues),
         };
-        let Ok(login) = login::login(pipeline, &live, attempt).await else {
+        let Ok(login) = login::login(pipeline, live, attempt).await else {
             tracing::info!(client = %client.name, %source, user, "RADIUS front-end: locked out");
             let answer = Reply::Reject(crate::throttle::RADIUS_LOCKED.into());
             return self
-                .reply(key, &client, &request, &answer, &sink, source)
+                .reply(key, client, request, &answer, &sink, source)
                 .await;
         };
         drop(permit);
@@ -851,7 +855,7 @@ impl Frontend {
             latency_ms = u64::try_from(decision.latency.as_millis()).unwrap_or(u64::MAX),
             "{WALK_LOG}"
         );
-        self.reply(key, &client, &request, &answer, &sink, source)
+        self.reply(key, client, request, &answer, &sink, source)
             .await;
     }
 

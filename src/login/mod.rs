@@ -247,7 +247,7 @@ pub async fn login(
     let remote = !matches!(door, Door::Basic) && live.engine.has_remote_servers();
     let (decision, second) = match door {
         Door::Basic => {
-            let walk = async {
+            let walk = move || async move {
                 let started = Instant::now();
                 let outcome = match credential {
                     Credential::Password(password) => {
@@ -270,7 +270,7 @@ pub async fn login(
             (decision.await?, None)
         }
         Door::Rest => {
-            let walk = async {
+            let walk = move || async move {
                 match credential {
                     Credential::Password(password) => {
                         live.engine.authenticate(user, password).await
@@ -280,7 +280,7 @@ pub async fn login(
                         live.engine.authenticate(user, code).await
                     }
                     Credential::Relay { dialogue, response } => {
-                        relay(live, user, dialogue, response).await
+                        Box::pin(relay(live, user, dialogue, response)).await
                     }
                 }
             };
@@ -300,21 +300,23 @@ pub async fn login(
                 compact_str::format_compact!("{}", at.source),
                 CompactString::from(&*at.application),
             );
-            // Boxed: the walk's future is kilobytes (the upstream packet buffers), and every
-            // layer above would otherwise copy it by value.
-            let walk = Box::pin(radius::walk(pipeline.mfa, live, at, user, credential));
-            let walk = async {
+            let walk = move || async move {
                 match credential {
+                    // Boxed: answers to upstream challenges are few, and their future is
+                    // kilobytes that every other login would carry.
                     Credential::Relay { dialogue, response } => {
-                        let decision = relay(live, user, dialogue, response).await;
-                        match pipeline.mfa {
-                            Some(mfa) if !upstream_challenge_is_second_factor(live) => {
-                                radius::after_first_factor(mfa, live, at, user, decision).await
+                        Box::pin(async {
+                            let decision = relay(live, user, dialogue, response).await;
+                            match pipeline.mfa {
+                                Some(mfa) if !upstream_challenge_is_second_factor(live) => {
+                                    radius::after_first_factor(mfa, live, at, user, decision).await
+                                }
+                                _ => radius::Walked::plain(decision),
                             }
-                            _ => radius::Walked::plain(decision),
-                        }
+                        })
+                        .await
                     }
-                    _ => walk.await,
+                    _ => radius::walk(pipeline.mfa, live, at, user, credential).await,
                 }
             };
             let walked = first_factor(pipeline.db, live, user, origin, remote, audit, walk).await?;
@@ -387,15 +389,18 @@ pub async fn login(
 
 /// Runs `walk` under the throttle, and records its decision in the audit log as `audit`
 /// says; `remote` is whether remote servers can answer for this door.
-async fn first_factor<W: Walked>(
+async fn first_factor<W: Walked, F>(
     db: Option<&StateDb>,
     live: &Live,
     user: &str,
     origin: Origin,
     remote: bool,
     audit: Audit,
-    walk: impl Future<Output = W>,
-) -> Result<W, Locked> {
+    walk: impl FnOnce() -> F,
+) -> Result<W, Locked>
+where
+    F: Future<Output = W>,
+{
     let ticket = match db {
         Some(db) => {
             let attempt = throttle::Attempt::new(user, origin);
@@ -403,7 +408,9 @@ async fn first_factor<W: Walked>(
         }
         None => Ticket::none(),
     };
-    let walked = walk.await;
+    // Made only now: a future passed in would be held twice, as the argument and as what
+    // is awaited.
+    let walked = walk().await;
     ticket.finish(Evidence::of(walked.outcome(), remote));
     match (audit, walked.decision()) {
         (Audit::Skip, _) | (_, None) => {}

@@ -148,8 +148,30 @@ impl AuditState for StateDb {
         }
         self.with(|conn| {
             let tx = conn.transaction()?;
-            for (at, event) in events {
-                insert(&tx, *at, event, self.node())?;
+            {
+                // Cached, and looked up once per batch: the writer inserts thousands of
+                // events a second under load.
+                let mut statement = tx.prepare_cached(
+                    "INSERT INTO audit_events (at, kind, user, source, action, result, reason, \
+                     method, server, latency_ms, user_key, node) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )?;
+                for (at, event) in events {
+                    statement.execute(rusqlite::params![
+                        at,
+                        event.kind.as_str(),
+                        event.user.as_str(),
+                        event.source.as_str(),
+                        event.action.as_str(),
+                        event.result,
+                        event.reason,
+                        event.method,
+                        event.server,
+                        i64::try_from(event.latency.as_millis()).unwrap_or(i64::MAX),
+                        portcullis_config::UserKey::of(&event.user).as_str(),
+                        self.node(),
+                    ])?;
+                }
             }
             tx.commit()?;
             Ok(())
@@ -169,31 +191,6 @@ impl AuditState for StateDb {
         }
         self.with(|conn| query(conn, filter))
     }
-}
-
-/// Writes one event at time `at`; returns its id.
-fn insert(conn: &Connection, at: i64, event: &NewEvent, node: &str) -> Result<i64, StateError> {
-    // Cached: the writer inserts thousands of events a second under load.
-    let mut statement = conn.prepare_cached(
-        "INSERT INTO audit_events (at, kind, user, source, action, result, reason, method, \
-         server, latency_ms, user_key, node) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?;
-    statement.execute(rusqlite::params![
-        at,
-        event.kind.as_str(),
-        event.user.as_str(),
-        event.source.as_str(),
-        event.action.as_str(),
-        event.result,
-        event.reason,
-        event.method,
-        event.server,
-        i64::try_from(event.latency.as_millis()).unwrap_or(i64::MAX),
-        portcullis_config::UserKey::of(&event.user).as_str(),
-        node,
-    ])?;
-    Ok(conn.last_insert_rowid())
 }
 
 /// Deletes the events older than `before` (seconds since the epoch); returns how many.

@@ -698,7 +698,8 @@ impl RadiusClient {
                 return Err(ClientError::Backoff(until.saturating_duration_since(now)));
             }
         }
-        let channel = match Channel::open_tls(self.spec.addr, tls, timeout).await {
+        // Boxed: a handshake's future is kilobytes that every request would carry.
+        let channel = match Box::pin(Channel::open_tls(self.spec.addr, tls, timeout)).await {
             Ok(channel) => {
                 *lock(&self.backoff) = Backoff {
                     until: None,
