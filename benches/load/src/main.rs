@@ -8,6 +8,8 @@
 //!     --user alice --password P [--secret radsec] [--connections 4] [--concurrency 64] ...
 //! portcullis-load login --target 127.0.0.1:8443 --user alice --password P [--connections 16] ...
 //! portcullis-load argon2 [--iterations 20]
+//! portcullis-load relay --listen 127.0.0.1:1812 --upstream 127.0.0.1:1813
+//! portcullis-load responder --listen 127.0.0.1:1813 --secret S [--class admins]
 //! portcullis-load plot-latency --out x.png --title T a.csv=label ...
 //! portcullis-load plot-rss --out x.png --title T rss.csv
 //! ```
@@ -24,6 +26,8 @@ mod paced;
 mod plot;
 mod radius;
 mod radsec;
+mod relay;
+mod responder;
 mod run;
 mod stats;
 mod users;
@@ -65,6 +69,32 @@ enum Command {
         /// Verifications to time.
         #[arg(long, default_value_t = 20)]
         iterations: u32,
+    },
+    /// A UDP relay that only moves datagrams, client -> upstream -> client, unchanged (no
+    /// crypto, no parsing): the CPU floor of relaying one login. Runs until killed.
+    Relay {
+        /// Where clients send.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// The RADIUS server requests go to (each client through an upstream socket of its
+        /// own).
+        #[arg(long)]
+        upstream: SocketAddr,
+    },
+    /// A trivial RADIUS server: an Access-Accept with a Class to every Access-Request whose
+    /// Message-Authenticator (if any) verifies, and to every signed Status-Server. It checks
+    /// no password: it measures the proxy in front of it, not authentication. Runs until
+    /// killed.
+    Responder {
+        /// Where to answer.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// The shared secret.
+        #[arg(long)]
+        secret: String,
+        /// The Class value of every Access-Accept (empty: none).
+        #[arg(long, default_value = "admins")]
+        class: String,
     },
     /// Plots latency by percentile: each input is `FILE.percentiles.csv[=LABEL]`.
     PlotLatency {
@@ -323,6 +353,27 @@ fn real_main(cli: Cli) -> Result<(), Box<dyn Error>> {
             })
         }
         Command::Argon2 { iterations } => argon2_cost(iterations),
+        Command::Relay { listen, upstream } => {
+            let relay = relay::Relay::bind(listen, upstream)?;
+            eprintln!(
+                "relay: {} -> {upstream}",
+                relay.local_addr().map_or(listen, |a| a)
+            );
+            Ok(relay.run()?)
+        }
+        Command::Responder {
+            listen,
+            secret,
+            class,
+        } => {
+            let responder =
+                responder::Responder::bind(listen, secret.into_bytes(), Some(class.into_bytes()))?;
+            eprintln!(
+                "responder: answering on {}",
+                responder.local_addr().map_or(listen, |a| a)
+            );
+            Ok(responder.run()?)
+        }
         Command::PlotLatency {
             out,
             title,
