@@ -25,7 +25,7 @@ enum Slot {
     /// Its walk has not finished: a retransmission is dropped.
     InFlight,
     /// It was answered with these octets: a retransmission gets them again.
-    Done(Arc<[u8]>),
+    Done(Vec<u8>),
 }
 
 /// What [`Cache::begin`] found.
@@ -47,7 +47,13 @@ pub struct Cache {
     slots: HashMap<Key, Slot>,
     /// Keys in insertion order; each key of `slots` appears exactly once.
     order: VecDeque<Key>,
+    /// Buffers of replies that left the table, reused for the next ones: once the table is
+    /// full, a reply allocates nothing.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Spare buffers kept at most.
+const MAX_SPARE: usize = 256;
 
 impl Cache {
     /// An empty table holding at most `capacity` entries (at least one).
@@ -57,6 +63,7 @@ impl Cache {
             capacity,
             slots: HashMap::new(),
             order: VecDeque::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -80,7 +87,7 @@ impl Cache {
     pub fn begin(&mut self, key: Key) -> Begin {
         match self.slots.get(&key) {
             Some(Slot::InFlight) => Begin::InFlight,
-            Some(Slot::Done(reply)) => Begin::Done(Arc::clone(reply)),
+            Some(Slot::Done(reply)) => Begin::Done(Arc::from(reply.as_slice())),
             None => {
                 self.insert(key, Slot::InFlight);
                 Begin::New
@@ -89,18 +96,34 @@ impl Cache {
     }
 
     /// Records the reply to `key` (re-inserting it if it was evicted meanwhile).
-    pub fn finish(&mut self, key: Key, reply: Arc<[u8]>) {
+    pub fn finish(&mut self, key: Key, reply: &[u8]) {
+        let mut kept = self.spare.pop().unwrap_or_default();
+        kept.clear();
+        kept.extend_from_slice(reply);
         match self.slots.get_mut(&key) {
-            Some(slot) => *slot = Slot::Done(reply),
-            None => self.insert(key, Slot::Done(reply)),
+            Some(slot) => {
+                let before = std::mem::replace(slot, Slot::Done(kept));
+                self.recycle(before);
+            }
+            None => self.insert(key, Slot::Done(kept)),
+        }
+    }
+
+    /// Keeps the buffer of a reply that left the table for the next one.
+    fn recycle(&mut self, slot: Slot) {
+        if let Slot::Done(buffer) = slot
+            && self.spare.len() < MAX_SPARE
+        {
+            self.spare.push(buffer);
         }
     }
 
     /// Forgets `key`: the request was dropped after [`Cache::begin`], so a retransmission
     /// must be treated as new.
     pub fn abandon(&mut self, key: &Key) {
-        if self.slots.remove(key).is_some() {
+        if let Some(slot) = self.slots.remove(key) {
             self.order.retain(|k| k != key);
+            self.recycle(slot);
         }
     }
 
@@ -115,7 +138,9 @@ impl Cache {
         while self.slots.len() + room > self.capacity {
             match self.order.pop_front() {
                 Some(oldest) => {
-                    self.slots.remove(&oldest);
+                    if let Some(slot) = self.slots.remove(&oldest) {
+                        self.recycle(slot);
+                    }
                 }
                 None => break,
             }
@@ -141,7 +166,7 @@ mod tests {
         assert_eq!(cache.begin(key(1)), Begin::New);
         assert_eq!(cache.begin(key(1)), Begin::InFlight);
         let reply: Arc<[u8]> = Arc::from(&b"reply"[..]);
-        cache.finish(key(1), Arc::clone(&reply));
+        cache.finish(key(1), &reply);
         assert_eq!(cache.begin(key(1)), Begin::Done(reply));
         // Another Identifier, or another authenticator, is another request.
         assert_eq!(cache.begin(key(2)), Begin::New);
@@ -178,7 +203,7 @@ mod tests {
         assert_eq!(cache.begin(key(2)), Begin::New);
         assert_eq!(cache.begin(key(3)), Begin::New);
         // key 1 was evicted while in flight; its reply is still remembered.
-        cache.finish(key(1), Arc::from(&b"r"[..]));
+        cache.finish(key(1), b"r");
         assert!(matches!(cache.begin(key(1)), Begin::Done(_)));
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.order.len(), 2);

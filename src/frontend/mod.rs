@@ -633,7 +633,7 @@ impl Frontend {
         let action = self.access_request(&packet, client, table, key, request);
         match &action {
             Action::Drop(_) => lock(&self.dedup).abandon(&key),
-            Action::Send(reply) => lock(&self.dedup).finish(key, Arc::clone(reply)),
+            Action::Send(reply) => lock(&self.dedup).finish(key, reply),
             Action::Walk(_) => {}
         }
         action
@@ -869,8 +869,20 @@ impl Frontend {
         sink: &Sink,
         source: SocketAddr,
     ) {
-        let reply = match build_reply(request, &client.secret, answer) {
-            Ok(reply) => reply,
+        // Encoded in this thread's buffer, copied into the duplicate cache (into a buffer
+        // it recycles) and sent from this thread's buffer: nothing is allocated.
+        let sent =
+            REPLY_BUFFER.with_borrow_mut(|buf| -> Result<_, portcullis_protocol::radius::Error> {
+                let reply = encode_reply(buf, request, &client.secret, answer)?;
+                self.count_reply(answer);
+                lock(&self.dedup).finish(key, reply);
+                Ok(sink.try_send(reply, source))
+            });
+        let outcome = match sent {
+            Ok(Ok(())) => Ok(()),
+            // The socket's buffer is full (or RadSec): sent from a copy, which may wait.
+            Ok(Err(Unsent::Later(reply))) => sink.send(reply, source).await,
+            Ok(Err(Unsent::Failed(e))) => Err(e),
             Err(e) => {
                 tracing::warn!(client = %client.name, error = %e, "RADIUS front-end: reply");
                 self.counters.drop(DropReason::ReplyFailed);
@@ -878,6 +890,16 @@ impl Frontend {
                 return;
             }
         };
+        if let Err(e) = outcome {
+            self.counters.drop(DropReason::ReplyFailed);
+            tracing::warn!(%source, error = %e, "RADIUS front-end: send failed");
+        }
+    }
+}
+
+impl Frontend {
+    /// Counts a reply about to be sent.
+    fn count_reply(&self, answer: &Reply<'_>) {
         match answer {
             Reply::Accept(..) => {
                 bump(&self.counters.accepts);
@@ -892,12 +914,15 @@ impl Frontend {
                 crate::telemetry::frontend_packet("access_reject");
             }
         }
-        lock(&self.dedup).finish(key, Arc::clone(&reply));
-        if let Err(e) = sink.send(reply, source).await {
-            self.counters.drop(DropReason::ReplyFailed);
-            tracing::warn!(%source, error = %e, "RADIUS front-end: send failed");
-        }
     }
+}
+
+/// Why [`Sink::try_send`] did not send.
+enum Unsent {
+    /// It must wait: send this copy with [`Sink::send`].
+    Later(Arc<[u8]>),
+    /// It failed.
+    Failed(std::io::Error),
 }
 
 /// Where the replies to one client go.
@@ -910,6 +935,21 @@ enum Sink {
 }
 
 impl Sink {
+    /// Sends `reply` to `source` over UDP if the socket takes it now; otherwise (and for
+    /// RadSec, whose writer takes owned packets) hands back a copy to send with [`Sink::send`].
+    fn try_send(&self, reply: &[u8], source: SocketAddr) -> Result<(), Unsent> {
+        match self {
+            Sink::Udp(socket) => match socket.try_send_to(reply, source) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    Err(Unsent::Later(Arc::from(reply)))
+                }
+                Err(e) => Err(Unsent::Failed(e)),
+            },
+            Sink::Stream(_) => Err(Unsent::Later(Arc::from(reply))),
+        }
+    }
+
     /// Sends `reply` to `source` (over UDP) or down the connection.
     async fn send(&self, reply: Arc<[u8]>, source: SocketAddr) -> std::io::Result<()> {
         match self {
@@ -937,7 +977,23 @@ fn build_reply(
     secret: &Secret<Vec<u8>>,
     answer: &Reply<'_>,
 ) -> Result<Arc<[u8]>, portcullis_protocol::radius::Error> {
-    let mut buf = [0u8; MAX_PACKET_LEN];
+    REPLY_BUFFER.with_borrow_mut(|buf| encode_reply(buf, request, secret, answer).map(Arc::from))
+}
+
+thread_local! {
+    /// Where replies are encoded before they are copied out: one per thread, so a reply
+    /// does not zero 4 KiB of stack first.
+    static REPLY_BUFFER: std::cell::RefCell<[u8; MAX_PACKET_LEN]> =
+        const { std::cell::RefCell::new([0; MAX_PACKET_LEN]) };
+}
+
+/// [`build_reply`] in `buf`: the reply's octets.
+fn encode_reply<'b>(
+    buf: &'b mut [u8; MAX_PACKET_LEN],
+    request: &RequestInfo,
+    secret: &Secret<Vec<u8>>,
+    answer: &Reply<'_>,
+) -> Result<&'b [u8], portcullis_protocol::radius::Error> {
     let code = match answer {
         Reply::Accept(..) | Reply::Alive => Code::AccessAccept,
         Reply::Reject(_) => Code::AccessReject,
@@ -953,10 +1009,9 @@ fn build_reply(
                 .and_then(|t| t.try_into().ok())
                 .unwrap_or_default(),
         );
-        Builder::new(&mut buf, code, 0, &v11::token_field(token))?
+        Builder::new(buf, code, 0, &v11::token_field(token))?
     } else {
-        let mut builder =
-            Builder::new(&mut buf, code, request.identifier, &[0; AUTHENTICATOR_LEN])?;
+        let mut builder = Builder::new(buf, code, request.identifier, &[0; AUTHENTICATOR_LEN])?;
         builder.message_authenticator()?;
         builder
     };
@@ -1004,7 +1059,7 @@ fn build_reply(
     } else {
         builder.finish_reply(&request.authenticator, secret)?
     };
-    Ok(Arc::from(buf.get(..len).unwrap_or_default()))
+    Ok(buf.get(..len).unwrap_or_default())
 }
 
 #[cfg(test)]
