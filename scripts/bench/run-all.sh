@@ -13,6 +13,9 @@
 # (default 1000) is the number of user names the requests are spread over; scenario 2 CHAP
 # also runs with one name (tag -1user, at K=64 and K=1), the worst case for the per-user
 # throttle.
+# The memory run is made at K=64 and again at K=256 (tag -long-k256). 0-floor.sh (a relay
+# that only moves datagrams) and 8-ceiling.sh (each proxy alone on a core, a trivial
+# responder upstream) run with CHAP.
 # BENCH_RATE_RUN (default 12000) is the offered load of the open-loop runs of scenarios 2 and 3
 # (tag -rate), below what the FreeRADIUS proxy can do on this machine.
 # PostgreSQL state (Debian's postgresql package; see BENCH_STATE in lib.sh): scenario 2 CHAP
@@ -39,6 +42,8 @@ for auth in chap pap; do
     run BENCH_AUTH=$auth "$here/1-upstream.sh"
     run BENCH_AUTH=$auth "$here/3-freeradius-proxy.sh"
 done
+# The floor: a relay that only moves the datagrams.
+run BENCH_AUTH=chap "$here/0-floor.sh"
 run BENCH_AUTH=chap "$here/2-portcullis.sh"
 run BENCH_AUTH=pap BENCH_DURATION="$slow" BENCH_TIMEOUT=60 "$here/2-portcullis.sh"
 run BENCH_DURATION="$slow" BENCH_TIMEOUT=60 "$here/4-rest-login.sh"
@@ -61,6 +66,8 @@ run BENCH_AUTH=chap BENCH_USERS=1 BENCH_K=1 BENCH_SOCKETS=1 BENCH_REQUESTS=20000
 for scenario in 2-portcullis 3-freeradius-proxy; do
     run BENCH_AUTH=chap BENCH_RATE="$rate" BENCH_TAG=-rate "$here/$scenario.sh"
 done
+# Each proxy alone on a core, with a trivial responder as the upstream: their own ceilings.
+run BENCH_AUTH=chap "$here/8-ceiling.sh"
 # The state in PostgreSQL: one node, then two nodes sharing one database.
 if [ "$pg" != 0 ]; then
     run BENCH_AUTH=chap BENCH_STATE=postgresql "$here/2-portcullis.sh"
@@ -73,6 +80,8 @@ if [ "$long" -gt 0 ]; then
     mv "$BENCH_OUT/2-portcullis-chap.rss.csv" "$BENCH_OUT/2-portcullis-chap-long.rss.csv"
     mv "$BENCH_OUT/2-portcullis-chap.percentiles.csv" "$BENCH_OUT/2-portcullis-chap-long.percentiles.csv"
     mv "$BENCH_OUT/2-portcullis-chap.idle" "$BENCH_OUT/2-portcullis-chap-long.idle"
+    # The same with 256 outstanding.
+    run BENCH_AUTH=chap BENCH_K=256 BENCH_REQUESTS="$long" BENCH_TAG=-long-k256 "$here/2-portcullis.sh"
     # The table keeps the run of the same length as the others.
     run BENCH_AUTH=chap "$here/2-portcullis.sh"
 fi
@@ -98,9 +107,9 @@ mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024; else print 
     echo
     echo "| run | users | requests ok | errors | timeouts | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req | upstream µs/req | RSS idle MiB | RSS peak MiB |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    for name in 1-upstream-chap 2-portcullis-chap 3-proxy-chap 1-upstream-pap 2-portcullis-pap 3-proxy-pap 4-login 7-tacacs-login 5-local \
+    for name in 0-floor-chap 1-upstream-chap 2-portcullis-chap 3-proxy-chap 1-upstream-pap 2-portcullis-pap 3-proxy-pap 4-login 7-tacacs-login 5-local \
         1-upstream-chap-k1 2-portcullis-chap-k1 3-proxy-chap-k1 1-upstream-pap-k1 2-portcullis-pap-k1 3-proxy-pap-k1 \
-        2-portcullis-chap-1user 2-portcullis-chap-k1-1user 2-portcullis-chap-rate 3-proxy-chap-rate 2-portcullis-chap-long; do
+        2-portcullis-chap-1user 2-portcullis-chap-k1-1user 2-portcullis-chap-rate 3-proxy-chap-rate 8-ceiling-portcullis-chap 8-ceiling-proxy-chap 2-portcullis-chap-long 2-portcullis-chap-long-k256; do
         [ -f "$BENCH_OUT/$name.result" ] || continue
         echo "| $name | $(value $name users) | $(value $name ok) | $(value $name errors) | $(value $name timeouts) | $(value $name rps) | $(value $name p50_us) | $(value $name p99_us) | $(value $name p999_us) | $(value $name cpu_us_per_req) | $(value $name upstream_cpu_us_per_req) | $(mib "$(idle $name)") | $(mib "$(value $name rss_peak_kib)") |"
     done
@@ -131,6 +140,20 @@ mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024; else print 
         echo "Memory over $(value 2-portcullis-chap-long ok) requests of scenario 2 (CHAP): RSS idle" \
             "$(mib "$(idle 2-portcullis-chap-long)") MiB, after the warm-up $(mib "$(value 2-portcullis-chap-long rss_idle_kib)") MiB, at 10 % $(mib "$(value 2-portcullis-chap-long rss_at_10pct_kib)") MiB," \
             "peak $(mib "$(value 2-portcullis-chap-long rss_peak_kib)") MiB, at the end $(mib "$(value 2-portcullis-chap-long rss_end_kib)") MiB."
+        echo
+    fi
+    if [ -f "$BENCH_OUT/2-portcullis-chap-long-k256.result" ]; then
+        n=2-portcullis-chap-long-k256
+        echo "The same at K=256: RSS after the warm-up $(mib "$(value $n rss_idle_kib)") MiB, at 10 % $(mib "$(value $n rss_at_10pct_kib)") MiB," \
+            "peak $(mib "$(value $n rss_peak_kib)") MiB, at the end $(mib "$(value $n rss_end_kib)") MiB."
+        echo
+    fi
+    if [ -f "$BENCH_OUT/8-ceiling-portcullis-chap.result" ]; then
+        echo "chap, each proxy alone on a core with a trivial responder upstream (8-ceiling):" \
+            "$(value 8-ceiling-portcullis-chap rps) against $(value 8-ceiling-proxy-chap rps) req/s" \
+            "($(ratio "$(value 8-ceiling-portcullis-chap rps)" "$(value 8-ceiling-proxy-chap rps)")x)," \
+            "CPU $(value 8-ceiling-portcullis-chap cpu_us_per_req) against $(value 8-ceiling-proxy-chap cpu_us_per_req) µs per request;" \
+            "a relay that only moves datagrams (0-floor): $(value 0-floor-chap cpu_us_per_req) µs per request."
         echo
     fi
     echo "argon2id verification alone (19 MiB, t=2, p=1), one thread: p50 $(sed -n 's/^argon2_p50_us=//p' "$BENCH_OUT/5-argon2.result") µs."
@@ -198,5 +221,10 @@ if [ -f "$BENCH_OUT/2-portcullis-chap-long.rss.csv" ]; then
     "$load" plot-rss --out "$docs/scenario-2-memory.png" \
         --title "portcullis RSS over $(value 2-portcullis-chap-long ok) requests (scenario 2, CHAP)" \
         "$BENCH_OUT/2-portcullis-chap-long.rss.csv"
+fi
+if [ -f "$BENCH_OUT/2-portcullis-chap-long-k256.rss.csv" ]; then
+    "$load" plot-rss --out "$docs/scenario-2-memory-k256.png" \
+        --title "portcullis RSS over $(value 2-portcullis-chap-long-k256 ok) requests (scenario 2, CHAP, K=256)" \
+        "$BENCH_OUT/2-portcullis-chap-long-k256.rss.csv"
 fi
 cat "$docs/results.md"

@@ -485,12 +485,13 @@ impl Frontend {
         }
     }
 
-    /// Runs `walk` in a task of its own, which replies through `sink`. The task is the
-    /// walk's future itself (a few KiB, nothing boxed): one allocation.
+    /// Runs `walk` in a task of its own, which replies through `sink`. Its future (4.5 KiB)
+    /// is boxed first: tokio copies a task's future by value when it is spawned and again
+    /// when it finishes, which cost more than the allocation (1.9 and 1.7 % of the CPU).
     fn spawn_walk(self: &Arc<Self>, walk: Walk, sink: Sink, source: SocketAddr) {
         // A stop waits (bounded) for the walks in flight.
         let in_flight = self.walks.enter();
-        tokio::spawn(Arc::clone(self).walk(walk, sink, source, in_flight));
+        tokio::spawn(Box::pin(Arc::clone(self).walk(walk, sink, source, in_flight)));
     }
 
     /// Waits until no walk is in flight, or `timeout`; returns how many were still running.
