@@ -309,7 +309,7 @@ fn real_main(cli: Cli) -> Result<(), Box<dyn Error>> {
             let (sockets, concurrency) = (args.sockets, args.concurrency);
             measure(&args.common, |shared| {
                 let t = radius::run(&target, sockets, concurrency, shared)?;
-                Ok((t.ok, t.errors, t.timeouts, t.latencies, t.last))
+                Ok((t.ok, t.errors, t.timeouts, t.latencies, t.last, t.stray))
             })
         }
         Command::Radsec(args) => {
@@ -336,7 +336,7 @@ fn real_main(cli: Cli) -> Result<(), Box<dyn Error>> {
             let (connections, concurrency) = (args.connections, args.concurrency);
             measure(&args.common, |shared| {
                 let t = radsec::run(&target, &tls, connections, concurrency, shared)?;
-                Ok((t.ok, t.errors, t.timeouts, t.latencies, t.last))
+                Ok((t.ok, t.errors, t.timeouts, t.latencies, t.last, t.stray))
             })
         }
         Command::Login(args) => {
@@ -349,7 +349,7 @@ fn real_main(cli: Cli) -> Result<(), Box<dyn Error>> {
             let connections = args.connections;
             measure(&args.common, |shared| {
                 let t = login::run(&target, connections, shared)?;
-                Ok((t.ok, t.errors, 0, t.latencies, t.last))
+                Ok((t.ok, t.errors, 0, t.latencies, t.last, 0))
             })
         }
         Command::Argon2 { iterations } => argon2_cost(iterations),
@@ -408,7 +408,7 @@ fn real_main(cli: Cli) -> Result<(), Box<dyn Error>> {
     }
 }
 
-type Measured = (u64, u64, u64, Latencies, Option<Instant>);
+type Measured = (u64, u64, u64, Latencies, Option<Instant>, u64);
 
 /// Runs `drive` under the common options: samples memory, summarises, writes the files.
 fn measure(
@@ -433,7 +433,7 @@ fn measure(
     let samples: Vec<RssSample> = sampler
         .and_then(|handle| handle.join().ok())
         .unwrap_or_default();
-    let (ok, errors, timeouts, latencies, last) = result?;
+    let (ok, errors, timeouts, latencies, last, stray) = result?;
     let total = ok + errors + timeouts;
     let summary = Summary {
         users: common.users,
@@ -448,6 +448,8 @@ fn measure(
         rss_end_kib: samples.last().map(|s| s.rss_kib),
     };
     let mut kv = summary.to_kv(&common.name);
+    // Datagrams that answered no request in flight (late answers after a timeout): ignored.
+    let _ = writeln!(kv, "stray={stray}");
     // The harness' own CPU time: it shares the machine with what it measures.
     if let (Some(before), Some(after)) = (cpu_before, run::own_cpu_ticks()) {
         let ms = after.saturating_sub(before) as f64 * 1000.0 / run::USER_HZ;

@@ -130,14 +130,18 @@ fn receive(
             Ok(len) => {
                 let now = Instant::now();
                 let datagram = buf.get(..len).unwrap_or_default();
-                let slot = datagram
-                    .get(1)
-                    .and_then(|&id| lock(window).release(usize::from(id)));
-                let Some(slot) = slot else {
+                let id = datagram.get(1).map(|&id| usize::from(id));
+                let waiting = id.and_then(|id| lock(window).slots.get(id).copied().flatten());
+                let Some(slot) = waiting else {
                     // Garbage, or a late answer to a request already counted as timed out.
                     tally.errors += 1;
                     continue;
                 };
+                let id = id.unwrap_or_default();
+                if !tally.answers(datagram, id, &slot, &secret) {
+                    continue;
+                }
+                lock(window).release(id);
                 tally.reply(datagram, &slot, &secret, target.expect, now);
                 shared.done();
             }
@@ -149,10 +153,17 @@ fn receive(
             last_sweep = now;
             let mut window = lock(window);
             for id in 0..window.slots.len() {
-                let expired = matches!(window.slots.get(id), Some(Some(slot)) if now.saturating_duration_since(slot.sent) >= target.timeout);
-                if expired {
+                let expired = match window.slots.get(id) {
+                    Some(Some(slot))
+                        if now.saturating_duration_since(slot.sent) >= target.timeout =>
+                    {
+                        Some(*slot)
+                    }
+                    _ => None,
+                };
+                if let Some(slot) = expired {
                     window.release(id);
-                    tally.timeouts += 1;
+                    tally.timed_out(id, &slot);
                     shared.done();
                 }
             }

@@ -62,8 +62,14 @@ impl Target {
 pub struct Tally {
     /// Expected, verified replies.
     pub ok: u64,
-    /// Replies that failed verification or had another code.
+    /// Replies to the request in flight with another code, or datagrams that are no RADIUS.
     pub errors: u64,
+    /// Late answers to requests already counted as timed out, whose Identifier may have gone
+    /// to a new request. Ignored: the request in flight keeps waiting for its own answer.
+    pub stray: u64,
+    /// The Request Authenticator of the last request that timed out on each Identifier, to
+    /// tell its late answer from an answer to the request now in flight.
+    pub(crate) late: std::collections::HashMap<usize, [u8; 16]>,
     /// Requests never answered.
     pub timeouts: u64,
     /// Latency of the `ok` replies.
@@ -73,6 +79,38 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Records that the request in `slot` on Identifier `id` timed out.
+    pub(crate) fn timed_out(&mut self, id: usize, slot: &Slot) {
+        self.timeouts += 1;
+        self.late.insert(id, slot.authenticator);
+    }
+
+    /// Whether `datagram`, arrived on Identifier `id`, is to be counted for the request in
+    /// `slot`: false for the late answer of the request that timed out before it on `id`
+    /// (counted as stray), true for anything else (its own answer, or an error).
+    pub(crate) fn answers(
+        &mut self,
+        datagram: &[u8],
+        id: usize,
+        slot: &Slot,
+        secret: &Secret<&[u8]>,
+    ) -> bool {
+        let Ok(packet) = Packet::new_checked(datagram) else {
+            return true;
+        };
+        if packet.verify_reply(&slot.authenticator, secret).is_ok() {
+            return true;
+        }
+        match self.late.get(&id) {
+            Some(late) if packet.verify_reply(late, secret).is_ok() => {
+                self.late.remove(&id);
+                self.stray += 1;
+                false
+            }
+            _ => true,
+        }
+    }
+
     /// Counts `datagram`, received at `now`, as the reply to the request in `slot`: verified
     /// and of the `expect`ed code, or an error.
     pub(crate) fn reply(
@@ -153,6 +191,7 @@ pub fn run(
             .map_err(|_| io::Error::other("a worker thread panicked"))??;
         total.ok += tally.ok;
         total.errors += tally.errors;
+        total.stray += tally.stray;
         total.timeouts += tally.timeouts;
         total.latencies.merge(&tally.latencies);
         total.last = total.last.max(tally.last);
@@ -200,6 +239,9 @@ fn worker(
                     tally.errors += 1;
                     continue;
                 };
+                if !tally.answers(datagram, id, &slot, &secret) {
+                    continue;
+                }
                 tally.reply(datagram, &slot, &secret, target.expect, now);
                 shared.done();
                 let next = if shared.take() {
@@ -218,10 +260,12 @@ fn worker(
         if now.duration_since(last_sweep) >= Duration::from_millis(20) {
             last_sweep = now;
             for id in 0..slots.len() {
-                let expired =
-                    matches!(slots.get(id), Some(Some(slot)) if now - slot.sent >= target.timeout);
-                if expired {
-                    tally.timeouts += 1;
+                let expired = match slots.get(id) {
+                    Some(Some(slot)) if now - slot.sent >= target.timeout => Some(*slot),
+                    _ => None,
+                };
+                if let Some(slot) = expired {
+                    tally.timed_out(id, &slot);
                     shared.done();
                     let next = if shared.take() {
                         Some(send_next(&mut rng, &mut out, id)?)
@@ -346,6 +390,38 @@ mod tests {
             .finish_reply(&request.authenticator(), &Secret::new(secret))
             .unwrap();
         buf[..len].to_vec()
+    }
+
+    #[test]
+    fn a_late_answer_leaves_the_request_waiting() {
+        // Identifier 7 timed out and went to a new request; the old request's answer comes.
+        let request = |authenticator: [u8; 16]| {
+            let mut buf = [0u8; 4096];
+            let b = Builder::access_request(&mut buf, 7, &authenticator).unwrap();
+            let len = b.finish_request(&Secret::new(SECRET)).unwrap();
+            buf[..len].to_vec()
+        };
+        let (old, new) = (request([1; 16]), request([2; 16]));
+        let slot = Slot {
+            sent: Instant::now(),
+            authenticator: [2; 16],
+        };
+        let secret = Secret::new(SECRET);
+        let mut tally = Tally::default();
+        let late = reply(&old, Code::AccessAccept, SECRET);
+        tally.timed_out(
+            7,
+            &Slot {
+                sent: Instant::now(),
+                authenticator: [1; 16],
+            },
+        );
+        assert!(!tally.answers(&late, 7, &slot, &secret));
+        assert_eq!((tally.stray, tally.errors, tally.timeouts), (1, 0, 1));
+        let own = reply(&new, Code::AccessAccept, SECRET);
+        assert!(tally.answers(&own, 7, &slot, &secret));
+        tally.reply(&own, &slot, &secret, Code::AccessAccept, Instant::now());
+        assert_eq!((tally.ok, tally.errors, tally.stray), (1, 0, 1));
     }
 
     /// A responder on loopback that answers `answers` requests with `code` (keyed with

@@ -289,6 +289,9 @@ fn worker(
                         tally.errors += 1;
                         continue;
                     };
+                    if !tally.answers(packet, id, &slot, &secret) {
+                        continue;
+                    }
                     tally.reply(packet, &slot, &secret, target.expect, now);
                     shared.done();
                     let next = if shared.take() {
@@ -320,10 +323,12 @@ fn worker(
         if now.duration_since(last_sweep) >= SWEEP {
             last_sweep = now;
             for id in 0..slots.len() {
-                let expired =
-                    matches!(slots.get(id), Some(Some(slot)) if now - slot.sent >= target.timeout);
-                if expired {
-                    tally.timeouts += 1;
+                let expired = match slots.get(id) {
+                    Some(Some(slot)) if now - slot.sent >= target.timeout => Some(*slot),
+                    _ => None,
+                };
+                if let Some(slot) = expired {
+                    tally.timed_out(id, &slot);
                     shared.done();
                     let next = if shared.take() {
                         Some(send_next(&mut stream, &mut rng, id)?)
