@@ -133,8 +133,10 @@ fn receive(
                 let id = datagram.get(1).map(|&id| usize::from(id));
                 let waiting = id.and_then(|id| lock(window).slots.get(id).copied().flatten());
                 let Some(slot) = waiting else {
-                    // Garbage, or a late answer to a request already counted as timed out.
-                    tally.errors += 1;
+                    // A late answer to a request already counted as timed out, or garbage.
+                    if !id.is_some_and(|id| tally.late_answer(datagram, id, &secret)) {
+                        tally.errors += 1;
+                    }
                     continue;
                 };
                 let id = id.unwrap_or_default();

@@ -57,6 +57,9 @@ impl Target {
     }
 }
 
+/// Timed-out requests remembered per Identifier for their late answers.
+const LATE: usize = 8;
+
 /// What one worker measured.
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -67,9 +70,11 @@ pub struct Tally {
     /// Late answers to requests already counted as timed out, whose Identifier may have gone
     /// to a new request. Ignored: the request in flight keeps waiting for its own answer.
     pub stray: u64,
-    /// The Request Authenticator of the last request that timed out on each Identifier, to
-    /// tell its late answer from an answer to the request now in flight.
-    pub(crate) late: std::collections::HashMap<usize, [u8; 16]>,
+    /// The Request Authenticators of the last requests that timed out on each Identifier
+    /// (at most [`LATE`]), to tell their late answers from an answer to the request now in
+    /// flight: an upstream resend can answer after the Identifier went to two or more new
+    /// requests.
+    pub(crate) late: std::collections::HashMap<usize, Vec<[u8; 16]>>,
     /// Requests never answered.
     pub timeouts: u64,
     /// Latency of the `ok` replies.
@@ -82,7 +87,11 @@ impl Tally {
     /// Records that the request in `slot` on Identifier `id` timed out.
     pub(crate) fn timed_out(&mut self, id: usize, slot: &Slot) {
         self.timeouts += 1;
-        self.late.insert(id, slot.authenticator);
+        let late = self.late.entry(id).or_default();
+        if late.len() >= LATE {
+            late.remove(0);
+        }
+        late.push(slot.authenticator);
     }
 
     /// Whether `datagram`, arrived on Identifier `id`, is to be counted for the request in
@@ -95,19 +104,35 @@ impl Tally {
         slot: &Slot,
         secret: &Secret<&[u8]>,
     ) -> bool {
+        let answered = Packet::new_checked(datagram)
+            .is_ok_and(|packet| packet.verify_reply(&slot.authenticator, secret).is_ok());
+        answered || !self.late_answer(datagram, id, secret)
+    }
+
+    /// Whether `datagram` is the late answer to a request that timed out on Identifier `id`;
+    /// if so it is counted as stray.
+    pub(crate) fn late_answer(
+        &mut self,
+        datagram: &[u8],
+        id: usize,
+        secret: &Secret<&[u8]>,
+    ) -> bool {
         let Ok(packet) = Packet::new_checked(datagram) else {
-            return true;
+            return false;
         };
-        if packet.verify_reply(&slot.authenticator, secret).is_ok() {
-            return true;
-        }
-        match self.late.get(&id) {
-            Some(late) if packet.verify_reply(late, secret).is_ok() => {
-                self.late.remove(&id);
+        let Some(late) = self.late.get_mut(&id) else {
+            return false;
+        };
+        match late
+            .iter()
+            .position(|earlier| packet.verify_reply(earlier, secret).is_ok())
+        {
+            Some(index) => {
+                late.remove(index);
                 self.stray += 1;
-                false
+                true
             }
-            _ => true,
+            None => false,
         }
     }
 
@@ -235,8 +260,10 @@ fn worker(
                 };
                 let id = usize::from(id);
                 let Some(Some(slot)) = slots.get(id).copied() else {
-                    // Late answer to a request already counted as timed out.
-                    tally.errors += 1;
+                    // A late answer to a request already counted as timed out, or an error.
+                    if !tally.late_answer(datagram, id, &secret) {
+                        tally.errors += 1;
+                    }
                     continue;
                 };
                 if !tally.answers(datagram, id, &slot, &secret) {
@@ -422,6 +449,26 @@ mod tests {
         assert!(tally.answers(&own, 7, &slot, &secret));
         tally.reply(&own, &slot, &secret, Code::AccessAccept, Instant::now());
         assert_eq!((tally.ok, tally.errors, tally.stray), (1, 0, 1));
+
+        // Two generations late: the Identifier timed out twice before the answer came.
+        let mut tally = Tally::default();
+        for authenticator in [[1; 16], [2; 16]] {
+            tally.timed_out(
+                7,
+                &Slot {
+                    sent: Instant::now(),
+                    authenticator,
+                },
+            );
+        }
+        let third = Slot {
+            sent: Instant::now(),
+            authenticator: [3; 16],
+        };
+        assert!(!tally.answers(&late, 7, &third, &secret));
+        assert!(tally.late_answer(&own, 7, &secret));
+        assert!(!tally.late_answer(&own, 7, &secret));
+        assert_eq!((tally.stray, tally.errors, tally.timeouts), (2, 0, 2));
     }
 
     /// A responder on loopback that answers `answers` requests with `code` (keyed with

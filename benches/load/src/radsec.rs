@@ -285,8 +285,11 @@ fn worker(
                     at += len;
                     let id = packet.get(1).map_or(0, |&id| usize::from(id));
                     let Some(Some(slot)) = slots.get(id).copied() else {
-                        // Late answer to a request already counted as timed out.
-                        tally.errors += 1;
+                        // A late answer to a request already counted as timed out, or an
+                        // error.
+                        if !tally.late_answer(packet, id, &secret) {
+                            tally.errors += 1;
+                        }
                         continue;
                     };
                     if !tally.answers(packet, id, &slot, &secret) {
