@@ -491,7 +491,9 @@ impl Frontend {
     fn spawn_walk(self: &Arc<Self>, walk: Walk, sink: Sink, source: SocketAddr) {
         // A stop waits (bounded) for the walks in flight.
         let in_flight = self.walks.enter();
-        tokio::spawn(Box::pin(Arc::clone(self).walk(walk, sink, source, in_flight)));
+        tokio::spawn(Box::pin(
+            Arc::clone(self).walk(walk, sink, source, in_flight),
+        ));
     }
 
     /// Waits until no walk is in flight, or `timeout`; returns how many were still running.
