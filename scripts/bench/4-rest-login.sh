@@ -10,12 +10,4 @@ start_upstream
 start_portcullis 3
 name=4-login$STATE_SUFFIX${BENCH_TAG:-}
 idle_rss "$name" "$PORTCULLIS_PID"
-# shellcheck disable=SC2046
-"$LOAD" login --target "127.0.0.1:$API_PORT" --user alice --users "$BENCH_USERS" \
-    --password "$ALICE_PASSWORD" --connections "$BENCH_K" --duration 1 --timeout "$BENCH_TIMEOUT" >/dev/null
-cpu_begin "$PORTCULLIS_PID"
-# shellcheck disable=SC2046
-"$LOAD" login --target "127.0.0.1:$API_PORT" --user alice --users "$BENCH_USERS" \
-    --password "$ALICE_PASSWORD" --connections "$BENCH_K" $(length_args) --timeout "$BENCH_TIMEOUT" \
-    --watch-pid "$PORTCULLIS_PID" --name "$name" --out-dir "$BENCH_OUT"
-cpu_end "$name" "$PORTCULLIS_PID"
+login_load "$name"

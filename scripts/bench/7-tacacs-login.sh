@@ -28,11 +28,4 @@ case $answer in
         exit 1
         ;;
 esac
-"$LOAD" login --target "127.0.0.1:$API_PORT" --user alice --users "$BENCH_USERS" \
-    --password "$ALICE_PASSWORD" --connections "$BENCH_K" --duration 1 --timeout "$BENCH_TIMEOUT" >/dev/null
-cpu_begin "$PORTCULLIS_PID"
-# shellcheck disable=SC2046
-"$LOAD" login --target "127.0.0.1:$API_PORT" --user alice --users "$BENCH_USERS" \
-    --password "$ALICE_PASSWORD" --connections "$BENCH_K" $(length_args) --timeout "$BENCH_TIMEOUT" \
-    --watch-pid "$PORTCULLIS_PID" --name "$name" --out-dir "$BENCH_OUT"
-cpu_end "$name" "$PORTCULLIS_PID"
+login_load "$name"

@@ -816,6 +816,21 @@ cpu_begin() {
     fi
 }
 
+# login_load NAME: drives the REST login at $API_PORT as scenario 4 does (K keep-alive
+# connections, one login outstanding on each): a 1 s warm-up, then the measured run with
+# portcullis' CPU counted, its results as NAME.
+login_load() {
+    local name=$1
+    "$LOAD" login --target "127.0.0.1:$API_PORT" --user alice --users "$BENCH_USERS" \
+        --password "$ALICE_PASSWORD" --connections "$BENCH_K" --duration 1 --timeout "$BENCH_TIMEOUT" >/dev/null
+    cpu_begin "$PORTCULLIS_PID"
+    # shellcheck disable=SC2046
+    "$LOAD" login --target "127.0.0.1:$API_PORT" --user alice --users "$BENCH_USERS" \
+        --password "$ALICE_PASSWORD" --connections "$BENCH_K" $(length_args) --timeout "$BENCH_TIMEOUT" \
+        --watch-pid "$PORTCULLIS_PID" --name "$name" --out-dir "$BENCH_OUT"
+    cpu_end "$name" "$PORTCULLIS_PID"
+}
+
 # cpu_end NAME PID: after the run, appends cpu_* (PID), upstream_cpu_* and postgres_* (as
 # cpu_begin counted them) to NAME's result file.
 cpu_end() {
