@@ -95,6 +95,8 @@ fn write_batches(db: &StateDb, receiver: &Receiver<Queued>) {
     let mut batch = Vec::new();
     let mut unstored: Vec<(i64, NewEvent)> = Vec::new();
     let mut behind = false;
+    // Below the logins' priority while it keeps up (crate::priority).
+    let mut priority = crate::priority::Background::start("audit-writer");
     loop {
         let first = if unstored.is_empty() {
             match receiver.recv() {
@@ -131,6 +133,7 @@ fn write_batches(db: &StateDb, receiver: &Receiver<Queued>) {
         }
         QUEUED.fetch_sub(batch.len(), Ordering::Relaxed);
         behind = batch.len() >= BATCH;
+        priority.keep_up(behind);
         if unstored.is_empty() {
             if !store_batch(db, &batch) {
                 unstored.append(&mut batch);

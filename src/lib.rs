@@ -9,6 +9,7 @@ pub mod frontend;
 pub mod live;
 pub mod login;
 pub mod mfa;
+pub mod priority;
 pub mod server;
 pub mod state;
 pub mod sync;

@@ -164,7 +164,12 @@ pub fn init_logging(level: &str) {
     // Lines are written by a thread of their own (see [`LogLines`]); without it, directly.
     let buffered = std::thread::Builder::new()
         .name("log-writer".into())
-        .spawn(|| LOG_LINES.run())
+        .spawn(|| {
+            // Below the logins' priority for good: when it falls behind, the threads that
+            // log write their lines themselves (crate::priority).
+            crate::priority::background_for_good("log-writer");
+            LOG_LINES.run()
+        })
         .is_ok();
     let writer = LogWriter { buffered };
     let installed = if journald() {

@@ -28,6 +28,12 @@ struct Proc {
 
 impl Proc {
     fn start(config: Option<&str>, env: &[(&str, &str)]) -> Proc {
+        Proc::start_under(&[], config, env)
+    }
+
+    /// Started through `wrapper` (a command that ends by executing the one it is given, such
+    /// as `prlimit ... --`), so the child's process id is still portcullis'.
+    fn start_under(wrapper: &[&str], config: Option<&str>, env: &[(&str, &str)]) -> Proc {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("portcullis.toml");
         if let Some(config) = config {
@@ -35,7 +41,15 @@ impl Proc {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
-        let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        let binary = env!("CARGO_BIN_EXE_portcullis");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
         command
             .arg("serve")
             .arg("--config")
@@ -660,6 +674,95 @@ fn metrics_and_the_audit_log_over_the_api() {
     );
 }
 
+/// The nice value of each of `pid`'s threads named `name`s (field 19 of their stat).
+fn thread_nices(pid: u32, names: &[&str]) -> Vec<(String, i64)> {
+    let mut found = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return found;
+    };
+    for task in tasks.map_while(Result::ok) {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let comm = comm.trim();
+        if !names.contains(&comm) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // After the command name in parentheses: state is field 3, nice field 19.
+        let nice = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split(' ').nth(16))
+            .and_then(|n| n.parse().ok());
+        if let Some(nice) = nice {
+            found.push((comm.to_string(), nice));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The audit and log writers run 10 nice levels below the process when the audit writer can
+/// come back up (RLIMIT_NICE of 20, the unit's LimitNICE=+0); without that limit and without
+/// CAP_SYS_NICE only the log writer is lowered, and the audit writer keeps the process's
+/// priority (it would be stuck low under saturation).
+#[test]
+fn writer_threads_run_below_the_logins_priority() {
+    let own: i64 = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split(' ').nth(16).map(str::to_string))
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let low = (own + 10).min(19);
+    let writers = ["audit-writer", "log-writer"];
+    // Raising the hard limit needs privileges a test run may not have.
+    let may_raise = Command::new("prlimit")
+        .args(["--nice=20:20", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    // Without CAP_SYS_NICE: a root test run drops it from the bounding set.
+    let drop_cap = [
+        "setpriv",
+        "--bounding-set=-sys_nice",
+        "--inh-caps=-sys_nice",
+        "--",
+    ];
+    let mut denied = vec!["prlimit", "--nice=0:0", "--"];
+    if Command::new(drop_cap[0])
+        .args(&drop_cap[1..3])
+        .arg("true")
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        denied.extend(drop_cap);
+    }
+    let mut cases = vec![(denied, own)];
+    if may_raise {
+        cases.push((vec!["prlimit", "--nice=20:20", "--"], low));
+    }
+    for (wrapper, audit_nice) in cases {
+        let notify = NotifySocket::new();
+        let mut daemon =
+            Proc::start_under(&wrapper, None, &[("NOTIFY_SOCKET", notify.path.as_str())]);
+        let mut seen = Vec::new();
+        notify.collect_until(&mut seen, |seen| count(seen, "READY=1") == 1);
+        let expected = vec![
+            ("audit-writer".to_string(), audit_nice),
+            ("log-writer".to_string(), low),
+        ];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut nices = thread_nices(daemon.child.id(), &writers);
+        while nices != expected && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            nices = thread_nices(daemon.child.id(), &writers);
+        }
+        assert_eq!(nices, expected, "under {wrapper:?}:\n{}", daemon.log());
+        daemon.terminate();
+        assert!(daemon.wait_exit(Duration::from_secs(20)).success());
+    }
+}
+
 #[test]
 fn systemd_unit_is_notify_with_watchdog_and_exposure_at_most_1_5() {
     let unit = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/portcullis.service");
@@ -675,6 +778,9 @@ fn systemd_unit_is_notify_with_watchdog_and_exposure_at_most_1_5() {
         "StateDirectory=portcullis",
         "ConfigurationDirectory=portcullis",
         "RuntimeDirectory=portcullis",
+        // The writer threads' priority (src/priority.rs, and the test below).
+        "SystemCallFilter=setpriority\n",
+        "LimitNICE=+0\n",
     ] {
         assert!(text.contains(line), "{line} missing from the unit");
     }
