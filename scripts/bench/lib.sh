@@ -114,6 +114,13 @@ cleanup() {
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     # After portcullis: the cluster (BENCH_STATE=postgresql) goes last.
     stop_postgres
+    # A run whose audit writer fell so far behind that events were kept in the log only
+    # says so (src/audit.rs: "audit queue full").
+    local log dropped
+    while IFS= read -r log; do
+        dropped=$(grep -c "audit queue full" "$log" || true)
+        [ "$dropped" = 0 ] || echo "WARNING: $dropped audit events dropped from the database ($log)" >&2
+    done < <(find "$WORK" -name portcullis.log)
     rm -rf "$WORK"
 }
 
