@@ -674,6 +674,13 @@ fn metrics_and_the_audit_log_over_the_api() {
     );
 }
 
+/// The nice value in a `/proc/.../stat` line: field 19, counted after the command name in
+/// parentheses (field 2, which may hold spaces) from the state, field 3.
+fn nice_in_stat(stat: &str) -> Option<i64> {
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split(' ').nth(16)?.parse().ok()
+}
+
 /// The nice value of each of `pid`'s threads named `name`s (field 19 of their stat).
 fn thread_nices(pid: u32, names: &[&str]) -> Vec<(String, i64)> {
     let mut found = Vec::new();
@@ -687,12 +694,7 @@ fn thread_nices(pid: u32, names: &[&str]) -> Vec<(String, i64)> {
             continue;
         }
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // After the command name in parentheses: state is field 3, nice field 19.
-        let nice = stat
-            .rsplit_once(") ")
-            .and_then(|(_, rest)| rest.split(' ').nth(16))
-            .and_then(|n| n.parse().ok());
-        if let Some(nice) = nice {
+        if let Some(nice) = nice_in_stat(&stat) {
             found.push((comm.to_string(), nice));
         }
     }
@@ -706,14 +708,7 @@ fn thread_nices(pid: u32, names: &[&str]) -> Vec<(String, i64)> {
 /// priority (it would be stuck low under saturation).
 #[test]
 fn writer_threads_run_below_the_logins_priority() {
-    let own: i64 = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(") ")
-                .and_then(|(_, rest)| rest.split(' ').nth(16).map(str::to_string))
-        })
-        .and_then(|n| n.parse().ok())
-        .unwrap();
+    let own = nice_in_stat(&std::fs::read_to_string("/proc/self/stat").unwrap()).unwrap();
     let low = (own + 10).min(19);
     let writers = ["audit-writer", "log-writer"];
     // Raising the hard limit needs privileges a test run may not have.
