@@ -259,10 +259,18 @@ impl Postgres {
                 key.display()
             ),
         );
-        let reloaded = self.psql(SUPERUSER, "SELECT pg_reload_conf(); SHOW ssl;");
+        // pg_reload_conf() only signals the postmaster: a session may still see the old
+        // setting for a moment, so new sessions ask until it shows (bounded).
+        self.psql(SUPERUSER, "SELECT pg_reload_conf();");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut shown = self.psql(SUPERUSER, "SHOW ssl;");
+        while shown.trim() != "on" && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            shown = self.psql(SUPERUSER, "SHOW ssl;");
+        }
         assert!(
-            reloaded.contains("on"),
-            "TLS did not come on: {reloaded}\n{}",
+            shown.trim() == "on",
+            "TLS did not come on: {shown}\n{}",
             self.log()
         );
     }
