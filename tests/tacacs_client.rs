@@ -643,7 +643,12 @@ async fn a_kept_connection_the_server_closed_costs_no_login() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_logins_share_a_bounded_pool_of_kept_connections() {
-    let server = TacacsServer::start(single_connect(users()));
+    // The first round's 16 logins are held until 16 connections are open, so they overlap
+    // however the tasks are scheduled.
+    let server = TacacsServer::start(Config {
+        hold_until_connections: Some(16),
+        ..single_connect(users())
+    });
     let client = Arc::new(client(server.addr(), Protocol::Pap));
     for round in 0..3 {
         let mut tasks = Vec::new();

@@ -20,7 +20,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use portcullis_protocol::tacacs::{
     Arg, Args, AuthenMethod, AuthenService, AuthenType, Body, Cleartext, Flags, HEADER_LEN, Header,
@@ -155,6 +155,9 @@ pub struct Config {
     /// Over TLS, obfuscate the replies anyway (with the UNENCRYPTED flag clear), as a server
     /// that does not implement RFC 9887 §4 would.
     pub tls_obfuscate: bool,
+    /// Hold the first packet of each session until this many connections have been accepted
+    /// (for at most [`HOLD_LIMIT`]): logins made at once then overlap for certain.
+    pub hold_until_connections: Option<usize>,
     /// Keep the STARTs, CONTINUEs and authorization REQUESTs in [`Received`]. A server that
     /// runs for long (examples/tacacs_bench_server.rs) turns it off so its memory stays flat.
     pub record: bool,
@@ -174,6 +177,7 @@ impl Config {
             sessions_per_connection: None,
             tls: None,
             tls_obfuscate: false,
+            hold_until_connections: None,
             record: true,
         }
     }
@@ -423,6 +427,9 @@ fn serve(mut stream: impl Conn, config: &Config, received: &Mutex<Received>) -> 
                 return Ok(());
             }
             sessions += 1;
+            if let Some(wanted) = config.hold_until_connections {
+                hold_until(received, wanted);
+            }
         }
         if misbehaviour == Some(Misbehaviour::Reset) {
             // The body stays unread: closing now makes the kernel send RST.
@@ -521,6 +528,17 @@ fn serve(mut stream: impl Conn, config: &Config, received: &Mutex<Received>) -> 
         }
     }
     Ok(())
+}
+
+/// How long [`Config::hold_until_connections`] holds a session at most.
+pub const HOLD_LIMIT: Duration = Duration::from_secs(5);
+
+/// Returns when `wanted` connections have been accepted, or after [`HOLD_LIMIT`].
+fn hold_until(received: &Mutex<Received>, wanted: usize) {
+    let deadline = Instant::now() + HOLD_LIMIT;
+    while lock(received).connections < wanted && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
+    }
 }
 
 fn text(octets: &[u8]) -> String {
