@@ -10,7 +10,6 @@ pub mod live;
 pub mod login;
 pub mod mfa;
 pub mod priority;
-pub mod server;
 pub mod state;
 pub mod sync;
 pub mod telemetry;

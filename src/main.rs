@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use portcullis::daemon::{Listeners, Server};
 use portcullis::engine::{Decision, Engine, Outcome};
-use portcullis::server::{Listeners, Server};
 use portcullis_config::{Config, DEFAULT_PATH, Loaded};
 
 /// Exit status for a rejected login.

@@ -1,5 +1,6 @@
 //! Running under a service manager: readiness and watchdog notifications (sd_notify(3)),
-//! SIGHUP reload, and a bounded drain of in-flight logins on SIGTERM.
+//! SIGHUP reload, and a bounded drain of in-flight logins on SIGTERM; and the daemon as a
+//! value ([`Server`], in `server.rs`), which builds the components and runs them.
 //!
 //! Notifications are datagrams to `$NOTIFY_SOCKET` (a path, or `@name` for an abstract
 //! socket). Without the variable every notification is a no-op, so the same binary runs
@@ -10,6 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::live::ConfigStore;
+
+mod server;
+
+pub use server::{Listeners, Server};
 
 /// How long in-flight logins get to finish after SIGTERM.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);

@@ -5,7 +5,7 @@
 //! throttle's counts and the audit events still buffered are written.
 //!
 //! This is the one module besides `main.rs` that wires the REST API (`crate::api`) to the
-//! core: it is where the doors are put in front of it.
+//! core: it is where the doors are put in front of it, so it sits in `daemon/`, above them.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,8 +17,8 @@ use portcullis_config::Config;
 use tokio::net::{TcpListener, UdpSocket, UnixListener};
 use tokio::sync::watch;
 
+use super::{DRAIN_TIMEOUT, Notifier};
 use crate::api::AppState;
-use crate::daemon::{DRAIN_TIMEOUT, Notifier};
 use crate::frontend::Frontend;
 use crate::live::ConfigStore;
 
@@ -293,8 +293,8 @@ impl Server {
         // Every listener is bound and the configuration is loaded.
         notifier.notify("READY=1");
         notifier.status(&format!("Running; API on https://{api_addr}"));
-        if let Some(interval) = crate::daemon::watchdog_interval() {
-            crate::daemon::spawn_watchdog(Arc::clone(&notifier), interval);
+        if let Some(interval) = super::watchdog_interval() {
+            super::spawn_watchdog(Arc::clone(&notifier), interval);
         }
         let db = state.db.clone();
         let served = crate::api::serve(api, tls, state, on_stop()).await;
