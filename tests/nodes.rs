@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use support::daemon::{Auth, Daemon};
 use support::freeradius::ClientOutput;
 use support::mfa::{Enrolled, enrol, partial_login};
-use support::postgres::{PASSWORD, Postgres, ROLE};
+use support::postgres::{PASSWORD, Postgres};
 
 const SECRET: &str = "nodes-frontend-secret";
 const USER_PASSWORD: &str = "local-password";
@@ -37,9 +37,6 @@ fn config(pg: &Postgres, dir: &std::path::Path, node: &str) -> String {
 
 /// [`config`] with `extra` TOML at its end.
 fn config_with(pg: &Postgres, dir: &std::path::Path, node: &str, extra: &str) -> String {
-    let password_file = dir.join("pgpassword");
-    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-    std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     // One configuration for every node, hashes included: a local user's session is kept
     // only while the user is what it was at login, and that is compared by hash.
     static HASHES: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
@@ -60,12 +57,7 @@ fn config_with(pg: &Postgres, dir: &std::path::Path, node: &str, extra: &str) ->
     }
     format!(
         r#"
-[state]
-backend = "postgresql"
-url = "postgresql://{ROLE}@{addr}/{ROLE}"
-password_file = "{file}"
-node = "{node}"
-
+{state}
 [throttle]
 max_failures = 4
 
@@ -81,8 +73,7 @@ secret = "{SECRET}"
 
 {users}
 {extra}"#,
-        addr = pg.addr,
-        file = password_file.display(),
+        state = pg.state_table(dir, node),
     )
 }
 

@@ -18,7 +18,7 @@ use portcullis_protocol::radius::Code;
 use serde_json::json;
 use support::daemon::{Auth, Daemon};
 use support::mfa::{enrol, partial_login};
-use support::postgres::{PASSWORD, Postgres, ROLE};
+use support::postgres::Postgres;
 use support::radius_udp::login;
 
 const SECRET: &str = "outage-frontend-secret";
@@ -29,19 +29,11 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 const WAIT: Duration = Duration::from_secs(30);
 
 fn config(pg: &Postgres, dir: &std::path::Path) -> String {
-    let password_file = dir.join("pgpassword");
-    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-    std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let user = hash_password(USER_PASSWORD.as_bytes()).unwrap();
     let admin = hash_password(ADMIN_PASSWORD.as_bytes()).unwrap();
     format!(
         r#"
-[state]
-backend = "postgresql"
-url = "postgresql://{ROLE}@{addr}/{ROLE}"
-password_file = "{file}"
-node = "node-a"
-timeout = 2
+{state}timeout = 2
 
 # Every guess is walked and audited (a locked user's attempts are refused unaudited).
 [throttle]
@@ -72,8 +64,7 @@ name = "carol"
 password_hash = "{user}"
 roles = ["Operator"]
 "#,
-        addr = pg.addr,
-        file = password_file.display(),
+        state = pg.state_table(dir, "node-a"),
     )
 }
 

@@ -50,12 +50,8 @@ fn pg_state(pg: &Postgres, node: &str) -> State {
 
 /// `[state]` of a node on `pg`, its password in a private file under `dir`.
 fn pg_state_in(pg: &Postgres, dir: &std::path::Path, node: &str) -> State {
-    use std::os::unix::fs::PermissionsExt;
-    let file = dir.join("pgpassword");
-    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     State {
-        password_file: Some(file),
+        password_file: Some(support::postgres::password_file(dir)),
         ..pg_state(pg, node)
     }
 }

@@ -160,6 +160,17 @@ impl Postgres {
         format!("postgresql://{ROLE}@{}/{db}", self.addr)
     }
 
+    /// The `[state]` table of a daemon node named `node` on this cluster, its password in
+    /// [`password_file`] under `dir`.
+    pub fn state_table(&self, dir: &Path, node: &str) -> String {
+        format!(
+            "[state]\nbackend = \"postgresql\"\nurl = \"{url}\"\npassword_file = \"{file}\"\n\
+             node = \"{node}\"\n",
+            url = self.url(ROLE),
+            file = password_file(dir).display(),
+        )
+    }
+
     /// Runs `sql` (any number of statements, one after the other, outside a transaction unless
     /// it opens one) with `psql` as the superuser over the Unix socket, connected to `db`.
     /// Returns what `psql -X -q -A -t` prints: query results only, one row a line, columns
@@ -449,6 +460,16 @@ impl Drop for Postgres {
         }
         // Dropping `dir` removes the directory.
     }
+}
+
+/// Writes [`PASSWORD`] to `dir/pgpassword`, mode 0600, and returns its path: a node's
+/// `password_file`.
+pub fn password_file(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join("pgpassword");
+    fs::write(&file, format!("{PASSWORD}\n")).expect("write the password file");
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).expect("chmod the password file");
+    file
 }
 
 /// The directory of the PostgreSQL programs: `$PORTCULLIS_PG_BINDIR` if set, else the
