@@ -196,7 +196,7 @@ pub async fn reload(store: &ConfigStore, notifier: &Notifier) {
     tracing::info!("SIGHUP: reloading the configuration file");
     let before = store.current();
     let result = store.reload().await;
-    let (outcome, reason) = match &result {
+    let outcome = match &result {
         Ok(warnings) => {
             for warning in warnings {
                 tracing::warn!(%warning, "reloaded configuration has a warning");
@@ -211,26 +211,36 @@ pub async fn reload(store: &ConfigStore, notifier: &Notifier) {
             crate::telemetry::set_level(&live.config.logging.level);
             tracing::info!("configuration reloaded");
             notifier.status("Running; configuration reloaded");
-            ("ok", None)
+            "ok"
         }
         Err(e) => {
             tracing::error!(error = %e, "configuration reload refused; the running configuration stays");
             notifier.status("Running; last reload refused (see the log)");
-            ("refused", Some(e.clone()))
+            "refused"
         }
     };
     metrics::counter!("portcullis_config_reloads_total", "result" => outcome).increment(1);
-    crate::audit::record(crate::audit::NewEvent {
-        kind: crate::audit::Kind::Config,
-        user: "-".into(),
-        source: "signal".into(),
-        action: "reload".into(),
-        result: outcome,
-        reason,
-        method: None,
-        server: None,
-        latency: started.elapsed(),
-    });
+    let refused = result.as_ref().err().map(|e| Refused(e.as_str()));
+    crate::audit::config_change(
+        refused
+            .as_ref()
+            .map_or(Ok(()), |e| Err(e as &dyn crate::audit::Refusal)),
+        started,
+        ("signal", "reload"),
+    );
+}
+
+/// A configuration file the reload refused.
+struct Refused<'a>(&'a str);
+
+impl crate::audit::Refusal for Refused<'_> {
+    fn refused(&self) -> bool {
+        true
+    }
+
+    fn describe(&self) -> String {
+        self.0.to_owned()
+    }
 }
 
 #[cfg(test)]
