@@ -333,43 +333,34 @@ fn spawn_database_watch(
     if !db.is_shared() {
         return;
     }
-    tokio::spawn(async move {
-        let mut stop = std::pin::pin!(stop);
-        let mut ticks = tokio::time::interval(DATABASE_TICK);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = &mut stop => return,
-                _ = ticks.tick() => {}
-            }
-            let db = db.clone();
-            let Ok((changed, up)) = tokio::task::spawn_blocking(move || {
-                let changed = db.check_reachable();
-                (changed, db.is_reachable())
-            })
-            .await
-            else {
-                continue;
-            };
-            if !changed {
-                continue;
-            }
-            if up {
-                tracing::info!("state database reachable again");
-                notifier.status(&format!("Running; API on https://{api_addr}"));
-            } else {
-                tracing::error!(
-                    "state database unreachable: first factors go on, throttle counts stay on \
-                     this node, second factors and configuration changes are refused, audit \
-                     events wait in memory"
-                );
-                notifier.status(
-                    "Degraded: state database unreachable; second factors and configuration \
-                     changes refused",
-                );
-            }
+    tokio::spawn(every(DATABASE_TICK, stop, async move || {
+        let db = db.clone();
+        let Ok((changed, up)) = tokio::task::spawn_blocking(move || {
+            let changed = db.check_reachable();
+            (changed, db.is_reachable())
+        })
+        .await
+        else {
+            return;
+        };
+        if !changed {
+            return;
         }
-    });
+        if up {
+            tracing::info!("state database reachable again");
+            notifier.status(&format!("Running; API on https://{api_addr}"));
+        } else {
+            tracing::error!(
+                "state database unreachable: first factors go on, throttle counts stay on \
+                 this node, second factors and configuration changes are refused, audit \
+                 events wait in memory"
+            );
+            notifier.status(
+                "Degraded: state database unreachable; second factors and configuration \
+                 changes refused",
+            );
+        }
+    }));
 }
 
 /// How often the prober looks for dead RADIUS servers due for a Status-Server.
@@ -380,25 +371,34 @@ const PROBE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 /// the `portcullis_upstream_up` gauges current, until `stop`.
 fn spawn_prober(store: &crate::api::Store, stop: impl Future<Output = ()> + Send + 'static) {
     let store = Arc::clone(&store.0);
-    tokio::spawn(async move {
-        let mut stop = std::pin::pin!(stop);
-        let mut ticks = tokio::time::interval(PROBE_TICK);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = &mut stop => return,
-                _ = ticks.tick() => {}
-            }
-            let live = store.current();
-            let interval = std::time::Duration::from_secs(u64::from(
-                live.config.authentication.probe_interval,
-            ));
-            live.engine.probe_dead(interval).await;
-            live.engine
-                .probe_idle(interval, live.config.authentication.probe_idle)
-                .await;
-            // Keeps the portcullis_upstream_up gauges current.
-            live.engine.health();
+    tokio::spawn(every(PROBE_TICK, stop, async move || {
+        let live = store.current();
+        let interval =
+            std::time::Duration::from_secs(u64::from(live.config.authentication.probe_interval));
+        live.engine.probe_dead(interval).await;
+        live.engine
+            .probe_idle(interval, live.config.authentication.probe_idle)
+            .await;
+        // Keeps the portcullis_upstream_up gauges current.
+        live.engine.health();
+    }));
+}
+
+/// Runs `tick` every `period`, the first at once and a late one delayed rather than bunched,
+/// until `stop`; a tick that has begun runs to its end.
+async fn every(
+    period: std::time::Duration,
+    stop: impl Future<Output = ()>,
+    mut tick: impl AsyncFnMut(),
+) {
+    let mut stop = std::pin::pin!(stop);
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = ticks.tick() => {}
         }
-    });
+        tick().await;
+    }
 }
