@@ -1,5 +1,5 @@
-//! Synchronisation shared by the daemon's modules: a poison-tolerant lock, and a count of
-//! requests in flight that a shutdown drains.
+//! Synchronisation shared by the daemon's modules: a poison-tolerant lock, a count of
+//! requests in flight that a shutdown drains, and a periodic task ([`every`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -12,6 +12,21 @@ use tokio::sync::Notify;
 /// panic elsewhere must not take the lock, and with it every later login, down too.
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `tick` every `period`, the first at once and a late one delayed rather than bunched,
+/// until `stop`; a tick that has begun runs to its end.
+pub async fn every(period: Duration, stop: impl Future<Output = ()>, mut tick: impl AsyncFnMut()) {
+    let mut stop = std::pin::pin!(stop);
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = ticks.tick() => {}
+        }
+        tick().await;
+    }
 }
 
 /// Requests in flight that a shutdown waits for (each RADIUS front-end counts its walks; the

@@ -288,14 +288,11 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// samples are queued until upkeep (or a scrape) folds them into the buckets: without it, a
 /// daemon nobody scrapes would keep every login's latency, about 30 MiB per million logins.
 pub fn spawn_upkeep() {
-    tokio::spawn(async {
-        let mut every = tokio::time::interval(UPKEEP_INTERVAL);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            metrics().run_upkeep();
-        }
-    });
+    tokio::spawn(crate::sync::every(
+        UPKEEP_INTERVAL,
+        std::future::pending(),
+        async || metrics().run_upkeep(),
+    ));
 }
 
 /// The metrics in the Prometheus text format (version 0.0.4).

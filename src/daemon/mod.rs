@@ -98,14 +98,11 @@ pub fn watchdog_interval() -> Option<Duration> {
 /// Sends `WATCHDOG=1` every `interval` from a task on the current runtime, so that a wedged
 /// runtime stops the keep-alives and the service manager restarts the daemon.
 pub fn spawn_watchdog(notifier: Arc<Notifier>, interval: Duration) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            notifier.notify("WATCHDOG=1");
-        }
-    });
+    tokio::spawn(crate::sync::every(
+        interval,
+        std::future::pending(),
+        async move || notifier.notify("WATCHDOG=1"),
+    ));
 }
 
 /// What a signal asks of the daemon.

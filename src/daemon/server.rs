@@ -333,7 +333,7 @@ fn spawn_database_watch(
     if !db.is_shared() {
         return;
     }
-    tokio::spawn(every(DATABASE_TICK, stop, async move || {
+    tokio::spawn(crate::sync::every(DATABASE_TICK, stop, async move || {
         let db = db.clone();
         let Ok((changed, up)) = tokio::task::spawn_blocking(move || {
             let changed = db.check_reachable();
@@ -371,7 +371,7 @@ const PROBE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 /// the `portcullis_upstream_up` gauges current, until `stop`.
 fn spawn_prober(store: &crate::api::Store, stop: impl Future<Output = ()> + Send + 'static) {
     let store = Arc::clone(&store.0);
-    tokio::spawn(every(PROBE_TICK, stop, async move || {
+    tokio::spawn(crate::sync::every(PROBE_TICK, stop, async move || {
         let live = store.current();
         let interval =
             std::time::Duration::from_secs(u64::from(live.config.authentication.probe_interval));
@@ -382,23 +382,4 @@ fn spawn_prober(store: &crate::api::Store, stop: impl Future<Output = ()> + Send
         // Keeps the portcullis_upstream_up gauges current.
         live.engine.health();
     }));
-}
-
-/// Runs `tick` every `period`, the first at once and a late one delayed rather than bunched,
-/// until `stop`; a tick that has begun runs to its end.
-async fn every(
-    period: std::time::Duration,
-    stop: impl Future<Output = ()>,
-    mut tick: impl AsyncFnMut(),
-) {
-    let mut stop = std::pin::pin!(stop);
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = &mut stop => return,
-            _ = ticks.tick() => {}
-        }
-        tick().await;
-    }
 }
